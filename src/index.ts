@@ -1,0 +1,2 @@
+// Public API of tensorkiln.
+export * from './graph/index.js';

@@ -1,0 +1,78 @@
+// The optimiser and penalty math, written once over an abstract arithmetic so
+// the interpreter runs it on numbers and the code generators print it as C++/CUDA.
+// (DESIGN.md: "one definition of the math".)
+
+export interface Arith<T> {
+  add(a: T, b: T): T;
+  sub(a: T, b: T): T;
+  mul(a: T, b: T): T;
+  sign(a: T): T;
+  /** `cond ? a : b`, cond a flag (0 or 1) */
+  select(cond: T, a: T, b: T): T;
+  lit(x: number): T;
+}
+
+/** Hyper-parameters of one SGD step; penalties are added to the loss (the book's training_loop_l2reg). */
+export interface StepOptions {
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+  /** λ of λ·Σ|p| added to the loss */
+  l1?: number;
+  /** λ of λ·Σp² added to the loss */
+  l2?: number;
+}
+
+export interface StepTerms<T> {
+  lr: T;
+  momentum: T;
+  weightDecay: T;
+  l1: T;
+  l2: T;
+}
+
+/** Gradient of the loss penalties for one element: l1·sign(p) + 2·l2·p. */
+export function penaltyGrad<T>(o: Arith<T>, p: T, h: StepTerms<T>): T {
+  return o.add(o.mul(h.l1, o.sign(p)), o.mul(o.mul(o.lit(2), h.l2), p));
+}
+
+/** Penalty contribution of one element to the loss: l1·|p| + l2·p². */
+export function penaltyLoss<T>(o: Arith<T>, p: T, h: StepTerms<T>): T {
+  return o.add(o.mul(h.l1, o.mul(o.sign(p), p)), o.mul(h.l2, o.mul(p, p)));
+}
+
+/**
+ * torch.optim.SGD (dampening 0, no Nesterov) for one element, given the loss
+ * gradient g (penalties included). Weight decay applies to every parameter;
+ * the momentum buffer starts as a copy of the first step's gradient.
+ */
+export function sgdStep<T>(o: Arith<T>, p: T, g: T, buf: T, first: T, h: StepTerms<T>): { p: T; buf: T } {
+  const d = o.add(g, o.mul(h.weightDecay, p));
+  const b = o.select(first, d, o.add(o.mul(h.momentum, buf), d));
+  return { p: o.sub(p, o.mul(h.lr, b)), buf: b };
+}
+
+export const numberArith: Arith<number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  sign: (a) => (a > 0 ? 1 : a < 0 ? -1 : 0),
+  select: (c, a, b) => (c ? a : b),
+  lit: (x) => x,
+};
+
+/** Prints C/C++/CUDA float expressions; `sign` and literals are plain C. */
+export const cArith: Arith<string> = {
+  add: (a, b) => `(${a} + ${b})`,
+  sub: (a, b) => `(${a} - ${b})`,
+  mul: (a, b) => `(${a} * ${b})`,
+  sign: (a) => `(float)((${a} > 0.0f) - (${a} < 0.0f))`,
+  select: (c, a, b) => `(${c} ? ${a} : ${b})`,
+  lit: (x) => `${Number.isInteger(x) ? x.toFixed(1) : x}f`,
+};
+
+export function stepTerms(o: StepOptions): StepTerms<number> {
+  for (const [k, v] of Object.entries(o))
+    if (v !== undefined && !Number.isFinite(v)) throw new Error(`training option ${k} must be a finite number, got ${v}`);
+  return { lr: o.lr, momentum: o.momentum ?? 0, weightDecay: o.weightDecay ?? 0, l1: o.l1 ?? 0, l2: o.l2 ?? 0 };
+}
