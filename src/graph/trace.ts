@@ -19,6 +19,7 @@ export function trace(model: Module, inputShape: number[] = declaredInput(model)
   const tracer = new Tracer(names);
   const out = withTracer(tracer, () => {
     tracer.record({ op: 'input', inputs: [], shape: [...inputShape], params: [] });
+    tracer.nodes[0].source = 'input';
     return model(new Tensor(0, inputShape));
   });
   if (!(out instanceof Tensor)) throw new Error(`${model.constructor.name}.forward must return a tensor`);

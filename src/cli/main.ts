@@ -1,0 +1,14 @@
+// `gen`: the tensorkiln command line. Each verb lives in its own file and registers itself.
+import { Command } from 'commander';
+import { register as inspect } from './inspect.js';
+
+const program = new Command('gen')
+  .description('tensorkiln: compile PyTorch-style CNNs written in TypeScript into verified C++/CUDA kernels')
+  .showHelpAfterError();
+
+for (const verb of [inspect]) verb(program);
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`gen: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});
