@@ -1,0 +1,87 @@
+// Checkpoints: one safetensors file holding the state_dict under PyTorch's
+// names, the optimiser/RNG state under `train.` keys, and metadata (model,
+// graph hash, epoch, normalisation). Written atomically, checked on load.
+import { graphHash } from '../graph/hash.js';
+import type { HostTensor } from '../graph/ir.js';
+import { loadSafetensors, saveSafetensors, type Tensor } from '../io/safetensors.js';
+import type { ChannelStats } from '../data/transforms.js';
+import type { TrainableModel } from './model.js';
+
+export const CHECKPOINT_FORMAT = 'tensorkiln-checkpoint-v1';
+const TRAIN_PREFIX = 'train.';
+
+export interface CheckpointMeta {
+  model: string;
+  graphHash: string;
+  epoch: number;
+  normalization?: ChannelStats;
+  /** shuffle generator state, to resume the same sequence of epochs */
+  rngState?: number[];
+  /** anything else worth keeping (options of the run) */
+  extra?: Record<string, unknown>;
+}
+
+export function saveCheckpoint(file: string, model: TrainableModel, meta: Omit<CheckpointMeta, 'model' | 'graphHash'>): void {
+  const tensors = new Map<string, Tensor>(model.stateDict());
+  for (const [k, t] of model.trainingState()) tensors.set(TRAIN_PREFIX + k, t);
+  saveSafetensors(file, tensors, {
+    format: CHECKPOINT_FORMAT,
+    model: model.graph.name,
+    graph_hash: graphHash(model.graph),
+    epoch: String(meta.epoch),
+    ...(meta.normalization && { normalization: JSON.stringify(meta.normalization) }),
+    ...(meta.rngState && { rng_state: JSON.stringify(meta.rngState) }),
+    ...(meta.extra && { extra: JSON.stringify(meta.extra) }),
+  });
+}
+
+export interface Checkpoint {
+  state: Map<string, HostTensor>;
+  training: Map<string, HostTensor>;
+  /** absent for plain state_dict files (e.g. converted from PyTorch) */
+  meta?: CheckpointMeta;
+}
+
+export function readCheckpoint(file: string): Checkpoint {
+  const { tensors, metadata } = loadSafetensors(file);
+  const state = new Map<string, HostTensor>();
+  const training = new Map<string, HostTensor>();
+  for (const [k, t] of tensors) {
+    if (t.dtype !== 'F32' && t.dtype !== 'I64') throw new Error(`${file}: tensor '${k}' is ${t.dtype}; expected F32 or I64`);
+    (k.startsWith(TRAIN_PREFIX) ? training : state).set(k.startsWith(TRAIN_PREFIX) ? k.slice(TRAIN_PREFIX.length) : k, t as HostTensor);
+  }
+  if (metadata.format !== CHECKPOINT_FORMAT) return { state, training };
+  const json = <T>(key: string): T | undefined => {
+    if (metadata[key] === undefined) return undefined;
+    try {
+      return JSON.parse(metadata[key]) as T;
+    } catch {
+      throw new Error(`${file}: metadata '${key}' is not valid JSON`);
+    }
+  };
+  const meta: CheckpointMeta = {
+    model: metadata.model ?? '',
+    graphHash: metadata.graph_hash ?? '',
+    epoch: Number(metadata.epoch ?? 0),
+    normalization: json<ChannelStats>('normalization'),
+    rngState: json<number[]>('rng_state'),
+    extra: json<Record<string, unknown>>('extra'),
+  };
+  return { state, training, meta };
+}
+
+/**
+ * Loads weights (and, when `resume`, the optimiser state) into a model.
+ * A checkpoint of another model fails with both names; names and shapes are
+ * checked by the model's strict loadStateDict before anything changes.
+ */
+export function loadCheckpointInto(file: string, model: TrainableModel, resume = false): Checkpoint {
+  const ckpt = readCheckpoint(file);
+  const m = ckpt.meta;
+  if (m && m.graphHash !== graphHash(model.graph))
+    throw new Error(`${file} was saved from model ${m.model} (graph ${m.graphHash}), not this ${model.graph.name} (graph ${graphHash(model.graph)})`);
+  if (resume && !ckpt.training.size) throw new Error(`${file} holds no training state to resume from (not a tensorkiln checkpoint?)`);
+  model.loadStateDict(ckpt.state);
+  if (resume) model.loadTrainingState(ckpt.training);
+  return ckpt;
+}

@@ -1,0 +1,91 @@
+// The book's training loop (chapter 8's `training_loop`), one native call per epoch.
+import { Rng } from '../util/rng.js';
+import type { Dataset } from '../data/loader.js';
+import type { TrainableModel } from './model.js';
+import { stepTerms, type StepOptions } from './rules.js';
+
+export interface FitOptions extends StepOptions {
+  epochs: number;
+  batchSize: number;
+  /** shuffle order comes from this generator; pass a restored one to resume */
+  rng: Rng;
+  /** first epoch number (1 unless resuming) */
+  startEpoch?: number;
+  /** the book's log lines: epoch 1 and every 10th */
+  log?: (line: string) => void;
+  /** called after each epoch, e.g. to checkpoint; may be async */
+  onEpoch?: (epoch: number, loss: number) => void | Promise<void>;
+}
+
+export class NonFiniteLossError extends Error {
+  constructor(readonly epoch: number, loss: number) {
+    super(`training loss became ${loss} in epoch ${epoch}: stopped (lower the learning rate?); the last good checkpoint is kept`);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+/** Trains in place; returns the mean training loss of each epoch run. */
+export async function fit(model: TrainableModel, data: Dataset, o: FitOptions): Promise<number[]> {
+  if (!Number.isInteger(o.epochs) || o.epochs < 0) throw new Error(`epochs must be a non-negative integer, got ${o.epochs}`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > model.maxBatch)
+    throw new Error(`batch size must be an integer in 1..${model.maxBatch} (the model's max batch), got ${o.batchSize}`);
+  const step = stepTerms(o);
+  const losses: number[] = [];
+  const first = o.startEpoch ?? 1;
+  for (let epoch = first; epoch < first + o.epochs; epoch++) {
+    model.train();
+    const order = o.rng.permutation(data.n);
+    const r = model.trainEpoch(data.x, data.y, order, o.batchSize, step);
+    const loss = r.lossSum / r.batches;
+    if (!Number.isFinite(loss)) throw new NonFiniteLossError(epoch, loss);
+    losses.push(loss);
+    if (epoch === 1 || epoch % 10 === 0) o.log?.(`${timestamp()} Epoch ${epoch}, Training loss ${loss}`);
+    await o.onEpoch?.(epoch, loss);
+  }
+  return losses;
+}
+
+/** The book's timestamp style: `2020-01-16 23:07:21.889707`. */
+export function timestamp(d = new Date()): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}000`;
+}
+
+/** Predicted class per sample: the first index of the largest logit. */
+export function argmax(logits: Float32Array, batch: number): Int32Array {
+  const classes = logits.length / batch;
+  const out = new Int32Array(batch);
+  for (let b = 0; b < batch; b++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (logits[b * classes + c] > logits[b * classes + best]) best = c;
+    out[b] = best;
+  }
+  return out;
+}
+
+/** Fraction of `data` classified correctly in eval mode. */
+export function accuracy(model: TrainableModel, data: Dataset, batchSize = Math.min(256, model.maxBatch)): number {
+  model.eval();
+  const per = data.x.length / data.n;
+  let correct = 0;
+  for (let start = 0; start < data.n; start += batchSize) {
+    const size = Math.min(batchSize, data.n - start);
+    const pred = argmax(model.forward(data.x.subarray(start * per, (start + size) * per), size), size);
+    for (let i = 0; i < size; i++) if (pred[i] === data.y[start + i]) correct++;
+  }
+  return data.n ? correct / data.n : 0;
+}
+
+/** Softmax of each row of logits. */
+export function softmax(logits: Float32Array, batch: number): Float32Array {
+  const classes = logits.length / batch;
+  const out = new Float32Array(logits.length);
+  for (let b = 0; b < batch; b++) {
+    const row = logits.subarray(b * classes, (b + 1) * classes);
+    const m = Math.max(...row);
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += out[b * classes + c] = Math.exp(row[c] - m);
+    for (let c = 0; c < classes; c++) out[b * classes + c] /= sum;
+  }
+  return out;
+}
