@@ -1,0 +1,40 @@
+// What a backend must offer to be checked against PyTorch's golden cases and
+// against the reference interpreter. The interpreter implements it; the
+// compiled C++ and CUDA backends implement it too (float32 arrays are fine).
+import type { Graph, HostTensor } from '../graph/ir.js';
+import type { StepOptions } from '../train/rules.js';
+
+export type FloatArray = Float32Array | Float64Array;
+
+export interface ForwardOptions {
+  /** train mode: BatchNorm uses (and updates) batch statistics, dropout masks apply */
+  train: boolean;
+  /** dropout seed (see DropoutNode in src/graph/ir.ts); 0 when omitted */
+  seed?: number;
+}
+
+export interface StepResult {
+  /** cross-entropy plus the l1/l2 penalties of the pre-step parameters */
+  loss: number;
+  /** cross-entropy alone */
+  lossCE: number;
+  /** train-mode logits [batch, classes] of this step's forward */
+  logits: FloatArray;
+  /** gradient of `loss` (penalties included, weight decay not) by canonical parameter name, as PyTorch's .grad */
+  grads: Map<string, FloatArray>;
+}
+
+export interface Backend {
+  /** Replaces every parameter and buffer; keys are canonical names (graph.state) or state_dict keys. */
+  loadState(state: Map<string, HostTensor>): void;
+  /** Logits [batch, classes] of input x [batch, C, H, W]. Train mode updates BatchNorm buffers. */
+  forward(x: FloatArray, batch: number, opts: ForwardOptions): FloatArray;
+  /** forward(train) → cross-entropy + penalties → backward → one SGD step (momentum buffers kept by the backend). */
+  trainStep(x: FloatArray, labels: ArrayLike<number>, batch: number, step: StepOptions, seed?: number): StepResult;
+  /** Every parameter and buffer by canonical name: F32, and I64 for num_batches_tracked. */
+  stateDict(): Map<string, HostTensor>;
+  /** Frees native resources, if any. */
+  dispose?(): void;
+}
+
+export type BackendFactory = (graph: Graph) => Backend | Promise<Backend>;

@@ -1,0 +1,206 @@
+// Runs one PyTorch golden case (../shared/golden/<case>, format in its
+// README.md) against a backend and reports, per tensor, how far it is from
+// PyTorch. Procedure:
+//   load weights.safetensors (state_dict keys → canonical names)
+//   eval forward                                      → logits_eval
+//   `steps` train steps on (x, labels), each: train forward, cross-entropy + penalties,
+//     backward, SGD step; the first step gives        → logits_train, loss, loss_ce, grad.<param>
+//     every step's loss                               → loss_steps (when the case has it)
+//   the whole state_dict after the steps              → after.<key> (BatchNorm buffers included)
+//   eval forward again                                → logits_eval_after
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Graph, HostTensor } from '../graph/ir.js';
+import { camelArgs, loadModel } from '../graph/load.js';
+import { canonicalState, expandState } from '../graph/state.js';
+import { trace } from '../graph/trace.js';
+import { loadSafetensors, saveSafetensors, type Tensor } from '../io/safetensors.js';
+import type { StepOptions } from '../train/rules.js';
+import type { BackendFactory, FloatArray } from './backend.js';
+import { compareTensor, toNumbers, type TensorCheck, type Tolerance } from './compare.js';
+
+/** The book's models, where case.json `model` names a class. */
+export const DEFAULT_MODEL_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../models/book.ts');
+
+/** The README's tolerances for float32 backends. */
+export interface GoldenTolerances {
+  /** logits and losses */
+  logits: Tolerance;
+  /** each gradient tensor, relative to its largest element */
+  grad: Tolerance;
+  /** the state_dict after the step(s); I64 counters are always exact */
+  after: Tolerance;
+}
+
+export const GOLDEN_TOLERANCES: GoldenTolerances = {
+  logits: { mode: 'elementwise', atol: 1e-5, rtol: 1e-4 },
+  grad: { mode: 'tensor', atol: 1e-6, rtol: 1e-4 },
+  after: { mode: 'elementwise', atol: 1e-6, rtol: 1e-5 },
+};
+
+/** case.json, the fields used here. */
+export interface CaseJson {
+  model: string;
+  args?: Record<string, unknown>;
+  batch: number;
+  eval_only?: boolean;
+  train?: {
+    optimizer?: string;
+    lr: number;
+    momentum?: number;
+    dampening?: number;
+    nesterov?: boolean;
+    weight_decay?: number;
+    l2_lambda?: number;
+    l1_lambda?: number;
+    steps?: number;
+  };
+}
+
+export interface GoldenOptions {
+  /** file exporting the class case.json names (default models/book.ts) */
+  modelFile?: string;
+  tolerances?: Partial<GoldenTolerances>;
+  /** keep every computed tensor in report.computed, under io.safetensors' names */
+  dump?: boolean;
+}
+
+export interface GoldenReport {
+  caseName: string;
+  dir: string;
+  model: string;
+  batch: number;
+  steps: number;
+  checks: TensorCheck[];
+  pass: boolean;
+  seconds: number;
+  computed?: Map<string, Tensor>;
+}
+
+/** Case folders (those holding a case.json) directly under `root`, sorted. */
+export function listGoldenCases(root: string): string[] {
+  if (!fs.existsSync(root)) return [];
+  return fs
+    .readdirSync(root, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && fs.existsSync(path.join(root, e.name, 'case.json')))
+    .map((e) => path.join(root, e.name))
+    .sort();
+}
+
+/** The SGD options of a case's `train` block. */
+export function caseStepOptions(c: CaseJson): StepOptions {
+  const t = c.train;
+  if (!t) throw new Error('case.json has no `train` block');
+  if ((t.optimizer ?? 'SGD') !== 'SGD' || t.nesterov || (t.dampening ?? 0) !== 0)
+    throw new Error(`only plain SGD (no dampening, no Nesterov) is supported; the case asks for ${JSON.stringify(t)}`);
+  return { lr: t.lr, momentum: t.momentum ?? 0, weightDecay: t.weight_decay ?? 0, l1: t.l1_lambda ?? 0, l2: t.l2_lambda ?? 0 };
+}
+
+export async function runGoldenCase(caseDir: string, factory: BackendFactory, opts: GoldenOptions = {}): Promise<GoldenReport> {
+  const started = performance.now();
+  const tol = { ...GOLDEN_TOLERANCES, ...opts.tolerances };
+  const json = JSON.parse(fs.readFileSync(path.join(caseDir, 'case.json'), 'utf8')) as CaseJson;
+  const weights = loadSafetensors(path.join(caseDir, 'weights.safetensors')).tensors;
+  const io = loadSafetensors(path.join(caseDir, 'io.safetensors')).tensors;
+  const x = need(io, 'x', caseDir);
+  const batch = x.shape[0];
+  if (batch !== json.batch) throw new Error(`${caseDir}: x has batch ${batch}, case.json says ${json.batch}`);
+  const xData = x.data as Float32Array;
+  const labels = Int32Array.from(toNumbers(need(io, 'labels', caseDir).data as BigInt64Array));
+
+  const model = await loadModel(opts.modelFile ?? DEFAULT_MODEL_FILE, json.model, [camelArgs(json.args ?? {})]);
+  const graph: Graph = trace(model, x.shape.slice(1));
+  const state = canonicalState(graph, weights as Map<string, HostTensor>, `${caseDir}/weights.safetensors`);
+  const backend = await factory(graph);
+
+  const checks: TensorCheck[] = [];
+  const computed = new Map<string, Tensor>();
+  const check = (name: string, got: FloatArray | number[] | BigInt64Array | undefined, shape: number[], t: Tolerance) => {
+    if (got) computed.set(name, asTensor(got, shape));
+    const ref = io.get(name);
+    checks.push(compareTensor(name, got && toNumbers(got), ref && toNumbers(ref.data as Float32Array | BigInt64Array), t));
+  };
+
+  try {
+    backend.loadState(state);
+    const logitsShape = [batch, graph.nodes[graph.output].shape[0]];
+    check('logits_eval', backend.forward(xData, batch, { train: false }), logitsShape, tol.logits);
+
+    const steps = json.eval_only ? 0 : (json.train?.steps ?? 1);
+    if (steps > 0) {
+      const step = caseStepOptions(json);
+      const losses: number[] = [];
+      for (let s = 0; s < steps; s++) {
+        const r = backend.trainStep(xData, labels, batch, step);
+        losses.push(r.loss);
+        if (s > 0) continue;
+        check('logits_train', r.logits, logitsShape, tol.logits);
+        check('loss', [r.loss], [], tol.logits);
+        if (io.has('loss_ce')) check('loss_ce', [r.lossCE], [], tol.logits);
+        for (const p of graph.state.filter((e) => e.kind === 'param')) check(`grad.${p.name}`, r.grads.get(p.name), p.shape, tol.grad);
+      }
+      if (io.has('loss_steps')) check('loss_steps', losses, [steps], tol.logits);
+      const after = expandState(graph, backend.stateDict());
+      for (const key of weights.keys()) {
+        const t = after.get(key)!;
+        check(`after.${key}`, t.data, t.shape, t.dtype === 'I64' ? { mode: 'exact', atol: 0, rtol: 0 } : tol.after);
+      }
+      check('logits_eval_after', backend.forward(xData, batch, { train: false }), logitsShape, tol.logits);
+    }
+  } finally {
+    backend.dispose?.();
+  }
+  return {
+    caseName: path.basename(caseDir),
+    dir: caseDir,
+    model: json.model,
+    batch,
+    steps: json.eval_only ? 0 : (json.train?.steps ?? 1),
+    checks,
+    pass: checks.every((c) => c.pass),
+    seconds: (performance.now() - started) / 1000,
+    ...(opts.dump && { computed }),
+  };
+}
+
+/** Writes report.computed (from a run with `dump: true`) as a safetensors file. */
+export function saveGoldenDump(report: GoldenReport, file: string): void {
+  if (!report.computed) throw new Error('the report holds no tensors: run the case with { dump: true }');
+  saveSafetensors(file, report.computed, { format: 'golden-v1-computed', case: report.caseName, model: report.model });
+}
+
+/** A table: one row per tensor with its worst errors; failures marked. With `failuresOnly`, passing rows are left out. */
+export function formatReport(r: GoldenReport, opts: { failuresOnly?: boolean } = {}): string {
+  const worst = r.checks.reduce<TensorCheck | undefined>((a, c) => (!a || c.ratio > a.ratio ? c : a), undefined);
+  const head =
+    `${r.pass ? 'PASS' : 'FAIL'} ${r.caseName} (${r.model}, batch ${r.batch}, ${r.steps} step${r.steps === 1 ? '' : 's'}): ` +
+    `${r.checks.length} tensors, ${r.checks.filter((c) => !c.pass).length} failed` +
+    (worst ? `, worst ratio to tolerance ${fmt(worst.ratio)} (${worst.name})` : '') +
+    `, ${r.seconds.toFixed(2)} s`;
+  const rows = r.checks.filter((c) => !opts.failuresOnly || !c.pass);
+  if (!rows.length) return head;
+  const w = Math.max(6, ...rows.map((c) => c.name.length));
+  const line = (cells: string[]) => `  ${cells[0].padEnd(w)}  ${cells.slice(1, 5).map((s) => s.padStart(10)).join('  ')}  ${cells[5]}`;
+  return [
+    head,
+    line(['tensor', 'numel', 'worst abs', 'worst rel', 'ratio', 'ok']),
+    ...rows.map((c) => line([c.name, String(c.numel), fmt(c.worstAbs), fmt(c.worstRel), fmt(c.ratio), c.pass ? 'ok' : `FAIL${c.note ? `: ${c.note}` : ` at [${c.worstIndex}]`}`])),
+  ].join('\n');
+}
+
+function fmt(v: number): string {
+  return v === 0 ? '0' : Number.isFinite(v) ? v.toExponential(2) : String(v);
+}
+
+function need(m: Map<string, Tensor>, name: string, dir: string): Tensor {
+  const t = m.get(name);
+  if (!t) throw new Error(`${dir}/io.safetensors has no tensor '${name}'`);
+  return t;
+}
+
+function asTensor(data: FloatArray | number[] | BigInt64Array, shape: number[]): Tensor {
+  if (data instanceof BigInt64Array) return { dtype: 'I64', shape, data: data.slice() };
+  if (data instanceof Float32Array) return { dtype: 'F32', shape, data: data.slice() };
+  return { dtype: 'F64', shape, data: Float64Array.from(data) };
+}

@@ -1,0 +1,379 @@
+// The reference interpreter: runs a Graph forward and backward in float64,
+// one op function per node (src/interp/ops.ts), and trains it with the SGD
+// and penalty rules of src/train/rules.ts. It is the oracle the compiled
+// backends are checked against, so it favours clarity over speed.
+import type { Backend, ForwardOptions, StepResult } from '../check/backend.js';
+import type { Graph, HostTensor, Node } from '../graph/ir.js';
+import { numel } from '../graph/ir.js';
+import type { Module } from '../graph/module.js';
+import { canonicalState, expandState } from '../graph/state.js';
+import { trace } from '../graph/trace.js';
+import { numberArith, penaltyGrad, penaltyLoss, sgdStep, stepTerms, type StepOptions } from '../train/rules.js';
+import * as op from './ops.js';
+
+type F64 = Float64Array;
+
+export type { ForwardOptions, StepResult };
+
+export interface PenaltyOptions {
+  /** λ of λ·Σ|p| over every parameter */
+  l1?: number;
+  /** λ of λ·Σp² over every parameter */
+  l2?: number;
+}
+
+export interface LossResult {
+  /** cross-entropy + penalties */
+  loss: number;
+  /** cross-entropy alone */
+  lossCE: number;
+  /** d(cross-entropy)/d(logits) [batch, classes]; the penalties do not depend on the logits */
+  dlogits: F64;
+}
+
+export interface InterpreterStepResult extends StepResult {
+  logits: F64;
+  grads: Map<string, F64>;
+}
+
+/** What one node's forward keeps for its backward (besides the input and output values). */
+interface Saved {
+  /** maxpool2d: flat input index of each output's maximum */
+  argmax?: Int32Array;
+  /** batchnorm2d: normalised input and 1/√(var + eps) used */
+  xhat?: F64;
+  invstd?: F64;
+  /** dropout: per-element multiplier (0 or 1/(1 − p)) */
+  mask?: F64;
+}
+
+/** Everything the last forward recorded, for backward. */
+interface Tape {
+  batch: number;
+  train: boolean;
+  /** output of every node, [batch, ...node.shape] */
+  values: F64[];
+  saved: Saved[];
+}
+
+export class Interpreter implements Backend {
+  readonly graph: Graph;
+  /** Float state (parameters and BatchNorm running statistics) by canonical name. Edit in place to perturb. */
+  readonly values = new Map<string, F64>();
+  /** I64 state (BatchNorm's num_batches_tracked) by canonical name. */
+  readonly counters = new Map<string, bigint>();
+  /** SGD momentum buffers by parameter; a parameter has none before its first step with momentum (PyTorch's rule). */
+  readonly momentumBuffers = new Map<string, F64>();
+  /** Canonical names of the trainable parameters, in named_parameters() order. */
+  readonly paramNames: string[];
+  /** Gradient w.r.t. the input [batch, C, H, W] from the last backward({ inputGrad: true }). */
+  inputGrad: F64 | null = null;
+  private tape: Tape | null = null;
+
+  /**
+   * `state`: every parameter and buffer, by canonical name (graph.state) or by
+   * state_dict key (graph.keys). Without it all state is zero until loadState.
+   */
+  constructor(graph: Graph, state?: Map<string, HostTensor>) {
+    this.graph = graph;
+    this.paramNames = graph.state.filter((s) => s.kind === 'param').map((s) => s.name);
+    for (const s of graph.state) {
+      if (s.dtype === 'I64') this.counters.set(s.name, 0n);
+      else this.values.set(s.name, new Float64Array(numel(s.shape)));
+    }
+    if (state) this.loadState(state);
+  }
+
+  /** Traces `model` and starts from its current state. */
+  static fromModel(model: Module, inputShape?: number[]): Interpreter {
+    return new Interpreter(trace(model, inputShape), model.stateDict());
+  }
+
+  // ------------------------------------------------------------ state
+
+  /** Replaces all state; strict (every tensor present, shapes and dtypes match), nothing changes on error. Momentum buffers are kept. */
+  loadState(state: Map<string, HostTensor>): void {
+    const full = new Map(state);
+    for (const [key, canon] of Object.entries(this.graph.keys)) if (!full.has(key) && state.has(canon)) full.set(key, state.get(canon)!);
+    const canonical = canonicalState(this.graph, full);
+    for (const s of this.graph.state) {
+      const t = canonical.get(s.name)!;
+      if (s.dtype === 'I64') this.counters.set(s.name, BigInt(t.data[0]));
+      else this.values.set(s.name, Float64Array.from(t.data as Float32Array));
+    }
+  }
+
+  /** Every parameter and buffer by canonical name, as float32 / I64 copies. */
+  stateDict(): Map<string, HostTensor> {
+    const out = new Map<string, HostTensor>();
+    for (const s of this.graph.state) {
+      const data = s.dtype === 'I64' ? BigInt64Array.of(this.counters.get(s.name)!) : Float32Array.from(this.values.get(s.name)!);
+      out.set(s.name, { dtype: s.dtype, shape: [...s.shape], data });
+    }
+    return out;
+  }
+
+  /** stateDict() under every PyTorch state_dict key (a shared module's tensors repeat under each of its names). */
+  fullStateDict(): Map<string, HostTensor> {
+    return expandState(this.graph, this.stateDict());
+  }
+
+  // ------------------------------------------------------------ forward
+
+  /** Logits [batch, classes] of x [batch, C, H, W]. Train mode updates BatchNorm buffers, one update per BatchNorm call. */
+  forward(x: Float32Array | Float64Array, batch: number, opts: ForwardOptions): F64 {
+    const g = this.graph;
+    const per = numel(g.inputShape);
+    if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be a positive integer, got ${batch}`);
+    if (x.length !== batch * per)
+      throw new Error(`input has ${x.length} values; ${g.name} needs batch·${g.inputShape.join('·')} = ${batch * per}`);
+    const tape: Tape = { batch, train: opts.train, values: [], saved: [] };
+    for (const node of g.nodes) {
+      const out = new Float64Array(batch * numel(node.shape));
+      tape.saved[node.id] = node.op === 'input' ? (out.set(x), {}) : this.forwardNode(node, out, tape, opts.seed ?? 0);
+      tape.values[node.id] = out;
+    }
+    this.tape = tape;
+    return tape.values[g.output].slice();
+  }
+
+  private forwardNode(node: Node, out: F64, t: Tape, seed: number): Saved {
+    const B = t.batch;
+    const inp = t.values[node.inputs[0]];
+    const inShape = this.graph.nodes[node.inputs[0]].shape;
+    const param = (i: number) => this.values.get(node.params[i])!;
+    switch (node.op) {
+      case 'input':
+        throw new Error('internal: the input node has no forward');
+      case 'conv2d':
+        op.conv2dForward(out, inp, param(0), node.attrs.bias ? param(1) : null, convGeom(node.attrs, inShape, node.shape, B));
+        return {};
+      case 'linear':
+        op.linearForward(out, inp, param(0), node.attrs.bias ? param(1) : null, B, node.attrs.inF, node.attrs.outF);
+        return {};
+      case 'maxpool2d': {
+        const argmax = new Int32Array(out.length);
+        op.maxpool2dForward(out, argmax, inp, poolGeom(node.attrs, inShape, node.shape, B));
+        return { argmax };
+      }
+      case 'avgpool2d':
+        op.avgpool2dForward(out, inp, poolGeom(node.attrs, inShape, node.shape, B));
+        return {};
+      case 'batchnorm2d': {
+        const { C, eps, momentum } = node.attrs;
+        const HW = numel(inShape) / C;
+        const [weight, bias, runningMean, runningVar] = [0, 1, 2, 3].map(param);
+        let mean: F64;
+        let variance: F64;
+        if (t.train) {
+          mean = new Float64Array(C);
+          variance = new Float64Array(C);
+          op.batchStats(mean, variance, inp, B, C, HW);
+          op.batchnormUpdateRunning(runningMean, runningVar, mean, variance, B * HW, momentum);
+          const counter = node.params[4];
+          this.counters.set(counter, this.counters.get(counter)! + 1n);
+        } else {
+          mean = runningMean.slice();
+          variance = runningVar;
+        }
+        const invstd = variance.map((v) => 1 / Math.sqrt(v + eps));
+        const xhat = new Float64Array(out.length);
+        op.batchnorm2dForward(out, xhat, inp, mean, invstd, weight, bias, B, C, HW);
+        return { xhat, invstd };
+      }
+      case 'dropout': {
+        if (!t.train) {
+          out.set(inp);
+          return {};
+        }
+        const { p, channelwise, stream } = node.attrs;
+        const mask = new Float64Array(out.length);
+        op.dropoutMask(mask, B, numel(node.shape), channelwise ? node.shape[0] : 1, p, channelwise, seed, stream);
+        op.dropoutForward(out, inp, mask);
+        return { mask };
+      }
+      case 'relu':
+        op.reluForward(out, inp);
+        return {};
+      case 'tanh':
+        op.tanhForward(out, inp);
+        return {};
+      case 'add':
+        op.addForward(out, inp, t.values[node.inputs[1]]);
+        return {};
+      case 'reshape':
+        op.reshapeForward(out, inp);
+        return {};
+      default:
+        return unknownOp(node);
+    }
+  }
+
+  // ------------------------------------------------------------ backward
+
+  /**
+   * Gradients of the last forward's output, given dlogits [batch, classes], by
+   * canonical parameter name. Parameters used by several nodes sum over uses.
+   * With `inputGrad`, also sets this.inputGrad.
+   */
+  backward(dlogits: ArrayLike<number>, opts: { inputGrad?: boolean } = {}): Map<string, F64> {
+    const t = this.tape;
+    if (!t) throw new Error('backward needs a forward first');
+    const g = this.graph;
+    if (dlogits.length !== t.values[g.output].length)
+      throw new Error(`dlogits has ${dlogits.length} values; the output is [${t.batch}, ${g.nodes[g.output].shape}]`);
+    const grads = new Map(this.paramNames.map((n) => [n, new Float64Array(this.values.get(n)!.length)]));
+    const dvalues: (F64 | undefined)[] = [];
+    dvalues[g.output] = Float64Array.from(dlogits);
+    // Gradient of a node's input, zeroed at first use; null for the model input unless asked for.
+    const dinput = (id: number): F64 | null => {
+      if (id === 0 && !opts.inputGrad) return null;
+      return (dvalues[id] ??= new Float64Array(t.values[id].length));
+    };
+    for (let id = g.nodes.length - 1; id > 0; id--) {
+      const dout = dvalues[id];
+      if (dout) this.backwardNode(g.nodes[id], dout, t, grads, dinput);
+    }
+    this.inputGrad = opts.inputGrad ? (dvalues[0] ?? new Float64Array(t.values[0].length)) : null;
+    return grads;
+  }
+
+  private backwardNode(node: Node, dout: F64, t: Tape, grads: Map<string, F64>, dinput: (id: number) => F64 | null): void {
+    const B = t.batch;
+    const [a, b] = node.inputs;
+    const inp = t.values[a];
+    const out = t.values[node.id];
+    const saved = t.saved[node.id];
+    const inShape = this.graph.nodes[a].shape;
+    const param = (i: number) => this.values.get(node.params[i])!;
+    const grad = (i: number) => grads.get(node.params[i])!;
+    // Pointwise ops need a gradient array even for the model input; skip when nobody wants it.
+    const need = (id: number, f: (d: F64) => void) => {
+      const d = dinput(id);
+      if (d) f(d);
+    };
+    switch (node.op) {
+      case 'input':
+        return;
+      case 'conv2d':
+        op.conv2dBackward(dinput(a), grad(0), node.attrs.bias ? grad(1) : null, dout, inp, param(0), convGeom(node.attrs, inShape, node.shape, B));
+        return;
+      case 'linear':
+        op.linearBackward(dinput(a), grad(0), node.attrs.bias ? grad(1) : null, dout, inp, param(0), B, node.attrs.inF, node.attrs.outF);
+        return;
+      case 'maxpool2d':
+        return need(a, (d) => op.maxpool2dBackward(d, dout, saved.argmax!));
+      case 'avgpool2d':
+        return need(a, (d) => op.avgpool2dBackward(d, dout, poolGeom(node.attrs, inShape, node.shape, B)));
+      case 'batchnorm2d': {
+        const C = node.attrs.C;
+        op.batchnorm2dBackward(dinput(a), grad(0), grad(1), dout, saved.xhat!, saved.invstd!, param(0), B, C, numel(inShape) / C, t.train);
+        return;
+      }
+      case 'dropout':
+        return need(a, (d) => (saved.mask ? op.dropoutBackward(d, dout, saved.mask) : op.reshapeBackward(d, dout)));
+      case 'relu':
+        return need(a, (d) => op.reluBackward(d, dout, out));
+      case 'tanh':
+        return need(a, (d) => op.tanhBackward(d, dout, out));
+      case 'add': {
+        // Both summands may be one value (x + x): dinput returns the same array, which then gets dout twice.
+        const da = dinput(a);
+        const db = dinput(b);
+        if (da) op.reshapeBackward(da, dout);
+        if (db) op.reshapeBackward(db, dout);
+        return;
+      }
+      case 'reshape':
+        return need(a, (d) => op.reshapeBackward(d, dout));
+      default:
+        return unknownOp(node);
+    }
+  }
+
+  // ------------------------------------------------------------ loss and training
+
+  /** Σ over every parameter of l1·|p| + l2·p² (rules.ts penaltyLoss). */
+  penalty(pen: PenaltyOptions): number {
+    const h = stepTerms({ lr: 0, l1: pen.l1, l2: pen.l2 });
+    if (h.l1 === 0 && h.l2 === 0) return 0;
+    let total = 0;
+    for (const name of this.paramNames) {
+      let s = 0;
+      for (const p of this.values.get(name)!) s += penaltyLoss(numberArith, p, h);
+      total += s;
+    }
+    return total;
+  }
+
+  /** Mean cross-entropy of logits [batch, classes] plus the penalties; dlogits is the cross-entropy's gradient. */
+  loss(logits: ArrayLike<number>, labels: ArrayLike<number>, batch: number, pen: PenaltyOptions = {}): LossResult {
+    const classes = logits.length / batch;
+    if (labels.length !== batch) throw new Error(`${labels.length} labels for a batch of ${batch}`);
+    const { loss: lossCE, dlogits } = op.crossEntropy(logits, labels, batch, classes);
+    return { loss: lossCE + this.penalty(pen), lossCE, dlogits };
+  }
+
+  /** Adds the penalties' gradient l1·sign(p) + 2·l2·p (rules.ts penaltyGrad) to grads, in place. */
+  addPenaltyGrads(grads: Map<string, F64>, pen: PenaltyOptions): void {
+    const h = stepTerms({ lr: 0, l1: pen.l1, l2: pen.l2 });
+    if (h.l1 === 0 && h.l2 === 0) return;
+    for (const [name, g] of grads) {
+      const p = this.values.get(name)!;
+      for (let i = 0; i < g.length; i++) g[i] += penaltyGrad(numberArith, p[i], h);
+    }
+  }
+
+  /** One torch.optim.SGD step (rules.ts sgdStep) per element of every parameter, from grads by canonical name. */
+  sgdUpdate(grads: Map<string, F64>, step: StepOptions): void {
+    const h = stepTerms(step);
+    for (const name of this.paramNames) {
+      const g = grads.get(name);
+      if (!g) throw new Error(`sgdUpdate: no gradient for '${name}'`);
+      const p = this.values.get(name)!;
+      const old = this.momentumBuffers.get(name);
+      const first = old === undefined ? 1 : 0;
+      const buf = old ?? new Float64Array(p.length);
+      for (let i = 0; i < p.length; i++) {
+        const r = sgdStep(numberArith, p[i], g[i], buf[i], first, h);
+        p[i] = r.p;
+        buf[i] = r.buf;
+      }
+      // PyTorch keeps no momentum buffer when momentum is 0.
+      if (h.momentum !== 0) this.momentumBuffers.set(name, buf);
+    }
+  }
+
+  /** forward(train) → loss with penalties → backward (+ penalty gradients) → SGD step. */
+  trainStep(x: Float32Array | Float64Array, labels: ArrayLike<number>, batch: number, step: StepOptions, seed = 0): InterpreterStepResult {
+    const h = stepTerms(step);
+    const logits = this.forward(x, batch, { train: true, seed });
+    const { loss, lossCE, dlogits } = this.loss(logits, labels, batch, h);
+    const grads = this.backward(dlogits);
+    this.addPenaltyGrads(grads, h);
+    this.sgdUpdate(grads, h);
+    return { loss, lossCE, logits, grads };
+  }
+}
+
+function convGeom(a: { outC: number } & WindowAttrs, inShape: number[], outShape: number[], B: number): op.ConvGeom {
+  return { ...poolGeom(a, inShape, outShape, B), OC: a.outC };
+}
+
+interface WindowAttrs {
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+}
+
+function poolGeom(a: WindowAttrs, inShape: number[], outShape: number[], B: number): op.Geom2d {
+  const [C, H, W] = inShape;
+  return { B, C, H, W, OH: outShape[1], OW: outShape[2], KH: a.kh, KW: a.kw, SH: a.sh, SW: a.sw, PH: a.ph, PW: a.pw };
+}
+
+function unknownOp(node: never): never {
+  throw new Error(`the interpreter has no op '${(node as Node).op}' (node ${(node as Node).id})`);
+}
