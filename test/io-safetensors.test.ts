@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { seededInts, useTmpDirs } from './fixtures/io/helpers.js';
 import {
   f32,
   f64,
@@ -259,11 +259,7 @@ describe('bad safetensors files', () => {
 
   it('never returns a partial result nor crashes on random damage', () => {
     const good = writeSafetensors(sample(), { k: 'v' });
-    let seed = 12345;
-    const rand = (n: number) => {
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      return seed % n;
-    };
+    const rand = seededInts(12345);
     for (let trial = 0; trial < 400; trial++) {
       const bytes = new Uint8Array(good.subarray(0, trial % 3 === 0 ? rand(good.length) : good.length));
       for (let k = 0; k < 3; k++) if (bytes.length > 0) bytes[rand(bytes.length)] = rand(256);
@@ -279,15 +275,7 @@ describe('bad safetensors files', () => {
 });
 
 describe('saveSafetensors', () => {
-  const dirs: string[] = [];
-  const tmpdir = () => {
-    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-io-'));
-    dirs.push(d);
-    return d;
-  };
-  afterEach(() => {
-    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-  });
+  const tmpdir = useTmpDirs('tk-io-');
 
   it('writes a file that loads back, replacing the old one', () => {
     const dir = tmpdir();
