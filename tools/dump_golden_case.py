@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 
+sys.dont_write_bytecode = True  # keep tools/ free of __pycache__
 import torch
 
 FORMAT = 'golden-v1'
