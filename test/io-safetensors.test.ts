@@ -252,6 +252,13 @@ describe('bad safetensors files', () => {
     expect(readSafetensors(raw({ a: f4, e: { dtype: 'F32', shape: [0], data_offsets: [0, 0] } }, 4)).tensors.size).toBe(2);
   });
 
+  it('metadata keys that look like JS internals stay plain data', () => {
+    const m = readSafetensors(raw('{"__metadata__":{"__proto__":"x","constructor":"y"}}')).metadata;
+    expect(Object.keys(m)).toEqual(['__proto__', 'constructor']);
+    expect(m.__proto__).toBe('x');
+    expect(Object.getPrototypeOf(m)).toBe(Object.prototype);
+  });
+
   it('metadata that is not an object of strings', () => {
     bad(raw({ __metadata__: { epoch: 3 }, w: f4 }, 4), /__metadata__ value 'epoch' is a number, not a string/);
     bad(raw({ __metadata__: 'x', w: f4 }, 4), /__metadata__ is not an object/);

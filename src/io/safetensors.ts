@@ -187,12 +187,11 @@ function parseHeader(bytes: Uint8Array, source: string): { header: Record<string
 
 function readMetadata(value: unknown, source: string): Record<string, string> {
   if (!isPlainObject(value)) fail(source, '__metadata__ is not an object');
-  const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== 'string') fail(source, `__metadata__ value '${k}' is ${jsonType(v)}, not a string`);
-    out[k] = v;
   }
-  return out;
+  // fromEntries keeps a key named "__proto__" as data, where `out[k] = v` would not
+  return Object.fromEntries(Object.entries(value)) as Record<string, string>;
 }
 
 /** "an array", "a string", "null": a JSON value's type for messages. */
