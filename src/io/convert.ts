@@ -15,6 +15,8 @@ export interface ConvertOptions extends TorchPtOptions {
   keepF64?: boolean;
   /** Extra metadata for the output (wins over the input's). */
   metadata?: Record<string, string>;
+  /** Drop tensors under these name prefixes (e.g. a checkpoint's optimiser state, 'train.'). */
+  dropPrefixes?: string[];
 }
 
 export interface ConvertResult {
@@ -46,6 +48,7 @@ export function convertFile(inPath: string, outPath: string, opts: ConvertOption
   const narrowed: string[] = [];
   const out = new Map<string, Tensor>();
   for (const [name, t] of input.tensors) {
+    if (opts.dropPrefixes?.some((p) => name.startsWith(p))) continue;
     if (t.dtype === 'F64' && !opts.keepF64) {
       narrowed.push(name);
       out.set(name, toFloat32(t));

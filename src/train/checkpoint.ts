@@ -3,7 +3,9 @@
 // graph hash, epoch, normalisation). Written atomically, checked on load.
 import { graphHash } from '../graph/hash.js';
 import type { HostTensor } from '../graph/ir.js';
-import { loadSafetensors, saveSafetensors, type Tensor } from '../io/safetensors.js';
+import fs from 'node:fs';
+import { readWeights } from '../io/convert.js';
+import { saveSafetensors, toFloat32, type Tensor } from '../io/safetensors.js';
 import type { ChannelStats } from '../data/transforms.js';
 import type { TrainableModel } from './model.js';
 
@@ -42,11 +44,14 @@ export interface Checkpoint {
   meta?: CheckpointMeta;
 }
 
+/** Reads a tensorkiln checkpoint, a plain safetensors state_dict, or a PyTorch .pt state_dict. */
 export function readCheckpoint(file: string): Checkpoint {
-  const { tensors, metadata } = loadSafetensors(file);
+  if (!fs.existsSync(file)) throw new Error(`weights file not found: ${file}`);
+  const { tensors, metadata } = readWeights(file, fs.readFileSync(file));
   const state = new Map<string, HostTensor>();
   const training = new Map<string, HostTensor>();
-  for (const [k, t] of tensors) {
+  for (let [k, t] of tensors) {
+    if (t.dtype === 'F64') t = toFloat32(t);
     if (t.dtype !== 'F32' && t.dtype !== 'I64') throw new Error(`${file}: tensor '${k}' is ${t.dtype}; expected F32 or I64`);
     (k.startsWith(TRAIN_PREFIX) ? training : state).set(k.startsWith(TRAIN_PREFIX) ? k.slice(TRAIN_PREFIX.length) : k, t as HostTensor);
   }
