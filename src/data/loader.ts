@@ -1,0 +1,78 @@
+// Mini-batches over an in-memory dataset, as the book's
+// `DataLoader(ds, batch_size=64, shuffle=True)`: a fresh seeded permutation
+// per epoch when shuffling, and the last partial batch kept (drop_last=False).
+
+import type { Rng } from "../util/rng.ts";
+import type { RawImages } from "./cifar.ts";
+import { normalize, type ChannelStats } from "./transforms.ts";
+
+export const IMAGE_SHAPE: [3, 32, 32] = [3, 32, 32];
+const IMAGE = 3 * 32 * 32;
+
+/** Normalised images (N*3*32*32, CHW) and their class indices. */
+export interface Dataset {
+  x: Float32Array;
+  y: Int32Array;
+  n: number;
+  shape: [3, 32, 32];
+}
+
+/** One mini-batch; `size` is below the batch size only for the last one. */
+export interface Batch {
+  x: Float32Array;
+  y: Int32Array;
+  size: number;
+}
+
+export interface BatchOptions {
+  shuffle?: boolean;
+  /** Required when shuffling, so that every run names its seed. */
+  rng?: Rng;
+}
+
+/** Normalises byte images with the given (training-set) statistics. */
+export function makeDataset(raw: RawImages, stats: ChannelStats): Dataset {
+  const n = raw.labels.length;
+  if (raw.images.length !== n * IMAGE) {
+    throw new Error(`makeDataset: ${raw.images.length} image bytes for ${n} labels, expected ${n * IMAGE}`);
+  }
+  return { x: normalize(raw.images, stats.mean, stats.std), y: Int32Array.from(raw.labels), n, shape: [...IMAGE_SHAPE] };
+}
+
+/** A seeded permutation of 0..n-1: the visiting order of one shuffled epoch. */
+export function shuffledOrder(n: number, rng: Rng): Uint32Array {
+  return rng.permutation(n);
+}
+
+/**
+ * Iterates over `ds` in batches of `batchSize`. The order is drawn when this
+ * is called (not on the first `next()`), so the rng advances predictably.
+ * Every batch is copied into one buffer reused for the whole pass: a yielded
+ * batch is valid only until the next one is requested.
+ */
+export function batches(ds: Dataset, batchSize: number, opts: BatchOptions = {}): Generator<Batch> {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batches: batch size must be a positive integer, got ${batchSize}`);
+  if (opts.shuffle && !opts.rng) throw new Error("batches: shuffle needs a seeded rng (opts.rng)");
+  const order = opts.shuffle ? shuffledOrder(ds.n, opts.rng as Rng) : undefined;
+  return iterate(ds, batchSize, order);
+}
+
+function* iterate(ds: Dataset, batchSize: number, order: Uint32Array | undefined): Generator<Batch> {
+  const xBuf = new Float32Array(Math.min(batchSize, ds.n) * IMAGE);
+  const yBuf = new Int32Array(Math.min(batchSize, ds.n));
+  for (let start = 0; start < ds.n; start += batchSize) {
+    const size = Math.min(batchSize, ds.n - start);
+    if (order) {
+      for (let i = 0; i < size; i++) {
+        const src = order[start + i];
+        xBuf.set(ds.x.subarray(src * IMAGE, (src + 1) * IMAGE), i * IMAGE);
+        yBuf[i] = ds.y[src];
+      }
+    } else {
+      // Sequential: one contiguous copy.
+      xBuf.set(ds.x.subarray(start * IMAGE, (start + size) * IMAGE));
+      yBuf.set(ds.y.subarray(start, start + size));
+    }
+    yield { x: xBuf.subarray(0, size * IMAGE), y: yBuf.subarray(0, size), size };
+  }
+}

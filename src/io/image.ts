@@ -1,0 +1,162 @@
+// Loads a photo (PNG or JPEG) as a network input: a [3, 32, 32] CHW
+// Float32Array in [0, 1], like torchvision's
+// `Compose([Resize(32), CenterCrop(32), ToTensor()])`. Normalise it with the
+// training statistics (data/transforms.ts `normalize`) before inference.
+//
+// Choices:
+// - Format from the magic bytes, not the file name.
+// - Transparency is composited onto white: fully transparent pixels often
+//   hold arbitrary colours, and a cut-out bird on white is what a viewer sees.
+// - Grayscale and palette images come out with R = G = B.
+// - Resize: shorter side to 32 (longer side truncated, as torchvision), by
+//   area averaging when shrinking (each output pixel is the exact mean of
+//   the source area it covers, so no aliasing from big photos) and bilinear
+//   interpolation when enlarging; then the centre 32x32 crop.
+
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import jpeg from "jpeg-js";
+
+// pngjs ships no type declarations; this is the part we use.
+interface PngImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+const { PNG } = createRequire(import.meta.url)("pngjs") as { PNG: { sync: { read(buf: Uint8Array): PngImage } } };
+
+/** Decoded pixels: width*height*4 bytes, RGBA, row by row. */
+export interface RgbaImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+const JPEG_MAGIC = [0xff, 0xd8, 0xff];
+
+function startsWith(bytes: Uint8Array, magic: number[]): boolean {
+  return bytes.length >= magic.length && magic.every((b, i) => bytes[i] === b);
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Decodes PNG or JPEG bytes to RGBA; `source` names the image in errors. */
+export function decodeImage(bytes: Uint8Array, source: string): RgbaImage {
+  let img: RgbaImage;
+  if (startsWith(bytes, PNG_MAGIC)) {
+    try {
+      img = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    } catch (e) {
+      throw new Error(`${source}: corrupt PNG image: ${message(e)}`);
+    }
+  } else if (startsWith(bytes, JPEG_MAGIC)) {
+    try {
+      // Not tolerant: a truncated file should fail, not come back half grey.
+      img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false });
+    } catch (e) {
+      throw new Error(`${source}: corrupt JPEG image: ${message(e)}`);
+    }
+  } else {
+    const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join(" ");
+    throw new Error(`${source}: unsupported image format (expected PNG or JPEG; first bytes: ${head || "none, empty file"})`);
+  }
+  if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 4) {
+    throw new Error(`${source}: decoded to ${img.width}x${img.height} with ${img.data.length} bytes; corrupt image`);
+  }
+  return img;
+}
+
+/** Reads a PNG or JPEG file as a [3, size, size] CHW Float32Array in [0, 1]. */
+export function loadImage(path: string, size = 32): Float32Array {
+  if (!existsSync(path)) throw new Error(`image file not found: ${path} (expected a PNG or JPEG)`);
+  return resizeCenterCrop(decodeImage(readFileSync(path), path), size);
+}
+
+/** One output pixel along an axis: source indices and their weights (summing to 1). */
+type Taps = { index: number[]; weight: number[] };
+
+/** Weights for output pixels first..first+count-1 when scaling srcLen to dstLen. */
+export function axisTaps(srcLen: number, dstLen: number, first: number, count: number): Taps[] {
+  const ratio = srcLen / dstLen;
+  const taps: Taps[] = [];
+  for (let i = first; i < first + count; i++) {
+    const t: Taps = { index: [], weight: [] };
+    if (ratio >= 1) {
+      // Area: source pixel j covers [j, j+1); output i covers [i*ratio, (i+1)*ratio).
+      const lo = i * ratio;
+      const hi = (i + 1) * ratio;
+      for (let j = Math.floor(lo); j < Math.min(Math.ceil(hi), srcLen); j++) {
+        const w = Math.min(hi, j + 1) - Math.max(lo, j);
+        if (w > 0) {
+          t.index.push(j);
+          t.weight.push(w / ratio);
+        }
+      }
+    } else {
+      // Bilinear with pixel centres aligned (align_corners=False), edges clamped.
+      const x = Math.min(Math.max((i + 0.5) * ratio - 0.5, 0), srcLen - 1);
+      const j = Math.floor(x);
+      const f = x - j;
+      t.index.push(j, Math.min(j + 1, srcLen - 1));
+      t.weight.push(1 - f, f);
+    }
+    taps.push(t);
+  }
+  return taps;
+}
+
+/** Python's round(): halves go to the even neighbour (as torchvision's CenterCrop). */
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  if (x - f !== 0.5) return Math.round(x);
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/** Shorter side to `size`, centre crop to size x size, RGBA -> RGB on white; CHW in [0, 1]. */
+export function resizeCenterCrop(img: RgbaImage, size = 32): Float32Array {
+  const { width: w, height: h, data } = img;
+  const short = Math.min(w, h);
+  // torchvision Resize(int): the longer side is truncated, not rounded.
+  const rw = w === short ? size : Math.floor((size * w) / short);
+  const rh = h === short ? size : Math.floor((size * h) / short);
+  const cols = axisTaps(w, rw, roundHalfEven((rw - size) / 2), size);
+  const rows = axisTaps(h, rh, roundHalfEven((rh - size) / 2), size);
+
+  // Horizontal pass over every source row, into row-major [h][size][3].
+  const mid = new Float64Array(h * size * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < size; x++) {
+      const { index, weight } = cols[x];
+      let r = 0, g = 0, b = 0;
+      for (let k = 0; k < index.length; k++) {
+        const p = (y * w + index[k]) * 4;
+        const a = data[p + 3] / 255;
+        const wk = weight[k] / 255;
+        r += wk * (data[p] * a + 255 * (1 - a));
+        g += wk * (data[p + 1] * a + 255 * (1 - a));
+        b += wk * (data[p + 2] * a + 255 * (1 - a));
+      }
+      const o = (y * size + x) * 3;
+      mid[o] = r;
+      mid[o + 1] = g;
+      mid[o + 2] = b;
+    }
+  }
+
+  // Vertical pass, into CHW.
+  const out = new Float32Array(3 * size * size);
+  for (let y = 0; y < size; y++) {
+    const { index, weight } = rows[y];
+    for (let x = 0; x < size; x++) {
+      for (let c = 0; c < 3; c++) {
+        let v = 0;
+        for (let k = 0; k < index.length; k++) v += weight[k] * mid[(index[k] * size + x) * 3 + c];
+        out[c * size * size + y * size + x] = v;
+      }
+    }
+  }
+  return out;
+}
