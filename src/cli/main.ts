@@ -1,5 +1,6 @@
 // `gen`: the tensorkiln command line. Each verb lives in its own file and registers itself.
 import { Command } from 'commander';
+import { register as check } from './check.js';
 import { register as convert } from './convert.js';
 import { register as inspect } from './inspect.js';
 
@@ -7,7 +8,7 @@ const program = new Command('gen')
   .description('tensorkiln: compile PyTorch-style CNNs written in TypeScript into verified C++/CUDA kernels')
   .showHelpAfterError();
 
-for (const verb of [inspect, convert]) verb(program);
+for (const verb of [inspect, check, convert]) verb(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`gen: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -1,0 +1,18 @@
+// Backends `gen check --backend` can run a golden case on. Compiled ones
+// register here as they land.
+import type { BackendFactory } from '../check/backend.js';
+import { Interpreter } from '../interp/index.js';
+
+const factories: Record<string, () => Promise<BackendFactory>> = {
+  interp: async () => (graph) => new Interpreter(graph),
+};
+
+export function registerBackend(name: string, make: () => Promise<BackendFactory>): void {
+  factories[name] = make;
+}
+
+export async function backendFactory(name: string): Promise<BackendFactory> {
+  const make = factories[name];
+  if (!make) throw new Error(`unknown backend '${name}'; available: ${Object.keys(factories).join(', ')}`);
+  return make();
+}
