@@ -136,6 +136,12 @@ describe('BatchNorm running statistics by hand', () => {
     expectClose(it.values.get('bn.running_var')!, [0.99 + 0.2 / (1 + 1e-5)]);
     expect(it.counters.get('bn.num_batches_tracked')).toBe(2n);
   });
+
+  it('refuses to train on one value per channel, as PyTorch', () => {
+    const it = Interpreter.fromModel(new OneBn(), [2, 1, 1]);
+    expect(() => it.forward(f64([1, 2]), 1, { train: true })).toThrow(/bn: expected more than 1 value per channel when training, got input \[1, 2, 1, 1\]/);
+    expect(it.forward(f64([1, 2]), 1, { train: false })).toHaveLength(2);
+  });
 });
 
 describe('dropout masks', () => {

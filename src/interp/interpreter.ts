@@ -166,6 +166,8 @@ export class Interpreter implements Backend {
         let mean: F64;
         let variance: F64;
         if (t.train) {
+          if (B * HW < 2)
+            throw new Error(`${node.module || 'batchnorm2d'}: expected more than 1 value per channel when training, got input [${[B, ...inShape].join(', ')}] (as PyTorch)`);
           mean = new Float64Array(C);
           variance = new Float64Array(C);
           op.batchStats(mean, variance, inp, B, C, HW);

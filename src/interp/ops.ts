@@ -298,8 +298,7 @@ export function batchStats(mean: F64, variance: F64, inp: F64, B: number, C: num
  * runningMean, runningVar, mean, variance [C]; n = B·H·W values per channel.
  */
 export function batchnormUpdateRunning(runningMean: F64, runningVar: F64, mean: F64, variance: F64, n: number, momentum: number): void {
-  // PyTorch divides by n − 1 = 0 when n = 1, making the running variance NaN/inf; so do we.
-  const unbias = n / (n - 1);
+  const unbias = n / (n - 1); // n > 1: PyTorch refuses to train BatchNorm on one value per channel
   for (let c = 0; c < mean.length; c++) {
     runningMean[c] = (1 - momentum) * runningMean[c] + momentum * mean[c];
     runningVar[c] = (1 - momentum) * runningVar[c] + momentum * variance[c] * unbias;
