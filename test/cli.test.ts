@@ -1,0 +1,86 @@
+// The `gen` command as a user runs it: real processes, real exit codes.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadSafetensors, saveSafetensors } from '../src/io/safetensors.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+const golden = path.resolve(root, '../shared/golden');
+
+function gen(...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(root, 'bin/gen.js'), ...args], { cwd: root, encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('gen inspect', () => {
+  it('prints the per-parameter numel list and the total', () => {
+    const r = gen('inspect', 'models/book.ts', '--model', 'Net');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('parameters: [432,16,1152,8,16384,32,64,2]');
+    expect(r.out).toContain('total: 18090');
+  });
+
+  it('--json and --args', () => {
+    const r = gen('inspect', 'models/book.ts', '--model', 'NetWidth', '--json');
+    const j = JSON.parse(r.out);
+    expect(j.total).toBe(38386);
+    expect(j.params[0]).toEqual({ name: 'conv1.weight', shape: [32, 3, 3, 3], numel: 864 });
+    const deep = JSON.parse(gen('inspect', 'models/book.ts', '--model', 'NetResDeep', '--args', '{"nBlocks":100}', '--json').out);
+    expect(deep.total).toBe(75810);
+    expect(deep.layers.filter((l: { op: string }) => l.op === 'conv2d').length).toBe(101);
+  });
+
+  it('user mistakes give one clear line and exit 1', () => {
+    expect(gen('inspect', 'models/book.ts', '--model', 'Nope').err).toMatch(/exports no model 'Nope'; it exports: Net, /);
+    expect(gen('inspect', 'models/missing.ts', '--model', 'Net').err).toMatch(/model file not found: models\/missing\.ts/);
+    expect(gen('inspect', 'models/book.ts', '--model', 'NetWidth', '--args', '{nChans1').err).toMatch(/--args is not valid JSON/);
+    const bad = gen('inspect', 'models/book.ts', '--model', 'Net', '--input', '3,16,16');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^gen: view\(-1, 512\) at models\/book\.ts:\d+: the input \[B, 8, 4, 4\] has 128 values per sample, not 512/);
+    expect(bad.err).not.toMatch(/\n\s+at /); // no stack trace
+  });
+});
+
+describe('gen check', () => {
+  it('passes every golden case on the interpreter', () => {
+    const r = gen('check', 'models/book.ts', '--golden', golden, '--backend', 'interp');
+    expect(r.code).toBe(0);
+    expect(r.out.match(/^PASS /gm)?.length).toBe(fs.readdirSync(golden).filter((d) => fs.existsSync(path.join(golden, d, 'case.json'))).length);
+  });
+
+  it('fails, with exit 1, when the reference disagrees', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-case-'));
+    for (const f of ['case.json', 'weights.safetensors']) fs.copyFileSync(path.join(golden, 'Net', f), path.join(dir, f));
+    const io = loadSafetensors(path.join(golden, 'Net', 'io.safetensors'));
+    (io.tensors.get('logits_eval')!.data as Float32Array)[3] += 1e-3;
+    saveSafetensors(path.join(dir, 'io.safetensors'), io.tensors, io.metadata);
+    const r = gen('check', 'models/book.ts', '--golden', dir, '--dump', path.join(dir, 'out.safetensors'));
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/FAIL .*logits_eval/);
+    expect(r.out).toMatch(/logits_eval .* FAIL at \[3\]/);
+    const dump = loadSafetensors(path.join(dir, 'out.safetensors')).tensors;
+    expect(dump.has('grad.fc1.weight') && dump.has('after.conv1.bias') && dump.has('logits_eval_after')).toBe(true);
+  });
+});
+
+describe('gen convert', () => {
+  it('turns a torch.save state_dict into the same weights as safetensors', () => {
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tk-conv-')), 'net.safetensors');
+    const r = gen('convert', 'test/fixtures/cli/net_golden.pt', out);
+    expect(r.code).toBe(0);
+    const got = loadSafetensors(out).tensors;
+    const ref = loadSafetensors(path.join(golden, 'Net', 'weights.safetensors')).tensors;
+    expect([...got.keys()]).toEqual([...ref.keys()]);
+    for (const [k, t] of ref) expect(got.get(k)!.data).toEqual(t.data);
+  });
+
+  it('refuses a pickle that calls os.system, and writes nothing', () => {
+    const out = path.join(os.tmpdir(), `tk-evil-${process.pid}.safetensors`);
+    const r = gen('convert', 'test/fixtures/io/evil_system_zip.pt', out);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/forbidden global 'posix\.system'/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+});
