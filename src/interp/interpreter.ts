@@ -130,8 +130,11 @@ export class Interpreter implements Backend {
     const tape: Tape = { batch, train: opts.train, values: [], saved: [] };
     for (const node of g.nodes) {
       const out = new Float64Array(batch * numel(node.shape));
-      tape.saved[node.id] = node.op === 'input' ? (out.set(x), {}) : this.forwardNode(node, out, tape, opts.seed ?? 0);
       tape.values[node.id] = out;
+      if (node.op === 'input') {
+        out.set(x);
+        tape.saved[node.id] = {};
+      } else tape.saved[node.id] = this.forwardNode(node, out, tape, opts.seed ?? 0);
     }
     this.tape = tape;
     return tape.values[g.output].slice();
@@ -249,7 +252,7 @@ export class Interpreter implements Backend {
     const inShape = this.graph.nodes[a].shape;
     const param = (i: number) => this.values.get(node.params[i])!;
     const grad = (i: number) => grads.get(node.params[i])!;
-    // Pointwise ops need a gradient array even for the model input; skip when nobody wants it.
+    // Ops without parameters have nothing to do when nobody wants their input's gradient.
     const need = (id: number, f: (d: F64) => void) => {
       const d = dinput(id);
       if (d) f(d);
