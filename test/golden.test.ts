@@ -62,4 +62,14 @@ describe('golden runner', () => {
     const loose = await runGoldenCase(dir, skewed, { tolerances: { grad: { mode: 'tensor', atol: 1e-2, rtol: 0 } } });
     expect(loose.pass).toBe(true);
   });
+
+  it('runs an eval-only case: logits_eval alone', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-eval-'));
+    for (const f of ['weights.safetensors', 'io.safetensors']) fs.copyFileSync(path.join(shared, 'Net', f), path.join(dir, f));
+    const json = JSON.parse(fs.readFileSync(path.join(shared, 'Net', 'case.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'case.json'), JSON.stringify({ ...json, eval_only: true }));
+    const report = await runGoldenCase(dir, interpreter);
+    expect(report.checks.map((c) => [c.name, c.pass])).toEqual([['logits_eval', true]]);
+    expect(report.steps).toBe(0);
+  });
 });
