@@ -1,6 +1,7 @@
 // The optimiser and penalty math, written once over an abstract arithmetic so
 // the interpreter runs it on numbers and the code generators print it as C++/CUDA.
 // (DESIGN.md: "one definition of the math".)
+import { mix32 } from '../util/rng.js';
 
 export interface Arith<T> {
   add(a: T, b: T): T;
@@ -72,7 +73,13 @@ export const cArith: Arith<string> = {
 };
 
 export function stepTerms(o: StepOptions): StepTerms<number> {
-  for (const [k, v] of Object.entries(o))
-    if (v !== undefined && !Number.isFinite(v)) throw new Error(`training option ${k} must be a finite number, got ${v}`);
-  return { lr: o.lr, momentum: o.momentum ?? 0, weightDecay: o.weightDecay ?? 0, l1: o.l1 ?? 0, l2: o.l2 ?? 0 };
+  const h = { lr: o.lr, momentum: o.momentum ?? 0, weightDecay: o.weightDecay ?? 0, l1: o.l1 ?? 0, l2: o.l2 ?? 0 };
+  for (const [k, v] of Object.entries(h))
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`training option ${k} must be a finite number, got ${v}`);
+  return h;
+}
+
+/** Dropout seed of training step `step` (0-based) for a run seeded with `seed`; every backend uses this. */
+export function stepSeed(seed: number, step: number): number {
+  return mix32((seed ^ mix32((step + 0x9e3779b9) >>> 0)) >>> 0);
 }

@@ -1,0 +1,89 @@
+// The reference interpreter as a TrainableModel: slow, but it lets the training
+// loop, checkpoints and resume be tested without a compiler.
+import type { Graph, HostTensor } from '../graph/ir.js';
+import { expandState } from '../graph/state.js';
+import { Interpreter } from '../interp/index.js';
+import type { EpochResult, TrainableModel } from './model.js';
+import { stepSeed, type StepOptions } from './rules.js';
+
+export class InterpreterModel implements TrainableModel {
+  readonly interp: Interpreter;
+  private training = true;
+  /** steps taken so far; with `seed` it fixes each step's dropout masks */
+  step = 0;
+
+  constructor(
+    readonly graph: Graph,
+    state: Map<string, HostTensor>,
+    readonly seed = 0,
+    readonly maxBatch = 1024,
+  ) {
+    this.interp = new Interpreter(graph, state);
+  }
+
+  train(): void {
+    this.training = true;
+  }
+
+  eval(): void {
+    this.training = false;
+  }
+
+  forward(x: Float32Array, batch: number): Float32Array {
+    return Float32Array.from(this.interp.forward(x, batch, { train: this.training, seed: stepSeed(this.seed, this.step) }));
+  }
+
+  trainStep(x: Float32Array, labels: Int32Array, batch: number, opts: StepOptions): number {
+    return this.interp.trainStep(x, labels, batch, opts, stepSeed(this.seed, this.step++)).loss;
+  }
+
+  trainEpoch(x: Float32Array, labels: Int32Array, order: Uint32Array, batchSize: number, opts: StepOptions): EpochResult {
+    const per = x.length / labels.length;
+    const r: EpochResult = { lossSum: 0, batches: 0, correct: 0 };
+    for (let start = 0; start < order.length; start += batchSize) {
+      const size = Math.min(batchSize, order.length - start);
+      const bx = new Float32Array(size * per);
+      const by = new Int32Array(size);
+      for (let i = 0; i < size; i++) {
+        bx.set(x.subarray(order[start + i] * per, (order[start + i] + 1) * per), i * per);
+        by[i] = labels[order[start + i]];
+      }
+      const s = this.interp.trainStep(bx, by, size, opts, stepSeed(this.seed, this.step++));
+      r.lossSum += s.loss;
+      r.batches++;
+      const classes = s.logits.length / size;
+      for (let b = 0; b < size; b++) {
+        let best = 0;
+        for (let c = 1; c < classes; c++) if (s.logits[b * classes + c] > s.logits[b * classes + best]) best = c;
+        if (best === by[b]) r.correct++;
+      }
+    }
+    return r;
+  }
+
+  stateDict(): Map<string, HostTensor> {
+    return expandState(this.graph, this.interp.stateDict());
+  }
+
+  loadStateDict(state: Map<string, HostTensor>): void {
+    this.interp.loadState(state);
+  }
+
+  trainingState(): Map<string, HostTensor> {
+    const out = new Map<string, HostTensor>();
+    out.set('step', { dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(this.step)) });
+    const shapes = new Map(this.graph.state.map((s) => [s.name, s.shape]));
+    for (const [name, buf] of this.interp.momentumBuffers)
+      out.set(`momentum.${name}`, { dtype: 'F32', shape: [...shapes.get(name)!], data: Float32Array.from(buf) });
+    return out;
+  }
+
+  loadTrainingState(state: Map<string, HostTensor>): void {
+    const step = state.get('step');
+    if (!step || step.dtype !== 'I64') throw new Error("training state has no I64 'step'");
+    this.interp.momentumBuffers.clear();
+    for (const [k, t] of state)
+      if (k.startsWith('momentum.')) this.interp.momentumBuffers.set(k.slice(9), Float64Array.from(t.data as Float32Array));
+    this.step = Number(step.data[0]);
+  }
+}
