@@ -79,7 +79,12 @@ export function stepTerms(o: StepOptions): StepTerms<number> {
   return h;
 }
 
-/** Dropout seed of training step `step` (0-based) for a run seeded with `seed`; every backend uses this. */
+/**
+ * Dropout seed of training step `step` (0-based) for a run seeded with `seed`.
+ * Every backend uses this rule; C++ twin: `step_seed` in templates/cpu/tk_runtime.h.hbs.
+ */
 export function stepSeed(seed: number, step: number): number {
-  return mix32((seed ^ mix32((step + 0x9e3779b9) >>> 0)) >>> 0);
+  const hi = Math.floor(step / 4294967296) >>> 0;
+  const lo = step >>> 0;
+  return mix32((seed ^ mix32((lo ^ mix32((hi + 0x9e3779b9) >>> 0)) >>> 0)) >>> 0);
 }
