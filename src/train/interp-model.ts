@@ -81,6 +81,9 @@ export class InterpreterModel implements TrainableModel {
   loadTrainingState(state: Map<string, HostTensor>): void {
     const step = state.get('step');
     if (!step || step.dtype !== 'I64') throw new Error("training state has no I64 'step'");
+    const params = new Set(this.interp.paramNames);
+    for (const k of state.keys())
+      if (k !== 'step' && !(k.startsWith('momentum.') && params.has(k.slice(9)))) throw new Error(`training state: unexpected key '${k}'`);
     this.interp.momentumBuffers.clear();
     for (const [k, t] of state)
       if (k.startsWith('momentum.')) this.interp.momentumBuffers.set(k.slice(9), Float64Array.from(t.data as Float32Array));
