@@ -1,0 +1,373 @@
+// tk_netbatchnorm — typed wrapper of the compiled model NetBatchNorm (tensorkiln codegen 1).
+// Generated file: do not edit. Standalone: needs only Node and build/Release/tk_netbatchnorm.node
+// (build it with `cmake-js compile` in this folder). Types: index.d.ts.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+/** Shapes and names of the model. */
+export const info = Object.freeze({
+  "model": "NetBatchNorm",
+  "name": "netbatchnorm",
+  "prefix": "tk_netbatchnorm",
+  "inputShape": [
+    3,
+    32,
+    32
+  ],
+  "classes": 2,
+  "maxBatch": 256,
+  "state": [
+    {
+      "name": "conv1.weight",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        32,
+        3,
+        3,
+        3
+      ]
+    },
+    {
+      "name": "conv1.bias",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        32
+      ]
+    },
+    {
+      "name": "conv1_batchnorm.weight",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        32
+      ]
+    },
+    {
+      "name": "conv1_batchnorm.bias",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        32
+      ]
+    },
+    {
+      "name": "conv1_batchnorm.running_mean",
+      "kind": "buffer",
+      "dtype": "F32",
+      "shape": [
+        32
+      ]
+    },
+    {
+      "name": "conv1_batchnorm.running_var",
+      "kind": "buffer",
+      "dtype": "F32",
+      "shape": [
+        32
+      ]
+    },
+    {
+      "name": "conv1_batchnorm.num_batches_tracked",
+      "kind": "buffer",
+      "dtype": "I64",
+      "shape": []
+    },
+    {
+      "name": "conv2.weight",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        16,
+        32,
+        3,
+        3
+      ]
+    },
+    {
+      "name": "conv2.bias",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        16
+      ]
+    },
+    {
+      "name": "conv2_batchnorm.weight",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        16
+      ]
+    },
+    {
+      "name": "conv2_batchnorm.bias",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        16
+      ]
+    },
+    {
+      "name": "conv2_batchnorm.running_mean",
+      "kind": "buffer",
+      "dtype": "F32",
+      "shape": [
+        16
+      ]
+    },
+    {
+      "name": "conv2_batchnorm.running_var",
+      "kind": "buffer",
+      "dtype": "F32",
+      "shape": [
+        16
+      ]
+    },
+    {
+      "name": "conv2_batchnorm.num_batches_tracked",
+      "kind": "buffer",
+      "dtype": "I64",
+      "shape": []
+    },
+    {
+      "name": "fc1.weight",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        32,
+        1024
+      ]
+    },
+    {
+      "name": "fc1.bias",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        32
+      ]
+    },
+    {
+      "name": "fc2.weight",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        2,
+        32
+      ]
+    },
+    {
+      "name": "fc2.bias",
+      "kind": "param",
+      "dtype": "F32",
+      "shape": [
+        2
+      ]
+    }
+  ],
+  "keys": {
+    "conv1.weight": "conv1.weight",
+    "conv1.bias": "conv1.bias",
+    "conv1_batchnorm.weight": "conv1_batchnorm.weight",
+    "conv1_batchnorm.bias": "conv1_batchnorm.bias",
+    "conv1_batchnorm.running_mean": "conv1_batchnorm.running_mean",
+    "conv1_batchnorm.running_var": "conv1_batchnorm.running_var",
+    "conv1_batchnorm.num_batches_tracked": "conv1_batchnorm.num_batches_tracked",
+    "conv2.weight": "conv2.weight",
+    "conv2.bias": "conv2.bias",
+    "conv2_batchnorm.weight": "conv2_batchnorm.weight",
+    "conv2_batchnorm.bias": "conv2_batchnorm.bias",
+    "conv2_batchnorm.running_mean": "conv2_batchnorm.running_mean",
+    "conv2_batchnorm.running_var": "conv2_batchnorm.running_var",
+    "conv2_batchnorm.num_batches_tracked": "conv2_batchnorm.num_batches_tracked",
+    "fc1.weight": "fc1.weight",
+    "fc1.bias": "fc1.bias",
+    "fc2.weight": "fc2.weight",
+    "fc2.bias": "fc2.bias"
+  }
+});
+
+/** CPU feature flags of this machine (from /proc/cpuinfo), or null where unknown. */
+export function cpuFlags() {
+  try {
+    const m = /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    return m ? new Set(m[1].trim().split(/\s+/)) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Throws if the build was compiled for instructions this CPU lacks (it must be rebuilt, not run). */
+export function checkBuild(dir = here) {
+  const addonPath = path.join(dir, 'build', 'Release', 'tk_netbatchnorm.node');
+  const manifestPath = path.join(dir, 'build', 'manifest.json');
+  if (!fs.existsSync(addonPath) || !fs.existsSync(manifestPath))
+    throw new Error(`NetBatchNorm: no build in ${dir} (run \`gen build\` or \`cmake-js compile\` there)`);
+  const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8'));
+  const flags = cpuFlags();
+  if (flags && manifest.isa && Array.isArray(manifest.isa.flags)) {
+    const missing = manifest.isa.flags.filter((f) => !flags.has(f));
+    if (missing.length)
+      throw new Error(`NetBatchNorm: built for ${manifest.isa.march} but this CPU lacks ${missing.join(', ')}: rebuild it (gen build, or cmake-js compile in ${dir})`);
+  }
+  return { addonPath, manifest };
+}
+
+let native = null;
+function addon() {
+  if (!native) native = require(checkBuild().addonPath);
+  return native;
+}
+
+const STATE = info.state;
+const INDEX = new Map(STATE.map((s, i) => [s.name, i]));
+
+function numel(shape) {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** NetBatchNorm compiled for the CPU. Input [batch, 3, 32, 32] float32, output [batch, 2] logits. */
+export class Model {
+  constructor(options = {}) {
+    const maxBatch = options.maxBatch ?? info.maxBatch;
+    this._n = new (addon().Model)(maxBatch);
+    /** Base seed of the dropout masks; step s uses stepSeed(seed, s). */
+    this.seed = options.seed ?? 0;
+    /** Number of training steps taken (the dropout step counter). */
+    this.step = 0;
+  }
+
+  get maxBatch() {
+    return this._n.maxBatch;
+  }
+
+  get training() {
+    return this._n.training;
+  }
+
+  get numThreads() {
+    return this._n.numThreads;
+  }
+
+  set numThreads(n) {
+    this._n.setNumThreads(n);
+  }
+
+  train(mode = true) {
+    this._n.setTraining(!!mode);
+    return this;
+  }
+
+  eval() {
+    return this.train(false);
+  }
+
+  /** The dropout seed of training step `step` for this model's base seed. */
+  stepSeed(step = this.step) {
+    return addon().stepSeed(this.seed >>> 0, step);
+  }
+
+  /** Logits of x; in train mode dropout uses `seed` (default: this step's seed). */
+  forward(x, batch, seed = this.stepSeed(this.step)) {
+    return this._n.forward(x, batch, seed >>> 0);
+  }
+
+  trainStep(x, labels, batch, opts) {
+    const r = this._n.trainStep(x, labels, batch, opts, this.stepSeed(this.step), false);
+    this.step++;
+    this.lastCorrect = r.correct;
+    return r.loss;
+  }
+
+  /** As trainStep, with the train-mode logits and the count of correct predictions. */
+  trainStepDetailed(x, labels, batch, opts, seed = this.stepSeed(this.step)) {
+    const r = this._n.trainStep(x, labels, batch, opts, seed, true);
+    this.step++;
+    return r;
+  }
+
+  trainEpoch(x, labels, n, batchSize, order, opts) {
+    const steps = Math.ceil(n / batchSize);
+    const r = this._n.trainEpoch(x, labels, n, batchSize, order, opts, this.seed >>> 0, this.step);
+    this.step += steps;
+    return { loss: r.loss, correct: r.correct, steps };
+  }
+
+  resetOptimizer() {
+    this._n.resetOptimizer();
+  }
+
+  /** Every state_dict key (shared modules under each of their names), copies, in PyTorch's order. */
+  stateDict() {
+    const out = new Map();
+    const cache = new Map();
+    for (const [key, canon] of Object.entries(info.keys)) {
+      const i = INDEX.get(canon);
+      if (!cache.has(i)) cache.set(i, this._n.getState(i));
+      const s = STATE[i];
+      out.set(key, { dtype: s.dtype, shape: [...s.shape], data: cache.get(i).slice() });
+    }
+    return out;
+  }
+
+  /** Strict load by PyTorch names: missing/unexpected keys and shape/dtype mismatches all reported, nothing changed on error. */
+  loadStateDict(state) {
+    const given = state instanceof Map ? state : new Map(Object.entries(state));
+    const problems = [];
+    for (const [key, canon] of Object.entries(info.keys)) {
+      const t = given.get(key);
+      const s = STATE[INDEX.get(canon)];
+      if (!t) problems.push(`missing key '${key}'`);
+      else if ((t.shape ?? []).join() !== s.shape.join()) problems.push(`'${key}': shape [${t.shape}] given, [${s.shape}] in the model`);
+      else if (t.dtype !== s.dtype) problems.push(`'${key}': dtype ${t.dtype} given, ${s.dtype} in the model`);
+      else if (!t.data || t.data.length !== numel(s.shape)) problems.push(`'${key}': ${t.data ? t.data.length : 0} values, expected ${numel(s.shape)}`);
+    }
+    for (const k of given.keys()) if (!(k in info.keys)) problems.push(`unexpected key '${k}'`);
+    if (problems.length) throw new Error(`loadStateDict: ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
+    for (const [key, canon] of Object.entries(info.keys)) {
+      const t = given.get(key);
+      const s = STATE[INDEX.get(canon)];
+      const data = s.dtype === 'I64' ? BigInt64Array.from(t.data, (v) => BigInt(v)) : t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+      this._n.setState(INDEX.get(canon), data);
+    }
+  }
+
+  /** Sets the given entries (state_dict keys or canonical names); unknown names and size mismatches throw, nothing changed on error. */
+  loadState(state) {
+    const given = state instanceof Map ? [...state] : Object.entries(state);
+    const todo = [];
+    for (const [key, t] of given) {
+      const canon = info.keys[key] ?? key;
+      const i = INDEX.get(canon);
+      if (i === undefined) throw new Error(`loadState: unknown state '${key}'`);
+      const s = STATE[i];
+      if (!t.data || t.data.length !== numel(s.shape)) throw new Error(`loadState: '${key}' has ${t.data ? t.data.length : 0} values, expected ${numel(s.shape)}`);
+      todo.push([i, s.dtype === 'I64' ? BigInt64Array.from(t.data, (v) => BigInt(v)) : Float32Array.from(t.data)]);
+    }
+    for (const [i, d] of todo) this._n.setState(i, d);
+  }
+
+  /** Every parameter and buffer once, by canonical name. */
+  canonicalState() {
+    return new Map(STATE.map((s, i) => [s.name, { dtype: s.dtype, shape: [...s.shape], data: this._n.getState(i) }]));
+  }
+
+  /** Parameter gradients of the last train step (penalties included), by canonical name. */
+  grads() {
+    const out = new Map();
+    STATE.forEach((s, i) => {
+      if (s.kind === 'param') out.set(s.name, this._n.getGrad(i));
+    });
+    return out;
+  }
+}
+
+export function create(options) {
+  return new Model(options);
+}

@@ -1,0 +1,262 @@
+// Node-API binding of tk_netdepth (tensorkiln codegen 1). Generated file: do not edit.
+// Every misuse (wrong array type or length, bad batch, labels out of range,
+// non-finite options) becomes a JS exception; nothing here aborts the process.
+#include <napi.h>
+
+#include <string>
+
+#include "tk_netdepth.h"
+
+namespace {
+
+const size_t IN_NUMEL = TK_NETDEPTH_INPUT_NUMEL;
+const size_t CLASSES = TK_NETDEPTH_CLASSES;
+
+template <typename T>
+T typed(const Napi::Env& env, const Napi::Value& v, napi_typedarray_type type, const char* what, const char* tname) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    throw Napi::TypeError::New(env, std::string(what) + " must be a " + tname);
+  return v.As<T>();
+}
+
+int integer(const Napi::Env& env, const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(what) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d == (double)(int)d)) throw Napi::RangeError::New(env, std::string(what) + " must be an integer, got " + std::to_string(d));
+  return (int)d;
+}
+
+double number(const Napi::Env& env, const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(what) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+tk_sgd_options options(const Napi::Env& env, const Napi::Value& v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "training options must be an object {lr, momentum?, weightDecay?, l1?, l2?}");
+  Napi::Object o = v.As<Napi::Object>();
+  auto get = [&](const char* k, bool required) -> float {
+    Napi::Value x = o.Get(k);
+    if (x.IsUndefined() && !required) return 0.0f;
+    if (!x.IsNumber()) throw Napi::TypeError::New(env, std::string("training option ") + k + " must be a number");
+    return (float)x.As<Napi::Number>().DoubleValue();
+  };
+  tk_sgd_options r;
+  r.lr = get("lr", true);
+  r.momentum = get("momentum", false);
+  r.weight_decay = get("weightDecay", false);
+  r.l1 = get("l1", false);
+  r.l2 = get("l2", false);
+  return r;
+}
+
+class Model : public Napi::ObjectWrap<Model> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NetDepthNative",
+                       {
+                           InstanceMethod("forward", &Model::Forward),
+                           InstanceMethod("trainStep", &Model::TrainStep),
+                           InstanceMethod("trainEpoch", &Model::TrainEpoch),
+                           InstanceMethod("setTraining", &Model::SetTraining),
+                           InstanceMethod("getState", &Model::GetState),
+                           InstanceMethod("setState", &Model::SetState),
+                           InstanceMethod("getGrad", &Model::GetGrad),
+                           InstanceMethod("resetOptimizer", &Model::ResetOptimizer),
+                           InstanceMethod("setNumThreads", &Model::SetNumThreads),
+                           InstanceAccessor("training", &Model::Training, nullptr),
+                           InstanceAccessor("maxBatch", &Model::MaxBatch, nullptr),
+                           InstanceAccessor("numThreads", &Model::NumThreads, nullptr),
+                       });
+  }
+
+  explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
+    Napi::Env env = info.Env();
+    const int mb = info.Length() > 0 && !info[0].IsUndefined() ? integer(env, info[0], "maxBatch") : 0;
+    if (mb < 0 || mb > (1 << 20)) throw Napi::RangeError::New(env, "maxBatch must be in [1, 1048576]");
+    m_ = tk_netdepth_create(mb);
+    if (!m_) throw Napi::Error::New(env, "tk_netdepth_create: out of memory");
+  }
+  ~Model() override { tk_netdepth_destroy(m_); }
+
+ private:
+  tk_netdepth* m_ = nullptr;
+
+  void Check(const Napi::Env& env, int rc) {
+    if (rc != TK_OK) throw Napi::RangeError::New(env, tk_netdepth_last_error(m_));
+  }
+
+  int Batch(const Napi::Env& env, const Napi::Value& v) {
+    const int b = integer(env, v, "batch");
+    if (b < 1 || b > tk_netdepth_max_batch(m_))
+      throw Napi::RangeError::New(env, "batch must be in [1, " + std::to_string(tk_netdepth_max_batch(m_)) + "], got " + std::to_string(b));
+    return b;
+  }
+
+  Napi::Float32Array Input(const Napi::Env& env, const Napi::Value& v, size_t n, const char* what) {
+    auto x = typed<Napi::Float32Array>(env, v, napi_float32_array, what, "Float32Array");
+    if (x.ElementLength() != n * IN_NUMEL)
+      throw Napi::RangeError::New(env, std::string(what) + " has " + std::to_string(x.ElementLength()) + " floats, expected " +
+                                           std::to_string(n) + " x 3 x 32 x 32 = " + std::to_string(n * IN_NUMEL));
+    return x;
+  }
+
+  Napi::Int32Array Labels(const Napi::Env& env, const Napi::Value& v, size_t n) {
+    auto l = typed<Napi::Int32Array>(env, v, napi_int32_array, "labels", "Int32Array");
+    if (l.ElementLength() != n)
+      throw Napi::RangeError::New(env, "labels has " + std::to_string(l.ElementLength()) + " entries, expected " + std::to_string(n));
+    return l;
+  }
+
+  // forward(x: Float32Array, batch: number, seed: number): Float32Array
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int B = Batch(env, info[1]);
+    auto x = Input(env, info[0], B, "x");
+    const uint32_t seed = info.Length() > 2 ? (uint32_t)number(env, info[2], "seed") : 0u;
+    auto out = Napi::Float32Array::New(env, (size_t)B * CLASSES);
+    Check(env, tk_netdepth_forward(m_, x.Data(), B, out.Data(), seed));
+    return out;
+  }
+
+  // trainStep(x, labels, batch, opts, seed, wantLogits): {loss, lossCE, correct, logits?}
+  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int B = Batch(env, info[2]);
+    auto x = Input(env, info[0], B, "x");
+    auto l = Labels(env, info[1], B);
+    const tk_sgd_options o = options(env, info[3]);
+    const uint32_t seed = (uint32_t)number(env, info[4], "seed");
+    const bool want = info.Length() > 5 && info[5].ToBoolean().Value();
+    Napi::Float32Array logits;
+    if (want) logits = Napi::Float32Array::New(env, (size_t)B * CLASSES);
+    tk_step_result res = { 0.0f, 0.0f, 0 };
+    Check(env, tk_netdepth_train_step(m_, x.Data(), l.Data(), B, &o, seed, &res, want ? logits.Data() : nullptr));
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("loss", Napi::Number::New(env, res.loss));
+    r.Set("lossCE", Napi::Number::New(env, res.loss_ce));
+    r.Set("correct", Napi::Number::New(env, res.correct));
+    if (want) r.Set("logits", logits);
+    return r;
+  }
+
+  // trainEpoch(x, labels, n, batchSize, order, opts, baseSeed, firstStep): {loss, correct}
+  Napi::Value TrainEpoch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int n = integer(env, info[2], "n");
+    if (n < 1) throw Napi::RangeError::New(env, "n must be >= 1");
+    auto x = Input(env, info[0], n, "x");
+    auto l = Labels(env, info[1], n);
+    const int bs = Batch(env, info[3]);
+    auto order = typed<Napi::Uint32Array>(env, info[4], napi_uint32_array, "order", "Uint32Array");
+    if (order.ElementLength() != (size_t)n)
+      throw Napi::RangeError::New(env, "order has " + std::to_string(order.ElementLength()) + " entries, expected n = " + std::to_string(n));
+    const tk_sgd_options o = options(env, info[5]);
+    const uint32_t seed = (uint32_t)number(env, info[6], "baseSeed");
+    const double first = number(env, info[7], "firstStep");
+    double loss = 0.0;
+    int64_t correct = 0;
+    Check(env, tk_netdepth_train_epoch(m_, x.Data(), l.Data(), n, bs, order.Data(), &o, seed, (uint64_t)first, &loss, &correct));
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("loss", Napi::Number::New(env, loss));
+    r.Set("correct", Napi::Number::New(env, (double)correct));
+    return r;
+  }
+
+  Napi::Value SetTraining(const Napi::CallbackInfo& info) {
+    tk_netdepth_set_training(m_, info[0].ToBoolean().Value() ? 1 : 0);
+    return info.Env().Undefined();
+  }
+  Napi::Value Training(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), tk_netdepth_training(m_) != 0); }
+  Napi::Value MaxBatch(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tk_netdepth_max_batch(m_)); }
+  Napi::Value NumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tk_netdepth_num_threads(m_)); }
+  Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+    tk_netdepth_set_num_threads(m_, integer(info.Env(), info[0], "threads"));
+    return info.Env().Undefined();
+  }
+
+  const tk_state_info* Info(const Napi::Env& env, const Napi::Value& v) {
+    const int i = integer(env, v, "state index");
+    const tk_state_info* s = tk_netdepth_state_info(i);
+    if (!s) throw Napi::RangeError::New(env, "no state with index " + std::to_string(i));
+    return s;
+  }
+
+  // getState(i): a copy (Float32Array or BigInt64Array)
+  Napi::Value GetState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const tk_state_info* s = Info(env, info[0]);
+    const int i = info[0].As<Napi::Number>().Int32Value();
+    if (s->dtype == TK_I64) {
+      auto a = Napi::BigInt64Array::New(env, s->numel);
+      Check(env, tk_netdepth_get_state(m_, i, a.Data()));
+      return a;
+    }
+    auto a = Napi::Float32Array::New(env, s->numel);
+    Check(env, tk_netdepth_get_state(m_, i, a.Data()));
+    return a;
+  }
+
+  Napi::Value SetState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const tk_state_info* s = Info(env, info[0]);
+    const int i = info[0].As<Napi::Number>().Int32Value();
+    if (s->dtype == TK_I64) {
+      auto a = typed<Napi::BigInt64Array>(env, info[1], napi_bigint64_array, s->name, "BigInt64Array");
+      if (a.ElementLength() != s->numel) throw Napi::RangeError::New(env, std::string(s->name) + ": wrong element count");
+      Check(env, tk_netdepth_set_state(m_, i, a.Data()));
+    } else {
+      auto a = typed<Napi::Float32Array>(env, info[1], napi_float32_array, s->name, "Float32Array");
+      if (a.ElementLength() != s->numel)
+        throw Napi::RangeError::New(env, std::string(s->name) + ": " + std::to_string(a.ElementLength()) + " elements given, expected " +
+                                             std::to_string(s->numel));
+      Check(env, tk_netdepth_set_state(m_, i, a.Data()));
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value GetGrad(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const tk_state_info* s = Info(env, info[0]);
+    const float* g = tk_netdepth_grad_data(m_, info[0].As<Napi::Number>().Int32Value());
+    if (!g) return env.Null();
+    auto a = Napi::Float32Array::New(env, s->numel);
+    memcpy(a.Data(), g, s->numel * sizeof(float));
+    return a;
+  }
+
+  Napi::Value ResetOptimizer(const Napi::CallbackInfo& info) {
+    tk_netdepth_reset_optimizer(m_);
+    return info.Env().Undefined();
+  }
+};
+
+Napi::Value StepSeed(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint32_t base = (uint32_t)number(env, info[0], "seed");
+  const double step = number(env, info[1], "step");
+  return Napi::Number::New(env, tk_netdepth_step_seed(base, (uint64_t)step));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Model", Model::Define(env));
+  exports.Set("stepSeed", Napi::Function::New(env, StepSeed));
+  exports.Set("isa", Napi::String::New(env, tk_netdepth_isa()));
+  Napi::Array states = Napi::Array::New(env, tk_netdepth_num_state());
+  for (int i = 0; i < tk_netdepth_num_state(); ++i) {
+    const tk_state_info* s = tk_netdepth_state_info(i);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", s->name);
+    o.Set("kind", s->kind == TK_PARAM ? "param" : "buffer");
+    o.Set("dtype", s->dtype == TK_I64 ? "I64" : "F32");
+    Napi::Array shape = Napi::Array::New(env, s->ndim);
+    for (int d = 0; d < s->ndim; ++d) shape.Set(d, s->shape[d]);
+    o.Set("shape", shape);
+    states.Set(i, o);
+  }
+  exports.Set("state", states);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(tk_netdepth, Init)

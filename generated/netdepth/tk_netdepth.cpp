@@ -1,0 +1,622 @@
+// tk_netdepth.cpp — forward and backward of NetDepth, specialised for its shapes
+// (tensorkiln codegen 1). Generated file: do not edit.
+//
+// Graph: 14 nodes, input [B, 3, 32, 32], 10 parameters (16130 floats)
+// Plan (10 kernels, 5 forward / 5 backward calls, arena 82944 B per sample):
+//   conv2d+relu+maxpool2d [B, 3, 32, 32] -> [B, 32, 16, 16] (conv1 · models/book.ts:129)
+//   conv2d+relu+maxpool2d [B, 32, 16, 16] -> [B, 16, 8, 8] (conv2 · models/book.ts:130)
+//   conv2d+relu+maxpool2d [B, 16, 8, 8] -> [B, 16, 4, 4] (conv3 · models/book.ts:131)
+//   reshape [B, 16, 4, 4] -> [B, 256] ((root) · models/book.ts:132)
+//   linear+relu [B, 256] -> [B, 32] (fc1 · models/book.ts:133)
+//   linear [B, 32] -> [B, 2] (fc2 · models/book.ts:134)
+#include "tk_netdepth.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tk_runtime.h"
+
+namespace {
+
+using tk::Ctx;
+
+constexpr int IN_NUMEL = 3072;
+constexpr int CLASSES = 2;
+constexpr int NUM_STATE = 10;
+constexpr int NUM_PARAMS = 10;
+constexpr size_t PARAM_FLOATS = 16130;
+constexpr size_t FBUF_FLOATS = 0;
+constexpr size_t IBUF_COUNT = 0;
+constexpr size_t ARENA_BYTES_PER_SAMPLE = 82944;
+constexpr size_t RED_PER_THREAD = 0;
+constexpr int MAX_THREADS = 64;
+
+// ---------------------------------------------------------------- kernels
+
+// Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
+// x [B, 3, 32, 32] -> out [B, 32, 16, 16]; weight [32, 3, 3, 3]
+// first use: conv1 · models/book.ts:129
+[[maybe_unused]] void k0_conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* b) {
+  constexpr int CI = 3;
+  constexpr int CO = 32;
+  constexpr int H = 32;
+  constexpr int W = 32;
+  constexpr int KH = 3;
+  constexpr int KW = 3;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 1;
+  constexpr int PW = 1;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool POOL = true;
+  tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
+}
+
+// Conv2d 32->16 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
+// x [B, 32, 16, 16] -> out [B, 16, 8, 8]; weight [16, 32, 3, 3]
+// first use: conv2 · models/book.ts:130
+[[maybe_unused]] void k1_conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* b) {
+  constexpr int CI = 32;
+  constexpr int CO = 16;
+  constexpr int H = 16;
+  constexpr int W = 16;
+  constexpr int KH = 3;
+  constexpr int KW = 3;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 1;
+  constexpr int PW = 1;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool POOL = true;
+  tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
+}
+
+// Conv2d 16->16 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
+// x [B, 16, 8, 8] -> out [B, 16, 4, 4]; weight [16, 16, 3, 3]
+// first use: conv3 · models/book.ts:131
+[[maybe_unused]] void k2_conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* b) {
+  constexpr int CI = 16;
+  constexpr int CO = 16;
+  constexpr int H = 8;
+  constexpr int W = 8;
+  constexpr int KH = 3;
+  constexpr int KW = 3;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 1;
+  constexpr int PW = 1;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool POOL = true;
+  tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
+}
+
+// Linear 256->32 + bias + relu
+// x [B, 256] -> out [B, 32]; weight [32, 256]
+// first use: fc1 · models/book.ts:133
+[[maybe_unused]] void k3_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
+  constexpr int I = 256;
+  constexpr int O = 32;
+  constexpr int ACT = tk::ACT_RELU;
+  tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
+}
+
+// Linear 32->2 + bias
+// x [B, 32] -> out [B, 2]; weight [2, 32]
+// first use: fc2 · models/book.ts:134
+[[maybe_unused]] void k4_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
+  constexpr int I = 32;
+  constexpr int O = 2;
+  constexpr int ACT = tk::ACT_NONE;
+  tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
+}
+
+// backward of: Linear 32->2 + bias
+// x [B, 32] -> out [B, 2]; weight [2, 32]
+// first use: fc2 · models/book.ts:134
+[[maybe_unused]] void k5_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
+  constexpr int I = 32;
+  constexpr int O = 2;
+  constexpr int ACT = tk::ACT_NONE;
+  constexpr bool NEED_DX = true;
+  constexpr bool ACCUM_DX = false;
+  tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
+}
+
+// backward of: Linear 256->32 + bias + relu
+// x [B, 256] -> out [B, 32]; weight [32, 256]
+// first use: fc1 · models/book.ts:133
+[[maybe_unused]] void k6_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
+  constexpr int I = 256;
+  constexpr int O = 32;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool NEED_DX = true;
+  constexpr bool ACCUM_DX = false;
+  tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
+}
+
+// backward of: Conv2d 16->16 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
+// x [B, 16, 8, 8] -> out [B, 16, 4, 4]; weight [16, 16, 3, 3]
+// first use: conv3 · models/book.ts:131
+[[maybe_unused]] void k7_conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x, const float* w) {
+  constexpr int CI = 16;
+  constexpr int CO = 16;
+  constexpr int H = 8;
+  constexpr int W = 8;
+  constexpr int KH = 3;
+  constexpr int KW = 3;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 1;
+  constexpr int PW = 1;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool POOL = true;
+  constexpr bool NEED_DX = true;
+  constexpr bool ACCUM_DX = false;
+  tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+}
+
+// backward of: Conv2d 32->16 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
+// x [B, 32, 16, 16] -> out [B, 16, 8, 8]; weight [16, 32, 3, 3]
+// first use: conv2 · models/book.ts:130
+[[maybe_unused]] void k8_conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x, const float* w) {
+  constexpr int CI = 32;
+  constexpr int CO = 16;
+  constexpr int H = 16;
+  constexpr int W = 16;
+  constexpr int KH = 3;
+  constexpr int KW = 3;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 1;
+  constexpr int PW = 1;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool POOL = true;
+  constexpr bool NEED_DX = true;
+  constexpr bool ACCUM_DX = false;
+  tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+}
+
+// backward of: Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
+// x [B, 3, 32, 32] -> out [B, 32, 16, 16]; weight [32, 3, 3, 3]
+// first use: conv1 · models/book.ts:129
+[[maybe_unused]] void k9_conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x, const float* w) {
+  constexpr int CI = 3;
+  constexpr int CO = 32;
+  constexpr int H = 32;
+  constexpr int W = 32;
+  constexpr int KH = 3;
+  constexpr int KW = 3;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 1;
+  constexpr int PW = 1;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool POOL = true;
+  constexpr bool NEED_DX = false;
+  constexpr bool ACCUM_DX = false;
+  tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+}
+
+// ---------------------------------------------------------------- state
+const tk_state_info STATE[NUM_STATE + 1] = {
+    { "conv1.weight", TK_PARAM, TK_F32, 4, { 32, 3, 3, 3 }, 864 },
+    { "conv1.bias", TK_PARAM, TK_F32, 1, { 32, 0, 0, 0 }, 32 },
+    { "conv2.weight", TK_PARAM, TK_F32, 4, { 16, 32, 3, 3 }, 4608 },
+    { "conv2.bias", TK_PARAM, TK_F32, 1, { 16, 0, 0, 0 }, 16 },
+    { "conv3.weight", TK_PARAM, TK_F32, 4, { 16, 16, 3, 3 }, 2304 },
+    { "conv3.bias", TK_PARAM, TK_F32, 1, { 16, 0, 0, 0 }, 16 },
+    { "fc1.weight", TK_PARAM, TK_F32, 2, { 32, 256, 0, 0 }, 8192 },
+    { "fc1.bias", TK_PARAM, TK_F32, 1, { 32, 0, 0, 0 }, 32 },
+    { "fc2.weight", TK_PARAM, TK_F32, 2, { 2, 32, 0, 0 }, 64 },
+    { "fc2.bias", TK_PARAM, TK_F32, 1, { 2, 0, 0, 0 }, 2 },
+    { nullptr, 0, 0, 0, { 0, 0, 0, 0 }, 0 },
+};
+// where state i lives: 0 parameters (P), 1 float buffers (FB), 2 int64 buffers (IB); offset there
+const int STATE_WHERE[NUM_STATE + 1] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+const size_t STATE_OFF[NUM_STATE + 1] = { 0, 864, 896, 5504, 5520, 7824, 7840, 16032, 16064, 16128, 0 };
+
+// parameters: offset in P, element count, whether the per-thread partial gradient has VW lanes
+const size_t PARAM_OFF[NUM_PARAMS + 1] = { 0, 864, 896, 5504, 5520, 7824, 7840, 16032, 16064, 16128, 0 };
+const size_t PARAM_NUMEL[NUM_PARAMS + 1] = { 864, 32, 4608, 16, 2304, 16, 8192, 32, 64, 2, 0 };
+constexpr bool PARAM_VEC[NUM_PARAMS + 1] = { true, true, true, true, true, true, false, false, false, false, false };
+
+struct GpTable {
+  size_t o[NUM_PARAMS + 1];
+  constexpr GpTable() : o() {
+    const size_t n[NUM_PARAMS + 1] = { 864, 32, 4608, 16, 2304, 16, 8192, 32, 64, 2, 0 };
+    size_t off = 0;
+    for (int i = 0; i < NUM_PARAMS; ++i) {
+      o[i] = off;
+      off += (size_t)tk::rup((int)(n[i] * (PARAM_VEC[i] ? tk::VW : 1)), 16);
+    }
+    o[NUM_PARAMS] = off;
+  }
+};
+constexpr GpTable GPT{};
+#define GPO(i) (GPT.o[i])
+constexpr size_t GP_FLOATS = GPT.o[NUM_PARAMS];
+
+/** Per-thread scratch floats for max batch mb. */
+size_t scratch_floats(size_t mb) {
+  (void)mb;
+  return tk::smax({ (size_t)(tk::ConvGeo<3, 32, 32, 32, 3, 3, 1, 1>::scratch_floats), (size_t)(tk::ConvGeo<32, 16, 16, 16, 3, 3, 1, 1>::scratch_floats), (size_t)(tk::ConvGeo<16, 16, 8, 8, 3, 3, 1, 1>::scratch_floats), (size_t)((size_t)mb * 2), (size_t)((size_t)mb * 32), (size_t)16 }) + 16;
+}
+
+}  // namespace
+
+struct tk_netdepth {
+  int max_batch;
+  int nthreads;
+  int training;
+  int has_momentum;
+  char* arena;
+  float* P;   // parameters
+  float* G;   // gradients of the last step
+  float* M;   // momentum buffers
+  float* FB;  // float buffers (BatchNorm running statistics)
+  int64_t* IB;
+  float* GP;  // per-thread partial gradients, MAX_THREADS-capped
+  float* scratch;
+  size_t scratch_stride;
+  double* red;
+  float* xb;  // staging for train_epoch batches
+  int32_t* lb;
+  char err[512];
+};
+
+namespace {
+
+#define F(off) ((float*)(arena + (size_t)(off) * mb))
+#define U8(off) ((uint8_t*)(arena + (size_t)(off) * mb))
+
+void fwd_steps(tk_netdepth* m, const Ctx& c, const float* x) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  (void)x;
+  (void)mb;
+  // conv1 · models/book.ts:129: conv2d+relu+maxpool2d [B, 3, 32, 32] -> [B, 32, 16, 16]
+  k0_conv_fwd(c, F(0), U8(65536), x, m->P + 0, m->P + 864);
+  // conv2 · models/book.ts:130: conv2d+relu+maxpool2d [B, 32, 16, 16] -> [B, 16, 8, 8]
+  k1_conv_fwd(c, F(73728), U8(81920), F(0), m->P + 896, m->P + 5504);
+  // conv3 · models/book.ts:131: conv2d+relu+maxpool2d [B, 16, 8, 8] -> [B, 16, 4, 4]
+  k2_conv_fwd(c, F(32768), U8(34816), F(73728), m->P + 5520, m->P + 7824);
+  // fc1 · models/book.ts:133: linear+relu [B, 256] -> [B, 32]
+  k3_linear_fwd(c, F(35072), F(32768), m->P + 7840, m->P + 16032);
+  // fc2 · models/book.ts:134: linear [B, 32] -> [B, 2]
+  k4_linear_fwd(c, F(33792), F(35072), m->P + 16064, m->P + 16128);
+}
+
+void bwd_steps(tk_netdepth* m, const Ctx& c, const float* x) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  (void)x;
+  (void)mb;
+  // fc2 · models/book.ts:134: linear [B, 32] -> [B, 2]
+  k5_linear_bwd(c, F(35200), c.gp + GPO(8), c.gp + GPO(9), F(33856), nullptr, F(35072), m->P + 16064);
+  // fc1 · models/book.ts:133: linear+relu [B, 256] -> [B, 32]
+  TK_BARRIER();  // the output reuses memory other threads may still read
+  k6_linear_bwd(c, F(33792), c.gp + GPO(6), c.gp + GPO(7), F(35200), F(35072), F(32768), m->P + 7840);
+  // conv3 · models/book.ts:131: conv2d+relu+maxpool2d [B, 16, 8, 8] -> [B, 16, 4, 4]
+  k7_conv_bwd(c, F(77824), c.gp + GPO(4), c.gp + GPO(5), F(33792), F(32768), U8(34816), F(73728), m->P + 5520);
+  // conv2 · models/book.ts:130: conv2d+relu+maxpool2d [B, 32, 16, 16] -> [B, 16, 8, 8]
+  TK_BARRIER();  // the output reuses memory other threads may still read
+  k8_conv_bwd(c, F(32768), c.gp + GPO(2), c.gp + GPO(3), F(77824), F(73728), U8(81920), F(0), m->P + 896);
+  // conv1 · models/book.ts:129: conv2d+relu+maxpool2d [B, 3, 32, 32] -> [B, 32, 16, 16]
+  k9_conv_bwd(c, nullptr, c.gp + GPO(0), c.gp + GPO(1), F(32768), F(0), U8(65536), x, m->P + 0);
+}
+
+float* logits_buf(tk_netdepth* m) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  return F(33792);
+}
+float* dlogits_buf(tk_netdepth* m) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  return F(33856);
+}
+
+int fail(tk_netdepth* m, const char* fmt, long a = 0, long b = 0, long c = 0) {
+  snprintf(m->err, sizeof m->err, fmt, a, b, c);
+  return TK_EINVAL;
+}
+
+int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+Ctx make_ctx(tk_netdepth* m, int B, uint32_t seed, int train) {
+  Ctx c;
+  c.t = thread_id();
+  c.nt = team_size();
+  tk::slice(B, c.t, c.nt, c.b0, c.b1);
+  c.B = B;
+  c.scratch = m->scratch + (size_t)c.t * m->scratch_stride;
+  c.gp = m->GP + (size_t)c.t * GP_FLOATS;
+  c.red = m->red;
+  c.seed = seed;
+  c.train = train;
+  return c;
+}
+
+int check_batch(tk_netdepth* m, int B) {
+  if (B < 1 || B > m->max_batch) return fail(m, "batch must be in [1, %ld], got %ld", m->max_batch, B);
+  return TK_OK;
+}
+
+int check_opts(tk_netdepth* m, const tk_sgd_options* o) {
+  if (!o) return fail(m, "training options are NULL");
+  const float v[5] = { o->lr, o->momentum, o->weight_decay, o->l1, o->l2 };
+  static const char* names[5] = { "lr", "momentum", "weight_decay", "l1", "l2" };
+  for (int i = 0; i < 5; ++i)
+    if (!isfinite(v[i])) {
+      snprintf(m->err, sizeof m->err, "training option %s must be a finite number", names[i]);
+      return TK_EINVAL;
+    }
+  return TK_OK;
+}
+
+/**
+ * Sums the per-thread partial gradients, adds the penalty gradient, and takes
+ * the SGD step (rules from src/train/rules.ts, printed through cArith).
+ * Returns this thread's share of the penalty loss (pre-step weights).
+ */
+double update(tk_netdepth* m, const Ctx& c, const tk_sgd_options* o, float first) {
+  const float lr = o->lr, momentum = o->momentum, wd = o->weight_decay, l1 = o->l1, l2 = o->l2;
+  (void)lr; (void)momentum; (void)wd; (void)l1; (void)l2;
+  double pen = 0.0;
+  for (int i = 0; i < NUM_PARAMS; ++i) {
+    int lo, hi;
+    tk::slice((int)PARAM_NUMEL[i], c.t, c.nt, lo, hi);
+    float* P = m->P + PARAM_OFF[i];
+    float* G = m->G + PARAM_OFF[i];
+    float* M = m->M + PARAM_OFF[i];
+    const size_t go = GPO(i);
+    for (int j = lo; j < hi; ++j) {
+      float graw = 0.0f;
+      for (int t = 0; t < c.nt; ++t) {
+        const float* gp = m->GP + (size_t)t * GP_FLOATS + go;
+        if (PARAM_VEC[i]) {
+          for (int l = 0; l < tk::VW; ++l) graw += gp[(size_t)j * tk::VW + l];
+        } else {
+          graw += gp[j];
+        }
+      }
+      const float p = P[j];
+      const float buf = M[j];
+      pen += (double)(((l1 * ((float)((p > 0.0f) - (p < 0.0f)) * p)) + (l2 * (p * p))));
+      const float g = graw + ((l1 * (float)((p > 0.0f) - (p < 0.0f))) + ((2.0f * l2) * p));
+      G[j] = g;
+      M[j] = (first ? (g + (wd * p)) : ((momentum * buf) + (g + (wd * p))));
+      P[j] = (p - (lr * M[j]));
+      (void)buf;
+    }
+  }
+  return pen;
+}
+
+int train_impl(tk_netdepth* m, const float* x, const int32_t* labels, int B, const tk_sgd_options* o, uint32_t seed,
+               tk_step_result* res, float* logits) {
+  double lsum[MAX_THREADS] = {0}, pen[MAX_THREADS] = {0};
+  int64_t ok[MAX_THREADS] = {0};
+  const float first = m->has_momentum ? 0.0f : 1.0f;
+  const int nt = B >= 2 ? m->nthreads : 1;
+  int used = 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const Ctx c = make_ctx(m, B, seed, 1);
+    if (c.t == 0) used = c.nt;
+    memset(c.gp, 0, GP_FLOATS * sizeof(float));
+    fwd_steps(m, c, x);
+    
+    tk::ce_loss<CLASSES>(c, dlogits_buf(m), logits_buf(m), labels, &lsum[c.t], &ok[c.t]);
+    if (logits)
+      memcpy(logits + (size_t)c.b0 * CLASSES, logits_buf(m) + (size_t)c.b0 * CLASSES, sizeof(float) * (c.b1 - c.b0) * CLASSES);
+    bwd_steps(m, c, x);
+    TK_BARRIER();
+    pen[c.t] = update(m, c, o, first);
+  }
+  double l = 0.0, p = 0.0;
+  int64_t k = 0;
+  for (int t = 0; t < used; ++t) l += lsum[t], p += pen[t], k += ok[t];
+  if (o->momentum != 0.0f) m->has_momentum = 1;
+  if (res) {
+    res->loss = (float)(l / B + p);
+    res->loss_ce = (float)(l / B);
+    res->correct = (int)k;
+  }
+  return TK_OK;
+}
+
+int check_labels(tk_netdepth* m, const int32_t* labels, int B) {
+  for (int b = 0; b < B; ++b)
+    if (labels[b] < 0 || labels[b] >= CLASSES)
+      return fail(m, "label %ld at index %ld is out of range [0, %ld)", labels[b], b, CLASSES);
+  return TK_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+tk_netdepth* tk_netdepth_create(int max_batch) {
+  if (max_batch <= 0) max_batch = 256;
+  tk_netdepth* m = (tk_netdepth*)calloc(1, sizeof(tk_netdepth));
+  if (!m) return nullptr;
+  m->max_batch = max_batch;
+#ifdef _OPENMP
+  m->nthreads = omp_get_max_threads();
+#else
+  m->nthreads = 1;
+#endif
+  if (m->nthreads > MAX_THREADS) m->nthreads = MAX_THREADS;
+  if (m->nthreads < 1) m->nthreads = 1;
+  m->training = 1;
+  const size_t mb = (size_t)max_batch;
+  m->scratch_stride = (scratch_floats(mb) + 15) / 16 * 16;
+  auto alloc = [](size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); };
+  m->arena = (char*)alloc(ARENA_BYTES_PER_SAMPLE * mb + 64);
+  m->P = (float*)alloc(sizeof(float) * (PARAM_FLOATS + 16));
+  m->G = (float*)alloc(sizeof(float) * (PARAM_FLOATS + 16));
+  m->M = (float*)alloc(sizeof(float) * (PARAM_FLOATS + 16));
+  m->FB = (float*)alloc(sizeof(float) * (FBUF_FLOATS + 16));
+  m->IB = (int64_t*)alloc(sizeof(int64_t) * (IBUF_COUNT + 8));
+  m->GP = (float*)alloc(sizeof(float) * (GP_FLOATS + 16) * MAX_THREADS);
+  m->scratch = (float*)alloc(sizeof(float) * m->scratch_stride * MAX_THREADS);
+  m->red = (double*)alloc(sizeof(double) * (RED_PER_THREAD * MAX_THREADS + 8));
+  m->xb = (float*)alloc(sizeof(float) * IN_NUMEL * mb);
+  m->lb = (int32_t*)alloc(sizeof(int32_t) * mb);
+  if (!m->arena || !m->P || !m->G || !m->M || !m->FB || !m->IB || !m->GP || !m->scratch || !m->red || !m->xb || !m->lb) {
+    tk_netdepth_destroy(m);
+    return nullptr;
+  }
+  memset(m->arena, 0, ARENA_BYTES_PER_SAMPLE * mb + 64);
+  memset(m->P, 0, sizeof(float) * (PARAM_FLOATS + 16));
+  memset(m->G, 0, sizeof(float) * (PARAM_FLOATS + 16));
+  memset(m->M, 0, sizeof(float) * (PARAM_FLOATS + 16));
+  memset(m->FB, 0, sizeof(float) * (FBUF_FLOATS + 16));
+  memset(m->IB, 0, sizeof(int64_t) * (IBUF_COUNT + 8));
+  memset(m->scratch, 0, sizeof(float) * m->scratch_stride * MAX_THREADS);
+  return m;
+}
+
+void tk_netdepth_destroy(tk_netdepth* m) {
+  if (!m) return;
+  free(m->arena);
+  free(m->P);
+  free(m->G);
+  free(m->M);
+  free(m->FB);
+  free(m->IB);
+  free(m->GP);
+  free(m->scratch);
+  free(m->red);
+  free(m->xb);
+  free(m->lb);
+  free(m);
+}
+
+const char* tk_netdepth_last_error(const tk_netdepth* m) { return m ? m->err : "no model"; }
+int tk_netdepth_max_batch(const tk_netdepth* m) { return m->max_batch; }
+const char* tk_netdepth_isa(void) {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__)
+  return "avx2";
+#elif defined(__AVX__)
+  return "avx";
+#else
+  return "generic";
+#endif
+}
+int tk_netdepth_num_threads(const tk_netdepth* m) { return m->nthreads; }
+void tk_netdepth_set_num_threads(tk_netdepth* m, int n) { m->nthreads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n; }
+void tk_netdepth_set_training(tk_netdepth* m, int training) { m->training = training ? 1 : 0; }
+int tk_netdepth_training(const tk_netdepth* m) { return m->training; }
+uint32_t tk_netdepth_step_seed(uint32_t base_seed, uint64_t step) { return tk::step_seed(base_seed, step); }
+
+int tk_netdepth_forward(tk_netdepth* m, const float* x, int B, float* logits, uint32_t seed) {
+  if (!m) return TK_EINVAL;
+  if (!x || !logits) return fail(m, "forward: x and logits must not be NULL");
+  if (check_batch(m, B)) return TK_EINVAL;
+  const int nt = B >= 2 ? m->nthreads : 1;
+  const int train = m->training;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const Ctx c = make_ctx(m, B, seed, train);
+    fwd_steps(m, c, x);
+    memcpy(logits + (size_t)c.b0 * CLASSES, logits_buf(m) + (size_t)c.b0 * CLASSES, sizeof(float) * (c.b1 - c.b0) * CLASSES);
+  }
+  return TK_OK;
+}
+
+int tk_netdepth_train_step(tk_netdepth* m, const float* x, const int32_t* labels, int B, const tk_sgd_options* o,
+                          uint32_t seed, tk_step_result* res, float* logits) {
+  if (!m) return TK_EINVAL;
+  if (!x || !labels) return fail(m, "train_step: x and labels must not be NULL");
+  if (check_batch(m, B) || check_opts(m, o) || check_labels(m, labels, B)) return TK_EINVAL;
+  return train_impl(m, x, labels, B, o, seed, res, logits);
+}
+
+int tk_netdepth_train_epoch(tk_netdepth* m, const float* x, const int32_t* labels, int n, int batch_size, const uint32_t* order,
+                          const tk_sgd_options* o, uint32_t base_seed, uint64_t first_step, double* loss_sum,
+                          int64_t* correct) {
+  if (!m) return TK_EINVAL;
+  if (!x || !labels || !order) return fail(m, "train_epoch: x, labels and order must not be NULL");
+  if (n < 1) return fail(m, "train_epoch: n must be >= 1, got %ld", n);
+  if (check_batch(m, batch_size) || check_opts(m, o)) return TK_EINVAL;
+  for (int i = 0; i < n; ++i)
+    if (order[i] >= (uint32_t)n) return fail(m, "train_epoch: order[%ld] = %ld is not below n = %ld", i, (long)order[i], n);
+  if (check_labels(m, labels, n)) return TK_EINVAL;
+  double ls = 0.0;
+  int64_t ok = 0;
+  uint64_t step = first_step;
+  for (int s0 = 0; s0 < n; s0 += batch_size) {
+    const int B = n - s0 < batch_size ? n - s0 : batch_size;
+    for (int b = 0; b < B; ++b) {
+      const uint32_t k = order[s0 + b];
+      memcpy(m->xb + (size_t)b * IN_NUMEL, x + (size_t)k * IN_NUMEL, sizeof(float) * IN_NUMEL);
+      m->lb[b] = labels[k];
+    }
+    tk_step_result r = { 0.0f, 0.0f, 0 };
+    train_impl(m, m->xb, m->lb, B, o, tk::step_seed(base_seed, step++), &r, nullptr);
+    ls += r.loss;
+    ok += r.correct;
+  }
+  if (loss_sum) *loss_sum += ls;
+  if (correct) *correct += ok;
+  return TK_OK;
+}
+
+int tk_netdepth_num_state(void) { return NUM_STATE; }
+const tk_state_info* tk_netdepth_state_info(int i) { return i >= 0 && i < NUM_STATE ? &STATE[i] : nullptr; }
+
+void* tk_netdepth_state_data(tk_netdepth* m, int i) {
+  if (!m || i < 0 || i >= NUM_STATE) return nullptr;
+  switch (STATE_WHERE[i]) {
+    case 0: return m->P + STATE_OFF[i];
+    case 1: return m->FB + STATE_OFF[i];
+    default: return m->IB + STATE_OFF[i];
+  }
+}
+
+const float* tk_netdepth_grad_data(tk_netdepth* m, int i) {
+  if (!m || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return nullptr;
+  return m->G + STATE_OFF[i];
+}
+
+int tk_netdepth_get_state(tk_netdepth* m, int i, void* dst) {
+  if (!m) return TK_EINVAL;
+  void* p = tk_netdepth_state_data(m, i);
+  if (!p || !dst) return fail(m, "get_state: no state %ld", i);
+  memcpy(dst, p, STATE[i].numel * (STATE[i].dtype == TK_I64 ? 8 : 4));
+  return TK_OK;
+}
+
+int tk_netdepth_set_state(tk_netdepth* m, int i, const void* src) {
+  if (!m) return TK_EINVAL;
+  void* p = tk_netdepth_state_data(m, i);
+  if (!p || !src) return fail(m, "set_state: no state %ld", i);
+  memcpy(p, src, STATE[i].numel * (STATE[i].dtype == TK_I64 ? 8 : 4));
+  return TK_OK;
+}
+
+void tk_netdepth_reset_optimizer(tk_netdepth* m) {
+  m->has_momentum = 0;
+  memset(m->M, 0, sizeof(float) * PARAM_FLOATS);
+}
+
+}  // extern "C"

@@ -1,0 +1,76 @@
+// tk_netres — types of the compiled model NetRes (tensorkiln codegen 1). Generated file: do not edit.
+/** torch.optim.SGD (dampening 0, no Nesterov) and penalties added to the loss: l1·Σ|p| + l2·Σp² over all parameters. */
+export interface SgdOptions {
+  /** learning rate (finite) */
+  lr: number;
+  momentum?: number;
+  /** applied to every parameter, biases included */
+  weightDecay?: number;
+  l1?: number;
+  l2?: number;
+}
+
+export interface StateTensor {
+  dtype: 'F32' | 'I64';
+  shape: number[];
+  data: Float32Array | BigInt64Array;
+}
+
+export interface StateInfo {
+  name: string;
+  kind: 'param' | 'buffer';
+  dtype: 'F32' | 'I64';
+  shape: number[];
+}
+
+/** Shapes and names of the model. */
+export declare const info: { readonly model: string; readonly name: string; readonly prefix: string; readonly inputShape: [3, 32, 32]; readonly classes: 2; readonly maxBatch: number; readonly state: readonly StateInfo[]; readonly keys: Readonly<Record<string, string>> };
+
+/** CPU feature flags of this machine (/proc/cpuinfo). */
+export declare function cpuFlags(): Set<string> | null;
+/** Throws if there is no build, or if it was compiled for instructions this CPU lacks. */
+export declare function checkBuild(dir?: string): { addonPath: string; manifest: unknown };
+
+/** NetRes compiled for the CPU. Input x [batch, 3, 32, 32] float32 (NCHW, batch × 3072 values), output logits [batch, 2]. */
+export declare class Model {
+  /** Base seed of the dropout masks: training step s uses stepSeed(s). */
+  seed: number;
+  /** Training steps taken so far. */
+  step: number;
+  /** Correct predictions of the last trainStep. */
+  lastCorrect?: number;
+  /** maxBatch bounds every batch (default info.maxBatch); seed is the dropout base seed. */
+  constructor(options?: { maxBatch?: number; seed?: number });
+  public get maxBatch(): number;
+  get training(): boolean;
+  get numThreads(): number;
+  set numThreads(n: number);
+  /** Train mode (BatchNorm batch statistics, dropout on), as PyTorch. */
+  train(mode?: boolean): this;
+  /** Eval mode (BatchNorm running statistics, dropout off). */
+  eval(): this;
+  /** Dropout seed of a training step. */
+  stepSeed(step?: number): number;
+  /** Logits [batch, 2] of x [batch, 3, 32, 32]. In train mode BatchNorm updates its running statistics, as PyTorch, and dropout uses seed (default stepSeed()). */
+  forward(x: Float32Array, batch: number, seed?: number): Float32Array;
+  /** One SGD step on x [batch, 3, 32, 32], labels [batch] in [0, 2); returns the loss (mean cross-entropy + penalties). */
+  trainStep(x: Float32Array, labels: Int32Array, batch: number, opts: SgdOptions): number;
+  /** As trainStep, also returning the train-mode logits [batch, 2]; seed overrides the dropout seed. */
+  trainStepDetailed(x: Float32Array, labels: Int32Array, batch: number, opts: SgdOptions, seed?: number): { loss: number; lossCE: number; correct: number; logits: Float32Array };
+  /** Every step of an epoch in one native call: x [n, 3, 32, 32], labels [n], batches of order[] (last one smaller). loss is the sum of the step losses. */
+  trainEpoch(x: Float32Array, labels: Int32Array, n: number, batchSize: number, order: Uint32Array, opts: SgdOptions): { loss: number; correct: number; steps: number };
+  /** Forget the momentum buffers. */
+  resetOptimizer(): void;
+  /** Copies of every state_dict entry under PyTorch names. */
+  stateDict(): Map<string, StateTensor>;
+  /** Strict load by PyTorch names. */
+  loadStateDict(state: Map<string, StateTensor> | Record<string, StateTensor>): void;
+  /** Sets the given entries (state_dict keys or canonical names). */
+  loadState(state: Map<string, StateTensor> | Record<string, StateTensor>): void;
+  /** Every parameter and buffer once, by canonical name. */
+  canonicalState(): Map<string, StateTensor>;
+  /** Parameter gradients of the last train step. */
+  grads(): Map<string, Float32Array>;
+}
+
+export declare function create(options?: { maxBatch?: number; seed?: number }): Model;

@@ -1,0 +1,679 @@
+// tk_netresdeep.cpp — forward and backward of NetResDeep, specialised for its shapes
+// (tensorkiln codegen 1). Generated file: do not edit.
+//
+// Graph: 49 nodes, input [B, 3, 32, 32], 9 parameters (75810 floats)
+// Plan (13 kernels, 34 forward / 24 backward calls, arena 761856 B per sample):
+//   conv2d+relu+maxpool2d [B, 3, 32, 32] -> [B, 32, 16, 16] (conv1 · models/book.ts:206)
+//   10 x [
+//     conv2d [B, 32, 16, 16] -> [B, 32, 16, 16] (resblocks.0.conv · models/book.ts:181)
+//     batchnorm2d+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16] (resblocks.0.batch_norm · models/book.ts:182)
+//   ]
+//   maxpool2d [B, 32, 16, 16] -> [B, 32, 8, 8] ((root) · models/book.ts:208)
+//   reshape [B, 32, 8, 8] -> [B, 2048] ((root) · models/book.ts:209)
+//   linear+relu [B, 2048] -> [B, 32] (fc1 · models/book.ts:210)
+//   linear [B, 32] -> [B, 2] (fc2 · models/book.ts:211)
+#include "tk_netresdeep.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tk_runtime.h"
+
+namespace {
+
+using tk::Ctx;
+
+constexpr int IN_NUMEL = 3072;
+constexpr int CLASSES = 2;
+constexpr int NUM_STATE = 12;
+constexpr int NUM_PARAMS = 9;
+constexpr size_t PARAM_FLOATS = 75810;
+constexpr size_t FBUF_FLOATS = 64;
+constexpr size_t IBUF_COUNT = 1;
+constexpr size_t ARENA_BYTES_PER_SAMPLE = 761856;
+constexpr size_t RED_PER_THREAD = 1280;
+constexpr int MAX_THREADS = 64;
+
+// ---------------------------------------------------------------- kernels
+
+// Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
+// x [B, 3, 32, 32] -> out [B, 32, 16, 16]; weight [32, 3, 3, 3]
+// first use: conv1 · models/book.ts:206
+[[maybe_unused]] void k0_conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* b) {
+  constexpr int CI = 3;
+  constexpr int CO = 32;
+  constexpr int H = 32;
+  constexpr int W = 32;
+  constexpr int KH = 3;
+  constexpr int KW = 3;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 1;
+  constexpr int PW = 1;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool POOL = true;
+  tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
+}
+
+// Conv2d 32->32 3x3 stride 1,1 pad 1,1
+// x [B, 32, 16, 16] -> out [B, 32, 16, 16]; weight [32, 32, 3, 3]
+// first use: resblocks.0.conv · models/book.ts:181
+[[maybe_unused]] void k1_conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* b) {
+  constexpr int CI = 32;
+  constexpr int CO = 32;
+  constexpr int H = 16;
+  constexpr int W = 16;
+  constexpr int KH = 3;
+  constexpr int KW = 3;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 1;
+  constexpr int PW = 1;
+  constexpr int ACT = tk::ACT_NONE;
+  constexpr bool POOL = false;
+  tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
+}
+
+// train mode: BatchNorm2d(32) + relu + residual add
+// z [B, 32, 16, 16] -> out [B, 32, 16, 16]
+// first use: resblocks.0.batch_norm · models/book.ts:182
+[[maybe_unused]] void k2_bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
+  constexpr int C = 32;
+  constexpr int HW = 256;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool ADD = true;
+  tk::bn_fwd_train<C, HW, ACT, ADD>(c, out, z, skip, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
+}
+
+// eval mode: BatchNorm2d(32) + relu + residual add
+// z [B, 32, 16, 16] -> out [B, 32, 16, 16]
+// first use: resblocks.0.batch_norm · models/book.ts:182
+[[maybe_unused]] void k3_bn_fwd_eval(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
+  constexpr int C = 32;
+  constexpr int HW = 256;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool ADD = true;
+  tk::bn_fwd_eval<C, HW, ACT, ADD>(c, out, z, skip, gamma, beta, rmean, rvar, eps);
+}
+
+// max pool 2x2 stride 2,2 pad 0,0
+// x [B, 32, 16, 16] -> out [B, 32, 8, 8]
+// first use: (root) · models/book.ts:208
+[[maybe_unused]] void k4_pool_fwd(const Ctx& c, float* out, uint8_t* am, const float* x) {
+  constexpr int C = 32;
+  constexpr int H = 16;
+  constexpr int W = 16;
+  constexpr int KH = 2;
+  constexpr int KW = 2;
+  constexpr int SH = 2;
+  constexpr int SW = 2;
+  constexpr int PH = 0;
+  constexpr int PW = 0;
+  constexpr bool MAX = true;
+  tk::pool_fwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX>(c, out, am, x);
+}
+
+// Linear 2048->32 + bias + relu
+// x [B, 2048] -> out [B, 32]; weight [32, 2048]
+// first use: fc1 · models/book.ts:210
+[[maybe_unused]] void k5_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
+  constexpr int I = 2048;
+  constexpr int O = 32;
+  constexpr int ACT = tk::ACT_RELU;
+  tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
+}
+
+// Linear 32->2 + bias
+// x [B, 32] -> out [B, 2]; weight [2, 32]
+// first use: fc2 · models/book.ts:211
+[[maybe_unused]] void k6_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
+  constexpr int I = 32;
+  constexpr int O = 2;
+  constexpr int ACT = tk::ACT_NONE;
+  tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
+}
+
+// backward of: Linear 32->2 + bias
+// x [B, 32] -> out [B, 2]; weight [2, 32]
+// first use: fc2 · models/book.ts:211
+[[maybe_unused]] void k7_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
+  constexpr int I = 32;
+  constexpr int O = 2;
+  constexpr int ACT = tk::ACT_NONE;
+  constexpr bool NEED_DX = true;
+  constexpr bool ACCUM_DX = false;
+  tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
+}
+
+// backward of: Linear 2048->32 + bias + relu
+// x [B, 2048] -> out [B, 32]; weight [32, 2048]
+// first use: fc1 · models/book.ts:210
+[[maybe_unused]] void k8_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
+  constexpr int I = 2048;
+  constexpr int O = 32;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool NEED_DX = true;
+  constexpr bool ACCUM_DX = false;
+  tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
+}
+
+// backward of: max pool 2x2 stride 2,2 pad 0,0
+// x [B, 32, 16, 16] -> out [B, 32, 8, 8]
+// first use: (root) · models/book.ts:208
+[[maybe_unused]] void k9_pool_bwd(const Ctx& c, float* dx, const float* gy, const uint8_t* am) {
+  constexpr int C = 32;
+  constexpr int H = 16;
+  constexpr int W = 16;
+  constexpr int KH = 2;
+  constexpr int KW = 2;
+  constexpr int SH = 2;
+  constexpr int SW = 2;
+  constexpr int PH = 0;
+  constexpr int PW = 0;
+  constexpr bool MAX = true;
+  constexpr bool ACCUM = false;
+  tk::pool_bwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, ACCUM>(c, dx, gy, am);
+}
+
+// backward of train mode: BatchNorm2d(32) + relu + residual add
+// z [B, 32, 16, 16] -> out [B, 32, 16, 16]
+// first use: resblocks.0.batch_norm · models/book.ts:182
+[[maybe_unused]] void k10_bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float* y, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
+  constexpr int C = 32;
+  constexpr int HW = 256;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool ADD = true;
+  constexpr bool ACCUM_DZ = false;
+  constexpr bool ACCUM_SKIP = false;
+  tk::bn_bwd<C, HW, ACT, ADD, ACCUM_DZ, ACCUM_SKIP>(c, dz, dskip, gy, y, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
+}
+
+// backward of: Conv2d 32->32 3x3 stride 1,1 pad 1,1
+// x [B, 32, 16, 16] -> out [B, 32, 16, 16]; weight [32, 32, 3, 3]
+// first use: resblocks.0.conv · models/book.ts:181
+[[maybe_unused]] void k11_conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x, const float* w) {
+  constexpr int CI = 32;
+  constexpr int CO = 32;
+  constexpr int H = 16;
+  constexpr int W = 16;
+  constexpr int KH = 3;
+  constexpr int KW = 3;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 1;
+  constexpr int PW = 1;
+  constexpr int ACT = tk::ACT_NONE;
+  constexpr bool POOL = false;
+  constexpr bool NEED_DX = true;
+  constexpr bool ACCUM_DX = true;
+  tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+}
+
+// backward of: Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
+// x [B, 3, 32, 32] -> out [B, 32, 16, 16]; weight [32, 3, 3, 3]
+// first use: conv1 · models/book.ts:206
+[[maybe_unused]] void k12_conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x, const float* w) {
+  constexpr int CI = 3;
+  constexpr int CO = 32;
+  constexpr int H = 32;
+  constexpr int W = 32;
+  constexpr int KH = 3;
+  constexpr int KW = 3;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 1;
+  constexpr int PW = 1;
+  constexpr int ACT = tk::ACT_RELU;
+  constexpr bool POOL = true;
+  constexpr bool NEED_DX = false;
+  constexpr bool ACCUM_DX = false;
+  tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+}
+
+// ---------------------------------------------------------------- state
+const tk_state_info STATE[NUM_STATE + 1] = {
+    { "conv1.weight", TK_PARAM, TK_F32, 4, { 32, 3, 3, 3 }, 864 },
+    { "conv1.bias", TK_PARAM, TK_F32, 1, { 32, 0, 0, 0 }, 32 },
+    { "resblocks.0.conv.weight", TK_PARAM, TK_F32, 4, { 32, 32, 3, 3 }, 9216 },
+    { "resblocks.0.batch_norm.weight", TK_PARAM, TK_F32, 1, { 32, 0, 0, 0 }, 32 },
+    { "resblocks.0.batch_norm.bias", TK_PARAM, TK_F32, 1, { 32, 0, 0, 0 }, 32 },
+    { "resblocks.0.batch_norm.running_mean", TK_BUFFER, TK_F32, 1, { 32, 0, 0, 0 }, 32 },
+    { "resblocks.0.batch_norm.running_var", TK_BUFFER, TK_F32, 1, { 32, 0, 0, 0 }, 32 },
+    { "resblocks.0.batch_norm.num_batches_tracked", TK_BUFFER, TK_I64, 0, { 0, 0, 0, 0 }, 1 },
+    { "fc1.weight", TK_PARAM, TK_F32, 2, { 32, 2048, 0, 0 }, 65536 },
+    { "fc1.bias", TK_PARAM, TK_F32, 1, { 32, 0, 0, 0 }, 32 },
+    { "fc2.weight", TK_PARAM, TK_F32, 2, { 2, 32, 0, 0 }, 64 },
+    { "fc2.bias", TK_PARAM, TK_F32, 1, { 2, 0, 0, 0 }, 2 },
+    { nullptr, 0, 0, 0, { 0, 0, 0, 0 }, 0 },
+};
+// where state i lives: 0 parameters (P), 1 float buffers (FB), 2 int64 buffers (IB); offset there
+const int STATE_WHERE[NUM_STATE + 1] = { 0, 0, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 0 };
+const size_t STATE_OFF[NUM_STATE + 1] = { 0, 864, 896, 10112, 10144, 0, 32, 0, 10176, 75712, 75744, 75808, 0 };
+
+// parameters: offset in P, element count, whether the per-thread partial gradient has VW lanes
+const size_t PARAM_OFF[NUM_PARAMS + 1] = { 0, 864, 896, 10112, 10144, 10176, 75712, 75744, 75808, 0 };
+const size_t PARAM_NUMEL[NUM_PARAMS + 1] = { 864, 32, 9216, 32, 32, 65536, 32, 64, 2, 0 };
+constexpr bool PARAM_VEC[NUM_PARAMS + 1] = { true, true, true, false, false, false, false, false, false, false };
+
+struct GpTable {
+  size_t o[NUM_PARAMS + 1];
+  constexpr GpTable() : o() {
+    const size_t n[NUM_PARAMS + 1] = { 864, 32, 9216, 32, 32, 65536, 32, 64, 2, 0 };
+    size_t off = 0;
+    for (int i = 0; i < NUM_PARAMS; ++i) {
+      o[i] = off;
+      off += (size_t)tk::rup((int)(n[i] * (PARAM_VEC[i] ? tk::VW : 1)), 16);
+    }
+    o[NUM_PARAMS] = off;
+  }
+};
+constexpr GpTable GPT{};
+#define GPO(i) (GPT.o[i])
+constexpr size_t GP_FLOATS = GPT.o[NUM_PARAMS];
+
+/** Per-thread scratch floats for max batch mb. */
+size_t scratch_floats(size_t mb) {
+  (void)mb;
+  return tk::smax({ (size_t)(tk::ConvGeo<3, 32, 32, 32, 3, 3, 1, 1>::scratch_floats), (size_t)(tk::ConvGeo<32, 32, 16, 16, 3, 3, 1, 1>::scratch_floats), (size_t)(tk::BnScratch<32>::scratch_floats), (size_t)((size_t)mb * 2), (size_t)((size_t)mb * 32), (size_t)16 }) + 16;
+}
+
+}  // namespace
+
+struct tk_netresdeep {
+  int max_batch;
+  int nthreads;
+  int training;
+  int has_momentum;
+  char* arena;
+  float* P;   // parameters
+  float* G;   // gradients of the last step
+  float* M;   // momentum buffers
+  float* FB;  // float buffers (BatchNorm running statistics)
+  int64_t* IB;
+  float* GP;  // per-thread partial gradients, MAX_THREADS-capped
+  float* scratch;
+  size_t scratch_stride;
+  double* red;
+  float* xb;  // staging for train_epoch batches
+  int32_t* lb;
+  char err[512];
+};
+
+namespace {
+
+#define F(off) ((float*)(arena + (size_t)(off) * mb))
+#define U8(off) ((uint8_t*)(arena + (size_t)(off) * mb))
+
+void fwd_steps(tk_netresdeep* m, const Ctx& c, const float* x) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  (void)x;
+  (void)mb;
+  // conv1 · models/book.ts:206: conv2d+relu+maxpool2d [B, 3, 32, 32] -> [B, 32, 16, 16]
+  k0_conv_fwd(c, F(0), U8(753664), x, m->P + 0, m->P + 864);
+  // 10 repetitions of 3 call(s); per-sample byte offsets of their buffers, one row per repetition
+  static const uint32_t TF0[10][9] = {{32768, 0, 65536, 32768, 0, 0, 65536, 32768, 0}, {98304, 65536, 131072, 98304, 65536, 128, 131072, 98304, 65536}, {163840, 131072, 196608, 163840, 131072, 256, 196608, 163840, 131072}, {229376, 196608, 262144, 229376, 196608, 384, 262144, 229376, 196608}, {294912, 262144, 327680, 294912, 262144, 512, 327680, 294912, 262144}, {360448, 327680, 393216, 360448, 327680, 640, 393216, 360448, 327680}, {425984, 393216, 458752, 425984, 393216, 768, 458752, 425984, 393216}, {491520, 458752, 524288, 491520, 458752, 896, 524288, 491520, 458752}, {557056, 524288, 589824, 557056, 524288, 1024, 589824, 557056, 524288}, {622592, 589824, 655360, 622592, 589824, 1152, 655360, 622592, 589824}};
+  for (int r = 0; r < 10; ++r) {
+    // resblocks.0.conv · models/book.ts:181: conv2d [B, 32, 16, 16] -> [B, 32, 16, 16]
+    k1_conv_fwd(c, F(TF0[r][0]), nullptr, F(TF0[r][1]), m->P + 896, nullptr);
+    // resblocks.0.batch_norm · models/book.ts:182: batchnorm2d+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
+    if (c.train) k2_bn_fwd_train(c, F(TF0[r][2]), F(TF0[r][3]), F(TF0[r][4]), m->P + 10112, m->P + 10144, m->FB + 0, m->FB + 32, m->IB + 0, c.red + (size_t)(TF0[r][5]) * c.nt, 0.1f, 0.00001f);
+    // resblocks.0.batch_norm · models/book.ts:182: batchnorm2d+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
+    if (!c.train) k3_bn_fwd_eval(c, F(TF0[r][6]), F(TF0[r][7]), F(TF0[r][8]), m->P + 10112, m->P + 10144, m->FB + 0, m->FB + 32, 0.00001f);
+  }
+  // (root) · models/book.ts:208: maxpool2d [B, 32, 16, 16] -> [B, 32, 8, 8]
+  k4_pool_fwd(c, F(688128), U8(704512), F(655360));
+  // fc1 · models/book.ts:210: linear+relu [B, 2048] -> [B, 32]
+  TK_BARRIER();  // the output reuses memory other threads may still read
+  k5_linear_fwd(c, F(655360), F(688128), m->P + 10176, m->P + 75712);
+  // fc2 · models/book.ts:211: linear [B, 32] -> [B, 2]
+  TK_BARRIER();  // the output reuses memory other threads may still read
+  k6_linear_fwd(c, F(655488), F(655360), m->P + 75744, m->P + 75808);
+}
+
+void bwd_steps(tk_netresdeep* m, const Ctx& c, const float* x) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  (void)x;
+  (void)mb;
+  // fc2 · models/book.ts:211: linear [B, 32] -> [B, 2]
+  TK_BARRIER();  // the output reuses memory other threads may still read
+  k7_linear_bwd(c, F(655488), c.gp + GPO(7), c.gp + GPO(8), F(655616), nullptr, F(655360), m->P + 75744);
+  // fc1 · models/book.ts:210: linear+relu [B, 2048] -> [B, 32]
+  k8_linear_bwd(c, F(696320), c.gp + GPO(5), c.gp + GPO(6), F(655488), F(655360), F(688128), m->P + 10176);
+  // (root) · models/book.ts:208: maxpool2d [B, 32, 16, 16] -> [B, 32, 8, 8]
+  TK_BARRIER();  // the output reuses memory other threads may still read
+  k9_pool_bwd(c, F(655360), F(696320), U8(704512));
+  // resblocks.0.batch_norm · models/book.ts:182: batchnorm2d+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
+  TK_BARRIER();  // the output reuses memory other threads may still read
+  k10_bn_bwd(c, F(720896), F(688128), F(655360), nullptr, F(622592), m->P + 10112, m->P + 10144, c.red + (size_t)(1152) * c.nt, c.red + (size_t)(1216) * c.nt, c.gp + GPO(3), c.gp + GPO(4), 0.00001f);
+  // 9 repetitions of 2 call(s); per-sample byte offsets of their buffers, one row per repetition
+  static const uint32_t TB0[9][9] = {{688128, 720896, 589824, 622592, 589824, 688128, 557056, 1024, 1088}, {589824, 622592, 524288, 557056, 524288, 589824, 491520, 896, 960}, {524288, 557056, 458752, 491520, 458752, 524288, 425984, 768, 832}, {458752, 491520, 393216, 425984, 393216, 458752, 360448, 640, 704}, {393216, 425984, 327680, 360448, 327680, 393216, 294912, 512, 576}, {327680, 360448, 262144, 294912, 262144, 327680, 229376, 384, 448}, {262144, 294912, 196608, 229376, 196608, 262144, 163840, 256, 320}, {196608, 229376, 131072, 163840, 131072, 196608, 98304, 128, 192}, {131072, 163840, 65536, 98304, 65536, 131072, 32768, 0, 64}};
+  for (int r = 0; r < 9; ++r) {
+    // resblocks.0.conv · models/book.ts:181: conv2d [B, 32, 16, 16] -> [B, 32, 16, 16]
+    k11_conv_bwd(c, F(TB0[r][0]), c.gp + GPO(2), nullptr, F(TB0[r][1]), nullptr, nullptr, F(TB0[r][2]), m->P + 896);
+    // resblocks.0.batch_norm · models/book.ts:182: batchnorm2d+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
+    k10_bn_bwd(c, F(TB0[r][3]), F(TB0[r][4]), F(TB0[r][5]), nullptr, F(TB0[r][6]), m->P + 10112, m->P + 10144, c.red + (size_t)(TB0[r][7]) * c.nt, c.red + (size_t)(TB0[r][8]) * c.nt, c.gp + GPO(3), c.gp + GPO(4), 0.00001f);
+  }
+  // resblocks.0.conv · models/book.ts:181: conv2d [B, 32, 16, 16] -> [B, 32, 16, 16]
+  k11_conv_bwd(c, F(65536), c.gp + GPO(2), nullptr, F(98304), nullptr, nullptr, F(0), m->P + 896);
+  // conv1 · models/book.ts:206: conv2d+relu+maxpool2d [B, 3, 32, 32] -> [B, 32, 16, 16]
+  k12_conv_bwd(c, nullptr, c.gp + GPO(0), c.gp + GPO(1), F(65536), F(0), U8(753664), x, m->P + 0);
+}
+
+float* logits_buf(tk_netresdeep* m) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  return F(655488);
+}
+float* dlogits_buf(tk_netresdeep* m) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  return F(655616);
+}
+
+int fail(tk_netresdeep* m, const char* fmt, long a = 0, long b = 0, long c = 0) {
+  snprintf(m->err, sizeof m->err, fmt, a, b, c);
+  return TK_EINVAL;
+}
+
+int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+Ctx make_ctx(tk_netresdeep* m, int B, uint32_t seed, int train) {
+  Ctx c;
+  c.t = thread_id();
+  c.nt = team_size();
+  tk::slice(B, c.t, c.nt, c.b0, c.b1);
+  c.B = B;
+  c.scratch = m->scratch + (size_t)c.t * m->scratch_stride;
+  c.gp = m->GP + (size_t)c.t * GP_FLOATS;
+  c.red = m->red;
+  c.seed = seed;
+  c.train = train;
+  return c;
+}
+
+int check_batch(tk_netresdeep* m, int B) {
+  if (B < 1 || B > m->max_batch) return fail(m, "batch must be in [1, %ld], got %ld", m->max_batch, B);
+  return TK_OK;
+}
+
+int check_opts(tk_netresdeep* m, const tk_sgd_options* o) {
+  if (!o) return fail(m, "training options are NULL");
+  const float v[5] = { o->lr, o->momentum, o->weight_decay, o->l1, o->l2 };
+  static const char* names[5] = { "lr", "momentum", "weight_decay", "l1", "l2" };
+  for (int i = 0; i < 5; ++i)
+    if (!isfinite(v[i])) {
+      snprintf(m->err, sizeof m->err, "training option %s must be a finite number", names[i]);
+      return TK_EINVAL;
+    }
+  return TK_OK;
+}
+
+/**
+ * Sums the per-thread partial gradients, adds the penalty gradient, and takes
+ * the SGD step (rules from src/train/rules.ts, printed through cArith).
+ * Returns this thread's share of the penalty loss (pre-step weights).
+ */
+double update(tk_netresdeep* m, const Ctx& c, const tk_sgd_options* o, float first) {
+  const float lr = o->lr, momentum = o->momentum, wd = o->weight_decay, l1 = o->l1, l2 = o->l2;
+  (void)lr; (void)momentum; (void)wd; (void)l1; (void)l2;
+  double pen = 0.0;
+  for (int i = 0; i < NUM_PARAMS; ++i) {
+    int lo, hi;
+    tk::slice((int)PARAM_NUMEL[i], c.t, c.nt, lo, hi);
+    float* P = m->P + PARAM_OFF[i];
+    float* G = m->G + PARAM_OFF[i];
+    float* M = m->M + PARAM_OFF[i];
+    const size_t go = GPO(i);
+    for (int j = lo; j < hi; ++j) {
+      float graw = 0.0f;
+      for (int t = 0; t < c.nt; ++t) {
+        const float* gp = m->GP + (size_t)t * GP_FLOATS + go;
+        if (PARAM_VEC[i]) {
+          for (int l = 0; l < tk::VW; ++l) graw += gp[(size_t)j * tk::VW + l];
+        } else {
+          graw += gp[j];
+        }
+      }
+      const float p = P[j];
+      const float buf = M[j];
+      pen += (double)(((l1 * ((float)((p > 0.0f) - (p < 0.0f)) * p)) + (l2 * (p * p))));
+      const float g = graw + ((l1 * (float)((p > 0.0f) - (p < 0.0f))) + ((2.0f * l2) * p));
+      G[j] = g;
+      M[j] = (first ? (g + (wd * p)) : ((momentum * buf) + (g + (wd * p))));
+      P[j] = (p - (lr * M[j]));
+      (void)buf;
+    }
+  }
+  return pen;
+}
+
+int train_impl(tk_netresdeep* m, const float* x, const int32_t* labels, int B, const tk_sgd_options* o, uint32_t seed,
+               tk_step_result* res, float* logits) {
+  double lsum[MAX_THREADS] = {0}, pen[MAX_THREADS] = {0};
+  int64_t ok[MAX_THREADS] = {0};
+  const float first = m->has_momentum ? 0.0f : 1.0f;
+  const int nt = B >= 2 ? m->nthreads : 1;
+  int used = 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const Ctx c = make_ctx(m, B, seed, 1);
+    if (c.t == 0) used = c.nt;
+    memset(c.gp, 0, GP_FLOATS * sizeof(float));
+    fwd_steps(m, c, x);
+    TK_BARRIER();
+    tk::ce_loss<CLASSES>(c, dlogits_buf(m), logits_buf(m), labels, &lsum[c.t], &ok[c.t]);
+    if (logits)
+      memcpy(logits + (size_t)c.b0 * CLASSES, logits_buf(m) + (size_t)c.b0 * CLASSES, sizeof(float) * (c.b1 - c.b0) * CLASSES);
+    bwd_steps(m, c, x);
+    TK_BARRIER();
+    pen[c.t] = update(m, c, o, first);
+  }
+  double l = 0.0, p = 0.0;
+  int64_t k = 0;
+  for (int t = 0; t < used; ++t) l += lsum[t], p += pen[t], k += ok[t];
+  if (o->momentum != 0.0f) m->has_momentum = 1;
+  if (res) {
+    res->loss = (float)(l / B + p);
+    res->loss_ce = (float)(l / B);
+    res->correct = (int)k;
+  }
+  return TK_OK;
+}
+
+int check_labels(tk_netresdeep* m, const int32_t* labels, int B) {
+  for (int b = 0; b < B; ++b)
+    if (labels[b] < 0 || labels[b] >= CLASSES)
+      return fail(m, "label %ld at index %ld is out of range [0, %ld)", labels[b], b, CLASSES);
+  return TK_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+tk_netresdeep* tk_netresdeep_create(int max_batch) {
+  if (max_batch <= 0) max_batch = 256;
+  tk_netresdeep* m = (tk_netresdeep*)calloc(1, sizeof(tk_netresdeep));
+  if (!m) return nullptr;
+  m->max_batch = max_batch;
+#ifdef _OPENMP
+  m->nthreads = omp_get_max_threads();
+#else
+  m->nthreads = 1;
+#endif
+  if (m->nthreads > MAX_THREADS) m->nthreads = MAX_THREADS;
+  if (m->nthreads < 1) m->nthreads = 1;
+  m->training = 1;
+  const size_t mb = (size_t)max_batch;
+  m->scratch_stride = (scratch_floats(mb) + 15) / 16 * 16;
+  auto alloc = [](size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); };
+  m->arena = (char*)alloc(ARENA_BYTES_PER_SAMPLE * mb + 64);
+  m->P = (float*)alloc(sizeof(float) * (PARAM_FLOATS + 16));
+  m->G = (float*)alloc(sizeof(float) * (PARAM_FLOATS + 16));
+  m->M = (float*)alloc(sizeof(float) * (PARAM_FLOATS + 16));
+  m->FB = (float*)alloc(sizeof(float) * (FBUF_FLOATS + 16));
+  m->IB = (int64_t*)alloc(sizeof(int64_t) * (IBUF_COUNT + 8));
+  m->GP = (float*)alloc(sizeof(float) * (GP_FLOATS + 16) * MAX_THREADS);
+  m->scratch = (float*)alloc(sizeof(float) * m->scratch_stride * MAX_THREADS);
+  m->red = (double*)alloc(sizeof(double) * (RED_PER_THREAD * MAX_THREADS + 8));
+  m->xb = (float*)alloc(sizeof(float) * IN_NUMEL * mb);
+  m->lb = (int32_t*)alloc(sizeof(int32_t) * mb);
+  if (!m->arena || !m->P || !m->G || !m->M || !m->FB || !m->IB || !m->GP || !m->scratch || !m->red || !m->xb || !m->lb) {
+    tk_netresdeep_destroy(m);
+    return nullptr;
+  }
+  memset(m->arena, 0, ARENA_BYTES_PER_SAMPLE * mb + 64);
+  memset(m->P, 0, sizeof(float) * (PARAM_FLOATS + 16));
+  memset(m->G, 0, sizeof(float) * (PARAM_FLOATS + 16));
+  memset(m->M, 0, sizeof(float) * (PARAM_FLOATS + 16));
+  memset(m->FB, 0, sizeof(float) * (FBUF_FLOATS + 16));
+  memset(m->IB, 0, sizeof(int64_t) * (IBUF_COUNT + 8));
+  memset(m->scratch, 0, sizeof(float) * m->scratch_stride * MAX_THREADS);
+  for (int i = 0; i < 32; ++i) m->FB[32 + i] = 1.0f;
+  return m;
+}
+
+void tk_netresdeep_destroy(tk_netresdeep* m) {
+  if (!m) return;
+  free(m->arena);
+  free(m->P);
+  free(m->G);
+  free(m->M);
+  free(m->FB);
+  free(m->IB);
+  free(m->GP);
+  free(m->scratch);
+  free(m->red);
+  free(m->xb);
+  free(m->lb);
+  free(m);
+}
+
+const char* tk_netresdeep_last_error(const tk_netresdeep* m) { return m ? m->err : "no model"; }
+int tk_netresdeep_max_batch(const tk_netresdeep* m) { return m->max_batch; }
+const char* tk_netresdeep_isa(void) {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__)
+  return "avx2";
+#elif defined(__AVX__)
+  return "avx";
+#else
+  return "generic";
+#endif
+}
+int tk_netresdeep_num_threads(const tk_netresdeep* m) { return m->nthreads; }
+void tk_netresdeep_set_num_threads(tk_netresdeep* m, int n) { m->nthreads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n; }
+void tk_netresdeep_set_training(tk_netresdeep* m, int training) { m->training = training ? 1 : 0; }
+int tk_netresdeep_training(const tk_netresdeep* m) { return m->training; }
+uint32_t tk_netresdeep_step_seed(uint32_t base_seed, uint64_t step) { return tk::step_seed(base_seed, step); }
+
+int tk_netresdeep_forward(tk_netresdeep* m, const float* x, int B, float* logits, uint32_t seed) {
+  if (!m) return TK_EINVAL;
+  if (!x || !logits) return fail(m, "forward: x and logits must not be NULL");
+  if (check_batch(m, B)) return TK_EINVAL;
+  const int nt = B >= 2 ? m->nthreads : 1;
+  const int train = m->training;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const Ctx c = make_ctx(m, B, seed, train);
+    fwd_steps(m, c, x);
+    memcpy(logits + (size_t)c.b0 * CLASSES, logits_buf(m) + (size_t)c.b0 * CLASSES, sizeof(float) * (c.b1 - c.b0) * CLASSES);
+  }
+  return TK_OK;
+}
+
+int tk_netresdeep_train_step(tk_netresdeep* m, const float* x, const int32_t* labels, int B, const tk_sgd_options* o,
+                          uint32_t seed, tk_step_result* res, float* logits) {
+  if (!m) return TK_EINVAL;
+  if (!x || !labels) return fail(m, "train_step: x and labels must not be NULL");
+  if (check_batch(m, B) || check_opts(m, o) || check_labels(m, labels, B)) return TK_EINVAL;
+  return train_impl(m, x, labels, B, o, seed, res, logits);
+}
+
+int tk_netresdeep_train_epoch(tk_netresdeep* m, const float* x, const int32_t* labels, int n, int batch_size, const uint32_t* order,
+                          const tk_sgd_options* o, uint32_t base_seed, uint64_t first_step, double* loss_sum,
+                          int64_t* correct) {
+  if (!m) return TK_EINVAL;
+  if (!x || !labels || !order) return fail(m, "train_epoch: x, labels and order must not be NULL");
+  if (n < 1) return fail(m, "train_epoch: n must be >= 1, got %ld", n);
+  if (check_batch(m, batch_size) || check_opts(m, o)) return TK_EINVAL;
+  for (int i = 0; i < n; ++i)
+    if (order[i] >= (uint32_t)n) return fail(m, "train_epoch: order[%ld] = %ld is not below n = %ld", i, (long)order[i], n);
+  if (check_labels(m, labels, n)) return TK_EINVAL;
+  double ls = 0.0;
+  int64_t ok = 0;
+  uint64_t step = first_step;
+  for (int s0 = 0; s0 < n; s0 += batch_size) {
+    const int B = n - s0 < batch_size ? n - s0 : batch_size;
+    for (int b = 0; b < B; ++b) {
+      const uint32_t k = order[s0 + b];
+      memcpy(m->xb + (size_t)b * IN_NUMEL, x + (size_t)k * IN_NUMEL, sizeof(float) * IN_NUMEL);
+      m->lb[b] = labels[k];
+    }
+    tk_step_result r = { 0.0f, 0.0f, 0 };
+    train_impl(m, m->xb, m->lb, B, o, tk::step_seed(base_seed, step++), &r, nullptr);
+    ls += r.loss;
+    ok += r.correct;
+  }
+  if (loss_sum) *loss_sum += ls;
+  if (correct) *correct += ok;
+  return TK_OK;
+}
+
+int tk_netresdeep_num_state(void) { return NUM_STATE; }
+const tk_state_info* tk_netresdeep_state_info(int i) { return i >= 0 && i < NUM_STATE ? &STATE[i] : nullptr; }
+
+void* tk_netresdeep_state_data(tk_netresdeep* m, int i) {
+  if (!m || i < 0 || i >= NUM_STATE) return nullptr;
+  switch (STATE_WHERE[i]) {
+    case 0: return m->P + STATE_OFF[i];
+    case 1: return m->FB + STATE_OFF[i];
+    default: return m->IB + STATE_OFF[i];
+  }
+}
+
+const float* tk_netresdeep_grad_data(tk_netresdeep* m, int i) {
+  if (!m || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return nullptr;
+  return m->G + STATE_OFF[i];
+}
+
+int tk_netresdeep_get_state(tk_netresdeep* m, int i, void* dst) {
+  if (!m) return TK_EINVAL;
+  void* p = tk_netresdeep_state_data(m, i);
+  if (!p || !dst) return fail(m, "get_state: no state %ld", i);
+  memcpy(dst, p, STATE[i].numel * (STATE[i].dtype == TK_I64 ? 8 : 4));
+  return TK_OK;
+}
+
+int tk_netresdeep_set_state(tk_netresdeep* m, int i, const void* src) {
+  if (!m) return TK_EINVAL;
+  void* p = tk_netresdeep_state_data(m, i);
+  if (!p || !src) return fail(m, "set_state: no state %ld", i);
+  memcpy(p, src, STATE[i].numel * (STATE[i].dtype == TK_I64 ? 8 : 4));
+  return TK_OK;
+}
+
+void tk_netresdeep_reset_optimizer(tk_netresdeep* m) {
+  m->has_momentum = 0;
+  memset(m->M, 0, sizeof(float) * PARAM_FLOATS);
+}
+
+}  // extern "C"

@@ -1,0 +1,126 @@
+/*
+ * tk_netwidth.h — C API of the compiled model NetWidth (tensorkiln codegen 1).
+ * Generated file: do not edit. Plain C, usable without Node.
+ *
+ * Input  x:      float32 [batch, 3, 32, 32] (NCHW, contiguous)
+ * Output logits: float32 [batch, 2]
+ * Labels:        int32   [batch], each in [0, 2)
+ * 1 <= batch <= the max batch given to tk_netwidth_create (default 256).
+ *
+ * Functions returning int give TK_OK (0) or an error code; the message is
+ * then in tk_netwidth_last_error(). No function aborts on bad input.
+ * A handle is not thread-safe: use one handle per thread of the caller.
+ */
+#ifndef TK_NETWIDTH_H
+#define TK_NETWIDTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TK_NETWIDTH_INPUT_C 3
+#define TK_NETWIDTH_INPUT_H 32
+#define TK_NETWIDTH_INPUT_W 32
+#define TK_NETWIDTH_INPUT_NUMEL 3072
+#define TK_NETWIDTH_CLASSES 2
+#define TK_NETWIDTH_DEFAULT_MAX_BATCH 256
+#define TK_NETWIDTH_NUM_STATE 8
+#define TK_NETWIDTH_NUM_PARAMS 8
+
+#ifndef TK_COMMON_TYPES
+#define TK_COMMON_TYPES
+enum { TK_OK = 0, TK_EINVAL = 1, TK_ENOMEM = 2 };
+enum { TK_PARAM = 0, TK_BUFFER = 1 };
+enum { TK_F32 = 0, TK_I64 = 1 };
+
+/** SGD step options (torch.optim.SGD, dampening 0, no Nesterov) and loss penalties l1*sum|p| + l2*sum p^2. */
+typedef struct tk_sgd_options {
+  float lr;
+  float momentum;
+  float weight_decay;
+  float l1;
+  float l2;
+} tk_sgd_options;
+
+/** What a training step reports. */
+typedef struct tk_step_result {
+  float loss;    /* mean cross-entropy + penalties (pre-step weights) */
+  float loss_ce; /* mean cross-entropy alone */
+  int correct;   /* samples whose argmax logit is the label */
+} tk_step_result;
+
+/** One state_dict entry under its canonical (first) PyTorch name. */
+typedef struct tk_state_info {
+  const char* name;
+  int kind;  /* TK_PARAM | TK_BUFFER */
+  int dtype; /* TK_F32 | TK_I64 */
+  int ndim;
+  int shape[4];
+  size_t numel;
+} tk_state_info;
+#endif
+
+typedef struct tk_netwidth tk_netwidth;
+
+/** A model with zeroed parameters (BatchNorm running_var 1); max_batch <= 0 takes the default. NULL if out of memory. */
+tk_netwidth* tk_netwidth_create(int max_batch);
+void tk_netwidth_destroy(tk_netwidth* m);
+const char* tk_netwidth_last_error(const tk_netwidth* m);
+int tk_netwidth_max_batch(const tk_netwidth* m);
+/** Instruction set the library was compiled for, e.g. "avx512" or "avx2". */
+const char* tk_netwidth_isa(void);
+/** Worker threads used for batches >= 2 (default: OpenMP's maximum). */
+int tk_netwidth_num_threads(const tk_netwidth* m);
+void tk_netwidth_set_num_threads(tk_netwidth* m, int n);
+
+/** Train (1) or eval (0) mode for forward, as PyTorch's module.train()/eval(). */
+void tk_netwidth_set_training(tk_netwidth* m, int training);
+int tk_netwidth_training(const tk_netwidth* m);
+
+/**
+ * Forward pass. In train mode BatchNorm uses batch statistics and updates its
+ * running statistics, and dropout masks use `seed`, as PyTorch's forward does.
+ */
+int tk_netwidth_forward(tk_netwidth* m, const float* x, int batch, float* logits, uint32_t seed);
+
+/**
+ * One training step in train mode: forward, mean cross-entropy + penalties,
+ * backward, SGD update. result and logits (the train-mode logits) may be NULL.
+ */
+int tk_netwidth_train_step(tk_netwidth* m, const float* x, const int32_t* labels, int batch, const tk_sgd_options* opts,
+                          uint32_t seed, tk_step_result* result, float* logits);
+
+/**
+ * A whole epoch in one call: steps over order[0..n) in slices of batch_size
+ * (the last may be smaller), gathering x[order[i]] and labels[order[i]].
+ * Step s uses the dropout seed tk_netwidth_step_seed(base_seed, first_step + s).
+ * Adds each step's loss to *loss_sum and the correct predictions to *correct.
+ */
+int tk_netwidth_train_epoch(tk_netwidth* m, const float* x, const int32_t* labels, int n, int batch_size, const uint32_t* order,
+                          const tk_sgd_options* opts, uint32_t base_seed, uint64_t first_step, double* loss_sum,
+                          int64_t* correct);
+
+/** The dropout seed of training step `step` (the runtime's rule). */
+uint32_t tk_netwidth_step_seed(uint32_t base_seed, uint64_t step);
+
+/** State (parameters then buffers, PyTorch state_dict order, shared ones once). */
+int tk_netwidth_num_state(void);
+const tk_state_info* tk_netwidth_state_info(int i);
+/** Live storage of state i (float* or int64_t*), NULL if i is out of range. */
+void* tk_netwidth_state_data(tk_netwidth* m, int i);
+/** Gradient of parameter i from the last train step (penalties included), NULL for buffers. */
+const float* tk_netwidth_grad_data(tk_netwidth* m, int i);
+/** Copies state i out / in (numel elements of its dtype). */
+int tk_netwidth_get_state(tk_netwidth* m, int i, void* dst);
+int tk_netwidth_set_state(tk_netwidth* m, int i, const void* src);
+/** Forgets the SGD momentum buffers (the next step starts them again). */
+void tk_netwidth_reset_optimizer(tk_netwidth* m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

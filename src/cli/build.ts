@@ -1,0 +1,59 @@
+// `gen build <model.ts> --model <Name>`: trace, generate generated/<name>/, compile (cached).
+import type { Command } from 'commander';
+import { buildPackage, canonicalGraph, DEFAULT_MAX_BATCH } from '../codegen/build.js';
+import { loadModel, parseInputShape } from '../graph/load.js';
+import { trace, declaredInput } from '../graph/trace.js';
+import { modelFrom, modelOptions, type ModelOptions } from './common.js';
+
+interface BuildFlags extends ModelOptions {
+  maxBatch?: string;
+  out?: string;
+  backend?: string;
+  name?: string;
+  force?: boolean;
+  compile?: boolean;
+}
+
+/** 'netresdeep' plus '_nblocks100' when the arguments change the graph. */
+export async function packageNameFor(file: string, o: ModelOptions, graph: ReturnType<typeof trace>): Promise<string> {
+  const base = o.model.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  if (!o.args || o.args.trim() === '' || o.args.trim() === '{}' || o.args.trim() === '[]') return base;
+  const plain = trace(await loadModel(file, o.model), parseInputShape(o.input) ?? declaredInput(await loadModel(file, o.model)));
+  const strip = (g: typeof graph) => JSON.stringify(canonicalGraph(g).nodes.map((n) => ({ ...n, source: '' })));
+  if (strip(plain) === strip(graph)) return base;
+  let suffix = o.args.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  if (suffix.length > 40) suffix = suffix.slice(0, 40);
+  return `${base}_${suffix}`;
+}
+
+export function register(program: Command): void {
+  modelOptions(
+    program
+      .command('build <model.ts>')
+      .description('compile a model into generated/<name>/: C++ kernels, C API, Node addon, typed wrapper'),
+  )
+    .option('--max-batch <N>', `largest batch the compiled model accepts (default ${DEFAULT_MAX_BATCH})`)
+    .option('--out <dir>', 'folder of the generated packages', 'generated')
+    .option('--backend <name>', 'cpu', 'cpu')
+    .option('--name <name>', 'package name (default: lowercased model name, plus a suffix for non-default args)')
+    .option('--force', 'rebuild even when the cache says it is up to date')
+    .option('--no-compile', 'write the sources only')
+    .action(async (file: string, o: BuildFlags) => {
+      if (o.backend !== 'cpu') throw new Error(`--backend ${o.backend}: only 'cpu' is available`);
+      const maxBatch = o.maxBatch === undefined ? undefined : Number(o.maxBatch);
+      const { model, graph } = await modelFrom(file, o);
+      const name = o.name ?? (await packageNameFor(file, o, graph));
+      const r = buildPackage(graph, {
+        outRoot: o.out,
+        name,
+        maxBatch,
+        backend: 'cpu',
+        force: o.force,
+        compile: o.compile,
+        initialState: model.stateDict(),
+        origin: { file, model: o.model, args: o.args },
+      });
+      const what = r.cached ? 'up to date (cache hit)' : `built, ${r.written.length} file(s) written`;
+      process.stdout.write(`${r.dir}: ${what} in ${r.seconds.toFixed(2)} s\n`);
+    });
+}

@@ -1,0 +1,108 @@
+// Loading a compiled model package (generated/<name>/) into Node.
+//
+//   const net = await load('generated/net');
+//   net.trainStep(x, labels, 64, { lr: 1e-2 });
+//
+// Dropout seeds: a model has a base `seed` (default 0) and a step counter
+// `step` (training steps taken). Training step s draws its dropout masks with
+// hashUniform(stepSeed(seed, s), stream, index), stepSeed from src/train/rules.ts
+// (C twin: tk::step_seed in tk_runtime.h; trainEpoch applies the same rule per
+// step). A train-mode forward uses stepSeed(seed, step) without advancing step.
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { addonPath, compilePackage, readManifest } from '../codegen/compile.js';
+import { missingFlags } from '../codegen/isa.js';
+import type { HostTensor } from '../graph/ir.js';
+import { loadSafetensors } from '../io/safetensors.js';
+import { stepSeed } from '../train/rules.js';
+
+export interface SgdOptions {
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+  l1?: number;
+  l2?: number;
+}
+
+export interface StateTensor {
+  dtype: 'F32' | 'I64';
+  shape: number[];
+  data: Float32Array | BigInt64Array;
+}
+
+export interface PackageInfo {
+  model: string;
+  name: string;
+  prefix: string;
+  inputShape: number[];
+  classes: number;
+  maxBatch: number;
+  state: { name: string; kind: 'param' | 'buffer'; dtype: 'F32' | 'I64'; shape: number[] }[];
+  keys: Record<string, string>;
+}
+
+/** A compiled model (the generated package's Model class). */
+export interface CompiledModel {
+  seed: number;
+  step: number;
+  lastCorrect?: number;
+  readonly maxBatch: number;
+  readonly training: boolean;
+  numThreads: number;
+  train(mode?: boolean): this;
+  eval(): this;
+  stepSeed(step?: number): number;
+  /** logits [batch, classes] of x [batch, C, H, W] */
+  forward(x: Float32Array, batch: number, seed?: number): Float32Array;
+  /** one SGD step; returns mean cross-entropy + penalties */
+  trainStep(x: Float32Array, labels: Int32Array, batch: number, opts: SgdOptions): number;
+  trainStepDetailed(x: Float32Array, labels: Int32Array, batch: number, opts: SgdOptions, seed?: number): { loss: number; lossCE: number; correct: number; logits: Float32Array };
+  /** every step of an epoch in one native call; loss is the sum of step losses */
+  trainEpoch(x: Float32Array, labels: Int32Array, n: number, batchSize: number, order: Uint32Array, opts: SgdOptions): { loss: number; correct: number; steps: number };
+  resetOptimizer(): void;
+  stateDict(): Map<string, StateTensor>;
+  loadStateDict(state: Map<string, HostTensor | StateTensor> | Record<string, HostTensor | StateTensor>): void;
+  /** sets the given entries (state_dict keys or canonical names) */
+  loadState(state: Map<string, HostTensor | StateTensor>): void;
+  /** every parameter and buffer once, by canonical name */
+  canonicalState(): Map<string, StateTensor>;
+  grads(): Map<string, Float32Array>;
+}
+
+export interface LoadOptions {
+  maxBatch?: number;
+  seed?: number;
+  /** compile when the build is missing or was made for another CPU (default true) */
+  rebuild?: boolean;
+  /** load the model's initial weights saved by gen build (default true) */
+  init?: boolean;
+}
+
+/** The dropout seed of training step `step` (the one rule of src/train/rules.ts). */
+export { stepSeed };
+
+export function packageInfo(dir: string): PackageInfo {
+  const f = path.join(dir, 'tensorkiln.json');
+  if (!fs.existsSync(f)) throw new Error(`${dir} is not a tensorkiln package (no tensorkiln.json); create it with gen build`);
+  return JSON.parse(fs.readFileSync(f, 'utf8')) as PackageInfo;
+}
+
+/** Loads generated/<name>/, compiling it first if its build is missing or made for a CPU this one is not. */
+export async function load(dir: string, o: LoadOptions = {}): Promise<CompiledModel> {
+  const abs = path.resolve(dir);
+  const info = packageInfo(abs);
+  const manifest = readManifest(abs);
+  const missing = manifest ? missingFlags(manifest.isa) : [];
+  const stale = !manifest || !fs.existsSync(addonPath(abs, info.prefix)) || missing.length > 0;
+  if (stale) {
+    const why = !manifest ? 'it has no build' : missing.length ? `it was built for ${manifest.isa.march} and this CPU lacks ${missing.join(', ')}` : 'its addon is missing';
+    if (o.rebuild === false) throw new Error(`cannot load ${dir}: ${why}; rebuild it with gen build`);
+    compilePackage(abs, { key: '', model: info.model, name: info.name, prefix: info.prefix });
+  }
+  const pkg = (await import(pathToFileURL(path.join(abs, 'index.js')).href)) as { create(o: { maxBatch?: number; seed?: number }): CompiledModel };
+  const model = pkg.create({ maxBatch: o.maxBatch, seed: o.seed });
+  const init = path.join(abs, 'build', 'init.safetensors');
+  if (o.init !== false && fs.existsSync(init)) model.loadStateDict(loadSafetensors(init).tensors as Map<string, StateTensor>);
+  return model;
+}
