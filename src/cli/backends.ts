@@ -5,6 +5,10 @@ import { Interpreter } from '../interp/index.js';
 
 const factories: Record<string, () => Promise<BackendFactory>> = {
   interp: async () => (graph) => new Interpreter(graph),
+  cpu: async () => {
+    const { compiledBackend } = await import('../runtime/backend.js');
+    return (graph) => compiledBackend(graph);
+  },
 };
 
 export function registerBackend(name: string, make: () => Promise<BackendFactory>): void {
