@@ -1,0 +1,38 @@
+// The generated packages stand alone: test/harness builds them with plain CMake
+// (no Node) and drives forward / train_step / train_epoch and the error paths
+// through the C API, also under AddressSanitizer + UndefinedBehaviorSanitizer.
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = path.resolve(import.meta.dirname, '..');
+const names = ['net', 'netwidth', 'netdropout', 'netbatchnorm', 'netdepth', 'netres', 'netresdeep'];
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}:\n${r.stdout}\n${r.stderr}`.slice(-4000));
+  return `${r.stdout}${r.stderr}`;
+}
+
+function harness(name: string, sanitize: boolean): string {
+  const build = path.join(os.tmpdir(), `tk-harness-${name}${sanitize ? '-asan' : ''}`);
+  run('cmake', ['-S', path.join(root, 'test/harness'), '-B', build, `-DTK_PACKAGE=${path.join(root, 'generated', name)}`, `-DTK_PREFIX=tk_${name}`, `-DTK_SANITIZE=${sanitize ? 'ON' : 'OFF'}`]);
+  const out = run('cmake', ['--build', build, '-j', '2']);
+  expect(out).not.toMatch(/warning:/);
+  return path.join(build, 'harness');
+}
+
+describe('standalone C harness (plain CMake, no Node)', () => {
+  it.each(names)('%s builds warning-free and runs', (name) => {
+    expect(run(harness(name, false), ['check'])).toMatch(/^ok checksum /);
+  });
+});
+
+describe('AddressSanitizer + UndefinedBehaviorSanitizer', () => {
+  it.each(names)('%s is clean', (name) => {
+    const out = run(harness(name, true), ['check'], { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1', OMP_NUM_THREADS: '2' });
+    expect(out).toMatch(/^ok checksum /);
+    expect(out).not.toMatch(/runtime error|AddressSanitizer/);
+  });
+});
