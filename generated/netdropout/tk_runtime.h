@@ -20,6 +20,7 @@
 #include <string.h>
 #include <math.h>
 #include <initializer_list>
+#include <utility>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -178,6 +179,71 @@ TK_INLINE float dact1(float y) {
   else return 1.0f;
 }
 
+// even / odd lanes of the 2·VW lanes of (a, b); interleave is the inverse
+template <size_t... I>
+TK_INLINE vf even_lanes(vf a, vf b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, (int)(2 * I)...);
+}
+template <size_t... I>
+TK_INLINE vf odd_lanes(vf a, vf b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, (int)(2 * I + 1)...);
+}
+template <size_t... I>
+TK_INLINE vf interleave_lo(vf a, vf b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, (int)(I % 2 ? VW + I / 2 : I / 2)...);
+}
+template <size_t... I>
+TK_INLINE vf interleave_hi(vf a, vf b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, (int)(I % 2 ? VW + VW / 2 + I / 2 : VW / 2 + I / 2)...);
+}
+using Lanes = std::make_index_sequence<TK_VW>;
+
+/** Stores the first n lanes of v. */
+TK_INLINE void vstore_n(float* p, vf v, int n) {
+  if (n >= VW) {
+    vstore(p, v);
+  } else {
+    float t[VW];
+    vstore(t, v);
+    memcpy(p, t, n * sizeof(float));
+  }
+}
+
+/**
+ * 2x2/2 max pool of two rows given as vectors (row r: v[r][0..NV)), then the
+ * activation; first maximum in row-major window order on ties (as PyTorch).
+ * Writes PW2 = OW/2 pooled values and, if am, their window index (0..3).
+ */
+template <int NV, int OW, int ACT>
+TK_INLINE void pool2_rows(float* __restrict o, uint8_t* __restrict am, const vf* r0, const vf* r1) {
+  constexpr int PW2 = OW / 2;
+  constexpr int NP = cdiv(PW2, VW);
+  TK_UNROLL for (int p = 0; p < NP; ++p) {
+    const vf a0 = r0[2 * p], a1 = 2 * p + 1 < NV ? r0[2 * p + 1] : vf{};
+    const vf b0 = r1[2 * p], b1 = 2 * p + 1 < NV ? r1[2 * p + 1] : vf{};
+    const vf e0 = even_lanes(a0, a1, Lanes{}), o0 = odd_lanes(a0, a1, Lanes{});
+    const vf e1 = even_lanes(b0, b1, Lanes{}), o1 = odd_lanes(b0, b1, Lanes{});
+    vf m = e0;
+    vi k = vi{};
+    vi gt = o0 > m;
+    m = gt ? o0 : m;
+    k = gt ? vi{} + 1 : k;
+    gt = e1 > m;
+    m = gt ? e1 : m;
+    k = gt ? vi{} + 2 : k;
+    gt = o1 > m;
+    m = gt ? o1 : m;
+    k = gt ? vi{} + 3 : k;
+    const int n = PW2 - p * VW < VW ? PW2 - p * VW : VW;
+    vstore_n(o + p * VW, vact<ACT>(m), n);
+    if (am) {
+      uint8_t t[VW];
+      for (int l = 0; l < VW; ++l) t[l] = (uint8_t)k[l];
+      memcpy(am + p * VW, t, n);
+    }
+  }
+}
+
 /** Elementwise over n floats: dst (=|+=) f(vectors); tail done with a zero-padded vector. */
 template <int N, typename F>
 TK_INLINE void vmap(float* dst, F f) {
@@ -280,27 +346,9 @@ TK_INLINE void conv_core(float* __restrict out, uint8_t* __restrict am, const fl
         if constexpr (POOL) {
           // tanh and relu are monotonic: pool the pre-activations, then activate
           // the pooled values only (a quarter of the activations).
-          float t0[NV * VW], t1[NV * VW];
-          TK_UNROLL for (int v = 0; v < NV; ++v) {
-            vstore(t0 + v * VW, acc[c][0][v]);
-            vstore(t1 + v * VW, acc[c][1][v]);
-          }
           constexpr int PW2 = OW / 2;
-          float pm[cdiv(PW2, VW) * VW] = {};
-          float* o = out + ((size_t)(co0 + c) * (OH / 2) + oh0 / 2) * PW2;
-          uint8_t* a = am ? am + ((size_t)(co0 + c) * (OH / 2) + oh0 / 2) * PW2 : nullptr;
-          for (int j = 0; j < PW2; ++j) {
-            float m = t0[2 * j];
-            int k = 0;
-            if (t0[2 * j + 1] > m) m = t0[2 * j + 1], k = 1;
-            if (t1[2 * j] > m) m = t1[2 * j], k = 2;
-            if (t1[2 * j + 1] > m) m = t1[2 * j + 1], k = 3;
-            pm[j] = m;
-            if (a) a[j] = (uint8_t)k;
-          }
-          constexpr int NP = cdiv(PW2, VW);
-          for (int v = 0; v < NP; ++v) vstore(pm + v * VW, vact<ACT>(vload(pm + v * VW)));
-          memcpy(o, pm, sizeof(float) * PW2);
+          const size_t at = ((size_t)(co0 + c) * (OH / 2) + oh0 / 2) * PW2;
+          pool2_rows<NV, OW, ACT>(out + at, am ? am + at : nullptr, acc[c][0], acc[c][1]);
         } else {
           TK_UNROLL for (int r = 0; r < RB; ++r) TK_UNROLL for (int v = 0; v < NV; ++v) acc[c][r][v] = vact<ACT>(acc[c][r][v]);
           TK_UNROLL for (int r = 0; r < RB; ++r) {
@@ -422,16 +470,28 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
           const uint8_t* a = am + (size_t)b * ON + (size_t)co * PH2 * PW2;
           const float* gc = g + (size_t)co * PH2 * PW2;
           const float* yc = yy + (size_t)co * PH2 * PW2;
+          constexpr int NP = cdiv(PW2, VW);
           for (int i = 0; i < PH2; ++i) {
             float* r0 = dzc + (2 * i) * G::ZS;
             float* r1 = r0 + G::ZS;
-            for (int j = 0; j < PW2; ++j) {
-              const float d = gc[i * PW2 + j] * dact1<ACT>(yc[i * PW2 + j]);
-              const int k = a[i * PW2 + j];
-              r0[2 * j] = k == 0 ? d : 0.0f;
-              r0[2 * j + 1] = k == 1 ? d : 0.0f;
-              r1[2 * j] = k == 2 ? d : 0.0f;
-              r1[2 * j + 1] = k == 3 ? d : 0.0f;
+            TK_UNROLL for (int p = 0; p < NP; ++p) {
+              const int n = PW2 - p * VW < VW ? PW2 - p * VW : VW;
+              const int q = i * PW2 + p * VW;
+              uint8_t kb[VW] = {};
+              memcpy(kb, a + q, n);
+              vi k;
+              for (int l = 0; l < VW; ++l) k[l] = kb[l];
+              const vf d = vload_n(gc + q, n) * vdact<ACT>(vload_n(yc + q, n));
+              const vf z = vf{};
+              const vf d0 = k == 0 ? d : z, d1 = k == 1 ? d : z, d2 = k == 2 ? d : z, d3 = k == 3 ? d : z;
+              // pooled lane j covers columns 2j, 2j+1 of both rows
+              const int cols = OW - 2 * p * VW;  // columns left in this row from 2·p·VW
+              vstore_n(r0 + 2 * p * VW, interleave_lo(d0, d1, Lanes{}), cols);
+              vstore_n(r1 + 2 * p * VW, interleave_lo(d2, d3, Lanes{}), cols);
+              if (cols > VW) {
+                vstore_n(r0 + 2 * p * VW + VW, interleave_hi(d0, d1, Lanes{}), cols - VW);
+                vstore_n(r1 + 2 * p * VW + VW, interleave_hi(d2, d3, Lanes{}), cols - VW);
+              }
             }
             if constexpr (OW % 2) r0[OW - 1] = r1[OW - 1] = 0.0f;
           }
