@@ -1,0 +1,961 @@
+// CUDA kernel sources for the CUDA backend, one generator per kernel family.
+// Every shape is a constexpr inside the kernel body; only the batch size (and
+// split counts derived from it) arrive at run time. A generator returns the
+// source with the placeholder KNAME for the kernel's name: the emitter keys
+// kernels by that text, so two uses with one signature share one kernel.
+//
+// Conventions: activations are NCHW float32, contiguous per sample. A gradient
+// output is written as out[i] = (base ? base[i] : 0) + contribution, so one
+// kernel can write a fresh gradient, add to an existing one in place
+// (base == out), or add a pending identity contribution (base = other buffer).
+// Reductions are deterministic: fixed-order shuffles and fixed-order sums over
+// per-block partials; no float atomics anywhere.
+import { cArith, penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
+
+export type Act = 'none' | 'relu' | 'tanh';
+
+export const THREADS = 256;
+
+export interface KernelSrc {
+  /** family, used in the kernel's name */
+  kind: string;
+  /** source with KNAME as the kernel name */
+  code: string;
+}
+
+/** Non-overlapping max pooling fused after a producer (window = stride, no padding). */
+export interface FusedPool {
+  kh: number;
+  kw: number;
+  /** pooled output size */
+  oh: number;
+  ow: number;
+}
+
+/** How a fused group's stored output relates to the producer's pre-activation value. */
+export interface Epilogue {
+  act: Act;
+  pool: FusedPool | null;
+  /** channels and spatial size of the producer's (unpooled) output */
+  C: number;
+  H: number;
+  W: number;
+}
+
+export function actExpr(act: Act, v: string): string {
+  if (act === 'relu') return `(${v} > 0.f ? ${v} : 0.f)`;
+  if (act === 'tanh') return `tanhf(${v})`;
+  return v;
+}
+
+/** d act / d pre-activation, from the activation's output y. */
+export function actGradExpr(act: Act, y: string): string {
+  if (act === 'relu') return `(${y} > 0.f ? 1.f : 0.f)`;
+  if (act === 'tanh') return `(1.f - ${y} * ${y})`;
+  return '1.f';
+}
+
+function lit(x: number): string {
+  if (!Number.isFinite(x)) throw new Error(`internal: non-finite constant ${x}`);
+  const s = Number.isInteger(x) ? x.toFixed(1) : String(x);
+  return `${s}f`;
+}
+
+function dlit(x: number): string {
+  if (!Number.isFinite(x)) throw new Error(`internal: non-finite constant ${x}`);
+  return Number.isInteger(x) ? x.toFixed(1) : String(x);
+}
+
+/**
+ * Statements that set `float gz` to the gradient at the producer's
+ * pre-activation position (b, c, y, x) / flat index `flat`, from the gradient
+ * `gout` of the group's stored output `yout` (and `idx` when pooled).
+ */
+export function preGradCode(ep: Epilogue, b: string, c: string, y: string, x: string, flat: string): string {
+  if (!ep.pool) {
+    if (ep.act === 'none') return `float gz = gout[${flat}];`;
+    return `float gz; { const float yv = yout[${flat}]; gz = gout[${flat}] * ${actGradExpr(ep.act, 'yv')}; }`;
+  }
+  const p = ep.pool;
+  return `float gz = 0.f;
+    {
+      const int py = ${y} / ${p.kh}, px = ${x} / ${p.kw};
+      if (py < ${p.oh} && px < ${p.ow}) {
+        const int j = ((${b} * ${ep.C} + ${c}) * ${p.oh} + py) * ${p.ow} + px;
+        if ((int)idx[j] == (${y} - py * ${p.kh}) * ${p.kw} + (${x} - px * ${p.kw})) { const float yv = yout[j]; gz = gout[j] * ${actGradExpr(ep.act, 'yv')}; }
+      }
+    }`;
+}
+
+// ------------------------------------------------------------------ conv
+
+export interface ConvShape {
+  C: number;
+  H: number;
+  W: number;
+  O: number;
+  OH: number;
+  OW: number;
+  KH: number;
+  KW: number;
+  SH: number;
+  SW: number;
+  PH: number;
+  PW: number;
+  bias: boolean;
+}
+
+function pickDivisor(n: number, options: number[], ok: (d: number) => boolean): number {
+  for (const d of options) if (n % d === 0 && ok(d)) return d;
+  return 1;
+}
+
+/** Threads the conv forward launches per batch sample and per channel group. */
+export function convFwdTiling(s: ConvShape, pool: FusedPool | null, refBatch: number): { OCT: number; TH: number; TW: number; TY: number; TX: number } {
+  let TH = 1;
+  let TW = 1;
+  let TY = s.OH;
+  let TX = s.OW;
+  if (pool) {
+    TH = pool.kh;
+    TW = pool.kw;
+    TY = pool.oh;
+    TX = pool.ow;
+  } else {
+    TW = pickDivisor(s.OW, [4, 2], (d) => s.OH * (s.OW / d) * refBatch >= 4096);
+    TX = s.OW / TW;
+  }
+  const perGroup = refBatch * TY * TX;
+  const wsOk = (d: number) => d * s.C * s.KH * s.KW <= 8192;
+  const OCT = pickDivisor(s.O, [8, 4, 2], (d) => perGroup * (s.O / d) >= 32768 && d * TH * TW <= 32 && wsOk(d));
+  return { OCT, TH, TW, TY, TX };
+}
+
+export function convFwd(s: ConvShape, ep: Epilogue, refBatch: number): KernelSrc & { OCT: number; TY: number; TX: number } {
+  const { OCT, TH, TW, TY, TX } = convFwdTiling(s, ep.pool, refBatch);
+  const PR = (TH - 1) * s.SH + s.KH;
+  const PC = (TW - 1) * s.SW + s.KW;
+  const WS = OCT * s.C * s.KH * s.KW;
+  const NP = TH * TW;
+  const out = ep.pool
+    ? `{
+        float best = 0.f; int bi = -1;
+        #pragma unroll
+        for (int j = 0; j < NP; j++) {
+          const float v = ${actExpr(ep.act, 'acc[oc][j]')};
+          if (bi < 0 || v > best || isnan(v)) { best = v; bi = j; }
+        }
+        const size_t at = ((size_t)(b * O + o) * TY + ty) * TX + tx;
+        y[at] = best;
+        if (idx) idx[at] = (unsigned char)bi;
+      }`
+    : `{
+        #pragma unroll
+        for (int j = 0; j < TW; j++) y[((size_t)(b * O + o) * OH + oy0) * OW + ox0 + j] = ${actExpr(ep.act, 'acc[oc][j]')};
+      }`;
+  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${s.bias ? ' +bias' : ''}${ep.act !== 'none' ? ' +' + ep.act : ''}${ep.pool ? ` +maxpool${ep.pool.kh}x${ep.pool.kw}` : ''}: thread = ${OCT} channels x ${TH}x${TW} pixels
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, unsigned char* __restrict__ idx, int B) {
+  constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
+  constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
+  constexpr int OCT = ${OCT}, TH = ${TH}, TW = ${TW}, TY = ${TY}, TX = ${TX}, PR = ${PR}, PC = ${PC}, NP = ${NP}, WS = ${WS};
+  (void)OH; (void)NP; (void)idx; (void)bias;
+  __shared__ float sw[WS];
+  const int og = blockIdx.y;
+  for (int i = threadIdx.x; i < WS; i += blockDim.x) sw[i] = w[(size_t)og * WS + i];
+  __syncthreads();
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= B * TY * TX) return;
+  const int tx = t % TX, ty = (t / TX) % TY, b = t / (TX * TY);
+  const int oy0 = ty * TH, ox0 = tx * TW;
+  const int iy0 = oy0 * SH - PH, ix0 = ox0 * SW - PW;
+  float acc[OCT][NP];
+  #pragma unroll
+  for (int oc = 0; oc < OCT; oc++) {
+    const float b0 = ${s.bias ? 'bias[og * OCT + oc]' : '0.f'};
+    #pragma unroll
+    for (int j = 0; j < NP; j++) acc[oc][j] = b0;
+  }
+  const float* xb = x + (size_t)b * C * H * W;
+  #pragma unroll ${s.C <= 4 ? s.C : 1}
+  for (int c = 0; c < C; c++) {
+    float p[PR][PC];
+    #pragma unroll
+    for (int r = 0; r < PR; r++) {
+      const int iy = iy0 + r;
+      #pragma unroll
+      for (int q = 0; q < PC; q++) {
+        const int ix = ix0 + q;
+        p[r][q] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? __ldg(xb + (c * H + iy) * W + ix) : 0.f;
+      }
+    }
+    #pragma unroll
+    for (int oc = 0; oc < OCT; oc++) {
+      #pragma unroll
+      for (int ky = 0; ky < KH; ky++) {
+        #pragma unroll
+        for (int kx = 0; kx < KW; kx++) {
+          const float wv = sw[((oc * C + c) * KH + ky) * KW + kx];
+          #pragma unroll
+          for (int th = 0; th < TH; th++) {
+            #pragma unroll
+            for (int tw = 0; tw < TW; tw++) acc[oc][th * TW + tw] = fmaf(wv, p[th * SH + ky][tw * SW + kx], acc[oc][th * TW + tw]);
+          }
+        }
+      }
+    }
+  }
+  #pragma unroll
+  for (int oc = 0; oc < OCT; oc++) {
+    const int o = og * OCT + oc;
+    ${out}
+  }
+}
+`;
+  return { kind: 'conv_fwd', code, OCT, TY, TX };
+}
+
+/** dZ (gradient at the conv's output, before act and pool) materialised from the group's output gradient. */
+export function convBwdPre(ep: Epilogue): KernelSrc {
+  const code = `// gradient through ${ep.act}${ep.pool ? ` and maxpool${ep.pool.kh}x${ep.pool.kw}` : ''} back to a [${ep.C},${ep.H},${ep.W}] pre-activation
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx, float* __restrict__ dz, int B) {
+  constexpr int C = ${ep.C}, H = ${ep.H}, W = ${ep.W};
+  (void)idx; (void)yout;
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * C * H * W) return;
+  const int xw = e % W, yh = (e / W) % H, c = (e / (W * H)) % C, b = e / (W * H * C);
+  (void)xw; (void)yh; (void)c; (void)b;
+  ${preGradCode(ep, 'b', 'c', 'yh', 'xw', 'e')}
+  dz[e] = gz;
+}
+`;
+  return { kind: 'conv_bwd_pre', code };
+}
+
+/** Channels per weight-gradient block: CG·KH·KW register accumulators. */
+export function wgradGroup(s: ConvShape): { CG: number; NCG: number } {
+  const k = s.KH * s.KW;
+  const CG = Math.max(1, Math.min(s.C, Math.floor(32 / k)));
+  return { CG, NCG: Math.ceil(s.C / CG) };
+}
+
+export function convWgradPartial(s: ConvShape): KernelSrc {
+  const { CG } = wgradGroup(s);
+  const R = CG * s.KH * s.KW;
+  const WARPS = THREADS / 32;
+  const code = `// conv2d ${s.C}->${s.O} k${s.KH}x${s.KW} weight/bias gradient, partial sums: block = (out channel, ${CG}-channel group, batch split)
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ dz, const float* __restrict__ x, float* __restrict__ part, int B, int SB) {
+  constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
+  constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
+  constexpr int CG = ${CG}, R = ${R}, WPART = C * KH * KW + 1, WARPS = ${WARPS};
+  const int o = blockIdx.x, c0 = blockIdx.y * CG, split = blockIdx.z;
+  const int b0 = split * SB, b1 = min(B, b0 + SB);
+  const int npos = (b1 - b0) * OH * OW;
+  float acc[R + 1];
+  #pragma unroll
+  for (int r = 0; r <= R; r++) acc[r] = 0.f;
+  for (int p = threadIdx.x; p < npos; p += blockDim.x) {
+    const int ox = p % OW, oy = (p / OW) % OH, b = b0 + p / (OW * OH);
+    const float g = dz[((size_t)(b * O + o) * OH + oy) * OW + ox];
+    if (g == 0.f) continue;
+    acc[R] += g;
+    const float* xb = x + (size_t)b * C * H * W;
+    #pragma unroll
+    for (int cc = 0; cc < CG; cc++) {
+      const int c = c0 + cc;
+      if (C % CG != 0 && c >= C) break;
+      #pragma unroll
+      for (int ky = 0; ky < KH; ky++) {
+        const int iy = oy * SH - PH + ky;
+        #pragma unroll
+        for (int kx = 0; kx < KW; kx++) {
+          const int ix = ox * SW - PW + kx;
+          if (iy >= 0 && iy < H && ix >= 0 && ix < W) acc[(cc * KH + ky) * KW + kx] = fmaf(g, __ldg(xb + (c * H + iy) * W + ix), acc[(cc * KH + ky) * KW + kx]);
+        }
+      }
+    }
+  }
+  __shared__ float red[R + 1][WARPS];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  #pragma unroll
+  for (int r = 0; r <= R; r++) {
+    float v = acc[r];
+    #pragma unroll
+    for (int m = 16; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
+    if (lane == 0) red[r][warp] = v;
+  }
+  __syncthreads();
+  for (int r = threadIdx.x; r <= R; r += blockDim.x) {
+    float v = 0.f;
+    #pragma unroll
+    for (int k = 0; k < WARPS; k++) v += red[r][k];
+    float* dst = part + ((size_t)split * O + o) * WPART;
+    if (r < R) {
+      const int c = c0 + r / (KH * KW);
+      if (c < C) dst[c0 * KH * KW + r] = v;
+    } else if (blockIdx.y == 0) {
+      dst[C * KH * KW] = v;
+    }
+  }
+}
+`;
+  return { kind: 'conv_wgrad', code };
+}
+
+export function convWgradReduce(s: ConvShape): KernelSrc {
+  const code = `// conv2d ${s.C}->${s.O} k${s.KH}x${s.KW}: sum of the weight-gradient partials in split order, written or added to the gradient
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ part, int splits, float* __restrict__ gw, float* __restrict__ gb, int accumulate) {
+  constexpr int O = ${s.O}, K = ${s.C * s.KH * s.KW}, WPART = K + 1;
+  constexpr bool HAS_BIAS = ${s.bias};
+  (void)gb;
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= O * WPART) return;
+  const int o = t / WPART, r = t % WPART;
+  if (r == K && !HAS_BIAS) return;
+  float v = 0.f;
+  for (int k = 0; k < splits; k++) v += part[((size_t)k * O + o) * WPART + r];
+  float* dst = r < K ? gw + (size_t)o * K + r : gb + o;
+  *dst = accumulate ? *dst + v : v;
+}
+`;
+  return { kind: 'conv_wgrad_reduce', code };
+}
+
+export function convDgradTiling(s: ConvShape, refBatch: number): { ICT: number; TW: number; TX: number } {
+  const stride1 = s.SH === 1 && s.SW === 1;
+  const TW = stride1 ? pickDivisor(s.W, [2], () => s.H * s.W * refBatch / 2 >= 4096) : 1;
+  const TX = s.W / TW;
+  const per = refBatch * s.H * TX;
+  const ICT = pickDivisor(s.C, [8, 4, 2], (d) => per * (s.C / d) >= 32768 && s.O * d * s.KH * s.KW <= 8192);
+  return { ICT, TW, TX };
+}
+
+/** Gradient w.r.t. the conv input (a transposed convolution, gathered per input pixel). */
+export function convDgrad(s: ConvShape, refBatch: number): KernelSrc & { ICT: number; TX: number } {
+  const { ICT, TW, TX } = convDgradTiling(s, refBatch);
+  const WS = s.O * ICT * s.KH * s.KW;
+  const stride1 = s.SH === 1 && s.SW === 1;
+  const body = stride1
+    ? `    float q[KH][TW + KW - 1];
+    #pragma unroll
+    for (int r = 0; r < KH; r++) {
+      const int oy = iy + PH - (KH - 1) + r;
+      #pragma unroll
+      for (int u = 0; u < TW + KW - 1; u++) {
+        const int ox = ix0 + PW - (KW - 1) + u;
+        q[r][u] = (oy >= 0 && oy < OH && ox >= 0 && ox < OW) ? __ldg(gb + (o * OH + oy) * OW + ox) : 0.f;
+      }
+    }
+    #pragma unroll
+    for (int ic = 0; ic < ICT; ic++) {
+      #pragma unroll
+      for (int ky = 0; ky < KH; ky++) {
+        #pragma unroll
+        for (int kx = 0; kx < KW; kx++) {
+          const float wv = sw[((o * ICT + ic) * KH + ky) * KW + kx];
+          #pragma unroll
+          for (int tw = 0; tw < TW; tw++) acc[ic][tw] = fmaf(wv, q[KH - 1 - ky][tw + KW - 1 - kx], acc[ic][tw]);
+        }
+      }
+    }`
+    : `    #pragma unroll
+    for (int ky = 0; ky < KH; ky++) {
+      const int ty = iy + PH - ky;
+      if (ty < 0 || ty % SH != 0 || ty / SH >= OH) continue;
+      #pragma unroll
+      for (int kx = 0; kx < KW; kx++) {
+        const int tx2 = ix0 + PW - kx;
+        if (tx2 < 0 || tx2 % SW != 0 || tx2 / SW >= OW) continue;
+        const float g = __ldg(gb + (o * OH + ty / SH) * OW + tx2 / SW);
+        #pragma unroll
+        for (int ic = 0; ic < ICT; ic++) acc[ic][0] = fmaf(sw[((o * ICT + ic) * KH + ky) * KW + kx], g, acc[ic][0]);
+      }
+    }`;
+  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}: input gradient, thread = ${ICT} input channels x ${TW} pixels
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ dz, const float* __restrict__ w, const float* base, float* out, int B) {
+  constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
+  constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
+  constexpr int ICT = ${ICT}, TW = ${TW}, TX = ${TX}, WS = ${WS};
+  (void)SH; (void)SW;
+  __shared__ float sw[WS];
+  const int cg = blockIdx.y;
+  for (int i = threadIdx.x; i < WS; i += blockDim.x) {
+    const int o = i / (ICT * KH * KW), rem = i % (ICT * KH * KW);
+    sw[i] = w[((size_t)o * C + cg * ICT + rem / (KH * KW)) * KH * KW + rem % (KH * KW)];
+  }
+  __syncthreads();
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= B * H * TX) return;
+  const int tx = t % TX, iy = (t / TX) % H, b = t / (TX * H);
+  const int ix0 = tx * TW;
+  float acc[ICT][TW];
+  #pragma unroll
+  for (int ic = 0; ic < ICT; ic++) {
+    #pragma unroll
+    for (int j = 0; j < TW; j++) acc[ic][j] = 0.f;
+  }
+  #pragma unroll 1
+  for (int o = 0; o < O; o++) {
+    const float* gb = dz + (size_t)b * O * OH * OW;
+${body}
+  }
+  #pragma unroll
+  for (int ic = 0; ic < ICT; ic++) {
+    #pragma unroll
+    for (int j = 0; j < TW; j++) {
+      const size_t at = ((size_t)(b * C + cg * ICT + ic) * H + iy) * W + ix0 + j;
+      out[at] = (base ? base[at] : 0.f) + acc[ic][j];
+    }
+  }
+}
+`;
+  return { kind: 'conv_dgrad', code, ICT, TX };
+}
+
+// ------------------------------------------------------------------ linear
+
+export function linearFwd(inF: number, outF: number, bias: boolean, act: Act): KernelSrc {
+  const code = `// linear ${inF}->${outF}${bias ? ' +bias' : ''}${act !== 'none' ? ' +' + act : ''}: one warp per output
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int B) {
+  constexpr int I = ${inF}, O = ${outF};
+  (void)bias;
+  const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+  if (warp >= B * O) return;
+  const int b = warp / O, o = warp % O;
+  const float* xr = x + (size_t)b * I;
+  const float* wr = w + (size_t)o * I;
+  float s = 0.f;
+  for (int i = lane; i < I; i += 32) s = fmaf(__ldg(xr + i), __ldg(wr + i), s);
+  #pragma unroll
+  for (int m = 16; m > 0; m >>= 1) s += __shfl_xor_sync(0xffffffffu, s, m);
+  if (lane == 0) {
+    const float v = s${bias ? ' + bias[o]' : ''};
+    y[warp] = ${actExpr(act, 'v')};
+  }
+}
+`;
+  return { kind: 'linear_fwd', code };
+}
+
+/** One launch, three thread ranges: dW [O×I], db [O], dX [B×I] (when wanted); dZ = gout·act'(y) on the fly. */
+export function linearBwd(inF: number, outF: number, bias: boolean, act: Act): KernelSrc {
+  const dzAt = act === 'none' ? 'gout[(bb) * O + o]' : `(gout[(bb) * O + o] * ${actGradExpr(act, 'y[(bb) * O + o]')})`;
+  const code = `// linear ${inF}->${outF}${act !== 'none' ? ' after ' + act : ''} backward: weight, bias and input gradients in one launch
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ y, const float* __restrict__ x, const float* __restrict__ w,
+    float* __restrict__ gw, float* __restrict__ gb, int accumulate, const float* dxbase, float* dx, int B) {
+  constexpr int I = ${inF}, O = ${outF};
+  constexpr bool HAS_BIAS = ${bias};
+  (void)y; (void)gb;
+#define DZ(bb) ${dzAt}
+  int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t < O * I) {
+    const int o = t / I, i = t % I;
+    float s = 0.f;
+    for (int b = 0; b < B; b++) s = fmaf(DZ(b), x[(size_t)b * I + i], s);
+    gw[t] = accumulate ? gw[t] + s : s;
+    return;
+  }
+  t -= O * I;
+  if (t < O) {
+    if (HAS_BIAS) {
+      const int o = t;
+      float s = 0.f;
+      for (int b = 0; b < B; b++) s += DZ(b);
+      gb[o] = accumulate ? gb[o] + s : s;
+    }
+    return;
+  }
+  t -= O;
+  if (dx && t < B * I) {
+    const int b = t / I, i = t % I;
+    float s = 0.f;
+    for (int o = 0; o < O; o++) s = fmaf(DZ(b), w[(size_t)o * I + i], s);
+    dx[t] = (dxbase ? dxbase[t] : 0.f) + s;
+  }
+#undef DZ
+}
+`;
+  return { kind: 'linear_bwd', code };
+}
+
+// ------------------------------------------------------------------ batchnorm
+
+const LAST_BLOCK = `  __shared__ bool tk_last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned nb = gridDim.x * gridDim.y * gridDim.z;
+    tk_last = atomicInc(counter, nb - 1) == nb - 1;
+  }
+  __syncthreads();
+  if (!tk_last) return;
+  __threadfence();`;
+
+/** Block-wide fixed-order sum of NV doubles `v[]`; the totals land in tot[] (shared), valid after the call. */
+function blockSumDoubles(nv: number): string {
+  return `  {
+    __shared__ double tk_red[${nv}][${THREADS / 32}];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    #pragma unroll
+    for (int k = 0; k < ${nv}; k++) {
+      double s = v[k];
+      #pragma unroll
+      for (int m = 16; m > 0; m >>= 1) s += __shfl_xor_sync(0xffffffffu, s, m);
+      if (lane == 0) tk_red[k][warp] = s;
+    }
+    __syncthreads();
+    if (threadIdx.x < ${nv}) {
+      double s = 0.0;
+      for (int k = 0; k < ${THREADS / 32}; k++) s += tk_red[threadIdx.x][k];
+      tot[threadIdx.x] = s;
+    }
+    __syncthreads();
+  }`;
+}
+
+/** Train-mode batch statistics: per-(channel, split) partial sums in double, the last block finalises mean/invstd and updates the running stats. */
+export function bnStats(C: number, HW: number, eps: number, momentum: number): KernelSrc {
+  const code = `// batchnorm2d(${C}) over ${HW} pixels: batch mean and biased variance (float64 sums), running stats update, num_batches_tracked += 1
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ z, double* __restrict__ part, int B, int S,
+    float* __restrict__ mean_out, float* __restrict__ invstd_out, float* __restrict__ rmean, float* __restrict__ rvar, long long* __restrict__ nbt, unsigned* counter) {
+  constexpr int C = ${C}, HW = ${HW};
+  const int c = blockIdx.x, s = blockIdx.y;
+  const int N = B * HW, chunk = (N + S - 1) / S;
+  const int e0 = s * chunk, e1 = min(N, e0 + chunk);
+  double v[2] = {0.0, 0.0};
+  for (int e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
+    const double a = z[((size_t)(e / HW) * C + c) * HW + e % HW];
+    v[0] += a;
+    v[1] += a * a;
+  }
+  __shared__ double tot[2];
+${blockSumDoubles(2)}
+  if (threadIdx.x == 0) { part[c * S + s] = tot[0]; part[(C + c) * S + s] = tot[1]; }
+${LAST_BLOCK}
+  for (int k = threadIdx.x; k < C; k += blockDim.x) {
+    double a = 0.0, q = 0.0;
+    for (int j = 0; j < S; j++) { a += ((volatile double*)part)[k * S + j]; q += ((volatile double*)part)[(C + k) * S + j]; }
+    const double mean = a / N;
+    double var = q / N - mean * mean;
+    if (var < 0.0) var = 0.0;
+    mean_out[k] = (float)mean;
+    invstd_out[k] = (float)(1.0 / sqrt(var + ${dlit(eps)}));
+    const double unbiased = N > 1 ? var * N / (N - 1) : var;
+    rmean[k] = (float)((1.0 - ${dlit(momentum)}) * rmean[k] + ${dlit(momentum)} * mean);
+    rvar[k] = (float)((1.0 - ${dlit(momentum)}) * rvar[k] + ${dlit(momentum)} * unbiased);
+  }
+  if (threadIdx.x == 0) nbt[0] += 1;
+}
+`;
+  return { kind: 'bn_stats', code };
+}
+
+/** y = act(gamma·(z − mean)·invstd + beta) [then non-overlapping maxpool]; train: saved batch stats, eval: running stats. */
+export function bnApply(ep: Epilogue, eps: number, train: boolean): KernelSrc {
+  const { C, H, W } = ep;
+  const HW = H * W;
+  const stats = train
+    ? `const float mu = mean[c], is = invstd[c];`
+    : `const float mu = mean[c], is = rsqrtf(invstd[c] + ${lit(eps)});`;
+  let body: string;
+  if (!ep.pool) {
+    body = `  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * C * HW) return;
+  const int c = (e / HW) % C;
+  ${stats}
+  const float v = (z[e] - mu) * is * gamma[c] + beta[c];
+  y[e] = ${actExpr(ep.act, 'v')};`;
+  } else {
+    const p = ep.pool;
+    body = `  constexpr int PH = ${p.kh}, PW = ${p.kw}, POH = ${p.oh}, POW = ${p.ow};
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * C * POH * POW) return;
+  const int px = e % POW, py = (e / POW) % POH, c = (e / (POW * POH)) % C, b = e / (POW * POH * C);
+  ${stats}
+  const float g = gamma[c], bt = beta[c];
+  float best = 0.f; int bi = -1;
+  #pragma unroll
+  for (int i = 0; i < PH; i++) {
+    #pragma unroll
+    for (int j = 0; j < PW; j++) {
+      const float u = (z[((size_t)(b * C + c) * H + py * PH + i) * W + px * PW + j] - mu) * is * g + bt;
+      const float v = ${actExpr(ep.act, 'u')};
+      if (bi < 0 || v > best || isnan(v)) { best = v; bi = i * PW + j; }
+    }
+  }
+  y[e] = best;
+  if (idx) idx[e] = (unsigned char)bi;`;
+  }
+  const code = `// batchnorm2d(${C}) ${train ? 'train (batch stats)' : 'eval (running stats)'} apply${ep.act !== 'none' ? ' +' + ep.act : ''}${ep.pool ? ` +maxpool${ep.pool.kh}x${ep.pool.kw}` : ''} on [${C},${H},${W}]
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd,
+    const float* __restrict__ gamma, const float* __restrict__ beta, float* __restrict__ y, unsigned char* __restrict__ idx, int B) {
+  constexpr int C = ${C}, H = ${H}, W = ${W}, HW = ${HW};
+  (void)H; (void)W; (void)HW; (void)idx;
+${body}
+}
+`;
+  return { kind: train ? 'bn_apply' : 'bn_eval', code };
+}
+
+/** Backward partial sums Σ dY and Σ dY·x̂ per channel; the last block finalises them and writes dgamma, dbeta. */
+export function bnBwdStats(ep: Epilogue): KernelSrc {
+  const { C, H, W } = ep;
+  const code = `// batchnorm2d(${C}) backward${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''}: sums of dy and dy*xhat per channel (float64)
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
+    const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd, double* __restrict__ part, int B, int S,
+    double* __restrict__ sums, float* __restrict__ ggamma, float* __restrict__ gbeta, int accumulate, unsigned* counter) {
+  constexpr int C = ${C}, H = ${H}, W = ${W}, HW = ${H * W};
+  (void)yout; (void)idx;
+  const int c = blockIdx.x, s = blockIdx.y;
+  const int N = B * HW, chunk = (N + S - 1) / S;
+  const int e0 = s * chunk, e1 = min(N, e0 + chunk);
+  const float mu = mean[c], is = invstd[c];
+  double v[2] = {0.0, 0.0};
+  for (int e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
+    const int b = e / HW, hw = e % HW, yh = hw / W, xw = hw % W;
+    const size_t flat = ((size_t)b * C + c) * HW + hw;
+    (void)yh; (void)xw;
+    ${preGradCode(ep, 'b', 'c', 'yh', 'xw', 'flat')}
+    const float xh = (z[flat] - mu) * is;
+    v[0] += gz;
+    v[1] += (double)gz * xh;
+  }
+  __shared__ double tot[2];
+${blockSumDoubles(2)}
+  if (threadIdx.x == 0) { part[c * S + s] = tot[0]; part[(C + c) * S + s] = tot[1]; }
+${LAST_BLOCK}
+  for (int k = threadIdx.x; k < C; k += blockDim.x) {
+    double a = 0.0, q = 0.0;
+    for (int j = 0; j < S; j++) { a += ((volatile double*)part)[k * S + j]; q += ((volatile double*)part)[(C + k) * S + j]; }
+    sums[k] = a;
+    sums[C + k] = q;
+    ggamma[k] = accumulate ? ggamma[k] + (float)q : (float)q;
+    gbeta[k] = accumulate ? gbeta[k] + (float)a : (float)a;
+  }
+}
+`;
+  return { kind: 'bn_bwd_stats', code };
+}
+
+export function bnBwdApply(ep: Epilogue): KernelSrc {
+  const { C, H, W } = ep;
+  const code = `// batchnorm2d(${C}) backward: dz = gamma*invstd*(dy - (sum(dy) + xhat*sum(dy*xhat))/N)
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
+    const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd, const double* __restrict__ sums,
+    const float* __restrict__ gamma, const float* base, float* out, int B) {
+  constexpr int C = ${C}, H = ${H}, W = ${W}, HW = ${H * W};
+  (void)yout; (void)idx;
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * C * HW) return;
+  const int hw = e % HW, c = (e / HW) % C, b = e / (HW * C), yh = hw / W, xw = hw % W;
+  (void)yh; (void)xw; (void)b;
+  ${preGradCode(ep, 'b', 'c', 'yh', 'xw', 'e')}
+  const float is = invstd[c];
+  const float xh = (z[e] - mean[c]) * is;
+  const double n = (double)B * HW;
+  const float corr = (float)((sums[c] + (double)xh * sums[C + c]) / n);
+  out[e] = (base ? base[e] : 0.f) + gamma[c] * is * (gz - corr);
+}
+`;
+  return { kind: 'bn_bwd_apply', code };
+}
+
+// ------------------------------------------------------------------ pooling (standalone)
+
+export interface PoolShape {
+  C: number;
+  H: number;
+  W: number;
+  OH: number;
+  OW: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+}
+
+export function poolFwd(op: 'max' | 'avg', s: PoolShape): KernelSrc {
+  const inner =
+    op === 'max'
+      ? `if (at < 0 || v > best || isnan(v)) { best = v; at = iy * W + ix; }`
+      : `best += v;`;
+  const code = `// ${op}pool2d k${s.kh}x${s.kw} s${s.sh}x${s.sw} p${s.ph}x${s.pw} on [${s.C},${s.H},${s.W}]
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ idx, int B) {
+  constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, OH = ${s.OH}, OW = ${s.OW}, KH = ${s.kh}, KW = ${s.kw}, SH = ${s.sh}, SW = ${s.sw}, PH = ${s.ph}, PW = ${s.pw};
+  (void)idx;
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * C * OH * OW) return;
+  const int ox = e % OW, oy = (e / OW) % OH, bc = e / (OW * OH);
+  const float* xp = x + (size_t)bc * H * W;
+  float best = ${op === 'max' ? '0.f' : '0.f'}; int at = -1;
+  #pragma unroll
+  for (int ky = 0; ky < KH; ky++) {
+    const int iy = oy * SH - PH + ky;
+    if (iy < 0 || iy >= H) continue;
+    #pragma unroll
+    for (int kx = 0; kx < KW; kx++) {
+      const int ix = ox * SW - PW + kx;
+      if (ix < 0 || ix >= W) continue;
+      const float v = xp[iy * W + ix];
+      ${inner}
+    }
+  }
+  ${op === 'max' ? 'y[e] = best;\n  if (idx) idx[e] = at;' : `y[e] = best * ${lit(1 / (s.kh * s.kw))};\n  (void)at;`}
+}
+`;
+  return { kind: `${op}pool_fwd`, code };
+}
+
+export function poolBwd(op: 'max' | 'avg', s: PoolShape): KernelSrc {
+  const take = op === 'max' ? `if (idx[j] == iy * W + ix) g += gout[j];` : `g += gout[j];`;
+  const code = `// ${op}pool2d k${s.kh}x${s.kw} s${s.sh}x${s.sw} p${s.ph}x${s.pw} on [${s.C},${s.H},${s.W}] backward, gathered per input element
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const int* __restrict__ idx, const float* base, float* out, int B) {
+  constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, OH = ${s.OH}, OW = ${s.OW}, KH = ${s.kh}, KW = ${s.kw}, SH = ${s.sh}, SW = ${s.sw}, PH = ${s.ph}, PW = ${s.pw};
+  (void)idx;
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * C * H * W) return;
+  const int ix = e % W, iy = (e / W) % H, bc = e / (W * H);
+  float g = 0.f;
+  #pragma unroll
+  for (int ky = 0; ky < KH; ky++) {
+    const int ty = iy + PH - ky;
+    if (ty < 0 || ty % SH != 0 || ty / SH >= OH) continue;
+    #pragma unroll
+    for (int kx = 0; kx < KW; kx++) {
+      const int tx = ix + PW - kx;
+      if (tx < 0 || tx % SW != 0 || tx / SW >= OW) continue;
+      const int j = (bc * OH + ty / SH) * OW + tx / SW;
+      ${take}
+    }
+  }
+  out[e] = (base ? base[e] : 0.f) + g${op === 'avg' ? ` * ${lit(1 / (s.kh * s.kw))}` : ''};
+}
+`;
+  return { kind: `${op}pool_bwd`, code };
+}
+
+// ------------------------------------------------------------------ elementwise
+
+export function actFwd(act: Act, n: number): KernelSrc {
+  const code = `// ${act} on ${n} values per sample
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, float* __restrict__ y, int B) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${n}) return;
+  const float v = x[e];
+  y[e] = ${actExpr(act, 'v')};
+}
+`;
+  return { kind: `${act}_fwd`, code };
+}
+
+export function actBwd(act: Act, n: number): KernelSrc {
+  const code = `// ${act} backward on ${n} values per sample
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ y, const float* base, float* out, int B) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${n}) return;
+  const float yv = y[e];
+  out[e] = (base ? base[e] : 0.f) + gout[e] * ${actGradExpr(act, 'yv')};
+}
+`;
+  return { kind: `${act}_bwd`, code };
+}
+
+export function addFwd(n: number): KernelSrc {
+  const code = `// add on ${n} values per sample
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, int B) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${n}) return;
+  y[e] = a[e] + b[e];
+}
+`;
+  return { kind: 'add_fwd', code };
+}
+
+/** out = base + src (an identity gradient contribution onto an existing one). */
+export function accumulate(n: number): KernelSrc {
+  const code = `// gradient sum on ${n} values per sample
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* base, const float* __restrict__ src, float* out, int B) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${n}) return;
+  out[e] = base[e] + src[e];
+}
+`;
+  return { kind: 'grad_sum', code };
+}
+
+export interface DropoutSpec {
+  n: number;
+  C: number;
+  p: number;
+  channelwise: boolean;
+  stream: number;
+}
+
+function dropoutKeep(d: DropoutSpec): string {
+  // u = (h >> 8) / 2^24 >= p  <=>  (h >> 8) >= ceil(p * 2^24), exactly (p * 2^24 is exact in float64).
+  const thr = Math.ceil(d.p * 16777216);
+  const index = d.channelwise ? `(unsigned)(b * ${d.C} + i / ${d.n / d.C})` : `(unsigned)(b * ${d.n} + i)`;
+  return `const int b = e / ${d.n}, i = e % ${d.n};
+  (void)i;
+  const bool keep = (tk_hash(seed, ${d.stream >>> 0}u, ${index}) >> 8) >= ${thr}u;`;
+}
+
+export function dropoutFwd(d: DropoutSpec): KernelSrc {
+  const code = `// ${d.channelwise ? 'dropout2d' : 'dropout'} p=${d.p} (stream ${d.stream}) on ${d.n} values per sample; mask = tk_hash_uniform(seed, stream, index) >= p
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, float* __restrict__ y, const TkScalars* __restrict__ sc, int B) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${d.n}) return;
+  const unsigned seed = sc->seed_base + (unsigned)sc->step;
+  ${dropoutKeep(d)}
+  y[e] = keep ? x[e] * ${lit(1 / (1 - d.p))} : 0.f;
+}
+`;
+  return { kind: 'dropout_fwd', code };
+}
+
+export function dropoutBwd(d: DropoutSpec): KernelSrc {
+  const code = `// ${d.channelwise ? 'dropout2d' : 'dropout'} p=${d.p} (stream ${d.stream}) backward
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* base, float* out, const TkScalars* __restrict__ sc, int B) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${d.n}) return;
+  const unsigned seed = sc->seed_base + (unsigned)sc->step;
+  ${dropoutKeep(d)}
+  out[e] = (base ? base[e] : 0.f) + (keep ? gout[e] * ${lit(1 / (1 - d.p))} : 0.f);
+}
+`;
+  return { kind: 'dropout_bwd', code };
+}
+
+// ------------------------------------------------------------------ data, loss, optimizer
+
+export function gather(n: number): KernelSrc {
+  const vec = n % 4 === 0;
+  const per = vec ? n / 4 : n;
+  const T = vec ? 'float4' : 'float';
+  const code = `// gathers a batch of ${n}-value samples from the resident dataset in shuffle order
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ data, const int* __restrict__ labels, const unsigned* __restrict__ order,
+    const TkScalars* __restrict__ sc, float* __restrict__ x, int* __restrict__ y, int B) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${per}) return;
+  const int b = e / ${per}, i = e % ${per};
+  const unsigned row = order[sc->cursor + b];
+  reinterpret_cast<${T}*>(x)[e] = reinterpret_cast<const ${T}*>(data)[(size_t)row * ${per} + i];
+  if (i == 0) y[b] = labels[row];
+}
+`;
+  return { kind: 'gather', code };
+}
+
+/** Mean cross-entropy, its logits gradient, correct count; one block, fixed-order sums. */
+export function lossKernel(K: number): KernelSrc {
+  const code = `// cross-entropy (mean over the batch) of ${K} logits: loss, dlogits = (softmax - onehot)/B, correct count
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ z, const int* __restrict__ labels, float* __restrict__ dz, TkScalars* sc, int B) {
+  constexpr int K = ${K};
+  double v[2] = {0.0, 0.0};
+  for (int b = threadIdx.x; b < B; b += blockDim.x) {
+    const float* zr = z + (size_t)b * K;
+    const int label = labels[b];
+    float m = zr[0];
+    int arg = 0;
+    #pragma unroll
+    for (int k = 1; k < K; k++) if (zr[k] > m) { m = zr[k]; arg = k; }
+    double s = 0.0;
+    #pragma unroll
+    for (int k = 0; k < K; k++) s += exp((double)zr[k] - m);
+    v[0] += (double)m + log(s) - zr[label];
+    v[1] += arg == label ? 1.0 : 0.0;
+    #pragma unroll
+    for (int k = 0; k < K; k++) dz[(size_t)b * K + k] = (float)((exp((double)zr[k] - m) / s - (k == label ? 1.0 : 0.0)) / B);
+  }
+  __shared__ double tot[2];
+${blockSumDoubles(2)}
+  if (threadIdx.x == 0) {
+    sc->loss_ce = tot[0] / B;
+    sc->correct += (long long)tot[1];
+  }
+}
+`;
+  return { kind: 'loss', code };
+}
+
+export const SGD_ITEMS = 4;
+
+/**
+ * SGD over the flat parameter array, from rules.ts (penalty gradient, sgdStep),
+ * plus the penalty loss; the last block adds the step's loss to the epoch sum,
+ * advances the batch cursor and step counter.
+ */
+export function sgdKernel(total: number): KernelSrc {
+  const h: StepTerms<string> = { lr: 'h_lr', momentum: 'h_mom', weightDecay: 'h_wd', l1: 'h_l1', l2: 'h_l2' };
+  const pg = penaltyGrad(cArith, 'p', h);
+  const pl = penaltyLoss(cArith, 'p', h);
+  const st = sgdStep(cArith, 'p', 'g', 'm', 'first', h);
+  const code = `// SGD (momentum, weight decay; first step copies the gradient into the momentum buffer) with l1/l2 penalties, over ${total} parameters
+__global__ void __launch_bounds__(${THREADS}) KNAME(float* __restrict__ P, float* __restrict__ G, float* __restrict__ M, TkScalars* sc, double* __restrict__ part, int B, unsigned* counter) {
+  constexpr int N = ${total};
+  const float h_lr = sc->lr, h_mom = sc->momentum, h_wd = sc->weight_decay, h_l1 = sc->l1, h_l2 = sc->l2;
+  const float first = sc->momentum_started ? 0.f : 1.f;
+  double v[1] = {0.0};
+  const int base = blockIdx.x * blockDim.x * ${SGD_ITEMS} + threadIdx.x;
+  #pragma unroll
+  for (int k = 0; k < ${SGD_ITEMS}; k++) {
+    const int i = base + k * blockDim.x;
+    if (i < N) {
+      const float p = P[i];
+      const float g = G[i] + ${pg};
+      const float m = M[i];
+      v[0] += (double)(${pl});
+      G[i] = g;
+      P[i] = ${st.p};
+      M[i] = ${st.buf};
+    }
+  }
+  __shared__ double tot[1];
+${blockSumDoubles(1)}
+  if (threadIdx.x == 0) part[blockIdx.x] = tot[0];
+${LAST_BLOCK}
+  if (threadIdx.x == 0) {
+    double pen = 0.0;
+    for (int j = 0; j < (int)gridDim.x; j++) pen += ((volatile double*)part)[j];
+    sc->loss_total = sc->loss_ce + pen;
+    sc->loss_sum += sc->loss_total;
+    if (h_mom != 0.f) sc->momentum_started = 1;
+    sc->cursor += B;
+    sc->step += 1;
+  }
+}
+`;
+  return { kind: 'sgd', code };
+}
+
+/** Penalty loss alone (no step), for reporting the loss of a forward without training. */
+export const PRELUDE = `// ---- shared device helpers
+struct TkScalars {
+  double loss_sum;       // sum over this call's steps of (cross-entropy + penalties)
+  double loss_ce;        // last step's cross-entropy
+  double loss_total;     // last step's cross-entropy + penalties
+  long long correct;     // training-mode predictions that matched, summed over this call
+  int cursor;            // position in the shuffle order of the next batch
+  int step;              // steps done in this call: dropout seed = seed_base + step
+  unsigned seed_base;
+  int momentum_started;  // 0 until a step with momentum != 0 (PyTorch's first-step rule)
+  float lr, momentum, weight_decay, l1, l2;
+};
+
+// murmur3 fmix32 and the counter-based uniform of src/util/rng.ts (hashUniform), bit for bit
+__device__ __forceinline__ unsigned tk_mix32(unsigned h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+__device__ __forceinline__ unsigned tk_hash(unsigned seed, unsigned stream, unsigned index) {
+  return tk_mix32(tk_mix32(seed ^ tk_mix32(stream)) ^ index);
+}
+__device__ __forceinline__ float tk_hash_uniform(unsigned seed, unsigned stream, unsigned index) {
+  return (float)(tk_hash(seed, stream, index) >> 8) * (1.0f / 16777216.0f);
+}
+`;
