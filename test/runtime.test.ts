@@ -130,3 +130,26 @@ describe('runtime behaviour', () => {
     }
   });
 });
+
+describe('TrainableModel adapter', () => {
+  it('trainEpoch over a subset order, and training state resumes a run exactly', async () => {
+    const { CompiledTrainable } = await import('../src/runtime/trainable.js');
+    const graph = trace(new bookModels.NetDropout());
+    const n = 24;
+    const { x, y } = batch(n, 4);
+    const opts = { lr: 0.05, momentum: 0.9 };
+    const a = new CompiledTrainable(graph, await load(dir, { seed: 3 }));
+    const r = a.trainEpoch(x, y, Uint32Array.from([5, 1, 7, 20, 3]), 2, opts);
+    expect(r.batches).toBe(3);
+    const ts = a.trainingState();
+    expect([...ts.keys()]).toContain('momentum.conv1.weight');
+    const b = new CompiledTrainable(graph, await load(dir, { seed: 3 }));
+    b.loadStateDict(a.stateDict());
+    b.loadTrainingState(ts);
+    const order = new Rng(2).permutation(n);
+    const ra = a.trainEpoch(x, y, order, 8, opts);
+    const rb = b.trainEpoch(x, y, order, 8, opts);
+    expect(rb.lossSum).toBe(ra.lossSum);
+    for (const [k, t] of a.stateDict()) expect(b.stateDict().get(k)!.data, k).toEqual(t.data);
+  });
+});

@@ -62,6 +62,8 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod("setState", &Model::SetState),
                            InstanceMethod("getGrad", &Model::GetGrad),
                            InstanceMethod("resetOptimizer", &Model::ResetOptimizer),
+                           InstanceMethod("getMomentum", &Model::GetMomentum),
+                           InstanceMethod("setMomentum", &Model::SetMomentum),
                            InstanceMethod("setNumThreads", &Model::SetNumThreads),
                            InstanceAccessor("training", &Model::Training, nullptr),
                            InstanceAccessor("maxBatch", &Model::MaxBatch, nullptr),
@@ -139,7 +141,7 @@ class Model : public Napi::ObjectWrap<Model> {
     return r;
   }
 
-  // trainEpoch(x, labels, n, batchSize, order, opts, baseSeed, firstStep): {loss, correct}
+  // trainEpoch(x, labels, n, batchSize, order, opts, baseSeed, firstStep): {loss, correct, steps}
   Napi::Value TrainEpoch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const int n = integer(env, info[2], "n");
@@ -148,17 +150,18 @@ class Model : public Napi::ObjectWrap<Model> {
     auto l = Labels(env, info[1], n);
     const int bs = Batch(env, info[3]);
     auto order = typed<Napi::Uint32Array>(env, info[4], napi_uint32_array, "order", "Uint32Array");
-    if (order.ElementLength() != (size_t)n)
-      throw Napi::RangeError::New(env, "order has " + std::to_string(order.ElementLength()) + " entries, expected n = " + std::to_string(n));
+    if (order.ElementLength() > (size_t)1 << 30) throw Napi::RangeError::New(env, "order is too long");
     const tk_sgd_options o = options(env, info[5]);
     const uint32_t seed = (uint32_t)number(env, info[6], "baseSeed");
     const double first = number(env, info[7], "firstStep");
     double loss = 0.0;
     int64_t correct = 0;
-    Check(env, tk_net_train_epoch(m_, x.Data(), l.Data(), n, bs, order.Data(), &o, seed, (uint64_t)first, &loss, &correct));
+    const int no = (int)order.ElementLength();
+    Check(env, tk_net_train_epoch(m_, x.Data(), l.Data(), n, order.Data(), no, bs, &o, seed, (uint64_t)first, &loss, &correct));
     Napi::Object r = Napi::Object::New(env);
     r.Set("loss", Napi::Number::New(env, loss));
     r.Set("correct", Napi::Number::New(env, (double)correct));
+    r.Set("steps", Napi::Number::New(env, (no + bs - 1) / bs));
     return r;
   }
 
@@ -222,6 +225,29 @@ class Model : public Napi::ObjectWrap<Model> {
     auto a = Napi::Float32Array::New(env, s->numel);
     memcpy(a.Data(), g, s->numel * sizeof(float));
     return a;
+  }
+
+  // getMomentum(i): copy of parameter i's momentum buffer, or null (buffers, or none yet)
+  Napi::Value GetMomentum(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const tk_state_info* s = Info(env, info[0]);
+    const float* p = tk_net_momentum_data(m_, info[0].As<Napi::Number>().Int32Value());
+    if (!p || !tk_net_has_momentum(m_)) return env.Null();
+    auto a = Napi::Float32Array::New(env, s->numel);
+    memcpy(a.Data(), p, s->numel * sizeof(float));
+    return a;
+  }
+
+  Napi::Value SetMomentum(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const tk_state_info* s = Info(env, info[0]);
+    float* p = tk_net_momentum_data(m_, info[0].As<Napi::Number>().Int32Value());
+    if (!p) throw Napi::TypeError::New(env, std::string(s->name) + " is not a parameter");
+    auto a = typed<Napi::Float32Array>(env, info[1], napi_float32_array, s->name, "Float32Array");
+    if (a.ElementLength() != s->numel) throw Napi::RangeError::New(env, std::string(s->name) + ": wrong element count");
+    memcpy(p, a.Data(), s->numel * sizeof(float));
+    tk_net_set_has_momentum(m_, 1);
+    return env.Undefined();
   }
 
   Napi::Value ResetOptimizer(const Napi::CallbackInfo& info) {

@@ -504,21 +504,24 @@ int tk_net_train_step(tk_net* m, const float* x, const int32_t* labels, int B, c
   return train_impl(m, x, labels, B, o, seed, res, logits);
 }
 
-int tk_net_train_epoch(tk_net* m, const float* x, const int32_t* labels, int n, int batch_size, const uint32_t* order,
-                          const tk_sgd_options* o, uint32_t base_seed, uint64_t first_step, double* loss_sum,
-                          int64_t* correct) {
+int tk_net_train_epoch(tk_net* m, const float* x, const int32_t* labels, int n, const uint32_t* order, int n_order,
+                          int batch_size, const tk_sgd_options* o, uint32_t base_seed, uint64_t first_step,
+                          double* loss_sum, int64_t* correct) {
   if (!m) return TK_EINVAL;
   if (!x || !labels || !order) return fail(m, "train_epoch: x, labels and order must not be NULL");
   if (n < 1) return fail(m, "train_epoch: n must be >= 1, got %ld", n);
+  if (n_order < 0) return fail(m, "train_epoch: n_order must be >= 0, got %ld", n_order);
   if (check_batch(m, batch_size) || check_opts(m, o)) return TK_EINVAL;
-  for (int i = 0; i < n; ++i)
+  for (int i = 0; i < n_order; ++i)
     if (order[i] >= (uint32_t)n) return fail(m, "train_epoch: order[%ld] = %ld is not below n = %ld", i, (long)order[i], n);
-  if (check_labels(m, labels, n)) return TK_EINVAL;
+  for (int i = 0; i < n_order; ++i)
+    if (labels[order[i]] < 0 || labels[order[i]] >= CLASSES)
+      return fail(m, "label %ld at index %ld is out of range [0, %ld)", labels[order[i]], (long)order[i], CLASSES);
   double ls = 0.0;
   int64_t ok = 0;
   uint64_t step = first_step;
-  for (int s0 = 0; s0 < n; s0 += batch_size) {
-    const int B = n - s0 < batch_size ? n - s0 : batch_size;
+  for (int s0 = 0; s0 < n_order; s0 += batch_size) {
+    const int B = n_order - s0 < batch_size ? n_order - s0 : batch_size;
     for (int b = 0; b < B; ++b) {
       const uint32_t k = order[s0 + b];
       memcpy(m->xb + (size_t)b * IN_NUMEL, x + (size_t)k * IN_NUMEL, sizeof(float) * IN_NUMEL);
@@ -566,6 +569,13 @@ int tk_net_set_state(tk_net* m, int i, const void* src) {
   memcpy(p, src, STATE[i].numel * (STATE[i].dtype == TK_I64 ? 8 : 4));
   return TK_OK;
 }
+
+float* tk_net_momentum_data(tk_net* m, int i) {
+  if (!m || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return nullptr;
+  return m->M + STATE_OFF[i];
+}
+int tk_net_has_momentum(const tk_net* m) { return m->has_momentum; }
+void tk_net_set_has_momentum(tk_net* m, int has) { m->has_momentum = has ? 1 : 0; }
 
 void tk_net_reset_optimizer(tk_net* m) {
   m->has_momentum = 0;

@@ -57,8 +57,11 @@ export declare class Model {
   trainStep(x: Float32Array, labels: Int32Array, batch: number, opts: SgdOptions): number;
   /** As trainStep, also returning the train-mode logits [batch, 2]; seed overrides the dropout seed. */
   trainStepDetailed(x: Float32Array, labels: Int32Array, batch: number, opts: SgdOptions, seed?: number): { loss: number; lossCE: number; correct: number; logits: Float32Array };
-  /** Every step of an epoch in one native call: x [n, 3, 32, 32], labels [n], batches of order[] (last one smaller). loss is the sum of the step losses. */
+  /** Every step of an epoch in one native call: x [n, 3, 32, 32], labels [n], batches of order[] (indices < n; the last batch may be smaller). loss is the sum of the step losses. */
   trainEpoch(x: Float32Array, labels: Int32Array, n: number, batchSize: number, order: Uint32Array, opts: SgdOptions): { loss: number; correct: number; steps: number };
+  /** Optimiser and dropout-step state: 'step' and 'momentum.<param>'. */
+  trainingState(): Map<string, StateTensor>;
+  loadTrainingState(state: Map<string, StateTensor>): void;
   /** Forget the momentum buffers. */
   resetOptimizer(): void;
   /** Copies of every state_dict entry under PyTorch names. */

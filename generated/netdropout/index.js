@@ -206,11 +206,33 @@ export class Model {
     return r;
   }
 
+  /** Steps over order[] (indices into the n samples of x/labels) in batches of batchSize, in one native call. */
   trainEpoch(x, labels, n, batchSize, order, opts) {
-    const steps = Math.ceil(n / batchSize);
     const r = this._n.trainEpoch(x, labels, n, batchSize, order, opts, this.seed >>> 0, this.step);
-    this.step += steps;
-    return { loss: r.loss, correct: r.correct, steps };
+    this.step += r.steps;
+    return { loss: r.loss, correct: r.correct, steps: r.steps };
+  }
+
+  /** Optimiser and dropout-step state ('step', 'momentum.<param>'), as the interpreter's training state. */
+  trainingState() {
+    const out = new Map([['step', { dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(this.step)) }]]);
+    STATE.forEach((s, i) => {
+      const m = s.kind === 'param' ? this._n.getMomentum(i) : null;
+      if (m) out.set(`momentum.${s.name}`, { dtype: 'F32', shape: [...s.shape], data: m });
+    });
+    return out;
+  }
+
+  loadTrainingState(state) {
+    const step = state.get('step');
+    if (!step || step.dtype !== 'I64') throw new Error("training state has no I64 'step'");
+    for (const k of state.keys())
+      if (k !== 'step' && !(k.startsWith('momentum.') && INDEX.has(k.slice(9)) && STATE[INDEX.get(k.slice(9))].kind === 'param'))
+        throw new Error(`training state: unexpected key '${k}'`);
+    this._n.resetOptimizer();
+    for (const [k, t] of state)
+      if (k.startsWith('momentum.')) this._n.setMomentum(INDEX.get(k.slice(9)), t.data instanceof Float32Array ? t.data : Float32Array.from(t.data));
+    this.step = Number(step.data[0]);
   }
 
   resetOptimizer() {

@@ -94,14 +94,15 @@ int tk_netresdeep_train_step(tk_netresdeep* m, const float* x, const int32_t* la
                           uint32_t seed, tk_step_result* result, float* logits);
 
 /**
- * A whole epoch in one call: steps over order[0..n) in slices of batch_size
- * (the last may be smaller), gathering x[order[i]] and labels[order[i]].
- * Step s uses the dropout seed tk_netresdeep_step_seed(base_seed, first_step + s).
- * Adds each step's loss to *loss_sum and the correct predictions to *correct.
+ * A whole epoch in one call: x and labels hold n samples; the epoch visits
+ * order[0..n_order) (each < n) in slices of batch_size (the last may be
+ * smaller), gathering x[order[i]] and labels[order[i]]. Step s uses the
+ * dropout seed tk_netresdeep_step_seed(base_seed, first_step + s). Adds each
+ * step's loss to *loss_sum and the correct predictions to *correct.
  */
-int tk_netresdeep_train_epoch(tk_netresdeep* m, const float* x, const int32_t* labels, int n, int batch_size, const uint32_t* order,
-                          const tk_sgd_options* opts, uint32_t base_seed, uint64_t first_step, double* loss_sum,
-                          int64_t* correct);
+int tk_netresdeep_train_epoch(tk_netresdeep* m, const float* x, const int32_t* labels, int n, const uint32_t* order, int n_order,
+                          int batch_size, const tk_sgd_options* opts, uint32_t base_seed, uint64_t first_step,
+                          double* loss_sum, int64_t* correct);
 
 /** The dropout seed of training step `step` (the runtime's rule). */
 uint32_t tk_netresdeep_step_seed(uint32_t base_seed, uint64_t step);
@@ -116,6 +117,11 @@ const float* tk_netresdeep_grad_data(tk_netresdeep* m, int i);
 /** Copies state i out / in (numel elements of its dtype). */
 int tk_netresdeep_get_state(tk_netresdeep* m, int i, void* dst);
 int tk_netresdeep_set_state(tk_netresdeep* m, int i, const void* src);
+/** SGD momentum buffer of parameter i (NULL for buffers); meaningful when has_momentum is 1. */
+float* tk_netresdeep_momentum_data(tk_netresdeep* m, int i);
+/** Whether the momentum buffers exist (PyTorch creates them at the first step with momentum != 0). */
+int tk_netresdeep_has_momentum(const tk_netresdeep* m);
+void tk_netresdeep_set_has_momentum(tk_netresdeep* m, int has);
 /** Forgets the SGD momentum buffers (the next step starts them again). */
 void tk_netresdeep_reset_optimizer(tk_netresdeep* m);
 

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { buildPackage, canonicalGraph, DEFAULT_MAX_BATCH } from '../codegen/build.js';
 import { loadModel, parseInputShape } from '../graph/load.js';
 import { trace, declaredInput } from '../graph/trace.js';
+
 import { modelFrom, modelOptions, type ModelOptions } from './common.js';
 
 interface BuildFlags extends ModelOptions {

@@ -61,6 +61,9 @@ export interface CompiledModel {
   /** every step of an epoch in one native call; loss is the sum of step losses */
   trainEpoch(x: Float32Array, labels: Int32Array, n: number, batchSize: number, order: Uint32Array, opts: SgdOptions): { loss: number; correct: number; steps: number };
   resetOptimizer(): void;
+  /** 'step' and 'momentum.<param>' (as the interpreter's training state) */
+  trainingState(): Map<string, StateTensor>;
+  loadTrainingState(state: Map<string, HostTensor | StateTensor>): void;
   stateDict(): Map<string, StateTensor>;
   loadStateDict(state: Map<string, HostTensor | StateTensor> | Record<string, HostTensor | StateTensor>): void;
   /** sets the given entries (state_dict keys or canonical names) */

@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < maxb; ++i) order[i] = (uint32_t)(maxb - 1 - i);
   double ls = 0.0;
   int64_t ok = 0;
-  if (API(train_epoch)(m, x.data(), labels.data(), maxb, 10, order.data(), &o, 3, 0, &ls, &ok)) return fail(m, "train_epoch");
+  if (API(train_epoch)(m, x.data(), labels.data(), maxb, order.data(), maxb, 10, &o, 3, 0, &ls, &ok)) return fail(m, "train_epoch");
   // error paths return codes, never crash
   if (API(forward)(m, x.data(), 0, logits.data(), 0) != TK_EINVAL) return fail(m, "batch 0 not rejected");
   if (API(forward)(m, x.data(), maxb + 1, logits.data(), 0) != TK_EINVAL) return fail(m, "batch > max not rejected");
