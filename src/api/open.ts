@@ -4,6 +4,7 @@ import type { Module } from '../graph/module.js';
 import { declaredInput, trace } from '../graph/trace.js';
 import { loadModel, parseArgs, parseInputShape } from '../graph/load.js';
 import type { Graph } from '../graph/ir.js';
+import { graphHash } from '../graph/hash.js';
 import { InterpreterModel } from '../train/interp-model.js';
 import type { TrainableModel } from '../train/model.js';
 
@@ -19,6 +20,8 @@ export interface OpenOptions {
   input?: number[];
   /** where compiled packages go (default generated/) */
   outDir?: string;
+  /** package name (default: lowercased class name and a graph hash) */
+  name?: string;
   log?: (line: string) => void;
 }
 
@@ -35,6 +38,20 @@ type Opener = (module: Module, graph: Graph, o: OpenOptions) => Promise<Trainabl
 
 const openers: Record<string, Opener> = {
   interp: async (module, graph, o) => new InterpreterModel(graph, module.stateDict(), o.seed ?? 0, o.maxBatch ?? 1024),
+  cpu: async (module, graph, o) => {
+    const [{ buildPackage }, { load }, { CompiledTrainable }] = await Promise.all([
+      import('../codegen/build.js'),
+      import('../runtime/index.js'),
+      import('../runtime/trainable.js'),
+    ]);
+    const maxBatch = o.maxBatch ?? 256;
+    const name = o.name ?? `${graph.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${graphHash(graph).slice(0, 8)}`;
+    const r = buildPackage(graph, { outRoot: o.outDir ?? 'generated', name, maxBatch });
+    if (!r.cached) o.log?.(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
+    const native = await load(r.dir, { maxBatch, seed: o.seed ?? 0, init: false });
+    native.loadStateDict(module.stateDict());
+    return new CompiledTrainable(graph, native);
+  },
 };
 
 /** Compiled backends register themselves here (see src/runtime). */
@@ -53,5 +70,9 @@ export async function openModule(module: Module, o: OpenOptions = {}): Promise<T
 /** Loads a model class from a file and opens it, as the CLI does. */
 export async function openModel(src: ModelSource, o: OpenOptions = {}): Promise<TrainableModel> {
   const module = await loadModel(src.file, src.model, parseArgs(src.args));
-  return openModule(module, { ...o, input: o.input ?? parseInputShape(src.input) });
+  const input = o.input ?? parseInputShape(src.input);
+  // The same package name as `gen build`, so the CLI reuses generated/<name>/.
+  const { packageNameFor } = await import('../cli/build.js');
+  const name = o.name ?? (await packageNameFor(src.file, { model: src.model, args: src.args, input: src.input }, trace(module, input ?? declaredInput(module))));
+  return openModule(module, { ...o, input, name });
 }
