@@ -4,6 +4,7 @@
 import { graphHash } from '../graph/hash.js';
 import type { HostTensor } from '../graph/ir.js';
 import fs from 'node:fs';
+import path from 'node:path';
 import { readWeights } from '../io/convert.js';
 import { saveSafetensors, toFloat32, type Tensor } from '../io/safetensors.js';
 import type { ChannelStats } from '../data/transforms.js';
@@ -24,6 +25,7 @@ export interface CheckpointMeta {
 }
 
 export function saveCheckpoint(file: string, model: TrainableModel, meta: Omit<CheckpointMeta, 'model' | 'graphHash'>): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const tensors = new Map<string, Tensor>(model.stateDict());
   for (const [k, t] of model.trainingState()) tensors.set(TRAIN_PREFIX + k, t);
   saveSafetensors(file, tensors, {
