@@ -174,11 +174,11 @@ done <"$GPU_DIR/cases.txt"
 [ $NODEVICE = 1 ] && NOTES+=("no CUDA device: the packages report it as an error (TK_CUDA_ERR_NO_DEVICE), as designed")
 
 # ---------------------------------------------------------------- timings
-bench_row() { # bench_row <file> <label>
+bench_row() { # bench_row <file> <label> <model>
   local line
   line=$(grep -E "^BENCH " "$1" | tail -1)
   if [ -z "$line" ]; then
-    BENCH_ROWS+=("| $2 | | | failed: $(grep -E '^(ERROR|NODEVICE)' "$1" | head -1) | | | | |")
+    BENCH_ROWS+=("| $2 | $3 | | failed: $(grep -E '^(ERROR|NODEVICE)' "$1" | head -1) | | | | |")
     return
   fi
   local get
@@ -186,21 +186,23 @@ bench_row() { # bench_row <file> <label>
   local e s
   e=$(get epochs)
   s=$(get train_s)
-  BENCH_ROWS+=("| $2 | $(echo "$line" | awk '{print $2}') | $e | $s | $(awk -v s="$s" -v e="$e" 'BEGIN{printf "%.3f", s*100/e}') | $(get img_per_s) | $(get loss_last) | $(get val_acc) |")
+  BENCH_ROWS+=("| $2 | $3 | $e | $s | $(awk -v s="$s" -v e="$e" 'BEGIN{printf "%.3f", s*100/e}') | $(get img_per_s) | $(get loss_last) | $(get val_acc) |")
 }
 
 if [ "${TK_SKIP_BENCH:-0}" != 1 ] && [ $NODEVICE = 0 ]; then
-  for p in Net NetResDeep; do
-    h=$BUILD/harness_$p
-    [ -x "$h" ] || { NOTES+=("no harness for $p: no timing"); continue; }
-    init=$GPU_DIR/ref/$p.momentum.safetensors
-    log "bench $p: $EPOCHS epochs (CUDA graphs)"
+  for spec in "Net tk_net" "NetResDeep tk_netresdeep"; do
+    set -- $spec
+    model=$1
+    h=$BUILD/harness_$2
+    [ -x "$h" ] || { NOTES+=("no harness for $model: no timing"); continue; }
+    init=$GPU_DIR/ref/$model.momentum.safetensors  # initial weights: PyTorch's default init, from the TypeScript model
+    log "bench $model: $EPOCHS epochs (CUDA graphs)"
     run_logged 600 "$WORK/bench.txt" "$h" bench "$DATA" "$init" "$EPOCHS" 64 0.01 1 "${TK_BENCH_LIMIT:-0}"
-    bench_row "$WORK/bench.txt" "tensorkiln CUDA (graphs)"
-    if [ "$p" = Net ]; then
-      log "bench $p: $EPOCHS epochs (no graphs)"
+    bench_row "$WORK/bench.txt" "tensorkiln CUDA (graphs)" "$model"
+    if [ "$model" = Net ]; then
+      log "bench $model: $EPOCHS epochs (no graphs)"
       run_logged 600 "$WORK/bench.txt" "$h" bench "$DATA" "$init" "$EPOCHS" 64 0.01 0 "${TK_BENCH_LIMIT:-0}"
-      bench_row "$WORK/bench.txt" "tensorkiln CUDA (no graphs)"
+      bench_row "$WORK/bench.txt" "tensorkiln CUDA (no graphs)" "$model"
     fi
   done
 fi

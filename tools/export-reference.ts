@@ -1,7 +1,7 @@
 // Prepares .gpu/ for a GPU check that needs no Node.js:
-//   .gpu/pkg/<Model>/        generated CUDA packages (src/codegen/cuda)
+//   .gpu/pkg/tk_<model>/     generated CUDA packages (src/codegen/cuda), e.g. tk_net
 //   .gpu/ref/<case>.safetensors reference data (format tkref-v1, below)
-//   .gpu/data/*.bin          CIFAR-2 in the CIFAR-10 binary layout (for timings)
+//   .gpu/data/*.bin.xz       CIFAR-2 in the CIFAR-10 binary layout, xz-compressed (for timings)
 //   .gpu/cases.txt           "<case> <package>" lines for scripts/gpu-check.sh
 //
 //   npx tsx tools/export-reference.ts [--out .gpu] [--no-data] [--models Net,NetResDeep]
@@ -13,7 +13,9 @@
 // [steps] (F64), after.<canonical name>, logits_eval_after; optionally an epoch
 // phase from init with fresh optimizer state: epoch.x, epoch.labels,
 // epoch.order (I64), epoch.loss_sum (F64), epoch.correct (I64),
-// epoch.after.<canonical>, metadata epoch_batch (same hyper-parameters).
+// epoch.after.<canonical>, metadata epoch_batch (same hyper-parameters; step k of the
+// epoch uses the dropout seed stepSeed(seed, k), first_step 0, as the packages' train_epoch).
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +25,7 @@ import { camelArgs } from '../src/graph/load.js';
 import { Interpreter } from '../src/interp/index.js';
 import { f32, f64, i64, loadSafetensors, saveSafetensors, type Tensor } from '../src/io/safetensors.js';
 import { emitCudaPackage } from '../src/codegen/cuda/emit.js';
+import { stepSeed } from '../src/train/rules.js';
 import { Rng } from '../src/util/rng.js';
 import { bookModels } from '../models/book.js';
 
@@ -33,7 +36,12 @@ const DATA = path.join(ROOT, '../shared/data/cifar10');
 
 export const MAX_BATCH = 64;
 
-interface Hyper {
+/** One plain SGD step (the golden cases' setting). */
+export const STEP_HYPER: Hyper = { lr: 1e-2, momentum: 0, weight_decay: 0, l1: 0, l2: 0, seed: 11 };
+/** Several steps with momentum, weight decay and both penalties (the first-step rule, buffers, penalties). */
+export const MOMENTUM_HYPER: Hyper = { lr: 1e-2, momentum: 0.9, weight_decay: 1e-3, l1: 1e-4, l2: 1e-3, seed: 1234 };
+
+export interface Hyper {
   lr: number;
   momentum: number;
   weight_decay: number;
@@ -42,7 +50,7 @@ interface Hyper {
   seed: number;
 }
 
-type ModelName = keyof typeof bookModels;
+export type ModelName = keyof typeof bookModels;
 
 function parseArgs(argv: string[]): { out: string; data: boolean; models: string[] | null } {
   let out = path.join(ROOT, '.gpu');
@@ -61,7 +69,12 @@ function hostToTensor(t: HostTensor): Tensor {
   return t.dtype === 'I64' ? { dtype: 'I64', shape: [...t.shape], data: t.data as BigInt64Array } : f32(t.shape, t.data as Float32Array);
 }
 
-function writePackage(out: string, pkg: string, g: Graph): void {
+/** Package name of a model, the CPU packages' style: tk_net, tk_netresdeep (+ _<case> for other arguments). */
+export function pkgName(model: string, variant?: string): string {
+  return `tk_${model.toLowerCase()}${variant ? '_' + variant.toLowerCase().replace(/[^a-z0-9]/g, '_') : ''}`;
+}
+
+export function writePackage(out: string, pkg: string, g: Graph): void {
   const dir = path.join(out, 'pkg', pkg);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
@@ -117,7 +130,7 @@ const MIN_MARGIN = 1e-6;
  * always reachable); the margin goes into the metadata and the harness prints it.
  */
 const DRAWS = 6;
-function interpreterCase(model: ModelName, kase: string, pkg: string, h: Hyper, steps: number, withEpoch: boolean, modelSeed: number): Map<string, Tensor> & { meta?: Record<string, string> } {
+export function interpreterCase(model: ModelName, kase: string, pkg: string, h: Hyper, steps: number, withEpoch: boolean, modelSeed: number): Map<string, Tensor> & { meta?: Record<string, string> } {
   let best: ReturnType<typeof interpreterAttempt> | null = null;
   for (let attempt = 0; attempt < DRAWS; attempt++) {
     const r = interpreterAttempt(model, kase, pkg, h, steps, withEpoch, modelSeed, attempt);
@@ -183,7 +196,7 @@ function interpreterAttempt(model: ModelName, kase: string, pkg: string, h: Hype
         bx.set(ex.subarray(row * per, (row + 1) * per), i * per);
         by.push(ey[row]);
       }
-      const r = ei.trainStep(bx, by, bs, step, (h.seed + k) >>> 0);
+      const r = ei.trainStep(bx, by, bs, step, stepSeed(h.seed, k));
       low = Math.min(low, margin(ei, g));
       lossSum += r.loss;
       for (let i = 0; i < bs; i++) {
@@ -205,7 +218,7 @@ function interpreterAttempt(model: ModelName, kase: string, pkg: string, h: Hype
 }
 
 /** A PyTorch golden case (../shared/golden or test/fixtures/golden-extra) in tkref-v1 form. */
-function goldenCase(dir: string, kase: string, pkg: string): { tensors: Map<string, Tensor>; meta: Record<string, string>; model: ModelName; args: Record<string, unknown> } {
+export function goldenCase(dir: string, kase: string, pkg: string): { tensors: Map<string, Tensor>; meta: Record<string, string>; model: ModelName; args: Record<string, unknown> } {
   const c = JSON.parse(fs.readFileSync(path.join(dir, 'case.json'), 'utf8'));
   const w = loadSafetensors(path.join(dir, 'weights.safetensors')).tensors;
   const io = loadSafetensors(path.join(dir, 'io.safetensors')).tensors;
@@ -232,7 +245,31 @@ function goldenCase(dir: string, kase: string, pkg: string): { tensors: Map<stri
   return { tensors: T, meta: meta(c.model, pkg, kase, 'pytorch', c.batch, tr.steps, h), model: c.model, args: c.args };
 }
 
-function save(out: string, kase: string, tensors: Map<string, Tensor>, m: Record<string, string>): void {
+/**
+ * CIFAR-2 batches for the timings, xz-compressed when xz is here (37 MB → 27 MB, to keep
+ * what travels to the GPU machine small); gpu-check.sh decompresses with Python's lzma.
+ */
+function copyData(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const xz = spawnSync('xz', ['--version']).status === 0;
+  for (const f of fs.readdirSync(DATA)) {
+    if (!f.endsWith('.bin')) continue;
+    const src = path.join(DATA, f);
+    const done = path.join(dir, f + '.xz');
+    if (xz && fs.existsSync(done) && fs.statSync(done).mtimeMs >= fs.statSync(src).mtimeMs) continue;
+    if (xz) {
+      const r = spawnSync('xz', ['-6', '-T2', '-c', src], { maxBuffer: 64 << 20 });
+      if (r.status === 0) {
+        fs.writeFileSync(done, r.stdout);
+        fs.rmSync(path.join(dir, f), { force: true });
+        continue;
+      }
+    }
+    fs.copyFileSync(src, path.join(dir, f));
+  }
+}
+
+export function save(out: string, kase: string, tensors: Map<string, Tensor>, m: Record<string, string>): void {
   saveSafetensors(path.join(out, 'ref', `${kase}.safetensors`), tensors, m);
 }
 
@@ -240,20 +277,21 @@ export function exportReference(out: string, opts: { data: boolean; models: stri
   fs.mkdirSync(path.join(out, 'ref'), { recursive: true });
   const cases: string[] = [];
   const models = (Object.keys(bookModels) as ModelName[]).filter((m) => !opts.models || opts.models.includes(m));
-  const stepH: Hyper = { lr: 1e-2, momentum: 0, weight_decay: 0, l1: 0, l2: 0, seed: 11 };
-  const momH: Hyper = { lr: 1e-2, momentum: 0.9, weight_decay: 1e-3, l1: 1e-4, l2: 1e-3, seed: 1234 };
+  const stepH = STEP_HYPER;
+  const momH = MOMENTUM_HYPER;
   // models with a one-step PyTorch golden case skip the interpreter's one-step case (size of .gpu)
   const goldenStep = new Set(['Net', 'NetWidth', 'NetDepth', 'NetRes', 'NetBatchNorm']);
   models.forEach((model, i) => {
-    writePackage(out, model, trace(new bookModels[model]()));
+    const pkg = pkgName(model);
+    writePackage(out, pkg, trace(new bookModels[model]()));
     if (!goldenStep.has(model) || !fs.existsSync(GOLDEN)) {
-      const a = interpreterCase(model, `${model}.step`, model, stepH, 1, false, 100 + i);
+      const a = interpreterCase(model, `${model}.step`, pkg, stepH, 1, false, 100 + i);
       save(out, `${model}.step`, a, a.meta!);
-      cases.push(`${model}.step ${model}`);
+      cases.push(`${model}.step ${pkg}`);
     }
-    const b = interpreterCase(model, `${model}.momentum`, model, momH, 3, true, 200 + i);
+    const b = interpreterCase(model, `${model}.momentum`, pkg, momH, 3, true, 200 + i);
     save(out, `${model}.momentum`, b, b.meta!);
-    cases.push(`${model}.momentum ${model}`);
+    cases.push(`${model}.momentum ${pkg}`);
   });
   // PyTorch's own numbers
   const golden: [string, string][] = [];
@@ -267,17 +305,14 @@ export function exportReference(out: string, opts: { data: boolean; models: stri
     // default-argument models share the book package; others get their own
     const def = trace(new Model());
     const same = JSON.stringify(def.nodes.map((n) => [n.op, n.shape])) === JSON.stringify(g.nodes.map((n) => [n.op, n.shape]));
-    const pkg = same ? c.model : `${c.model}_${name.replace(/[^A-Za-z0-9]/g, '_')}`;
+    const pkg = same ? pkgName(c.model) : pkgName(c.model, name.replace(new RegExp(`^${c.model}_`), ''));
     if (!same) writePackage(out, pkg, g);
     const gc = goldenCase(dir, `golden.${name}`, pkg);
     save(out, `golden.${name}`, gc.tensors, gc.meta);
     cases.push(`golden.${name} ${pkg}`);
   }
   fs.writeFileSync(path.join(out, 'cases.txt'), cases.join('\n') + '\n');
-  if (opts.data) {
-    fs.mkdirSync(path.join(out, 'data'), { recursive: true });
-    for (const f of fs.readdirSync(DATA)) if (f.endsWith('.bin')) fs.copyFileSync(path.join(DATA, f), path.join(out, 'data', f));
-  }
+  if (opts.data) copyData(path.join(out, 'data'));
   return cases;
 }
 

@@ -218,7 +218,7 @@ struct Checker {
 };
 
 [[noreturn]] static void die_api(const char* what) {
-  std::printf("ERROR %s: %s\n", what, FN(last_error)());
+  std::printf("ERROR %s: %s\n", what, FN(last_error)(nullptr));
   std::fflush(stdout);
   std::exit(2);
 }
@@ -226,8 +226,8 @@ struct Checker {
 static Model* create_or_exit() {
   Model* m = nullptr;
   int r = FN(create)(&m, 0);
-  if (r == TK_CUDA_ERR_NO_DEVICE) {
-    std::printf("NODEVICE %s\n", FN(last_error)());
+  if (r == TK_ENODEV) {
+    std::printf("NODEVICE %s\n", FN(last_error)(nullptr));
     std::fflush(stdout);
     std::exit(3);
   }
@@ -240,55 +240,45 @@ static void load_state(Model* m, const RefFile& ref, const std::string& prefix) 
     if (name.compare(0, prefix.size(), prefix) != 0) continue;
     const Tensor& t = ref.at(name);
     std::string key = name.substr(prefix.size());
-    if (FN(set_state)(m, key.c_str(), t.bytes.data(), t.bytes.size())) die_api(("set_state " + key).c_str());
+    const int i = FN(state_index)(key.c_str());
+    if (i < 0) throw std::runtime_error("the package has no state '" + key + "'");
+    const tk_state_info* info = FN(state_info)(i);
+    if (info->numel * (info->dtype == TK_I64 ? 8 : 4) != t.bytes.size()) throw std::runtime_error("state '" + key + "' has another size in the reference");
+    if (FN(set_state)(m, i, t.bytes.data())) die_api(("set_state " + key).c_str());
   }
 }
 
 static void reset_optimizer(Model* m) {
-  for (int i = 0; i < FN(state_count)(); i++) {
-    const char* n = FN(state_name)(i);
-    if (std::strncmp(n, "optimizer.momentum_buffer.", 26) == 0) {
-      int dt, nd; int64_t sh[4];
-      FN(state_info)(n, &dt, &nd, sh);
-      size_t cnt = 1;
-      for (int k = 0; k < nd; k++) cnt *= (size_t)sh[k];
-      std::vector<float> z(cnt, 0.f);
-      if (FN(set_state)(m, n, z.data(), z.size() * 4)) die_api("set_state momentum");
-    }
-  }
-  int64_t zero = 0;
-  if (FN(set_state)(m, "optimizer.momentum_started", &zero, 8)) die_api("set_state momentum_started");
+  if (FN(reset_optimizer)(m)) die_api("reset_optimizer");
 }
 
 static std::vector<double> get_state(Model* m, const std::string& name) {
-  int dt, nd; int64_t sh[4];
-  if (FN(state_info)(name.c_str(), &dt, &nd, sh)) die_api(("state_info " + name).c_str());
-  size_t cnt = 1;
-  for (int k = 0; k < nd; k++) cnt *= (size_t)sh[k];
-  std::vector<double> out(cnt);
-  if (dt == TK_CUDA_I64) {
-    std::vector<int64_t> v(cnt);
-    if (FN(get_state)(m, name.c_str(), v.data(), cnt * 8)) die_api(("get_state " + name).c_str());
-    for (size_t k = 0; k < cnt; k++) out[k] = (double)v[k];
+  const int i = FN(state_index)(name.c_str());
+  if (i < 0) throw std::runtime_error("the package has no state '" + name + "'");
+  const tk_state_info* info = FN(state_info)(i);
+  std::vector<double> out(info->numel);
+  if (info->dtype == TK_I64) {
+    std::vector<int64_t> v(info->numel);
+    if (FN(get_state)(m, i, v.data())) die_api(("get_state " + name).c_str());
+    for (size_t k = 0; k < v.size(); k++) out[k] = (double)v[k];
   } else {
-    std::vector<float> v(cnt);
-    if (FN(get_state)(m, name.c_str(), v.data(), cnt * 4)) die_api(("get_state " + name).c_str());
-    for (size_t k = 0; k < cnt; k++) out[k] = v[k];
+    std::vector<float> v(info->numel);
+    if (FN(get_state)(m, i, v.data())) die_api(("get_state " + name).c_str());
+    for (size_t k = 0; k < v.size(); k++) out[k] = v[k];
   }
   return out;
 }
 
 static std::vector<double> tod(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
 
-static tk_cuda_hyper hyper_of(const RefFile& r) {
-  tk_cuda_hyper h;
-  h.lr = (float)r.num("lr", 0.01);
-  h.momentum = (float)r.num("momentum", 0);
-  h.weight_decay = (float)r.num("weight_decay", 0);
-  h.l1 = (float)r.num("l1", 0);
-  h.l2 = (float)r.num("l2", 0);
-  h.seed = (uint32_t)r.num("seed", 0);
-  return h;
+static tk_sgd_options options_of(const RefFile& r) {
+  tk_sgd_options o;
+  o.lr = (float)r.num("lr", 0.01);
+  o.momentum = (float)r.num("momentum", 0);
+  o.weight_decay = (float)r.num("weight_decay", 0);
+  o.l1 = (float)r.num("l1", 0);
+  o.l2 = (float)r.num("l2", 0);
+  return o;
 }
 
 // Tolerances (../shared/golden/README.md): logits and loss 1e-5 + 1e-4·|ref|; each gradient
@@ -307,20 +297,21 @@ static bool check_case(const std::string& path) {
   const std::vector<float> x = xt.f32();
   std::vector<int32_t> labels;
   for (double v : ref.at("labels").values()) labels.push_back((int32_t)v);
-  const int K = FN(num_classes)();
+  const int K = (int)ref.at("step.logits").shape[1];
   std::vector<float> logits((size_t)B * K);
   if (ref.has("logits_eval")) {
-    if (FN(forward)(m, x.data(), B, 0, 0, logits.data())) die_api("forward eval");
+    FN(set_training)(m, 0);
+    if (FN(forward)(m, x.data(), B, logits.data(), 0)) die_api("forward eval");
     c.compare("logits_eval", tod(logits), ref.at("logits_eval").values(), 0, kLogitAtol, kLogitRtol);
   }
-  const tk_cuda_hyper h0 = hyper_of(ref);
+  const tk_sgd_options opts = options_of(ref);
+  const uint32_t seed = (uint32_t)ref.num("seed", 0);
   const int steps = (int)ref.num("steps", 1);
   std::vector<double> losses;
   for (int k = 0; k < steps; k++) {
-    tk_cuda_hyper h = h0;
-    h.seed = h0.seed + (uint32_t)k;
-    double loss = 0;
-    if (FN(train_step)(m, x.data(), labels.data(), B, &h, &loss, k == 0 ? logits.data() : nullptr)) die_api("train_step");
+    tk_step_result res;
+    if (FN(train_step)(m, x.data(), labels.data(), B, &opts, seed + (uint32_t)k, &res, k == 0 ? logits.data() : nullptr)) die_api("train_step");
+    const double loss = res.loss;
     losses.push_back(loss);
     if (k == 0) {
       if (ref.has("step.logits")) c.compare("step.logits", tod(logits), ref.at("step.logits").values(), 0, kLogitAtol, kLogitRtol);
@@ -330,7 +321,9 @@ static bool check_case(const std::string& path) {
         const std::string p = name.substr(10);
         const Tensor& t = ref.at(name);
         std::vector<float> g(t.numel());
-        if (FN(get_grad)(m, p.c_str(), g.data(), g.size())) die_api(("get_grad " + p).c_str());
+        const int pi = FN(state_index)(p.c_str());
+        if (pi < 0 || FN(state_info)(pi)->numel != g.size()) throw std::runtime_error("no parameter '" + p + "' of that size");
+        if (FN(get_grad)(m, pi, g.data())) die_api(("get_grad " + p).c_str());
         c.compare("grad." + p, tod(g), t.values(), 1, kGradAtol, kGradRtol);
       }
     }
@@ -343,7 +336,8 @@ static bool check_case(const std::string& path) {
     c.compare("after." + key, get_state(m, key), t.values(), t.dtype == "I64" ? 2 : 0, kAfterAtol * steps, kAfterRtol);
   }
   if (ref.has("logits_eval_after")) {
-    if (FN(forward)(m, x.data(), B, 0, 0, logits.data())) die_api("forward eval after");
+    FN(set_training)(m, 0);
+    if (FN(forward)(m, x.data(), B, logits.data(), 0)) die_api("forward eval after");
     c.compare("logits_eval_after", tod(logits), ref.at("logits_eval_after").values(), 0, kLogitAtol, kLogitRtol);
   }
   if (ref.has("epoch.x")) {
@@ -354,17 +348,17 @@ static bool check_case(const std::string& path) {
     for (double v : ref.at("epoch.order").values()) order.push_back((uint32_t)v);
     const int n = (int)ey.size();
     const int eb = (int)ref.num("epoch_batch", 4);
-    int nsteps = (n + eb - 1) / eb;
+    const int nsteps = (n + eb - 1) / eb;
     for (int graphs = 1; graphs >= 0; graphs--) {
       load_state(m, ref, "init.");
       reset_optimizer(m);
-      if (FN(set_dataset)(m, ex.data(), ey.data(), n)) die_api("set_dataset");
-      tk_cuda_epoch r;
-      if (FN(train_epoch)(m, order.data(), n, eb, &h0, graphs, &r)) die_api("train_epoch");
+      FN(set_graphs)(m, graphs);
+      double loss_sum = 0;
+      int64_t correct = 0;
+      if (FN(train_epoch)(m, ex.data(), ey.data(), n, order.data(), n, eb, &opts, seed, 0, &loss_sum, &correct)) die_api("train_epoch");
       const std::string tag = graphs ? "epoch(graphs)" : "epoch(direct)";
-      c.compare(tag + ".loss_sum", {r.loss_sum}, ref.at("epoch.loss_sum").values(), 0, kLogitAtol, kLogitRtol);
-      c.compare(tag + ".batches", {(double)r.batches}, {(double)nsteps}, 2, 0, 0);
-      c.compare(tag + ".correct", {(double)r.correct}, ref.at("epoch.correct").values(), 2, 0, 0);
+      c.compare(tag + ".loss_sum", {loss_sum}, ref.at("epoch.loss_sum").values(), 0, kLogitAtol, kLogitRtol);
+      c.compare(tag + ".correct", {(double)correct}, ref.at("epoch.correct").values(), 2, 0, 0);
       for (auto& name : ref.order) {
         if (name.compare(0, 12, "epoch.after.") != 0) continue;
         const std::string key = name.substr(12);
@@ -409,7 +403,6 @@ static int bench(int argc, char** argv) {
   const float lr = argc > 6 ? (float)std::atof(argv[6]) : 0.01f;
   const int graphs = argc > 7 ? std::atoi(argv[7]) : 1;
   const int limit = argc > 8 ? std::atoi(argv[8]) : 0;  // > 0: train on the first `limit` images only (quick tests)
-  if (FN(input_numel)() != 3 * 32 * 32) { std::printf("ERROR %s does not take CIFAR images\n", kPkg); return 2; }
   Split train, val;
   for (int k = 1; k <= 5; k++)
     if (!read_batch(dir + "/data_batch_" + std::to_string(k) + ".bin", train)) { std::printf("ERROR missing %s/data_batch_%d.bin\n", dir.c_str(), k); return 2; }
@@ -453,24 +446,23 @@ static int bench(int argc, char** argv) {
     for (size_t i = 0; i < ntr; i++) o[i] = (uint32_t)i;
     std::shuffle(o.begin(), o.end(), gen);
   }
-  tk_cuda_hyper h = {lr, 0.f, 0.f, 0.f, 0.f, 0u};
+  const tk_sgd_options opts = {lr, 0.f, 0.f, 0.f, 0.f};
+  FN(set_graphs)(m, graphs);
+  const int batches = (int)((ntr + batch - 1) / batch);
   double first_loss = 0, last_loss = 0;
-  long long last_correct = 0;
-  int last_batches = 1;
+  int64_t last_correct = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (int e = 0; e < epochs; e++) {
-    tk_cuda_epoch r;
-    h.seed = 1000u * (uint32_t)e;
-    if (FN(train_epoch)(m, orders[e].data(), (int)ntr, batch, &h, graphs, &r)) die_api("train_epoch");
-    if (e == 0) first_loss = r.loss_sum / r.batches;
-    last_loss = r.loss_sum / r.batches;
-    last_correct = r.correct;
-    last_batches = r.batches;
+    double loss_sum = 0;
+    int64_t correct = 0;
+    if (FN(train_epoch)(m, nullptr, nullptr, 0, orders[e].data(), (int)ntr, batch, &opts, 12345u, (uint64_t)e * batches, &loss_sum, &correct)) die_api("train_epoch");
+    if (e == 0) first_loss = loss_sum / batches;
+    last_loss = loss_sum / batches;
+    last_correct = correct;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  (void)last_batches;
   if (FN(set_dataset)(m, xva.data(), val.label.data(), (int)val.label.size())) die_api("set_dataset val");
-  long long vc = 0;
+  int64_t vc = 0;
   if (FN(eval_dataset)(m, 0, (int)val.label.size(), &vc)) die_api("eval_dataset");
   std::printf("BENCH %s device=\"%s\" epochs=%d batch=%d lr=%g graphs=%d train_s=%.4f ms_per_epoch=%.3f img_per_s=%.0f loss_first=%.4f loss_last=%.4f train_acc=%.4f val_acc=%.4f n_train=%zu n_val=%zu\n",
               kPkg, FN(device_name)(m), epochs, batch, lr, graphs, secs, 1000 * secs / std::max(1, epochs), (double)ntr * epochs / secs, first_loss, last_loss,

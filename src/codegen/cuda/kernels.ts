@@ -806,7 +806,7 @@ export function dropoutFwd(d: DropoutSpec): KernelSrc {
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, float* __restrict__ y, const TkScalars* __restrict__ sc, int B) {
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= B * ${d.n}) return;
-  const unsigned seed = sc->seed_base + (unsigned)sc->step;
+  const unsigned seed = tk_dropout_seed(sc);
   ${dropoutKeep(d)}
   y[e] = keep ? x[e] * ${lit(1 / (1 - d.p))} : 0.f;
 }
@@ -819,7 +819,7 @@ export function dropoutBwd(d: DropoutSpec): KernelSrc {
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* base, float* out, const TkScalars* __restrict__ sc, int B) {
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= B * ${d.n}) return;
-  const unsigned seed = sc->seed_base + (unsigned)sc->step;
+  const unsigned seed = tk_dropout_seed(sc);
   ${dropoutKeep(d)}
   out[e] = (base ? base[e] : 0.f) + (keep ? gout[e] * ${lit(1 / (1 - d.p))} : 0.f);
 }
@@ -937,8 +937,10 @@ struct TkScalars {
   double loss_total;     // last step's cross-entropy + penalties
   long long correct;     // training-mode predictions that matched, summed over this call
   int cursor;            // position in the shuffle order of the next batch
-  int step;              // steps done in this call: dropout seed = seed_base + step
-  unsigned seed_base;
+  int step;              // steps done in this call
+  unsigned seed_base;    // dropout: the seed itself (use_step_seed 0), or tk_step_seed(seed_base, first_step + step)
+  int use_step_seed;
+  unsigned long long first_step;
   int momentum_started;  // 0 until a step with momentum != 0 (PyTorch's first-step rule)
   float lr, momentum, weight_decay, l1, l2;
 };
@@ -954,6 +956,13 @@ __device__ __forceinline__ unsigned tk_mix32(unsigned h) {
 }
 __device__ __forceinline__ unsigned tk_hash(unsigned seed, unsigned stream, unsigned index) {
   return tk_mix32(tk_mix32(seed ^ tk_mix32(stream)) ^ index);
+}
+// the dropout seed of training step \`step\` (src/train/rules.ts stepSeed)
+__device__ __forceinline__ unsigned tk_step_seed(unsigned base, unsigned long long step) {
+  return tk_mix32(base ^ tk_mix32((unsigned)step ^ tk_mix32((unsigned)(step >> 32) + 0x9e3779b9u)));
+}
+__device__ __forceinline__ unsigned tk_dropout_seed(const TkScalars* sc) {
+  return sc->use_step_seed ? tk_step_seed(sc->seed_base, sc->first_step + (unsigned long long)sc->step) : sc->seed_base;
 }
 __device__ __forceinline__ float tk_hash_uniform(unsigned seed, unsigned stream, unsigned index) {
   return (float)(tk_hash(seed, stream, index) >> 8) * (1.0f / 16777216.0f);
