@@ -4,11 +4,13 @@
 // loss and logits, the gradients, and all state afterwards (parameters,
 // BatchNorm running statistics and counters).
 //
-// float32 against float64: the first step's gradients agree to ~1e-6 of their
-// max. Later, a pooling window whose two largest values differ by less than a
-// float32 rounding (or a ReLU input that close to 0) can route one pixel's
-// gradient differently, so later steps' gradients are compared by relative L2
-// norm, and the trajectory by losses and final state.
+// float32 against float64: gradients usually agree to ~1e-6 of their max, but
+// a pooling window whose two largest values differ by less than a float32
+// rounding (or a ReLU input that close to 0) routes one pixel's gradient
+// differently (seen at batch 64: conv2.weight off by 2% of its max, its bias
+// exact). So the first step is compared element-wise at batch 1 and 7, by
+// relative L2 norm at batch 64 and on later steps, and the trajectory by
+// losses, logits and the final state.
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -83,14 +85,8 @@ describe('compiled CPU == interpreter', () => {
       note('lossCE', Math.abs(rc.lossCE - ri.lossCE) / (1e-5 + 1e-4 * Math.abs(ri.lossCE)));
       note('logits_train', ratio(rc.logits, ri.logits, 1e-5, 1e-3));
       for (const [k, g] of ri.grads)
-        if (s === 0) {
-          note(`grad.${k} (step 0)`, ratio(rc.grads.get(k)!, g, 1e-6, 1e-3));
-          if (process.env.TK_DEBUG && ratio(rc.grads.get(k)!, g, 1e-6, 1e-3) > 1) {
-            const c = rc.grads.get(k)!;
-            const idx = [...g.keys()].sort((a, b) => Math.abs(c[b] - g[b]) - Math.abs(c[a] - g[a])).slice(0, 5);
-            console.log(name, batch, k, idx.map((i) => [i, c[i], g[i]]));
-          }
-        }
+        if (s === 0 && batch < 64) note(`grad.${k} (step 0)`, ratio(rc.grads.get(k)!, g, 1e-6, 1e-3));
+        else if (s === 0) note(`grad.${k} (step 0, rel L2)`, relL2(rc.grads.get(k)!, g) / 1e-2);
         else note(`grad.${k} (rel L2)`, relL2(rc.grads.get(k)!, g) / 3e-2);
     }
     const is = interp.stateDict();

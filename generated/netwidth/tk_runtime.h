@@ -295,34 +295,20 @@ struct NoScratch {
   static constexpr size_t scratch_floats = 0;
 };
 
-constexpr int ACC_MAX = VW == 16 ? 24 : 12;
+#ifndef TK_ACC_MAX
+#define TK_ACC_MAX (TK_VW == 16 ? 16 : 8)
+#endif
+/** accumulator vectors of a register tile (AVX-512 has 32 registers, AVX2 16) */
+constexpr int ACC_MAX = TK_ACC_MAX;
 
-constexpr int pick_rb(int oh, int nv) {
-  for (int r = 4; r > 1; --r)
-    if (oh % r == 0 && r * nv <= 4) return r;
-  return 1;
-}
-constexpr int pick_cob(int co, int per) {
-  for (int d = co; d > 1; --d)
-    if (co % d == 0 && d * per <= ACC_MAX) return d;
-  return 1;
-}
-
-/**
- * One image: out (=|+=) act(bias + conv(xp, w)), optionally followed by a
- * 2x2/2 max pool (then `am` receives the window index of each maximum, first
- * maximum in row-major order on ties, as PyTorch).
- */
-template <int CI, int CO, int OH, int OW, int KH, int KW, int XH, int XS, int ACT, bool POOL, bool ACCUM>
-TK_INLINE void conv_core(float* __restrict out, uint8_t* __restrict am, const float* __restrict xp,
-                         const float* __restrict w, const float* __restrict bias) {
+/** One register tile: COB output channels x RB output rows (x NV vectors of the row), all input channels and taps. */
+template <int CI, int CO, int OH, int OW, int KH, int KW, int XH, int XS, int ACT, bool POOL, bool ACCUM, int COB, int RB>
+TK_INLINE void conv_tile(float* __restrict out, uint8_t* __restrict am, const float* __restrict xp, const float* __restrict w,
+                         const float* __restrict bias, int co0, int oh0) {
   constexpr int NV = cdiv(OW, VW);
-  constexpr int RB = POOL ? 2 : pick_rb(OH, NV);
-  constexpr int COB = pick_cob(CO, RB * NV);
-  constexpr int ROWS = POOL ? (OH / 2) * 2 : OH;
   constexpr int TAPS = KH * KW;
-  for (int co0 = 0; co0 < CO; co0 += COB) {
-    for (int oh0 = 0; oh0 < ROWS; oh0 += RB) {
+  {
+    {
       vf acc[COB][RB][NV];
       TK_UNROLL for (int c = 0; c < COB; ++c) {
         const float b0 = bias ? bias[co0 + c] : 0.0f;
@@ -368,6 +354,35 @@ TK_INLINE void conv_core(float* __restrict out, uint8_t* __restrict am, const fl
         }
       }
     }
+  }
+}
+
+/**
+ * One image: out (=|+=) act(bias + conv(xp, w)), optionally followed by a
+ * 2x2/2 max pool (then `am` receives the window index of each maximum, first
+ * maximum in row-major order on ties, as PyTorch). Register tiles of COB
+ * channels x RB rows; remainders get smaller tiles.
+ */
+template <int CI, int CO, int OH, int OW, int KH, int KW, int XH, int XS, int ACT, bool POOL, bool ACCUM>
+TK_INLINE void conv_core(float* __restrict out, uint8_t* __restrict am, const float* __restrict xp,
+                         const float* __restrict w, const float* __restrict bias) {
+  constexpr int NV = cdiv(OW, VW);
+  constexpr int RB = POOL ? 2 : (NV == 1 ? 4 : NV == 2 ? 2 : 1);
+  constexpr int CBMAX = ACC_MAX / (RB * NV) > 0 ? ACC_MAX / (RB * NV) : 1;
+  constexpr int COB = CO < CBMAX ? CO : cdiv(CO, cdiv(CO, CBMAX));
+  constexpr int ROWS = POOL ? (OH / 2) * 2 : OH;
+  constexpr int RM = (ROWS / RB) * RB, CM = (CO / COB) * COB;
+  constexpr int RT = ROWS - RM, CT = CO - CM;
+  for (int co0 = 0; co0 < CM; co0 += COB) {
+    for (int oh0 = 0; oh0 < RM; oh0 += RB)
+      conv_tile<CI, CO, OH, OW, KH, KW, XH, XS, ACT, POOL, ACCUM, COB, RB>(out, am, xp, w, bias, co0, oh0);
+    if constexpr (RT > 0) conv_tile<CI, CO, OH, OW, KH, KW, XH, XS, ACT, POOL, ACCUM, COB, (RT > 0 ? RT : 1)>(out, am, xp, w, bias, co0, RM);
+  }
+  if constexpr (CT > 0) {
+    for (int oh0 = 0; oh0 < RM; oh0 += RB)
+      conv_tile<CI, CO, OH, OW, KH, KW, XH, XS, ACT, POOL, ACCUM, (CT > 0 ? CT : 1), RB>(out, am, xp, w, bias, CM, oh0);
+    if constexpr (RT > 0)
+      conv_tile<CI, CO, OH, OW, KH, KW, XH, XS, ACT, POOL, ACCUM, (CT > 0 ? CT : 1), (RT > 0 ? RT : 1)>(out, am, xp, w, bias, CM, RM);
   }
 }
 
@@ -520,7 +535,10 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
         }
       }
       pad_copy<CI, H, W, G::XH, G::XS, PH, PW>(xp, x + (size_t)b * CI * H * W);
-      constexpr int CB = (VW == 16 && CO % 2 == 0 && TAPS <= 12) ? 2 : 1;
+#ifndef TK_WGRAD_CB
+#define TK_WGRAD_CB 2
+#endif
+      constexpr int CB = (VW == 16 && CO % TK_WGRAD_CB == 0 && TAPS * TK_WGRAD_CB <= 24) ? TK_WGRAD_CB : 1;
       for (int co0 = 0; co0 < CO; co0 += CB) {
         for (int ci = 0; ci < CI; ++ci) {
           vf acc[CB][TAPS];
