@@ -242,7 +242,18 @@ export function goldenCase(dir: string, kase: string, pkg: string): { tensors: M
   T.set('logits_eval_after', get('logits_eval_after'));
   const tr = c.train;
   const h: Hyper = { lr: tr.lr, momentum: tr.momentum, weight_decay: tr.weight_decay, l1: tr.l1_lambda ?? 0, l2: tr.l2_lambda ?? 0, seed: 0 };
-  return { tensors: T, meta: meta(c.model, pkg, kase, 'pytorch', c.batch, tr.steps, h), model: c.model, args: c.args };
+  // replay the case in the interpreter for its ReLU/max-pool margin (the same number the interpreter cases carry)
+  const g = trace(new bookModels[c.model as ModelName](camelArgs(c.args) as never));
+  const it = new Interpreter(g, w as Map<string, HostTensor>);
+  const x = get('x').data as Float32Array;
+  const labels = Array.from(get('labels').data as BigInt64Array, Number);
+  it.forward(x, c.batch, { train: false });
+  let low = margin(it, g);
+  for (let k = 0; k < tr.steps; k++) {
+    it.trainStep(x, labels, c.batch, { lr: h.lr, momentum: h.momentum, weightDecay: h.weight_decay, l1: h.l1, l2: h.l2 });
+    low = Math.min(low, margin(it, g));
+  }
+  return { tensors: T, meta: { ...meta(c.model, pkg, kase, 'pytorch', c.batch, tr.steps, h), margin: low.toExponential(3) }, model: c.model, args: c.args };
 }
 
 /**

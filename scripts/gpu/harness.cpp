@@ -312,6 +312,7 @@ static bool check_case(const std::string& path) {
     tk_step_result res;
     if (FN(train_step)(m, x.data(), labels.data(), B, &opts, seed + (uint32_t)k, &res, k == 0 ? logits.data() : nullptr)) die_api("train_step");
     const double loss = res.loss;
+    if (std::getenv("TK_HARNESS_VERBOSE")) std::printf("STEP %d loss=%.9g ce=%.9g\n", k, (double)res.loss, (double)res.loss_ce);
     losses.push_back(loss);
     if (k == 0) {
       if (ref.has("step.logits")) c.compare("step.logits", tod(logits), ref.at("step.logits").values(), 0, kLogitAtol, kLogitRtol);
@@ -467,6 +468,15 @@ static int bench(int argc, char** argv) {
   std::printf("BENCH %s device=\"%s\" epochs=%d batch=%d lr=%g graphs=%d train_s=%.4f ms_per_epoch=%.3f img_per_s=%.0f loss_first=%.4f loss_last=%.4f train_acc=%.4f val_acc=%.4f n_train=%zu n_val=%zu\n",
               kPkg, FN(device_name)(m), epochs, batch, lr, graphs, secs, 1000 * secs / std::max(1, epochs), (double)ntr * epochs / secs, first_loss, last_loss,
               (double)last_correct / (double)ntr, (double)vc / (double)val.label.size(), ntr, val.label.size());
+  // per-kernel profile (uncaptured steps, lr 0) on the validation images
+  std::vector<char> prof(1 << 16);
+  if (FN(profile)(m, 20, batch, prof.data(), prof.size()) == TK_OK) {
+    std::istringstream lines(prof.data());
+    std::string line;
+    while (std::getline(lines, line)) std::printf("PROFILE %s %s\n", kPkg, line.c_str());
+  } else {
+    std::printf("PROFILE %s failed: %s\n", kPkg, FN(last_error)(nullptr));
+  }
   FN(destroy)(m);
   return 0;
 }

@@ -107,7 +107,7 @@ def run(name, mode, x, y, xv, yv, epochs, budget, batch=64, lr=1e-2):
     with torch.no_grad():
         correct = 0
         for i in range(0, xv.shape[0], 1000):
-            correct += (fwd(xv[i:i + 1000]).argmax(1) == yv[i:i + 1000]).sum().item()
+            correct += (model(xv[i:i + 1000]).argmax(1) == yv[i:i + 1000]).sum().item()  # eager: no recompilation for eval
     acc = correct / xv.shape[0]
     print(f'TORCH model={name} mode={mode} epochs={done} train_s={secs:.3f} per100_s={secs * 100 / done:.3f} '
           f'img_per_s={n * done / secs:.0f} loss_last={last:.4f} val_acc={acc:.4f} warmup_s={compile_s:.1f}', flush=True)

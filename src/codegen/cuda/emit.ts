@@ -131,7 +131,7 @@ class Emitter {
   // ---------------------------------------------------------------- forward
 
   private launch(k: string, grid: string, args: string[]): string {
-    return `  TK_LAUNCH(${k}, ${grid}, dim3(${K.THREADS}), m->stream, ${args.join(', ')});`;
+    return `  TK_RUN(${k}, ${grid}, dim3(${K.THREADS}), m->stream, ${args.join(', ')});`;
   }
 
   private convShape(n: Extract<Node, { op: 'conv2d' }>): K.ConvShape {
@@ -559,6 +559,13 @@ int ${P}_set_has_momentum(${P}* m, int has);
 int ${P}_reset_optimizer(${P}* m);
 /** Waits for queued device work; reports asynchronous kernel failures. */
 int ${P}_synchronize(${P}* m);
+/**
+ * Diagnostics: runs \`steps\` uncaptured training steps of \`batch\` rows of the resident dataset
+ * with lr 0 (parameters stay; BatchNorm running statistics move) and CUDA events around every
+ * launch; writes "step_ms <ms>" then "<kernel> <launches per step> <ms per step>" lines,
+ * slowest first, into out.
+ */
+int ${P}_profile(${P}* m, int steps, int batch, char* out, size_t cap);
 
 #ifdef __cplusplus
 }
@@ -598,6 +605,7 @@ int ${P}_synchronize(${P}* m);
 #include <cstring>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -654,6 +662,11 @@ inline uint32_t host_mix32(uint32_t h) {
   return h;
 }
 
+struct ProfRec {
+  const char* name;
+  cudaEvent_t a, b;
+};
+
 }  // namespace
 
 struct ${P} {
@@ -674,10 +687,30 @@ struct ${P} {
   uint64_t data_print = 0;
   cudaGraphExec_t graphs[kMaxBatch + 1] = {};
   TkScalars host_sc;
+  int prof_on = 0;                  // per-launch CUDA events (profile(); never while capturing)
+  std::vector<ProfRec> prof;
 ${fields}
 };
 
 namespace {
+
+void tk_prof_begin(${P}* m, const char* name) {
+  ProfRec r{name, nullptr, nullptr};
+  if (cudaEventCreate(&r.a) != cudaSuccess || cudaEventCreate(&r.b) != cudaSuccess) return;
+  cudaEventRecord(r.a, m->stream);
+  m->prof.push_back(r);
+}
+
+void tk_prof_end(${P}* m) {
+  if (!m->prof.empty()) cudaEventRecord(m->prof.back().b, m->stream);
+}
+
+#define TK_RUN(kernel, grid, block, stream, ...) \
+  do { \
+    if (m->prof_on) tk_prof_begin(m, #kernel); \
+    TK_LAUNCH(kernel, grid, block, stream, __VA_ARGS__); \
+    if (m->prof_on) tk_prof_end(m); \
+  } while (0)
 
 inline int tk_bn_splits(${P}* m, int n, int C) {
   int s = (2 * m->sms + C - 1) / C;
@@ -1093,6 +1126,62 @@ int ${P}_reset_optimizer(${P}* m) {
   TK_TRY(cudaSetDevice(m->device));
   TK_TRY(cudaMemsetAsync(m->M, 0, kParams * sizeof(float), m->stream));
   return ${P}_set_has_momentum(m, 0);
+}
+
+int ${P}_profile(${P}* m, int steps, int batch, char* out, size_t cap) {
+  if (!m || !out || cap == 0 || steps < 1) return fail(TK_EINVAL, "profile: NULL argument or steps < 1");
+  if (int r = check_batch(batch)) return r;
+  if (!m->n_data) return fail(TK_EINVAL, "profile: no dataset (set_dataset)");
+  TK_TRY(cudaSetDevice(m->device));
+  const int total = steps * batch + batch;
+  if (int r = ensure_order(m, total)) return r;
+  std::vector<uint32_t> order(total);
+  for (int i = 0; i < total; i++) order[i] = (uint32_t)(i % m->n_data);
+  TK_TRY(cudaMemcpyAsync(m->order, order.data(), sizeof(uint32_t) * order.size(), cudaMemcpyHostToDevice, m->stream));
+  const tk_sgd_options zero = {0.f, 0.f, 0.f, 0.f, 0.f};  // lr 0: the parameters do not move (BatchNorm running stats do)
+  if (int r = set_scalars(m, &zero, 0, 1, 0)) return r;
+  if (int r = enqueue_step(m, batch, true)) return r;  // warm-up
+  TK_TRY(cudaStreamSynchronize(m->stream));
+  cudaEvent_t t0, t1;
+  TK_TRY(cudaEventCreate(&t0));
+  TK_TRY(cudaEventCreate(&t1));
+  m->prof.clear();
+  m->prof_on = 1;
+  cudaEventRecord(t0, m->stream);
+  int r = 0;
+  for (int k = 0; k < steps && !r; k++) r = enqueue_step(m, batch, true);
+  cudaEventRecord(t1, m->stream);
+  m->prof_on = 0;
+  cudaError_t e = cudaStreamSynchronize(m->stream);
+  struct Row { std::string name; double ms; int calls; };
+  std::vector<Row> rows;
+  for (auto& p : m->prof) {
+    float ms = 0;
+    if (e == cudaSuccess) cudaEventElapsedTime(&ms, p.a, p.b);
+    cudaEventDestroy(p.a);
+    cudaEventDestroy(p.b);
+    size_t j = 0;
+    while (j < rows.size() && rows[j].name != p.name) j++;
+    if (j == rows.size()) rows.push_back({p.name, 0.0, 0});
+    rows[j].ms += ms;
+    rows[j].calls++;
+  }
+  m->prof.clear();
+  float wall = 0;
+  if (e == cudaSuccess) cudaEventElapsedTime(&wall, t0, t1);
+  cudaEventDestroy(t0);
+  cudaEventDestroy(t1);
+  if (r) return r;
+  if (e != cudaSuccess) return cuda_fail(e, "profile");
+  for (size_t i = 0; i < rows.size(); i++)
+    for (size_t j = i + 1; j < rows.size(); j++)
+      if (rows[j].ms > rows[i].ms) std::swap(rows[i], rows[j]);
+  size_t at = (size_t)std::snprintf(out, cap, "step_ms %.4f (uncaptured, events around each launch)\\n", wall / steps);
+  for (auto& row : rows) {
+    if (at >= cap) break;
+    at += (size_t)std::snprintf(out + at, cap - at, "%s %d %.4f\\n", row.name.c_str(), row.calls / steps, row.ms / steps);
+  }
+  return TK_OK;
 }
 
 int ${P}_synchronize(${P}* m) {

@@ -110,7 +110,14 @@ function pickDivisor(n: number, options: number[], ok: (d: number) => boolean): 
   return 1;
 }
 
-/** Threads the conv forward launches per batch sample and per channel group. */
+/**
+ * Threads to aim for at the reference batch: an H100 holds 132 SMs x 2048 threads;
+ * these convolutions are latency-bound below ~8 warps per SM, so the tilings trade
+ * per-thread reuse for more threads until about this many run.
+ */
+export const TARGET_THREADS = 96 * 1024;
+
+/** Thread tile of the conv forward: OCT output channels x TH x TW output pixels (the pool window when fused). */
 export function convFwdTiling(s: ConvShape, pool: FusedPool | null, refBatch: number): { OCT: number; TH: number; TW: number; TY: number; TX: number } {
   let TH = 1;
   let TW = 1;
@@ -122,12 +129,12 @@ export function convFwdTiling(s: ConvShape, pool: FusedPool | null, refBatch: nu
     TY = pool.oh;
     TX = pool.ow;
   } else {
-    TW = pickDivisor(s.OW, [4, 2], (d) => s.OH * (s.OW / d) * refBatch >= 4096);
+    TW = pickDivisor(s.OW, [2], () => true);
     TX = s.OW / TW;
   }
   const perGroup = refBatch * TY * TX;
   const wsOk = (d: number) => d * s.C * s.KH * s.KW <= 8192;
-  const OCT = pickDivisor(s.O, [8, 4, 2], (d) => perGroup * (s.O / d) >= 32768 && d * TH * TW <= 32 && wsOk(d));
+  const OCT = pickDivisor(s.O, [8, 4, 2], (d) => perGroup * (s.O / d) >= TARGET_THREADS && d * TH * TW <= 32 && wsOk(d));
   return { OCT, TH, TW, TY, TX };
 }
 
@@ -322,10 +329,10 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ pa
 
 export function convDgradTiling(s: ConvShape, refBatch: number): { ICT: number; TW: number; TX: number } {
   const stride1 = s.SH === 1 && s.SW === 1;
-  const TW = stride1 ? pickDivisor(s.W, [2], () => s.H * s.W * refBatch / 2 >= 4096) : 1;
+  const TW = stride1 ? pickDivisor(s.W, [2], () => true) : 1;
   const TX = s.W / TW;
   const per = refBatch * s.H * TX;
-  const ICT = pickDivisor(s.C, [8, 4, 2], (d) => per * (s.C / d) >= 32768 && s.O * d * s.KH * s.KW <= 8192);
+  const ICT = pickDivisor(s.C, [8, 4, 2], (d) => per * (s.C / d) >= TARGET_THREADS && s.O * d * s.KH * s.KW <= 8192);
   return { ICT, TW, TX };
 }
 
