@@ -1,4 +1,4 @@
-// npm run bench [-- --json out.json] [--models Net,NetWidth] [--reps 7] [--no-torch] [--no-interp]
+// npm run bench [-- --json out.json] [--models Net,NetWidth] [--reps 7] [--threads 2] [--no-torch] [--no-interp]
 //
 // Compiled CPU kernels against the reference interpreter and PyTorch 1.13 (2
 // threads), on the same real CIFAR-2 batches (airplanes and birds of
@@ -6,7 +6,10 @@
 // img/s at batch 256, batch-1 latency, plus gen build time cold and warm.
 // Every figure is the median of repeated timings; ratios are compiled / other.
 // Roofline: achieved FLOP/s (2 per multiply-add of the convolutions and linear
-// layers) against the FMA peak of the cores used.
+// layers) against the FMA peak of the cores used, at the nominal clock of
+// /proc/cpuinfo (turbo clocks make the true peak higher).
+// The threads of one step meet at barriers: on a machine where other
+// processes hold the cores, 2 threads can be much slower than 1 (--threads 1).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -90,7 +93,7 @@ interface Row {
 async function main(): Promise<void> {
   const { x, y } = cifar2(2048);
   const n = y.length;
-  const threads = Math.min(2, os.cpus().length);
+  const threads = Number(opt('threads') ?? Math.min(2, os.cpus().length));
   const rows: Row[] = [];
   const out = path.join(os.tmpdir(), 'tk-bench');
   for (const name of models) {
@@ -101,6 +104,7 @@ async function main(): Promise<void> {
     const cold = buildPackage(graph, { outRoot: out, name: name.toLowerCase(), initialState: state });
     const warm = buildPackage(graph, { outRoot: out, name: name.toLowerCase(), initialState: state });
     const m = await load(cold.dir, { maxBatch: 256 });
+    m.numThreads = threads;
     m.train();
     const nb = Math.floor(n / 64);
     const stepAt = (i: number) => m.trainStep(x.subarray((i % nb) * 64 * 3072, ((i % nb) + 1) * 64 * 3072), y.subarray((i % nb) * 64, ((i % nb) + 1) * 64), 64, { lr: 1e-2 });

@@ -135,7 +135,16 @@ export function checkBuild(dir = here) {
 
 let native = null;
 function addon() {
-  if (!native) native = require(checkBuild().addonPath);
+  if (!native) {
+    const { addonPath } = checkBuild();
+    // OpenMP threads meet at barriers every step. libgomp's default spin-wait
+    // (300k spins) collapses throughput ~10x when other processes hold the
+    // cores; a short spin then sleep costs little on an idle machine. libgomp
+    // reads this when it loads, with the addon; OMP_WAIT_POLICY or an explicit
+    // GOMP_SPINCOUNT wins.
+    if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) process.env.GOMP_SPINCOUNT = '1000';
+    native = require(addonPath);
+  }
   return native;
 }
 
