@@ -35,10 +35,13 @@ describe('CUDA package emission', () => {
     const src100 = emitCudaPackage(trace(new NetResDeep({ nBlocks: 100 })), { name: 'R100', maxBatch: 64 }).get('R100_cuda.cu')!;
     const k100 = kernels(src100);
     expect(k100).toEqual(k2);
-    expect(k100.filter((k) => k.endsWith('_conv_fwd')).length).toBe(2); // conv1 (+pool) and the shared residual conv
-    // the residual conv kernel is launched 100 times forward
-    const resFwd = k100.filter((k) => k.endsWith('_conv_fwd'))[1];
-    expect(src100.split(`TK_LAUNCH(${resFwd},`).length - 1).toBe(200); // train and eval forward
+    // conv1 (+relu +maxpool), the shared residual conv in eval, and in train with BatchNorm statistics in its epilogue
+    const convs = k100.filter((k) => /_conv_fwd/.test(k));
+    expect(convs.length).toBe(3);
+    const launches = (k: string) => src100.split(`TK_RUN(${k},`).length - 1;
+    expect(convs.map(launches).sort((a, b) => a - b)).toEqual([2, 100, 100]);
+    // one weight-gradient kernel for the 100 uses of the shared weight, one for conv1
+    expect(k100.filter((k) => k.endsWith('_conv_wgrad')).length).toBe(2);
   });
 
   it('rejects bad names and batch sizes', () => {

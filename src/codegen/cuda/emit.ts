@@ -65,6 +65,7 @@ class Emitter {
   private readonly reg = new Registry();
   private readonly allocs: Alloc[] = [];
   private readonly groups: Group[];
+  private readonly cons: Node[][];
   private readonly need: boolean[];
   /** parameter and float-buffer offsets */
   private readonly pOff = new Map<string, number>();
@@ -73,7 +74,6 @@ class Emitter {
   private pTotal = 0;
   private sTotal = 0;
   private nTotal = 0;
-  private wpartFloats = 0;
   private bnC = 1;
 
   constructor(g: Graph, o: CudaOptions) {
@@ -82,6 +82,7 @@ class Emitter {
     this.maxB = o.maxBatch;
     this.refB = Math.min(o.maxBatch, 64);
     this.groups = fuse(g);
+    this.cons = consumers(g);
     this.need = needsGrad(g);
     for (const s of g.state) {
       const n = numel(s.shape);
@@ -148,10 +149,20 @@ class Emitter {
       if (grp.kind === 'conv') {
         const s = this.convShape(grp.node);
         const ep = epilogueOf(grp);
-        const k = K.convFwd(s, ep, this.refB);
+        // a train-mode BatchNorm that is this conv's only consumer gets its statistics from the conv's epilogue
+        const bn = train ? this.statsConsumer(grp) : null;
+        const k = K.convFwd(s, ep, this.refB, bn ? { eps: bn.attrs.eps, momentum: bn.attrs.momentum } : null);
         const name = this.reg.get(k);
         const idx = train && grp.pool ? this.alloc(`i${grp.out}`, this.maxB * perSample(this.g.nodes[grp.out]), 'unsigned char') : 'nullptr';
-        L.push(this.launch(name, `dim3(tk_cdiv(B * ${k.TY * k.TX}, ${K.THREADS}), ${s.O / k.OCT})`, [this.val(grp.input, train), this.P(n.params[0]), s.bias ? this.P(n.params[1]) : 'nullptr', this.val(grp.out, train), idx, 'B']));
+        const args = [this.val(grp.input, train), this.P(n.params[0]), s.bias ? this.P(n.params[1]) : 'nullptr', this.val(grp.out, train), idx, 'B'];
+        const gridX = `tk_cdiv(B * ${k.TY * k.TX}, ${K.THREADS})`;
+        if (bn) {
+          const [, , rm, rv, nbt] = bn.params;
+          this.fusedStats.add(bn.id);
+          this.bnPartDoubles = Math.max(this.bnPartDoubles, 2 * s.O * Math.ceil((this.maxB * k.TY * k.TX) / K.THREADS));
+          args.push('m->bnpart', this.alloc(`bm${bn.id}`, bn.attrs.C * 4), this.alloc(`bi${bn.id}`, bn.attrs.C * 4), this.S(rm), this.S(rv), `(m->NBT + ${this.nIdx.get(nbt)!})`, 'm->counter');
+        }
+        L.push(this.launch(name, `dim3(${gridX}, ${s.O / k.OCT})`, args));
       } else if (grp.kind === 'linear') {
         const a = grp.node.attrs;
         const name = this.reg.get(K.linearFwd(a.inF, a.outF, a.bias, grp.act));
@@ -167,21 +178,38 @@ class Emitter {
         if (train) {
           const mean = this.alloc(`bm${node.id}`, C * 4);
           const inv = this.alloc(`bi${node.id}`, C * 4);
-          const stats = this.reg.get(K.bnStats(C, HW, eps, momentum));
-          L.push(`  { const int S = tk_bn_splits(m, B * ${HW}, ${C});`);
-          L.push(this.launch(stats, `dim3(${C}, S)`, [this.val(grp.input, true), 'm->bnpart', 'B', 'S', mean, inv, this.S(rm), this.S(rv), `(m->NBT + ${this.nIdx.get(nbt)!})`, 'm->counter']) + ' }');
+          if (this.fusedStats.has(node.id)) {
+            L.push('  // batch statistics: computed by the conv above');
+          } else {
+            const stats = this.reg.get(K.bnStats(C, HW, eps, momentum));
+            L.push(`  { const int S = tk_bn_splits(m, B * ${HW}, ${C});`);
+            L.push(this.launch(stats, `dim3(${C}, S)`, [this.val(grp.input, true), 'm->bnpart', 'B', 'S', mean, inv, this.S(rm), this.S(rv), `(m->NBT + ${this.nIdx.get(nbt)!})`, 'm->counter']) + ' }');
+          }
           const idx = grp.pool ? this.alloc(`i${grp.out}`, this.maxB * outN, 'unsigned char') : 'nullptr';
           const apply = this.reg.get(K.bnApply(ep, eps, true));
-          L.push(this.launch(apply, `dim3(tk_cdiv(B * ${outN}, ${K.THREADS}))`, [this.val(grp.input, true), mean, inv, this.P(w), this.P(b), this.val(grp.out, true), idx, 'B']));
+          const other = grp.add ? this.val(grp.add.other, true) : 'nullptr';
+          L.push(this.launch(apply, `dim3(tk_cdiv(B * ${outN}, ${K.THREADS}))`, [this.val(grp.input, true), mean, inv, this.P(w), this.P(b), other, this.val(grp.out, true), idx, 'B']));
         } else {
           const apply = this.reg.get(K.bnApply(ep, eps, false));
-          L.push(this.launch(apply, `dim3(tk_cdiv(B * ${outN}, ${K.THREADS}))`, [this.val(grp.input, false), this.S(rm), this.S(rv), this.P(w), this.P(b), this.val(grp.out, false), 'nullptr', 'B']));
+          const other = grp.add ? this.val(grp.add.other, false) : 'nullptr';
+          L.push(this.launch(apply, `dim3(tk_cdiv(B * ${outN}, ${K.THREADS}))`, [this.val(grp.input, false), this.S(rm), this.S(rv), this.P(w), this.P(b), other, this.val(grp.out, false), 'nullptr', 'B']));
         }
       } else {
         L.push(...this.forwardSingle(grp.node, train));
       }
     }
     return L;
+  }
+
+  private fusedStats = new Set<number>();
+  private bnPartDoubles = 0;
+
+  /** The BatchNorm node that is a conv group's only consumer (no act, no pool), if any. */
+  private statsConsumer(grp: Group): Extract<Node, { op: 'batchnorm2d' }> | null {
+    if (grp.kind !== 'conv' || grp.act !== 'none' || grp.pool || grp.out === this.g.output) return null;
+    const users = this.cons[grp.out];
+    if (users.length !== 1 || users[0].op !== 'batchnorm2d') return null;
+    return users[0];
   }
 
   private poolShape(n: Extract<Node, { op: 'maxpool2d' | 'avgpool2d' }>): K.PoolShape {
@@ -253,6 +281,23 @@ class Emitter {
     this.grads.set(v, { buf: own, owned: true });
   }
 
+  /** Conv weights whose gradient the SGD kernel sums from partials: one buffer per weight, one slice per use. */
+  private convGrads = new Map<string, K.ConvGradSpec & { buf: string; name: string }>();
+
+  private wgradUse(n: Extract<Node, { op: 'conv2d' }>, s: K.ConvShape, NCG: number): { buf: string; use: number; stride: number } {
+    const w = n.params[0];
+    let spec = this.convGrads.get(w);
+    if (!spec) {
+      const KK = s.C * s.KH * s.KW;
+      const name = `wp${this.convGrads.size}`;
+      spec = { name, buf: `m->${name}`, wOff: this.pOff.get(w)!, bOff: s.bias ? this.pOff.get(n.params[1])! : null, O: s.O, K: KK, blocks: s.O * NCG, uses: 0, stride: K.MAX_SPLITS * s.O * (KK + 1) };
+      this.convGrads.set(w, spec);
+      this.written.add(w);
+      if (s.bias) this.written.add(n.params[1]);
+    }
+    return { buf: spec.buf, use: spec.uses++, stride: spec.stride };
+  }
+
   /** 1 when this parameter's gradient was already written by a later use (shared modules), else 0. */
   private acc(param: string): string {
     if (this.written.has(param)) return '1';
@@ -274,26 +319,17 @@ class Emitter {
       if (grp.kind === 'conv') {
         const s = this.convShape(grp.node);
         const ep = epilogueOf(grp);
-        let dz = gout;
-        if (grp.act !== 'none' || grp.pool) {
-          dz = this.alloc(`dz${n.id}`, this.maxB * perSample(n) * 4);
-          const idx = grp.pool ? `m->i${grp.out}` : 'nullptr';
-          L.push(this.launch(this.reg.get(K.convBwdPre(ep)), `dim3(tk_cdiv(B * ${perSample(n)}, ${K.THREADS}))`, [gout, this.val(grp.out, true), idx, dz, 'B']));
-        }
+        const idx = grp.pool ? `m->i${grp.out}` : 'nullptr';
+        const yout = this.val(grp.out, true);
         const { NCG } = K.wgradGroup(s);
-        const kp = this.reg.get(K.convWgradPartial(s));
-        const kr = this.reg.get(K.convWgradReduce(s));
-        const KK = s.C * s.KH * s.KW + 1;
-        this.wpartFloats = Math.max(this.wpartFloats, this.maxB * s.O * KK);
-        const accW = this.acc(n.params[0]);
-        if (s.bias && this.acc(n.params[1]) !== accW) throw new Error(`internal: ${n.params[1]} and ${n.params[0]} are shared differently`);
-        L.push(`  { int SB, splits; tk_wgrad_splits(m, B, ${s.O * NCG}, &SB, &splits);`);
-        L.push(this.launch(kp, `dim3(${s.O}, ${NCG}, splits)`, [dz, this.val(grp.input, true), 'm->wpart', 'B', 'SB']));
-        L.push(this.launch(kr, `dim3(tk_cdiv(${s.O * KK}, ${K.THREADS}))`, ['m->wpart', 'splits', this.G(n.params[0]), s.bias ? this.G(n.params[1]) : 'nullptr', accW]) + ' }');
+        const kp = this.reg.get(K.convWgradPartial(s, ep));
+        const { buf, use, stride } = this.wgradUse(grp.node, s, NCG);
+        L.push(`  { int SB; const int splits = tk_splits(B, ${s.O * NCG}, m->sms, &SB);`);
+        L.push(this.launch(kp, `dim3(${s.O}, ${NCG}, splits)`, [gout, yout, idx, this.val(grp.input, true), `(${buf} + ${use * stride})`, 'B', 'SB']) + ' }');
         if (this.need[grp.input]) {
-          const k = K.convDgrad(s, this.refB);
+          const k = K.convDgrad(s, ep, this.refB);
           const { out: o, base } = this.contrib(grp.input);
-          L.push(this.launch(this.reg.get(k), `dim3(tk_cdiv(B * ${s.H * k.TX}, ${K.THREADS}), ${s.C / k.ICT})`, [dz, this.P(n.params[0]), base, o, 'B']));
+          L.push(this.launch(this.reg.get(k), `dim3(tk_cdiv(B * ${s.H * k.TX}, ${K.THREADS}), ${s.C / k.ICT})`, [gout, yout, idx, this.P(n.params[0]), base, o, 'B']));
         }
       } else if (grp.kind === 'linear') {
         const a = grp.node.attrs;
@@ -317,12 +353,13 @@ class Emitter {
         const idx = grp.pool ? `m->i${grp.out}` : 'nullptr';
         const accW = this.acc(w);
         if (this.acc(b) !== accW) throw new Error(`internal: ${b} and ${w} are shared differently`);
-        const common = [gout, this.val(grp.out, true), idx, this.val(grp.input, true), `m->bm${node.id}`, `m->bi${node.id}`];
+        if (grp.add && this.need[grp.add.other]) this.contribIdentity(grp.add.other, gout, L);
+        const common = [gout, this.val(grp.out, true), idx, this.val(grp.input, true), `m->bm${node.id}`, `m->bi${node.id}`, this.P(w), this.P(b)];
         L.push(`  { const int S = tk_bn_splits(m, B * ${HW}, ${C});`);
         L.push(this.launch(this.reg.get(K.bnBwdStats(ep)), `dim3(${C}, S)`, [...common, 'm->bnpart', 'B', 'S', 'm->bnsums', this.G(w), this.G(b), accW, 'm->counter']) + ' }');
         if (this.need[grp.input]) {
           const { out: o, base } = this.contrib(grp.input);
-          L.push(this.launch(this.reg.get(K.bnBwdApply(ep)), `dim3(tk_cdiv(B * ${C * HW}, ${K.THREADS}))`, [...common, 'm->bnsums', this.P(w), base, o, 'B']));
+          L.push(this.launch(this.reg.get(K.bnBwdApply(ep)), `dim3(tk_cdiv(B * ${C * HW}, ${K.THREADS}))`, [...common, 'm->bnsums', base, o, 'B']));
         }
       } else {
         L.push(...this.backwardSingle(grp.node, gout));
@@ -388,7 +425,10 @@ class Emitter {
     const classes = outNode.shape[0];
     const loss = this.reg.get(K.lossKernel(classes));
     const gather = this.reg.get(K.gather(inN));
-    const sgd = this.reg.get(K.sgdKernel(this.pTotal));
+    const convs = [...this.convGrads.values()];
+    for (const c of convs) this.alloc(c.name, c.uses * c.stride * 4);
+    const sgd = this.reg.get(K.sgdKernel(this.pTotal, convs));
+    const sgdArgs = ['m->P', 'm->G', 'm->M', 'm->sc', 'm->sgdpart', 'B', 'm->counter', 'm->sms', ...convs.map((c) => c.buf)];
     const sgdBlocks = Math.max(1, Math.ceil(this.pTotal / (K.THREADS * K.SGD_ITEMS)));
     // fixed allocations
     this.alloc('x', this.maxB * inN * 4);
@@ -401,12 +441,11 @@ class Emitter {
     this.alloc('sc', 128, 'TkScalars');
     this.alloc('counter', 16, 'unsigned');
     this.alloc('sgdpart', sgdBlocks * 8, 'double');
-    this.alloc('bnpart', 2 * this.bnC * 64 * 8, 'double');
+    this.alloc('bnpart', Math.max(2 * this.bnC * 64, this.bnPartDoubles) * 8, 'double');
     this.alloc('bnsums', 2 * this.bnC * 8, 'double');
-    this.alloc('wpart', Math.max(1, this.wpartFloats) * 4);
     const files = new Map<string, string>();
     files.set(`${this.name}_cuda.h`, this.header());
-    files.set(`${this.name}_cuda.cu`, this.source(fwdTrain, fwdEval, bwd, { loss, gather, sgd, sgdBlocks, inN, classes }));
+    files.set(`${this.name}_cuda.cu`, this.source(fwdTrain, fwdEval, bwd, { loss, gather, sgd, sgdArgs, sgdBlocks, inN, classes }));
     files.set('CMakeLists.txt', this.cmake());
     files.set('tk_cuda_emu.h', fs.readFileSync(path.join(TEMPLATES, 'tk_cuda_emu.h'), 'utf8'));
     return files;
@@ -574,7 +613,7 @@ int ${P}_profile(${P}* m, int steps, int batch, char* out, size_t cap);
 `;
   }
 
-  private source(fwdTrain: string[], fwdEval: string[], bwd: string[], x: { loss: string; gather: string; sgd: string; sgdBlocks: number; inN: number; classes: number }): string {
+  private source(fwdTrain: string[], fwdEval: string[], bwd: string[], x: { loss: string; gather: string; sgd: string; sgdArgs: string[]; sgdBlocks: number; inN: number; classes: number }): string {
     const P = `${this.name}_cuda`;
     const fields = this.allocs.map((a) => `  ${a.type}* ${a.name} = nullptr;`).join('\n');
     let off = 0;
@@ -611,6 +650,7 @@ int ${P}_profile(${P}* m, int steps, int batch, char* out, size_t cap);
 namespace {
 
 ${K.PRELUDE}
+${K.SPLITS_FN}
 // ---- kernels
 
 ${this.reg.sources.join('\n')}
@@ -720,14 +760,6 @@ inline int tk_bn_splits(${P}* m, int n, int C) {
   return s < 1 ? 1 : s;
 }
 
-inline void tk_wgrad_splits(${P}* m, int B, int blocks, int* SB, int* splits) {
-  int s = (4 * m->sms + blocks - 1) / blocks;
-  if (s > B) s = B;
-  if (s < 1) s = 1;
-  *SB = (B + s - 1) / s;
-  *splits = (B + *SB - 1) / *SB;
-}
-
 int enqueue_forward_train(${P}* m, int B) {
 ${fwdTrain.join('\n')}
   return 0;
@@ -750,7 +782,7 @@ ${this.launch(x.gather, `dim3(tk_cdiv(B * ${x.inN % 4 === 0 ? x.inN / 4 : x.inN}
   if (int r = enqueue_forward_train(m, B)) return r;
 ${this.launch(x.loss, 'dim3(1)', [outVal, 'm->y', `m->g${this.g.output}`, 'm->sc', 'B'])}
   if (int r = enqueue_backward(m, B)) return r;
-${this.launch(x.sgd, `dim3(${x.sgdBlocks})`, ['m->P', 'm->G', 'm->M', 'm->sc', 'm->sgdpart', 'B', 'm->counter'])}
+${this.launch(x.sgd, `dim3(${x.sgdBlocks})`, x.sgdArgs)}
   return 0;
 }
 

@@ -40,6 +40,11 @@ export interface Epilogue {
   C: number;
   H: number;
   W: number;
+  /**
+   * batchnorm only: a residual add fused after the act (y = act(u) + other). The act's
+   * derivative is then recomputed from u = fmaf((z - mean)·invstd, gamma, beta), as forward.
+   */
+  add?: boolean;
 }
 
 export function actExpr(act: Act, v: string): string {
@@ -72,6 +77,10 @@ function dlit(x: number): string {
  * `gout` of the group's stored output `yout` (and `idx` when pooled).
  */
 export function preGradCode(ep: Epilogue, b: string, c: string, y: string, x: string, flat: string): string {
+  if (ep.add) {
+    if (ep.act === 'none') return `float gz = gout[${flat}];`;
+    return `float gz; { const float u = fmaf((z[${flat}] - mean[${c}]) * invstd[${c}], gamma[${c}], beta[${c}]); const float yv = ${actExpr(ep.act, 'u')}; gz = gout[${flat}] * ${actGradExpr(ep.act, 'yv')}; }`;
+  }
   if (!ep.pool) {
     if (ep.act === 'none') return `float gz = gout[${flat}];`;
     return `float gz; { const float yv = yout[${flat}]; gz = gout[${flat}] * ${actGradExpr(ep.act, 'yv')}; }`;
@@ -138,7 +147,14 @@ export function convFwdTiling(s: ConvShape, pool: FusedPool | null, refBatch: nu
   return { OCT, TH, TW, TY, TX };
 }
 
-export function convFwd(s: ConvShape, ep: Epilogue, refBatch: number): KernelSrc & { OCT: number; TY: number; TX: number } {
+/** BatchNorm statistics computed in a conv's epilogue (the conv's only consumer is a train-mode BatchNorm). */
+export interface FusedStats {
+  eps: number;
+  momentum: number;
+}
+
+export function convFwd(s: ConvShape, ep: Epilogue, refBatch: number, stats: FusedStats | null = null): KernelSrc & { OCT: number; TY: number; TX: number } {
+  if (stats && (ep.act !== 'none' || ep.pool)) throw new Error('internal: BatchNorm statistics fused after an act or pool');
   const { OCT, TH, TW, TY, TX } = convFwdTiling(s, ep.pool, refBatch);
   const PR = (TH - 1) * s.SH + s.KH;
   const PC = (TW - 1) * s.SW + s.KW;
@@ -160,19 +176,7 @@ export function convFwd(s: ConvShape, ep: Epilogue, refBatch: number): KernelSrc
         #pragma unroll
         for (int j = 0; j < TW; j++) y[((size_t)(b * O + o) * OH + oy0) * OW + ox0 + j] = ${actExpr(ep.act, 'acc[oc][j]')};
       }`;
-  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${s.bias ? ' +bias' : ''}${ep.act !== 'none' ? ' +' + ep.act : ''}${ep.pool ? ` +maxpool${ep.pool.kh}x${ep.pool.kw}` : ''}: thread = ${OCT} channels x ${TH}x${TW} pixels
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, unsigned char* __restrict__ idx, int B) {
-  constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
-  constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
-  constexpr int OCT = ${OCT}, TH = ${TH}, TW = ${TW}, TY = ${TY}, TX = ${TX}, PR = ${PR}, PC = ${PC}, NP = ${NP}, WS = ${WS};
-  (void)OH; (void)NP; (void)idx; (void)bias;
-  __shared__ float sw[WS];
-  const int og = blockIdx.y;
-  for (int i = threadIdx.x; i < WS; i += blockDim.x) sw[i] = w[(size_t)og * WS + i];
-  __syncthreads();
-  const int t = blockIdx.x * blockDim.x + threadIdx.x;
-  if (t >= B * TY * TX) return;
-  const int tx = t % TX, ty = (t / TX) % TY, b = t / (TX * TY);
+  const BODY = `  const int tx = t % TX, ty = (t / TX) % TY, b = t / (TX * TY);
   const int oy0 = ty * TH, ox0 = tx * TW;
   const int iy0 = oy0 * SH - PH, ix0 = ox0 * SW - PW;
   float acc[OCT][NP];
@@ -216,26 +220,60 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x,
     const int o = og * OCT + oc;
     ${out}
   }
-}
 `;
-  return { kind: 'conv_fwd', code, OCT, TY, TX };
-}
-
-/** dZ (gradient at the conv's output, before act and pool) materialised from the group's output gradient. */
-export function convBwdPre(ep: Epilogue): KernelSrc {
-  const code = `// gradient through ${ep.act}${ep.pool ? ` and maxpool${ep.pool.kh}x${ep.pool.kw}` : ''} back to a [${ep.C},${ep.H},${ep.W}] pre-activation
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx, float* __restrict__ dz, int B) {
-  constexpr int C = ${ep.C}, H = ${ep.H}, W = ${ep.W};
-  (void)idx; (void)yout;
-  const int e = blockIdx.x * blockDim.x + threadIdx.x;
-  if (e >= B * C * H * W) return;
-  const int xw = e % W, yh = (e / W) % H, c = (e / (W * H)) % C, b = e / (W * H * C);
-  (void)xw; (void)yh; (void)c; (void)b;
-  ${preGradCode(ep, 'b', 'c', 'yh', 'xw', 'e')}
-  dz[e] = gz;
-}
+  const statsBody = stats
+    ? `  double v[2 * OCT];
+  #pragma unroll
+  for (int k = 0; k < 2 * OCT; k++) v[k] = 0.0;
+  if (t < B * TY * TX) {
+${BODY}
+    #pragma unroll
+    for (int oc = 0; oc < OCT; oc++) {
+      #pragma unroll
+      for (int j = 0; j < NP; j++) { const double a = acc[oc][j]; v[oc] += a; v[OCT + oc] += a * a; }
+    }
+  }
+  __shared__ double tot[2 * OCT];
+${blockSumDoubles(2 * OCT)}
+  if (threadIdx.x < OCT) {
+    const int o = og * OCT + threadIdx.x;
+    part[(size_t)o * gridDim.x + blockIdx.x] = tot[threadIdx.x];
+    part[(size_t)(O + o) * gridDim.x + blockIdx.x] = tot[OCT + threadIdx.x];
+  }
+${LAST_BLOCK}
+  const int N = B * OH * OW;
+  for (int k = threadIdx.x; k < O; k += blockDim.x) {
+    double a = 0.0, q = 0.0;
+    for (int j = 0; j < (int)gridDim.x; j++) { a += ((volatile double*)part)[(size_t)k * gridDim.x + j]; q += ((volatile double*)part)[(size_t)(O + k) * gridDim.x + j]; }
+    const double mean = a / N;
+    double var = q / N - mean * mean;
+    if (var < 0.0) var = 0.0;
+    mean_out[k] = (float)mean;
+    invstd_out[k] = (float)(1.0 / sqrt(var + ${dlit(stats.eps)}));
+    const double unbiased = N > 1 ? var * N / (N - 1) : var;
+    rmean[k] = (float)((1.0 - ${dlit(stats.momentum)}) * rmean[k] + ${dlit(stats.momentum)} * mean);
+    rvar[k] = (float)((1.0 - ${dlit(stats.momentum)}) * rvar[k] + ${dlit(stats.momentum)} * unbiased);
+  }
+  if (threadIdx.x == 0) nbt[0] += 1;
+`
+    : '';
+  const statsArgs = stats
+    ? ',\n    double* __restrict__ part, float* __restrict__ mean_out, float* __restrict__ invstd_out, float* __restrict__ rmean, float* __restrict__ rvar, long long* __restrict__ nbt, unsigned* counter'
+    : '';
+  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${s.bias ? ' +bias' : ''}${ep.act !== 'none' ? ' +' + ep.act : ''}${ep.pool ? ` +maxpool${ep.pool.kh}x${ep.pool.kw}` : ''}${stats ? ' +batchnorm statistics' : ''}: thread = ${OCT} channels x ${TH}x${TW} pixels
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, unsigned char* __restrict__ idx, int B${statsArgs}) {
+  constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
+  constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
+  constexpr int OCT = ${OCT}, TH = ${TH}, TW = ${TW}, TY = ${TY}, TX = ${TX}, PR = ${PR}, PC = ${PC}, NP = ${NP}, WS = ${WS};
+  (void)OH; (void)NP; (void)idx; (void)bias;
+  __shared__ float sw[WS];
+  const int og = blockIdx.y;
+  for (int i = threadIdx.x; i < WS; i += blockDim.x) sw[i] = w[(size_t)og * WS + i];
+  __syncthreads();
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+${stats ? statsBody : `  if (t >= B * TY * TX) return;\n${BODY}`}}
 `;
-  return { kind: 'conv_bwd_pre', code };
+  return { kind: stats ? 'conv_fwd_bnstats' : 'conv_fwd', code, OCT, TY, TX };
 }
 
 /** Channels per weight-gradient block: CG·KH·KW register accumulators. */
@@ -245,15 +283,36 @@ export function wgradGroup(s: ConvShape): { CG: number; NCG: number } {
   return { CG, NCG: Math.ceil(s.C / CG) };
 }
 
-export function convWgradPartial(s: ConvShape): KernelSrc {
+/** Largest number of batch splits of a weight gradient (sizes the partial buffers). */
+export const MAX_SPLITS = 16;
+
+/** Batch splits of a weight gradient: host and device compute the same number (the SGD kernel sums them). */
+export const SPLITS_FN = `__host__ __device__ inline int tk_splits(int B, int blocks, int sms, int* SB) {
+  int s = (4 * sms + blocks - 1) / blocks;
+  if (s > B) s = B;
+  if (s > ${MAX_SPLITS}) s = ${MAX_SPLITS};
+  if (s < 1) s = 1;
+  const int sb = (B + s - 1) / s;
+  if (SB) *SB = sb;
+  return (B + sb - 1) / sb;
+}
+`;
+
+/**
+ * Weight/bias gradient partial sums of one conv use: block = (out channel, channel group,
+ * batch split); dZ (through the group's act and max-pool) is computed on the fly.
+ */
+export function convWgradPartial(s: ConvShape, ep: Epilogue): KernelSrc {
   const { CG } = wgradGroup(s);
   const R = CG * s.KH * s.KW;
   const WARPS = THREADS / 32;
-  const code = `// conv2d ${s.C}->${s.O} k${s.KH}x${s.KW} weight/bias gradient, partial sums: block = (out channel, ${CG}-channel group, batch split)
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ dz, const float* __restrict__ x, float* __restrict__ part, int B, int SB) {
+  const code = `// conv2d ${s.C}->${s.O} k${s.KH}x${s.KW}${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''} weight/bias gradient, partial sums: block = (out channel, ${CG}-channel group, batch split)
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
+    const float* __restrict__ x, float* __restrict__ part, int B, int SB) {
   constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
   constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
   constexpr int CG = ${CG}, R = ${R}, WPART = C * KH * KW + 1, WARPS = ${WARPS};
+  (void)yout; (void)idx;
   const int o = blockIdx.x, c0 = blockIdx.y * CG, split = blockIdx.z;
   const int b0 = split * SB, b1 = min(B, b0 + SB);
   const int npos = (b1 - b0) * OH * OW;
@@ -262,7 +321,8 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ dz
   for (int r = 0; r <= R; r++) acc[r] = 0.f;
   for (int p = threadIdx.x; p < npos; p += blockDim.x) {
     const int ox = p % OW, oy = (p / OW) % OH, b = b0 + p / (OW * OH);
-    const float g = dz[((size_t)(b * O + o) * OH + oy) * OW + ox];
+    ${preGradCode(ep, 'b', 'o', 'oy', 'ox', '((size_t)(b * O + o) * OH + oy) * OW + ox')}
+    const float g = gz;
     if (g == 0.f) continue;
     acc[R] += g;
     const float* xb = x + (size_t)b * C * H * W;
@@ -308,25 +368,6 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ dz
   return { kind: 'conv_wgrad', code };
 }
 
-export function convWgradReduce(s: ConvShape): KernelSrc {
-  const code = `// conv2d ${s.C}->${s.O} k${s.KH}x${s.KW}: sum of the weight-gradient partials in split order, written or added to the gradient
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ part, int splits, float* __restrict__ gw, float* __restrict__ gb, int accumulate) {
-  constexpr int O = ${s.O}, K = ${s.C * s.KH * s.KW}, WPART = K + 1;
-  constexpr bool HAS_BIAS = ${s.bias};
-  (void)gb;
-  const int t = blockIdx.x * blockDim.x + threadIdx.x;
-  if (t >= O * WPART) return;
-  const int o = t / WPART, r = t % WPART;
-  if (r == K && !HAS_BIAS) return;
-  float v = 0.f;
-  for (int k = 0; k < splits; k++) v += part[((size_t)k * O + o) * WPART + r];
-  float* dst = r < K ? gw + (size_t)o * K + r : gb + o;
-  *dst = accumulate ? *dst + v : v;
-}
-`;
-  return { kind: 'conv_wgrad_reduce', code };
-}
-
 export function convDgradTiling(s: ConvShape, refBatch: number): { ICT: number; TW: number; TX: number } {
   const stride1 = s.SH === 1 && s.SW === 1;
   const TW = stride1 ? pickDivisor(s.W, [2], () => true) : 1;
@@ -337,7 +378,8 @@ export function convDgradTiling(s: ConvShape, refBatch: number): { ICT: number; 
 }
 
 /** Gradient w.r.t. the conv input (a transposed convolution, gathered per input pixel). */
-export function convDgrad(s: ConvShape, refBatch: number): KernelSrc & { ICT: number; TX: number } {
+export function convDgrad(s: ConvShape, ep: Epilogue, refBatch: number): KernelSrc & { ICT: number; TX: number } {
+  const dzAt = (oy: string, ox: string) => `{ ${preGradCode(ep, 'b', 'o', oy, ox, `((size_t)(b * O + o) * OH + ${oy}) * OW + ${ox}`)} DZV = gz; }`;
   const { ICT, TW, TX } = convDgradTiling(s, refBatch);
   const WS = s.O * ICT * s.KH * s.KW;
   const stride1 = s.SH === 1 && s.SW === 1;
@@ -349,7 +391,9 @@ export function convDgrad(s: ConvShape, refBatch: number): KernelSrc & { ICT: nu
       #pragma unroll
       for (int u = 0; u < TW + KW - 1; u++) {
         const int ox = ix0 + PW - (KW - 1) + u;
-        q[r][u] = (oy >= 0 && oy < OH && ox >= 0 && ox < OW) ? __ldg(gb + (o * OH + oy) * OW + ox) : 0.f;
+        float dzv = 0.f;
+        if (oy >= 0 && oy < OH && ox >= 0 && ox < OW) ${dzAt('oy', 'ox').replace('DZV', 'dzv')}
+        q[r][u] = dzv;
       }
     }
     #pragma unroll
@@ -372,17 +416,20 @@ export function convDgrad(s: ConvShape, refBatch: number): KernelSrc & { ICT: nu
       for (int kx = 0; kx < KW; kx++) {
         const int tx2 = ix0 + PW - kx;
         if (tx2 < 0 || tx2 % SW != 0 || tx2 / SW >= OW) continue;
-        const float g = __ldg(gb + (o * OH + ty / SH) * OW + tx2 / SW);
+        const int oy = ty / SH, ox = tx2 / SW;
+        float g = 0.f;
+        ${dzAt('oy', 'ox').replace('DZV', 'g')}
         #pragma unroll
         for (int ic = 0; ic < ICT; ic++) acc[ic][0] = fmaf(sw[((o * ICT + ic) * KH + ky) * KW + kx], g, acc[ic][0]);
       }
     }`;
-  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}: input gradient, thread = ${ICT} input channels x ${TW} pixels
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ dz, const float* __restrict__ w, const float* base, float* out, int B) {
+  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''}: input gradient, thread = ${ICT} input channels x ${TW} pixels
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
+    const float* __restrict__ w, const float* base, float* out, int B) {
   constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
   constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
   constexpr int ICT = ${ICT}, TW = ${TW}, TX = ${TX}, WS = ${WS};
-  (void)SH; (void)SW;
+  (void)SH; (void)SW; (void)yout; (void)idx;
   __shared__ float sw[WS];
   const int cg = blockIdx.y;
   for (int i = threadIdx.x; i < WS; i += blockDim.x) {
@@ -402,7 +449,6 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ dz
   }
   #pragma unroll 1
   for (int o = 0; o < O; o++) {
-    const float* gb = dz + (size_t)b * O * OH * OW;
 ${body}
   }
   #pragma unroll
@@ -569,8 +615,8 @@ export function bnApply(ep: Epilogue, eps: number, train: boolean): KernelSrc {
   if (e >= B * C * HW) return;
   const int c = (e / HW) % C;
   ${stats}
-  const float v = (z[e] - mu) * is * gamma[c] + beta[c];
-  y[e] = ${actExpr(ep.act, 'v')};`;
+  const float v = fmaf((z[e] - mu) * is, gamma[c], beta[c]);
+  y[e] = ${actExpr(ep.act, 'v')}${ep.add ? ' + other[e]' : ''};`;
   } else {
     const p = ep.pool;
     body = `  constexpr int PH = ${p.kh}, PW = ${p.kw}, POH = ${p.oh}, POW = ${p.ow};
@@ -584,7 +630,7 @@ export function bnApply(ep: Epilogue, eps: number, train: boolean): KernelSrc {
   for (int i = 0; i < PH; i++) {
     #pragma unroll
     for (int j = 0; j < PW; j++) {
-      const float u = (z[((size_t)(b * C + c) * H + py * PH + i) * W + px * PW + j] - mu) * is * g + bt;
+      const float u = fmaf((z[((size_t)(b * C + c) * H + py * PH + i) * W + px * PW + j] - mu) * is, g, bt);
       const float v = ${actExpr(ep.act, 'u')};
       if (bi < 0 || v > best || isnan(v)) { best = v; bi = i * PW + j; }
     }
@@ -592,11 +638,12 @@ export function bnApply(ep: Epilogue, eps: number, train: boolean): KernelSrc {
   y[e] = best;
   if (idx) idx[e] = (unsigned char)bi;`;
   }
-  const code = `// batchnorm2d(${C}) ${train ? 'train (batch stats)' : 'eval (running stats)'} apply${ep.act !== 'none' ? ' +' + ep.act : ''}${ep.pool ? ` +maxpool${ep.pool.kh}x${ep.pool.kw}` : ''} on [${C},${H},${W}]
+  if (ep.add && ep.pool) throw new Error('internal: a fused add after a fused pool');
+  const code = `// batchnorm2d(${C}) ${train ? 'train (batch stats)' : 'eval (running stats)'} apply${ep.act !== 'none' ? ' +' + ep.act : ''}${ep.pool ? ` +maxpool${ep.pool.kh}x${ep.pool.kw}` : ''}${ep.add ? ' +residual add' : ''} on [${C},${H},${W}]
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd,
-    const float* __restrict__ gamma, const float* __restrict__ beta, float* __restrict__ y, unsigned char* __restrict__ idx, int B) {
+    const float* __restrict__ gamma, const float* __restrict__ beta, const float* __restrict__ other, float* __restrict__ y, unsigned char* __restrict__ idx, int B) {
   constexpr int C = ${C}, H = ${H}, W = ${W}, HW = ${HW};
-  (void)H; (void)W; (void)HW; (void)idx;
+  (void)H; (void)W; (void)HW; (void)idx; (void)other;
 ${body}
 }
 `;
@@ -606,12 +653,12 @@ ${body}
 /** Backward partial sums Σ dY and Σ dY·x̂ per channel; the last block finalises them and writes dgamma, dbeta. */
 export function bnBwdStats(ep: Epilogue): KernelSrc {
   const { C, H, W } = ep;
-  const code = `// batchnorm2d(${C}) backward${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''}: sums of dy and dy*xhat per channel (float64)
+  const code = `// batchnorm2d(${C}) backward${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''}${ep.add ? ' (residual add fused)' : ''}: sums of dy and dy*xhat per channel (float64)
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
-    const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd, double* __restrict__ part, int B, int S,
-    double* __restrict__ sums, float* __restrict__ ggamma, float* __restrict__ gbeta, int accumulate, unsigned* counter) {
+    const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd, const float* __restrict__ gamma, const float* __restrict__ beta,
+    double* __restrict__ part, int B, int S, double* __restrict__ sums, float* __restrict__ ggamma, float* __restrict__ gbeta, int accumulate, unsigned* counter) {
   constexpr int C = ${C}, H = ${H}, W = ${W}, HW = ${H * W};
-  (void)yout; (void)idx;
+  (void)yout; (void)idx; (void)gamma; (void)beta;
   const int c = blockIdx.x, s = blockIdx.y;
   const int N = B * HW, chunk = (N + S - 1) / S;
   const int e0 = s * chunk, e1 = min(N, e0 + chunk);
@@ -645,12 +692,12 @@ ${LAST_BLOCK}
 
 export function bnBwdApply(ep: Epilogue): KernelSrc {
   const { C, H, W } = ep;
-  const code = `// batchnorm2d(${C}) backward: dz = gamma*invstd*(dy - (sum(dy) + xhat*sum(dy*xhat))/N)
+  const code = `// batchnorm2d(${C}) backward${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''}${ep.add ? ' (residual add fused)' : ''}: dz = gamma*invstd*(dy - (sum(dy) + xhat*sum(dy*xhat))/N)
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
-    const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd, const double* __restrict__ sums,
-    const float* __restrict__ gamma, const float* base, float* out, int B) {
+    const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd, const float* __restrict__ gamma, const float* __restrict__ beta,
+    const double* __restrict__ sums, const float* base, float* out, int B) {
   constexpr int C = ${C}, H = ${H}, W = ${W}, HW = ${H * W};
-  (void)yout; (void)idx;
+  (void)yout; (void)idx; (void)beta;
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= B * C * HW) return;
   const int hw = e % HW, c = (e / HW) % C, b = e / (HW * C), yh = hw / W, xw = hw % W;
@@ -893,24 +940,64 @@ export const SGD_ITEMS = 4;
  * plus the penalty loss; the last block adds the step's loss to the epoch sum,
  * advances the batch cursor and step counter.
  */
-export function sgdKernel(total: number): KernelSrc {
+/** A conv parameter pair whose gradient the SGD kernel sums from the per-use partial buffers. */
+export interface ConvGradSpec {
+  /** offsets of the weight and bias (or null) in the flat parameter array */
+  wOff: number;
+  bOff: number | null;
+  O: number;
+  /** C·KH·KW */
+  K: number;
+  /** blocks per split of the partial kernel (O·NCG), for tk_splits */
+  blocks: number;
+  uses: number;
+  /** floats per use in the partial buffer: MAX_SPLITS·O·(K+1) */
+  stride: number;
+}
+
+export function sgdKernel(total: number, convs: ConvGradSpec[]): KernelSrc {
   const h: StepTerms<string> = { lr: 'h_lr', momentum: 'h_mom', weightDecay: 'h_wd', l1: 'h_l1', l2: 'h_l2' };
   const pg = penaltyGrad(cArith, 'p', h);
   const pl = penaltyLoss(cArith, 'p', h);
   const st = sgdStep(cArith, 'p', 'g', 'm', 'first', h);
-  const code = `// SGD (momentum, weight decay; first step copies the gradient into the momentum buffer) with l1/l2 penalties, over ${total} parameters
-__global__ void __launch_bounds__(${THREADS}) KNAME(float* __restrict__ P, float* __restrict__ G, float* __restrict__ M, TkScalars* sc, double* __restrict__ part, int B, unsigned* counter) {
+  const wpArgs = convs.map((_, j) => `, const float* __restrict__ wp${j}`).join('');
+  const sum = (j: number, c: ConvGradSpec, o: string, k: string) => `{
+        const int sp = tk_splits(B, ${c.blocks}, sms, nullptr);
+        float acc = 0.f;
+        for (int u = 0; u < ${c.uses}; u++)
+          for (int s = 0; s < sp; s++) acc += wp${j}[(size_t)u * ${c.stride} + ((size_t)s * ${c.O} + ${o}) * ${c.K + 1} + ${k}];
+        graw = acc;
+      }`;
+  const pick = convs
+    .map((c, j) => {
+      let t = `if (i >= ${c.wOff} && i < ${c.wOff + c.O * c.K}) {
+        const int r = i - ${c.wOff}, o = r / ${c.K}, k = r % ${c.K};
+        ${sum(j, c, 'o', 'k')}
+      } else `;
+      if (c.bOff !== null) t += `if (i >= ${c.bOff} && i < ${c.bOff + c.O}) {
+        const int o = i - ${c.bOff};
+        ${sum(j, c, 'o', String(c.K))}
+      } else `;
+      return t;
+    })
+    .join('');
+  const code = `// SGD (momentum, weight decay; first step copies the gradient into the momentum buffer) with l1/l2 penalties, over ${total} parameters;
+// conv gradients are summed here from their per-use, per-split partials (fixed order)
+__global__ void __launch_bounds__(${THREADS}) KNAME(float* __restrict__ P, float* __restrict__ G, float* __restrict__ M, TkScalars* sc, double* __restrict__ part, int B, unsigned* counter, int sms${wpArgs}) {
   constexpr int N = ${total};
+  (void)sms;
   const float h_lr = sc->lr, h_mom = sc->momentum, h_wd = sc->weight_decay, h_l1 = sc->l1, h_l2 = sc->l2;
   const float first = sc->momentum_started ? 0.f : 1.f;
   double v[1] = {0.0};
   const int base = blockIdx.x * blockDim.x * ${SGD_ITEMS} + threadIdx.x;
   #pragma unroll
-  for (int k = 0; k < ${SGD_ITEMS}; k++) {
-    const int i = base + k * blockDim.x;
+  for (int it = 0; it < ${SGD_ITEMS}; it++) {
+    const int i = base + it * blockDim.x;
     if (i < N) {
+      float graw;
+      ${pick}graw = G[i];
       const float p = P[i];
-      const float g = G[i] + ${pg};
+      const float g = graw + ${pg};
       const float m = M[i];
       v[0] += (double)(${pl});
       G[i] = g;

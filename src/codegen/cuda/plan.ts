@@ -1,7 +1,7 @@
 // Fusion groups for the CUDA backend: which graph nodes share one kernel.
 //
 //   conv2d [→ relu|tanh] [→ maxpool (window = stride, no padding)]
-//   batchnorm2d [→ relu|tanh] [→ maxpool (same rule)]
+//   batchnorm2d [→ relu|tanh] [→ maxpool (same rule) | → add (a residual computed earlier)]
 //   linear [→ relu|tanh]
 //   everything else alone (pool, relu/tanh, add, dropout, reshape = a view).
 //
@@ -14,7 +14,7 @@ import type { Act, Epilogue, FusedPool } from './kernels.js';
 export type Group =
   | { kind: 'conv'; node: Conv2dNode; act: Act; pool: PoolNode | null; input: number; out: number }
   | { kind: 'linear'; node: LinearNode; act: Act; input: number; out: number }
-  | { kind: 'bn'; node: BatchNormNode; act: Act; pool: PoolNode | null; input: number; out: number }
+  | { kind: 'bn'; node: BatchNormNode; act: Act; pool: PoolNode | null; input: number; out: number; add: { node: Node; other: number } | null }
   | { kind: 'single'; node: Node; out: number };
 
 export function consumers(g: Graph): Node[][] {
@@ -52,8 +52,21 @@ export function fuse(g: Graph): Group[] {
           taken.add(p.id);
         }
       }
+      // batchnorm [+ act] + residual add (the other summand computed before the batchnorm runs)
+      let add: { node: Node; other: number } | null = null;
+      if (n.op === 'batchnorm2d' && !pool) {
+        const s = single(cur.id);
+        if (s && s.op === 'add' && s.inputs[0] !== s.inputs[1]) {
+          const other = s.inputs[0] === cur.id ? s.inputs[1] : s.inputs[0];
+          if (other < n.id) {
+            add = { node: s, other };
+            cur = s;
+            taken.add(s.id);
+          }
+        }
+      }
       if (n.op === 'conv2d') groups.push({ kind: 'conv', node: n, act, pool, input: n.inputs[0], out: cur.id });
-      else if (n.op === 'batchnorm2d') groups.push({ kind: 'bn', node: n, act, pool, input: n.inputs[0], out: cur.id });
+      else if (n.op === 'batchnorm2d') groups.push({ kind: 'bn', node: n, act, pool, input: n.inputs[0], out: cur.id, add });
       else groups.push({ kind: 'linear', node: n, act, input: n.inputs[0], out: cur.id });
       continue;
     }
@@ -62,12 +75,12 @@ export function fuse(g: Graph): Group[] {
   return groups;
 }
 
-/** The epilogue of a conv or bn group: its act and fused pool over the producer's [C, H, W] output. */
-export function epilogueOf(grp: { node: Node; act: Act; pool: PoolNode | null }): Epilogue {
+/** The epilogue of a conv or bn group: its act, fused pool or residual add over the producer's [C, H, W] output. */
+export function epilogueOf(grp: { node: Node; act: Act; pool: PoolNode | null; add?: { node: Node; other: number } | null }): Epilogue {
   const [C, H, W] = grp.node.shape;
   let pool: FusedPool | null = null;
   if (grp.pool) pool = { kh: grp.pool.attrs.kh, kw: grp.pool.attrs.kw, oh: grp.pool.shape[1], ow: grp.pool.shape[2] };
-  return { act: grp.act, pool, C, H, W };
+  return { act: grp.act, pool, C, H, W, add: !!grp.add };
 }
 
 /** Values whose gradient matters: produced (transitively) from some parameter. */
