@@ -39,9 +39,13 @@ describe('CUDA package emission', () => {
     const convs = k100.filter((k) => /_conv_fwd/.test(k));
     expect(convs.length).toBe(3);
     const launches = (k: string) => src100.split(`TK_RUN(${k},`).length - 1;
-    expect(convs.map(launches).sort((a, b) => a - b)).toEqual([2, 100, 100]);
-    // one weight-gradient kernel for the 100 uses of the shared weight, one for conv1
-    expect(k100.filter((k) => k.endsWith('_conv_wgrad')).length).toBe(2);
+    // conv1: train forward, the step's forward, eval; the residual conv: eval x100, train (forward and step) x200
+    expect(convs.map(launches).sort((a, b) => a - b)).toEqual([3, 100, 200]);
+    // backward: one kernel (weight + input gradient) for the 100 uses of the shared conv, a weight-gradient one for conv1
+    const bwd = k100.filter((k) => k.endsWith('_conv_bwd'));
+    expect(bwd.length).toBe(1);
+    expect(launches(bwd[0])).toBe(100);
+    expect(k100.filter((k) => k.endsWith('_conv_wgrad')).length).toBe(1);
   });
 
   it('rejects bad names and batch sizes', () => {

@@ -83,6 +83,9 @@ class Emitter {
     this.refB = Math.min(o.maxBatch, 64);
     this.groups = fuse(g);
     this.cons = consumers(g);
+    this.directInput = this.cons[0].length > 0 && this.cons[0].every((c) => c.op === 'conv2d') && g.output !== 0;
+    const last = this.groups[this.groups.length - 1];
+    if (last.kind === 'linear' && last.act === 'none' && last.out === g.output && K.headFits(this.maxB, last.node.attrs.inF, last.node.attrs.outF)) this.head = last;
     this.need = needsGrad(g);
     for (const s of g.state) {
       const n = numel(s.shape);
@@ -123,7 +126,7 @@ class Emitter {
   /** Device pointer holding value v's activations in the given mode (reshapes and eval dropouts are views). */
   private val(v: number, train: boolean): string {
     const n = this.g.nodes[v];
-    if (n.op === 'input') return 'm->x';
+    if (n.op === 'input') return 'tk_input';
     if (n.op === 'reshape') return this.val(n.inputs[0], train);
     if (n.op === 'dropout' && !train) return this.val(n.inputs[0], train);
     return this.alloc(`a${v}`, this.maxB * perSample(n) * 4);
@@ -141,9 +144,22 @@ class Emitter {
     return { C, H, W, O: a.outC, OH: n.shape[1], OW: n.shape[2], KH: a.kh, KW: a.kw, SH: a.sh, SW: a.sw, PH: a.ph, PW: a.pw, bias: a.bias };
   }
 
-  private forward(train: boolean): string[] {
+  /** Every consumer of the model input is a conv: in a step they read dataset rows through the shuffle order (no gather). */
+  private directInput = false;
+
+  /** The row indirection argument of a kernel reading value v: only the model input has one. */
+  private rows(v: number): string {
+    return v === 0 ? 'tk_rows' : 'nullptr';
+  }
+
+  /** The output group when the step runs it inside the head kernel (last linear, no act, small). */
+  private head: Extract<Group, { kind: 'linear' }> | null = null;
+  private headBwd: { dx: string; base: string; acc: string } | null = null;
+
+  private forward(train: boolean, skipHead = false): string[] {
     const L: string[] = [];
     for (const grp of this.groups) {
+      if (skipHead && grp === this.head) continue;
       const n = grp.node;
       L.push(`  // ${n.module || n.op} (${n.source})`);
       if (grp.kind === 'conv') {
@@ -154,7 +170,7 @@ class Emitter {
         const k = K.convFwd(s, ep, this.refB, bn ? { eps: bn.attrs.eps, momentum: bn.attrs.momentum } : null);
         const name = this.reg.get(k);
         const idx = train && grp.pool ? this.alloc(`i${grp.out}`, this.maxB * perSample(this.g.nodes[grp.out]), 'unsigned char') : 'nullptr';
-        const args = [this.val(grp.input, train), this.P(n.params[0]), s.bias ? this.P(n.params[1]) : 'nullptr', this.val(grp.out, train), idx, 'B'];
+        const args = [this.val(grp.input, train), this.rows(grp.input), 'm->sc', this.P(n.params[0]), s.bias ? this.P(n.params[1]) : 'nullptr', this.val(grp.out, train), idx, 'B'];
         const gridX = `tk_cdiv(B * ${k.TY * k.TX}, ${K.THREADS})`;
         if (bn) {
           const [, , rm, rv, nbt] = bn.params;
@@ -322,15 +338,29 @@ class Emitter {
         const idx = grp.pool ? `m->i${grp.out}` : 'nullptr';
         const yout = this.val(grp.out, true);
         const { NCG } = K.wgradGroup(s);
-        const kp = this.reg.get(K.convWgradPartial(s, ep));
         const { buf, use, stride } = this.wgradUse(grp.node, s, NCG);
+        const part = `(${buf} + ${use * stride})`;
         L.push(`  { int SB; const int splits = tk_splits(B, ${s.O * NCG}, m->sms, &SB);`);
-        L.push(this.launch(kp, `dim3(${s.O}, ${NCG}, splits)`, [gout, yout, idx, this.val(grp.input, true), `(${buf} + ${use * stride})`, 'B', 'SB']) + ' }');
         if (this.need[grp.input]) {
-          const k = K.convDgrad(s, ep, this.refB);
+          // weight and input gradients in one launch
+          const k = K.convBwd(s, ep, this.refB);
           const { out: o, base } = this.contrib(grp.input);
-          L.push(this.launch(this.reg.get(k), `dim3(tk_cdiv(B * ${s.H * k.TX}, ${K.THREADS}), ${s.C / k.ICT})`, [gout, yout, idx, this.P(n.params[0]), base, o, 'B']));
+          L.push(`    const int nw = ${s.O * NCG} * splits, dgx = (int)tk_cdiv(B * ${s.H * k.TX}, ${K.THREADS});`);
+          L.push(this.launch(this.reg.get(k), `dim3(nw + dgx * ${s.C / k.ICT})`, [gout, yout, idx, this.val(grp.input, true), this.rows(grp.input), 'm->sc', part, 'SB', 'nw', this.P(n.params[0]), base, o, 'dgx', 'B']) + ' }');
+        } else {
+          const kp = this.reg.get(K.convWgradPartial(s, ep));
+          L.push(this.launch(kp, `dim3(${s.O}, ${NCG}, splits)`, [gout, yout, idx, this.val(grp.input, true), this.rows(grp.input), 'm->sc', part, 'B', 'SB']) + ' }');
         }
+      } else if (grp === this.head) {
+        // the head kernel (after the forward) does this linear's backward
+        const a = grp.node.attrs;
+        const accW = this.acc(n.params[0]);
+        if (a.bias && this.acc(n.params[1]) !== accW) throw new Error(`internal: ${n.params[1]} and ${n.params[0]} are shared differently`);
+        let dx = 'nullptr';
+        let base = 'nullptr';
+        if (this.need[grp.input]) ({ out: dx, base } = this.contrib(grp.input));
+        this.headBwd = { dx, base, acc: accW };
+        L.push('  // (done by the head kernel)');
       } else if (grp.kind === 'linear') {
         const a = grp.node.attrs;
         const k = this.reg.get(K.linearBwd(a.inF, a.outF, a.bias, grp.act));
@@ -418,13 +448,22 @@ class Emitter {
 
   emit(): Map<string, string> {
     const fwdTrain = this.forward(true);
+    const fwdStep = this.head ? this.forward(true, true) : fwdTrain;
     const fwdEval = this.forward(false);
     const bwd = this.backward();
     const inN = numel(this.g.inputShape);
     const outNode = this.g.nodes[this.g.output];
     const classes = outNode.shape[0];
-    const loss = this.reg.get(K.lossKernel(classes));
-    const gather = this.reg.get(K.gather(inN));
+    let lossLaunch: string;
+    if (this.head && this.headBwd) {
+      const a = this.head.node.attrs;
+      const hk = this.reg.get(K.headKernel(a.inF, a.outF, a.bias, this.maxB));
+      const p = this.head.node.params;
+      lossLaunch = this.launch(hk, 'dim3(1)', [this.val(this.head.input, true), this.P(p[0]), a.bias ? this.P(p[1]) : 'nullptr', this.val(this.g.output, true), 'tk_labels', 'tk_rows', 'm->sc', this.G(p[0]), a.bias ? this.G(p[1]) : 'nullptr', this.headBwd.acc, this.headBwd.base, this.headBwd.dx, 'B']);
+    } else {
+      lossLaunch = this.launch(this.reg.get(K.lossKernel(classes)), 'dim3(1)', [this.val(this.g.output, true), 'tk_labels', 'tk_rows', `m->g${this.g.output}`, 'm->sc', 'B']);
+    }
+    const gather = this.directInput ? '' : this.reg.get(K.gather(inN));
     const convs = [...this.convGrads.values()];
     for (const c of convs) this.alloc(c.name, c.uses * c.stride * 4);
     const sgd = this.reg.get(K.sgdKernel(this.pTotal, convs));
@@ -445,7 +484,7 @@ class Emitter {
     this.alloc('bnsums', 2 * this.bnC * 8, 'double');
     const files = new Map<string, string>();
     files.set(`${this.name}_cuda.h`, this.header());
-    files.set(`${this.name}_cuda.cu`, this.source(fwdTrain, fwdEval, bwd, { loss, gather, sgd, sgdArgs, sgdBlocks, inN, classes }));
+    files.set(`${this.name}_cuda.cu`, this.source(fwdTrain, fwdStep, fwdEval, bwd, { lossLaunch, gather, sgd, sgdArgs, sgdBlocks, inN, classes }));
     files.set('CMakeLists.txt', this.cmake());
     files.set('tk_cuda_emu.h', fs.readFileSync(path.join(TEMPLATES, 'tk_cuda_emu.h'), 'utf8'));
     return files;
@@ -613,7 +652,7 @@ int ${P}_profile(${P}* m, int steps, int batch, char* out, size_t cap);
 `;
   }
 
-  private source(fwdTrain: string[], fwdEval: string[], bwd: string[], x: { loss: string; gather: string; sgd: string; sgdArgs: string[]; sgdBlocks: number; inN: number; classes: number }): string {
+  private source(fwdTrain: string[], fwdStep: string[], fwdEval: string[], bwd: string[], x: { lossLaunch: string; gather: string; sgd: string; sgdArgs: string[]; sgdBlocks: number; inN: number; classes: number }): string {
     const P = `${this.name}_cuda`;
     const fields = this.allocs.map((a) => `  ${a.type}* ${a.name} = nullptr;`).join('\n');
     let off = 0;
@@ -761,27 +800,51 @@ inline int tk_bn_splits(${P}* m, int n, int C) {
 }
 
 int enqueue_forward_train(${P}* m, int B) {
+  const float* tk_input = m->x;
+  const unsigned* tk_rows = nullptr;
+  (void)tk_input; (void)tk_rows;
 ${fwdTrain.join('\n')}
   return 0;
 }
 
+/** The training step's forward (the head, if fused, runs in the loss kernel). */
+int enqueue_forward_step(${P}* m, int B, bool gather) {
+  const float* tk_input = ${this.directInput ? 'gather ? m->data : m->x' : 'm->x'};
+  const unsigned* tk_rows = ${this.directInput ? 'gather ? m->order : nullptr' : 'nullptr'};
+  (void)tk_input; (void)tk_rows; (void)gather;
+${fwdStep.join('\n')}
+  return 0;
+}
+
 int enqueue_forward_eval(${P}* m, int B) {
+  const float* tk_input = m->x;
+  const unsigned* tk_rows = nullptr;
+  (void)tk_input; (void)tk_rows;
 ${fwdEval.join('\n')}
   return 0;
 }
 
-int enqueue_backward(${P}* m, int B) {
+int enqueue_backward(${P}* m, int B, bool gather) {
+  const float* tk_input = ${this.directInput ? 'gather ? m->data : m->x' : 'm->x'};
+  const unsigned* tk_rows = ${this.directInput ? 'gather ? m->order : nullptr' : 'nullptr'};
+  (void)tk_input; (void)tk_rows; (void)gather;
 ${bwd.join('\n')}
   return 0;
 }
 
 /** One training step on the batch in m->x / m->y (gathered from the dataset first when \`gather\`). */
 int enqueue_step(${P}* m, int B, bool gather) {
-  if (gather)
-${this.launch(x.gather, `dim3(tk_cdiv(B * ${x.inN % 4 === 0 ? x.inN / 4 : x.inN}, ${K.THREADS}))`, ['m->data', 'm->labels', 'm->order', 'm->sc', 'm->x', 'm->y', 'B'])}
-  if (int r = enqueue_forward_train(m, B)) return r;
-${this.launch(x.loss, 'dim3(1)', [outVal, 'm->y', `m->g${this.g.output}`, 'm->sc', 'B'])}
-  if (int r = enqueue_backward(m, B)) return r;
+${this.directInput
+  ? '  // the convs reading the input and the loss read dataset rows through the order: no gather'
+  : `  if (gather)\n${this.launch(x.gather, `dim3(tk_cdiv(B * ${x.inN % 4 === 0 ? x.inN / 4 : x.inN}, ${K.THREADS}))`, ['m->data', 'm->labels', 'm->order', 'm->sc', 'm->x', 'm->y', 'B'])}`}
+  if (int r = enqueue_forward_step(m, B, gather)) return r;
+  {
+    const int* tk_labels = ${this.directInput ? 'gather ? m->labels : m->y' : 'm->y'};
+    const unsigned* tk_rows = ${this.directInput ? 'gather ? m->order : nullptr' : 'nullptr'};
+    (void)tk_rows;
+${x.lossLaunch}
+  }
+  if (int r = enqueue_backward(m, B, gather)) return r;
 ${this.launch(x.sgd, `dim3(${x.sgdBlocks})`, x.sgdArgs)}
   return 0;
 }

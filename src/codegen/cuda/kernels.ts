@@ -186,7 +186,7 @@ export function convFwd(s: ConvShape, ep: Epilogue, refBatch: number, stats: Fus
     #pragma unroll
     for (int j = 0; j < NP; j++) acc[oc][j] = b0;
   }
-  const float* xb = x + (size_t)b * C * H * W;
+  const float* xb = x + (size_t)(rows ? rows[sc->cursor + b] : b) * C * H * W;
   #pragma unroll ${s.C <= 4 ? s.C : 1}
   for (int c = 0; c < C; c++) {
     float p[PR][PC];
@@ -261,7 +261,8 @@ ${LAST_BLOCK}
     ? ',\n    double* __restrict__ part, float* __restrict__ mean_out, float* __restrict__ invstd_out, float* __restrict__ rmean, float* __restrict__ rvar, long long* __restrict__ nbt, unsigned* counter'
     : '';
   const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${s.bias ? ' +bias' : ''}${ep.act !== 'none' ? ' +' + ep.act : ''}${ep.pool ? ` +maxpool${ep.pool.kh}x${ep.pool.kw}` : ''}${stats ? ' +batchnorm statistics' : ''}: thread = ${OCT} channels x ${TH}x${TW} pixels
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, unsigned char* __restrict__ idx, int B${statsArgs}) {
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, const unsigned* __restrict__ rows, const TkScalars* __restrict__ sc,
+    const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, unsigned char* __restrict__ idx, int B${statsArgs}) {
   constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
   constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
   constexpr int OCT = ${OCT}, TH = ${TH}, TW = ${TW}, TY = ${TY}, TX = ${TX}, PR = ${PR}, PC = ${PC}, NP = ${NP}, WS = ${WS};
@@ -298,22 +299,17 @@ export const SPLITS_FN = `__host__ __device__ inline int tk_splits(int B, int bl
 }
 `;
 
-/**
- * Weight/bias gradient partial sums of one conv use: block = (out channel, channel group,
- * batch split); dZ (through the group's act and max-pool) is computed on the fly.
- */
-export function convWgradPartial(s: ConvShape, ep: Epilogue): KernelSrc {
+const CONV_CONSTS = (s: ConvShape) => `  constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
+  constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
+  (void)SH; (void)SW; (void)yout; (void)idx;`;
+
+/** Body of the weight-gradient partial sums for block (BX = out channel, BY = channel group, BZ = batch split). */
+function wgradBody(s: ConvShape, ep: Epilogue): { body: string; CG: number } {
   const { CG } = wgradGroup(s);
   const R = CG * s.KH * s.KW;
   const WARPS = THREADS / 32;
-  const code = `// conv2d ${s.C}->${s.O} k${s.KH}x${s.KW}${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''} weight/bias gradient, partial sums: block = (out channel, ${CG}-channel group, batch split)
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
-    const float* __restrict__ x, float* __restrict__ part, int B, int SB) {
-  constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
-  constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
-  constexpr int CG = ${CG}, R = ${R}, WPART = C * KH * KW + 1, WARPS = ${WARPS};
-  (void)yout; (void)idx;
-  const int o = blockIdx.x, c0 = blockIdx.y * CG, split = blockIdx.z;
+  const body = `  constexpr int CG = ${CG}, R = ${R}, WPART = C * KH * KW + 1, WARPS = ${WARPS};
+  const int o = BX, c0 = BY * CG, split = BZ;
   const int b0 = split * SB, b1 = min(B, b0 + SB);
   const int npos = (b1 - b0) * OH * OW;
   float acc[R + 1];
@@ -325,7 +321,7 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ go
     const float g = gz;
     if (g == 0.f) continue;
     acc[R] += g;
-    const float* xb = x + (size_t)b * C * H * W;
+    const float* xb = x + (size_t)(rows ? rows[sc->cursor + b] : b) * C * H * W;
     #pragma unroll
     for (int cc = 0; cc < CG; cc++) {
       const int c = c0 + cc;
@@ -359,11 +355,26 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ go
     if (r < R) {
       const int c = c0 + r / (KH * KW);
       if (c < C) dst[c0 * KH * KW + r] = v;
-    } else if (blockIdx.y == 0) {
+    } else if (BY == 0) {
       dst[C * KH * KW] = v;
     }
   }
+`;
+  return { body, CG };
 }
+
+/**
+ * Weight/bias gradient partial sums of one conv use: block = (out channel, channel group,
+ * batch split); dZ (through the group's act and max-pool) is computed on the fly.
+ */
+export function convWgradPartial(s: ConvShape, ep: Epilogue): KernelSrc {
+  const { body, CG } = wgradBody(s, ep);
+  const code = `// conv2d ${s.C}->${s.O} k${s.KH}x${s.KW}${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''} weight/bias gradient, partial sums: block = (out channel, ${CG}-channel group, batch split)
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
+    const float* __restrict__ x, const unsigned* __restrict__ rows, const TkScalars* __restrict__ sc, float* __restrict__ part, int B, int SB) {
+${CONV_CONSTS(s)}
+  const int BX = blockIdx.x, BY = blockIdx.y, BZ = blockIdx.z;
+${body}}
 `;
   return { kind: 'conv_wgrad', code };
 }
@@ -377,8 +388,8 @@ export function convDgradTiling(s: ConvShape, refBatch: number): { ICT: number; 
   return { ICT, TW, TX };
 }
 
-/** Gradient w.r.t. the conv input (a transposed convolution, gathered per input pixel). */
-export function convDgrad(s: ConvShape, ep: Epilogue, refBatch: number): KernelSrc & { ICT: number; TX: number } {
+/** Body of the input gradient (a transposed convolution, gathered per input pixel) for block (BX, BY = input-channel group). */
+function dgradBody(s: ConvShape, ep: Epilogue, refBatch: number): { body: string; ICT: number; TW: number; TX: number } {
   const dzAt = (oy: string, ox: string) => `{ ${preGradCode(ep, 'b', 'o', oy, ox, `((size_t)(b * O + o) * OH + ${oy}) * OW + ${ox}`)} DZV = gz; }`;
   const { ICT, TW, TX } = convDgradTiling(s, refBatch);
   const WS = s.O * ICT * s.KH * s.KW;
@@ -423,21 +434,15 @@ export function convDgrad(s: ConvShape, ep: Epilogue, refBatch: number): KernelS
         for (int ic = 0; ic < ICT; ic++) acc[ic][0] = fmaf(sw[((o * ICT + ic) * KH + ky) * KW + kx], g, acc[ic][0]);
       }
     }`;
-  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''}: input gradient, thread = ${ICT} input channels x ${TW} pixels
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
-    const float* __restrict__ w, const float* base, float* out, int B) {
-  constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
-  constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
-  constexpr int ICT = ${ICT}, TW = ${TW}, TX = ${TX}, WS = ${WS};
-  (void)SH; (void)SW; (void)yout; (void)idx;
+  const code = `  constexpr int ICT = ${ICT}, TW = ${TW}, TX = ${TX}, WS = ${WS};
   __shared__ float sw[WS];
-  const int cg = blockIdx.y;
+  const int cg = BY;
   for (int i = threadIdx.x; i < WS; i += blockDim.x) {
     const int o = i / (ICT * KH * KW), rem = i % (ICT * KH * KW);
     sw[i] = w[((size_t)o * C + cg * ICT + rem / (KH * KW)) * KH * KW + rem % (KH * KW)];
   }
   __syncthreads();
-  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  const int t = BX * blockDim.x + threadIdx.x;
   if (t >= B * H * TX) return;
   const int tx = t % TX, iy = (t / TX) % H, b = t / (TX * H);
   const int ix0 = tx * TW;
@@ -459,9 +464,36 @@ ${body}
       out[at] = (base ? base[at] : 0.f) + acc[ic][j];
     }
   }
+`;
+  return { body: code, ICT, TW, TX };
+}
+
+/**
+ * A conv's whole backward in one launch: blocks [0, nw) compute the weight-gradient partials
+ * (block = out channel, channel group, batch split), the rest the input gradient, so the two
+ * share the GPU instead of running one after the other.
+ */
+export function convBwd(s: ConvShape, ep: Epilogue, refBatch: number): KernelSrc & { ICT: number; TX: number; NCG: number } {
+  const w = wgradBody(s, ep);
+  const d = dgradBody(s, ep, refBatch);
+  const NCG = Math.ceil(s.C / w.CG);
+  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''} backward:
+// weight-gradient partials (${w.CG}-channel groups) and input gradient (${d.ICT} input channels x ${d.TW} pixels per thread) in one grid
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
+    const float* __restrict__ x, const unsigned* __restrict__ rows, const TkScalars* __restrict__ sc, float* __restrict__ part, int SB, int nw,
+    const float* __restrict__ w, const float* base, float* out, int dgx, int B) {
+${CONV_CONSTS(s)}
+  if ((int)blockIdx.x < nw) {
+    const int BX = blockIdx.x % O, BY = (blockIdx.x / O) % ${NCG}, BZ = blockIdx.x / (O * ${NCG});
+    (void)w; (void)base; (void)out; (void)dgx;
+${w.body}  } else {
+    const int bid = blockIdx.x - nw;
+    const int BX = bid % dgx, BY = bid / dgx;
+    (void)x; (void)part; (void)SB; (void)rows; (void)sc;
+${d.body}  }
 }
 `;
-  return { kind: 'conv_dgrad', code, ICT, TX };
+  return { kind: 'conv_bwd', code, ICT: d.ICT, TX: d.TX, NCG };
 }
 
 // ------------------------------------------------------------------ linear
@@ -904,12 +936,12 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ da
 /** Mean cross-entropy, its logits gradient, correct count; one block, fixed-order sums. */
 export function lossKernel(K: number): KernelSrc {
   const code = `// cross-entropy (mean over the batch) of ${K} logits: loss, dlogits = (softmax - onehot)/B, correct count
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ z, const int* __restrict__ labels, float* __restrict__ dz, TkScalars* sc, int B) {
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ z, const int* __restrict__ labels, const unsigned* __restrict__ rows, float* __restrict__ dz, TkScalars* sc, int B) {
   constexpr int K = ${K};
   double v[2] = {0.0, 0.0};
   for (int b = threadIdx.x; b < B; b += blockDim.x) {
     const float* zr = z + (size_t)b * K;
-    const int label = labels[b];
+    const int label = labels[rows ? rows[sc->cursor + b] : b];
     float m = zr[0];
     int arg = 0;
     #pragma unroll
@@ -933,13 +965,80 @@ ${blockSumDoubles(2)}
   return { kind: 'loss', code };
 }
 
-export const SGD_ITEMS = 4;
+/** Largest head (last linear) the one-block head kernel takes: batch·classes logits in shared memory, classes·inputs weights. */
+export function headFits(maxBatch: number, inF: number, K: number): boolean {
+  return maxBatch * K <= 4096 && K * inF <= 16384;
+}
 
 /**
- * SGD over the flat parameter array, from rules.ts (penalty gradient, sgdStep),
- * plus the penalty loss; the last block adds the step's loss to the epoch sum,
- * advances the batch cursor and step counter.
+ * The classifier head in one block: logits of the last linear (no act), mean cross-entropy,
+ * correct count, dlogits, and that linear's backward (dW, db, dh), with the logits and
+ * their gradient kept in shared memory.
  */
+export function headKernel(inF: number, K: number, bias: boolean, maxBatch: number): KernelSrc {
+  const code = `// head: linear ${inF}->${K}${bias ? ' +bias' : ''}, cross-entropy (mean), dlogits = (softmax - onehot)/B, and the linear's backward, in one block
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ h, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ z,
+    const int* __restrict__ labels, const unsigned* __restrict__ rows, TkScalars* sc, float* __restrict__ gw, float* __restrict__ gb, int accumulate, const float* dhbase, float* dh, int B) {
+  constexpr int I = ${inF}, K = ${K};
+  constexpr bool HAS_BIAS = ${bias};
+  (void)bias; (void)gb;
+  __shared__ float sz[${maxBatch * K}];
+  for (int e = threadIdx.x; e < B * K; e += blockDim.x) {
+    const int b = e / K, k = e % K;
+    float s = 0.f;
+    for (int i = 0; i < I; i++) s = fmaf(h[(size_t)b * I + i], w[(size_t)k * I + i], s);
+    ${bias ? 's += bias[k];' : ''}
+    z[e] = s;
+    sz[e] = s;
+  }
+  __syncthreads();
+  double v[2] = {0.0, 0.0};
+  for (int b = threadIdx.x; b < B; b += blockDim.x) {
+    float* zr = sz + b * K;
+    const int label = labels[rows ? rows[sc->cursor + b] : b];
+    float m = zr[0];
+    int arg = 0;
+    for (int k = 1; k < K; k++) if (zr[k] > m) { m = zr[k]; arg = k; }
+    double s = 0.0;
+    for (int k = 0; k < K; k++) s += exp((double)zr[k] - m);
+    v[0] += (double)m + log(s) - zr[label];
+    v[1] += arg == label ? 1.0 : 0.0;
+    for (int k = 0; k < K; k++) zr[k] = (float)((exp((double)zr[k] - m) / s - (k == label ? 1.0 : 0.0)) / B);
+  }
+  __shared__ double tot[2];
+${blockSumDoubles(2)}
+  if (threadIdx.x == 0) {
+    sc->loss_ce = tot[0] / B;
+    sc->correct += (long long)tot[1];
+  }
+  for (int e = threadIdx.x; e < K * I; e += blockDim.x) {
+    const int k = e / I, i = e % I;
+    float s = 0.f;
+    for (int b = 0; b < B; b++) s = fmaf(sz[b * K + k], h[(size_t)b * I + i], s);
+    gw[e] = accumulate ? gw[e] + s : s;
+  }
+  if (HAS_BIAS) {
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+      float s = 0.f;
+      for (int b = 0; b < B; b++) s += sz[b * K + k];
+      gb[k] = accumulate ? gb[k] + s : s;
+    }
+  }
+  if (dh) {
+    for (int e = threadIdx.x; e < B * I; e += blockDim.x) {
+      const int b = e / I, i = e % I;
+      float s = 0.f;
+      for (int k = 0; k < K; k++) s = fmaf(sz[b * K + k], w[(size_t)k * I + i], s);
+      dh[e] = (dhbase ? dhbase[e] : 0.f) + s;
+    }
+  }
+}
+`;
+  return { kind: 'head', code };
+}
+
+export const SGD_ITEMS = 4;
+
 /** A conv parameter pair whose gradient the SGD kernel sums from the per-use partial buffers. */
 export interface ConvGradSpec {
   /** offsets of the weight and bias (or null) in the flat parameter array */
@@ -955,6 +1054,11 @@ export interface ConvGradSpec {
   stride: number;
 }
 
+/**
+ * SGD over the flat parameter array, from rules.ts (penalty gradient, sgdStep),
+ * plus the penalty loss; the last block adds the step's loss to the epoch sum,
+ * advances the batch cursor and step counter.
+ */
 export function sgdKernel(total: number, convs: ConvGradSpec[]): KernelSrc {
   const h: StepTerms<string> = { lr: 'h_lr', momentum: 'h_mom', weightDecay: 'h_wd', l1: 'h_l1', l2: 'h_l2' };
   const pg = penaltyGrad(cArith, 'p', h);
