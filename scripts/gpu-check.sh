@@ -10,8 +10,9 @@
 #
 # Environment: TK_GPU_DIR (default .gpu), TK_EPOCHS (default 100), TK_JOBS
 # (default 16), TK_CASE_TIMEOUT (seconds per check, default 300), TK_CUDA_EMU=1
-# (CPU emulation build, for testing this script
-# without a GPU), TK_SKIP_TORCH=1, TK_SKIP_BENCH=1, CUDA_ARCHS (default "80;90").
+# (CPU emulation build, for testing this script without a GPU), TK_BENCH_LIMIT
+# (train on that many images only), TK_PROFILE_STEPS (default 20), TK_SKIP_TORCH=1,
+# TK_SKIP_BENCH=1, CUDA_ARCHS (default "80;90").
 # It continues past any one failure and always writes the report.
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -183,11 +184,11 @@ done <"$GPU_DIR/cases.txt"
 [ $NODEVICE = 1 ] && NOTES+=("no CUDA device: the packages report it as an error (TK_ENODEV), as designed")
 
 # ---------------------------------------------------------------- timings
-bench_row() { # bench_row <file> <label> <model>
+bench_row() { # bench_row <file> <label> <model> <exit code>
   local line
   line=$(grep -E "^BENCH " "$1" | tail -1)
   if [ -z "$line" ]; then
-    BENCH_ROWS+=("| $2 | $3 | | failed: $(grep -E '^(ERROR|NODEVICE)' "$1" | head -1) | | | | |")
+    BENCH_ROWS+=("| $2 | $3 | | failed (exit ${4:-?}$([ "${4:-0}" = 124 ] || [ "${4:-0}" = 137 ] && echo ', timed out')): $(grep -E '^(ERROR|NODEVICE)' "$1" | head -1) | | | | |")
     return
   fi
   local get
@@ -206,15 +207,15 @@ if [ "${TK_SKIP_BENCH:-0}" != 1 ] && [ $NODEVICE = 0 ]; then
     [ -x "$h" ] || { NOTES+=("no harness for $model: no timing"); continue; }
     init=$GPU_DIR/ref/$model.momentum.safetensors  # initial weights: PyTorch's default init, from the TypeScript model
     log "bench $model: $EPOCHS epochs (CUDA graphs)"
-    run_logged 600 "$WORK/bench.txt" "$h" bench "$DATA" "$init" "$EPOCHS" 64 0.01 1 "${TK_BENCH_LIMIT:-0}"
-    bench_row "$WORK/bench.txt" "tensorkiln CUDA (graphs)" "$model"
+    run_logged 600 "$WORK/bench.txt" "$h" bench "$DATA" "$init" "$EPOCHS" 64 0.01 1 "${TK_BENCH_LIMIT:-0}" "${TK_PROFILE_STEPS:-20}"
+    bench_row "$WORK/bench.txt" "tensorkiln CUDA (graphs)" "$model" $?
     while read -r _ _ name a b _; do
       if [ "$name" = step_ms ]; then PROFILE_ROWS+=("| $model | **whole step** (uncaptured) | | $a |"); else PROFILE_ROWS+=("| $model | $name | $a | $b |"); fi
     done < <(grep -E "^PROFILE " "$WORK/bench.txt" | head -13)
     if [ "$model" = Net ]; then
       log "bench $model: $EPOCHS epochs (no graphs)"
-      run_logged 600 "$WORK/bench.txt" "$h" bench "$DATA" "$init" "$EPOCHS" 64 0.01 0 "${TK_BENCH_LIMIT:-0}"
-      bench_row "$WORK/bench.txt" "tensorkiln CUDA (no graphs)" "$model"
+      run_logged 600 "$WORK/bench.txt" "$h" bench "$DATA" "$init" "$EPOCHS" 64 0.01 0 "${TK_BENCH_LIMIT:-0}" 0
+      bench_row "$WORK/bench.txt" "tensorkiln CUDA (no graphs)" "$model" $?
     fi
   done
 fi

@@ -3,7 +3,7 @@
 // (tkref-v1, written by tools/export-reference.ts) and times CIFAR-2 training.
 //
 //   harness check <ref.safetensors>...
-//   harness bench <cifar dir> <init ref.safetensors> [epochs=100] [batch=64] [lr=0.01] [graphs=1] [limit=0]
+//   harness bench <cifar dir> <init ref.safetensors> [epochs=100] [batch=64] [lr=0.01] [graphs=1] [limit=0] [profile steps=20]
 //
 // Output lines (parsed by scripts/gpu-check.sh):
 //   CHECK <case> <tensor> PASS|FAIL ratio=<err/allowed> abs=<worst |err|> n=<numel>
@@ -404,6 +404,7 @@ static int bench(int argc, char** argv) {
   const float lr = argc > 6 ? (float)std::atof(argv[6]) : 0.01f;
   const int graphs = argc > 7 ? std::atoi(argv[7]) : 1;
   const int limit = argc > 8 ? std::atoi(argv[8]) : 0;  // > 0: train on the first `limit` images only (quick tests)
+  const int prof_steps = argc > 9 ? std::atoi(argv[9]) : 20;  // steps of the per-kernel profile (0: none)
   Split train, val;
   for (int k = 1; k <= 5; k++)
     if (!read_batch(dir + "/data_batch_" + std::to_string(k) + ".bin", train)) { std::printf("ERROR missing %s/data_batch_%d.bin\n", dir.c_str(), k); return 2; }
@@ -470,7 +471,9 @@ static int bench(int argc, char** argv) {
               (double)last_correct / (double)ntr, (double)vc / (double)val.label.size(), ntr, val.label.size());
   // per-kernel profile (uncaptured steps, lr 0) on the validation images
   std::vector<char> prof(1 << 16);
-  if (FN(profile)(m, 20, batch, prof.data(), prof.size()) == TK_OK) {
+  if (prof_steps <= 0) {
+    // no profile
+  } else if (FN(profile)(m, prof_steps, batch, prof.data(), prof.size()) == TK_OK) {
     std::istringstream lines(prof.data());
     std::string line;
     while (std::getline(lines, line)) std::printf("PROFILE %s %s\n", kPkg, line.c_str());
