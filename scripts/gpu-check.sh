@@ -127,11 +127,13 @@ ls -la "$DATA" >>"$LOG" 2>&1
 
 # ---------------------------------------------------------------- build
 log "configure"
-CMAKE_ARGS=(-S "$ROOT/scripts/gpu" -B "$BUILD" -G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Release "-DTK_GPU_DIR=$GPU_DIR")
+# Ninja where it is (the GPU image has it), else make; both keep going past a failed package
+if command -v ninja >/dev/null 2>&1; then GEN=Ninja; KEEP_GOING=(-k 0); else GEN="Unix Makefiles"; KEEP_GOING=(-k); fi
+CMAKE_ARGS=(-S "$ROOT/scripts/gpu" -B "$BUILD" -G "$GEN" -DCMAKE_BUILD_TYPE=Release "-DTK_GPU_DIR=$GPU_DIR")
 if [ "$EMU" = 1 ]; then CMAKE_ARGS+=(-DTK_CUDA_EMU=ON); else CMAKE_ARGS+=("-DCMAKE_CUDA_ARCHITECTURES=$ARCHS"); fi
 if run_logged 300 "$WORK/configure.txt" cmake "${CMAKE_ARGS[@]}"; then
-  log "build (-j$JOBS)"
-  run_logged 900 "$WORK/build.txt" cmake --build "$BUILD" -j "$JOBS" -- -k
+  log "build ($GEN, -j$JOBS)"
+  run_logged 900 "$WORK/build.txt" cmake --build "$BUILD" -j "$JOBS" -- "${KEEP_GOING[@]}"
   rc=$?
   built=0
   total=0
