@@ -187,7 +187,7 @@ export function convFwd(s: ConvShape, ep: Epilogue, refBatch: number, stats: Fus
     for (int j = 0; j < NP; j++) acc[oc][j] = b0;
   }
   const float* xb = x + (size_t)(rows ? rows[sc->cursor + b] : b) * C * H * W;
-  #pragma unroll ${s.C <= 4 ? s.C : 1}
+  #pragma unroll ${s.C <= 4 ? s.C : 2}
   for (int c = 0; c < C; c++) {
     float p[PR][PC];
     #pragma unroll
@@ -452,7 +452,7 @@ function dgradBody(s: ConvShape, ep: Epilogue, refBatch: number): { body: string
     #pragma unroll
     for (int j = 0; j < TW; j++) acc[ic][j] = 0.f;
   }
-  #pragma unroll 1
+  #pragma unroll 2
   for (int o = 0; o < O; o++) {
 ${body}
   }
