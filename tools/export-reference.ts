@@ -177,9 +177,10 @@ function interpreterAttempt(model: ModelName, kase: string, pkg: string, h: Hype
   low = Math.min(low, margin(interp, g));
   const extra: Record<string, string> = {};
   if (withEpoch) {
-    // an epoch of 2 full batches and a partial one, from init with fresh optimizer state
-    const eb = 4;
-    const n = 2 * eb + 3;
+    // an epoch of 9 full batches and a partial one (train_epoch replays 8 steps per CUDA graph,
+    // then single steps), from init with fresh optimizer state
+    const eb = 2;
+    const n = 9 * eb + 1;
     const ex = new Float32Array(n * per).map(() => rng.normal());
     const ey = Array.from({ length: n }, () => rng.int(classes));
     const order = rng.permutation(n);

@@ -701,6 +701,7 @@ constexpr int kClasses = ${x.classes};
 constexpr size_t kParams = ${this.pTotal};
 constexpr size_t kBuffers = ${this.sTotal};
 constexpr size_t kArenaBytes = ${arenaBytes};
+constexpr int kGraphSteps = 8;  // training steps per CUDA graph launch in train_epoch
 
 const tk_state_info kState[] = {
 ${rows.info.join('\n')}
@@ -764,7 +765,8 @@ struct ${P} {
   const float* data_src = nullptr;      // host arrays the resident dataset came from (train_epoch)
   const int32_t* labels_src = nullptr;
   uint64_t data_print = 0;
-  cudaGraphExec_t graphs[kMaxBatch + 1] = {};
+  cudaGraphExec_t graphs[kMaxBatch + 1] = {};   // one step of batch B
+  cudaGraphExec_t graphsN[kMaxBatch + 1] = {};  // kGraphSteps steps of batch B
   TkScalars host_sc;
   int prof_on = 0;                  // per-launch CUDA events (profile(); never while capturing)
   std::vector<ProfRec> prof;
@@ -901,22 +903,27 @@ int check_index(int i, bool param) {
 }
 
 void free_graphs(${P}* m) {
-  for (int b = 0; b <= kMaxBatch; b++)
+  for (int b = 0; b <= kMaxBatch; b++) {
     if (m->graphs[b]) { cudaGraphExecDestroy(m->graphs[b]); m->graphs[b] = nullptr; }
+    if (m->graphsN[b]) { cudaGraphExecDestroy(m->graphsN[b]); m->graphsN[b] = nullptr; }
+  }
 }
 
-int step_graph(${P}* m, int B, cudaGraphExec_t* out) {
-  if (m->graphs[B]) { *out = m->graphs[B]; return 0; }
+/** The CUDA graph of \`steps\` consecutive training steps of batch B (1 or kGraphSteps), captured once. */
+int step_graph(${P}* m, int B, int steps, cudaGraphExec_t* out) {
+  cudaGraphExec_t* slot = steps == 1 ? &m->graphs[B] : &m->graphsN[B];
+  if (*slot) { *out = *slot; return 0; }
   TK_TRY(cudaStreamBeginCapture(m->stream, cudaStreamCaptureModeThreadLocal));
-  int r = enqueue_step(m, B, true);
+  int r = 0;
+  for (int k = 0; k < steps && !r; k++) r = enqueue_step(m, B, true);
   cudaGraph_t graph = nullptr;
   cudaError_t e = cudaStreamEndCapture(m->stream, &graph);
   if (r) { if (graph) cudaGraphDestroy(graph); return r; }
-  if (e != cudaSuccess) return cuda_fail(e, "cudaStreamEndCapture (training step)");
-  e = cudaGraphInstantiate(&m->graphs[B], graph, 0);
+  if (e != cudaSuccess) return cuda_fail(e, "cudaStreamEndCapture (training steps)");
+  e = cudaGraphInstantiate(slot, graph, 0);
   cudaGraphDestroy(graph);
-  if (e != cudaSuccess) { m->graphs[B] = nullptr; return cuda_fail(e, "cudaGraphInstantiate (training step)"); }
-  *out = m->graphs[B];
+  if (e != cudaSuccess) { *slot = nullptr; return cuda_fail(e, "cudaGraphInstantiate (training steps)"); }
+  *out = *slot;
   return 0;
 }
 
@@ -1108,16 +1115,20 @@ int ${P}_train_epoch(${P}* m, const float* x, const int32_t* labels, int n, cons
   TK_TRY(cudaMemcpyAsync(m->order, order, sizeof(uint32_t) * (size_t)n_order, cudaMemcpyHostToDevice, m->stream));
   if (int r = set_scalars(m, opts, base_seed, 1, first_step)) return r;
   const int full = n_order / batch_size, rest = n_order % batch_size;
-  for (int k = 0; k <= full; k++) {
+  for (int k = 0; k <= full;) {
     const int B = k < full ? batch_size : rest;
     if (B == 0) break;
+    // full batches kGraphSteps at a time from one graph, then one by one, then the partial batch
+    const int steps = (k < full && full - k >= kGraphSteps) ? kGraphSteps : 1;
     if (m->graphs_on) {
       cudaGraphExec_t g = nullptr;
-      if (int r = step_graph(m, B, &g)) return r;
+      if (int r = step_graph(m, B, steps, &g)) return r;
       TK_TRY(cudaGraphLaunch(g, m->stream));
     } else {
-      if (int r = enqueue_step(m, B, true)) return r;
+      for (int j = 0; j < steps; j++)
+        if (int r = enqueue_step(m, B, true)) return r;
     }
+    k += steps;
   }
   if (int r = check_launches("training epoch kernels")) return r;
   if (int r = read_scalars(m)) return r;
