@@ -84,3 +84,21 @@ describe('gen convert', () => {
     expect(fs.existsSync(out)).toBe(false);
   });
 });
+
+describe('gen build', () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-build-'));
+  const nvcc = ['nvcc', '/usr/local/cuda/bin/nvcc'].some((c) => spawnSync(c, ['--version']).status === 0);
+
+  it.skipIf(!nvcc)('--backend cuda writes and compiles the CUDA package (no GPU needed)', () => {
+    const r = gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'cuda', '--out', out);
+    expect(r.err).toBe('');
+    expect(r.out).toMatch(/net\/cuda: CUDA package compiled/);
+    expect(fs.existsSync(path.join(out, 'net/cuda/build/libtk_net_cuda.a'))).toBe(true);
+    expect(fs.existsSync(path.join(out, 'net/tk_net.cpp'))).toBe(false); // cuda only
+  });
+
+  it('rejects an unknown backend, and cuda is not loadable from Node yet', () => {
+    expect(gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'tpu', '--out', out).err).toMatch(/--backend must be cpu, cuda or auto; got 'tpu'/);
+    expect(gen('train', 'models/book.ts', '--model', 'Net', '--backend', 'cuda').err).toMatch(/CUDA backend is not loadable from Node yet/);
+  });
+});

@@ -62,6 +62,11 @@ export function registerOpener(name: BackendName, open: Opener): void {
 /** Traces `module` and opens it on a backend, starting from the module's current weights. */
 export async function openModule(module: Module, o: OpenOptions = {}): Promise<TrainableModel> {
   const backend = o.backend ?? 'cpu';
+  if (backend === 'cuda' && !openers.cuda)
+    throw new Error(
+      "the CUDA backend is not loadable from Node yet: build it with `gen build --backend cuda` and run it through its C API " +
+        '(generated/<name>/cuda/tk_<name>_cuda.h; scripts/gpu-check.sh does so on a GPU machine)',
+    );
   const open = openers[backend];
   if (!open) throw new Error(`backend '${backend}' is not available; available: ${Object.keys(openers).join(', ')}`);
   return open(module, trace(module, o.input ?? declaredInput(module)), o);

@@ -1,5 +1,7 @@
 // `gen build <model.ts> --model <Name>`: trace, generate generated/<name>/, compile (cached).
+import path from 'node:path';
 import type { Command } from 'commander';
+import { buildCudaPackage, findNvcc } from '../codegen/cuda/build.js';
 import { buildPackage, canonicalGraph, DEFAULT_MAX_BATCH } from '../codegen/build.js';
 import { loadModel, parseInputShape } from '../graph/load.js';
 import { trace, declaredInput } from '../graph/trace.js';
@@ -35,15 +37,23 @@ export function register(program: Command): void {
   )
     .option('--max-batch <N>', `largest batch the compiled model accepts (default ${DEFAULT_MAX_BATCH})`)
     .option('--out <dir>', 'folder of the generated packages', 'generated')
-    .option('--backend <name>', 'cpu', 'cpu')
+    .option('--backend <name>', 'cpu | cuda | auto (cpu, plus cuda when nvcc is found)', 'cpu')
     .option('--name <name>', 'package name (default: lowercased model name, plus a suffix for non-default args)')
     .option('--force', 'rebuild even when the cache says it is up to date')
     .option('--no-compile', 'write the sources only')
     .action(async (file: string, o: BuildFlags) => {
-      if (o.backend !== 'cpu') throw new Error(`--backend ${o.backend}: only 'cpu' is available`);
+      if (!['cpu', 'cuda', 'auto'].includes(o.backend ?? '')) throw new Error(`--backend must be cpu, cuda or auto; got '${o.backend}'`);
       const maxBatch = o.maxBatch === undefined ? undefined : Number(o.maxBatch);
       const { model, graph } = await modelFrom(file, o);
       const name = o.name ?? (await packageNameFor(file, o, graph));
+      const cuda = o.backend === 'cuda' || (o.backend === 'auto' && findNvcc() !== undefined);
+      if (o.backend === 'auto' && !cuda) process.stdout.write('no nvcc found: building the CPU package only\n');
+      if (cuda) {
+        const t0 = performance.now();
+        const c = buildCudaPackage(graph, path.resolve(o.out ?? 'generated', name), name, maxBatch ?? DEFAULT_MAX_BATCH, o.compile !== false);
+        process.stdout.write(`${c.dir}: CUDA package ${c.compiled ? 'compiled' : 'written'} (${c.written.length} file(s) changed) in ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
+        if (o.backend === 'cuda') return;
+      }
       const r = buildPackage(graph, {
         outRoot: o.out,
         name,
