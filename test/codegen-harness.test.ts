@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 // The generated packages stand alone: test/harness builds them with plain CMake
 // (no Node) and drives forward / train_step / train_epoch and the error paths
 // through the C API, also under AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -17,6 +18,8 @@ function run(cmd: string, args: string[], env: Record<string, string> = {}): str
 
 function harness(name: string, sanitize: boolean): string {
   const build = path.join(os.tmpdir(), `tk-harness-${name}${sanitize ? '-asan' : ''}`);
+  // A cache left by a checkout elsewhere would make cmake refuse this source dir.
+  fs.rmSync(build, { recursive: true, force: true });
   run('cmake', ['-S', path.join(root, 'test/harness'), '-B', build, `-DTK_PACKAGE=${path.join(root, 'generated', name)}`, `-DTK_PREFIX=tk_${name}`, `-DTK_SANITIZE=${sanitize ? 'ON' : 'OFF'}`]);
   const out = run('cmake', ['--build', build, '-j', '2']);
   expect(out).not.toMatch(/warning:/);

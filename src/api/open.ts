@@ -1,5 +1,7 @@
 // Opens a model for training or inference on a backend: the TypeScript
 // interpreter, or a compiled package (CPU, CUDA) built on demand.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Module } from '../graph/module.js';
 import { declaredInput, trace } from '../graph/trace.js';
 import { loadModel, parseArgs, parseInputShape } from '../graph/load.js';
@@ -22,6 +24,8 @@ export interface OpenOptions {
   outDir?: string;
   /** package name (default: lowercased class name and a graph hash) */
   name?: string;
+  /** where the model came from, recorded in the package (default: what the package already records) */
+  origin?: { file: string; model: string; args?: string };
   log?: (line: string) => void;
 }
 
@@ -46,7 +50,8 @@ const openers: Record<string, Opener> = {
     ]);
     const maxBatch = o.maxBatch ?? 256;
     const name = o.name ?? `${graph.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${graphHash(graph).slice(0, 8)}`;
-    const r = buildPackage(graph, { outRoot: o.outDir ?? 'generated', name, maxBatch });
+    const origin = o.origin ?? recordedOrigin(path.resolve(o.outDir ?? 'generated', name));
+    const r = buildPackage(graph, { outRoot: o.outDir ?? 'generated', name, maxBatch, origin });
     if (!r.cached) o.log?.(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
     const native = await load(r.dir, { maxBatch, seed: o.seed ?? 0, init: false });
     native.loadStateDict(module.stateDict());
@@ -79,5 +84,14 @@ export async function openModel(src: ModelSource, o: OpenOptions = {}): Promise<
   // The same package name as `gen build`, so the CLI reuses generated/<name>/.
   const { packageNameFor } = await import('../cli/build.js');
   const name = o.name ?? (await packageNameFor(src.file, { model: src.model, args: src.args, input: src.input }, trace(module, input ?? declaredInput(module))));
-  return openModule(module, { ...o, input, name });
+  return openModule(module, { ...o, input, name, origin: o.origin ?? { file: src.file, model: src.model, args: src.args } });
+}
+
+/** The origin a package already records, so rebuilding it from the API leaves its files unchanged. */
+function recordedOrigin(dir: string): OpenOptions['origin'] {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(dir, 'tensorkiln.json'), 'utf8')) as { origin?: OpenOptions['origin'] }).origin ?? undefined;
+  } catch {
+    return undefined;
+  }
 }
