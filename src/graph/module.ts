@@ -144,30 +144,9 @@ export abstract class Module {
   }
 }
 
-/** Applies modules in order; `new Sequential(...Array(n).fill(block))` shares one block n times. */
-export class Sequential extends Module {
-  constructor(...modules: Module[]) {
-    super();
-    modules.forEach((m, i) => Object.defineProperty(this, String(i), { value: m, enumerable: true }));
-  }
-
-  override get length(): number {
-    return this.children().length;
-  }
-
-  at(i: number): Module {
-    return this.children()[i][1];
-  }
-
-  forward(x: Tensor): Tensor {
-    for (const [, m] of this.children()) x = m(x);
-    return x;
-  }
-}
-
-/** Holds modules by index; forward is the user's business, as in PyTorch. */
-export class ModuleList extends Module {
-  constructor(modules: Module[] = []) {
+/** Modules held by index ('0', '1', ...), which become their state_dict prefixes. */
+abstract class IndexedModules extends Module {
+  constructor(modules: Module[]) {
     super();
     modules.forEach((m, i) => Object.defineProperty(this, String(i), { value: m, enumerable: true }));
   }
@@ -182,6 +161,25 @@ export class ModuleList extends Module {
 
   [Symbol.iterator](): Iterator<Module> {
     return this.children().map((e) => e[1])[Symbol.iterator]();
+  }
+}
+
+/** Applies modules in order; `new Sequential(...Array(n).fill(block))` shares one block n times. */
+export class Sequential extends IndexedModules {
+  constructor(...modules: Module[]) {
+    super(modules);
+  }
+
+  forward(x: Tensor): Tensor {
+    for (const m of this) x = m(x);
+    return x;
+  }
+}
+
+/** Holds modules by index; forward is the user's business, as in PyTorch. */
+export class ModuleList extends IndexedModules {
+  constructor(modules: Module[] = []) {
+    super(modules);
   }
 
   forward(): Tensor {
