@@ -342,11 +342,17 @@ class Emitter {
         const part = `(${buf} + ${use * stride})`;
         L.push(`  { int SB; const int splits = tk_splits(B, ${s.O * NCG}, m->sms, &SB);`);
         if (this.need[grp.input]) {
-          // weight and input gradients in one launch
-          const k = K.convBwd(s, ep, this.refB);
+          // weight and input gradients in one launch; after a max-pool tiling the output, dZ is scattered once first
+          const scatter = !!ep.pool && ep.H === ep.pool.oh * ep.pool.kh && ep.W === ep.pool.ow * ep.pool.kw;
+          let dz = 'nullptr';
+          if (scatter) {
+            dz = this.alloc(`dz${n.id}`, this.maxB * perSample(n) * 4);
+            L.push(this.launch(this.reg.get(K.poolScatter(ep)), `dim3(tk_cdiv(B * ${perSample(this.g.nodes[grp.out])}, ${K.THREADS}))`, [gout, yout, idx, dz, 'B']));
+          }
+          const k = K.convBwd(s, ep, this.refB, scatter);
           const { out: o, base } = this.contrib(grp.input);
           L.push(`    const int nw = ${s.O * NCG} * splits, dgx = (int)tk_cdiv(B * ${s.H * k.TX}, ${K.THREADS});`);
-          L.push(this.launch(this.reg.get(k), `dim3(nw + dgx * ${s.C / k.ICT})`, [gout, yout, idx, this.val(grp.input, true), this.rows(grp.input), 'm->sc', part, 'SB', 'nw', this.P(n.params[0]), base, o, 'dgx', 'B']) + ' }');
+          L.push(this.launch(this.reg.get(k), `dim3(nw + dgx * ${s.C / k.ICT})`, [gout, yout, idx, this.val(grp.input, true), this.rows(grp.input), 'm->sc', part, 'SB', 'nw', this.P(n.params[0]), base, o, 'dgx', dz, 'B']) + ' }');
         } else {
           const kp = this.reg.get(K.convWgradPartial(s, ep));
           L.push(this.launch(kp, `dim3(${s.O}, ${NCG}, splits)`, [gout, yout, idx, this.val(grp.input, true), this.rows(grp.input), 'm->sc', part, 'B', 'SB']) + ' }');

@@ -308,17 +308,33 @@ function wgradBody(s: ConvShape, ep: Epilogue): { body: string; CG: number } {
   const { CG } = wgradGroup(s);
   const R = CG * s.KH * s.KW;
   const WARPS = THREADS / 32;
-  const body = `  constexpr int CG = ${CG}, R = ${R}, WPART = C * KH * KW + 1, WARPS = ${WARPS};
-  const int o = BX, c0 = BY * CG, split = BZ;
-  const int b0 = split * SB, b1 = min(B, b0 + SB);
-  const int npos = (b1 - b0) * OH * OW;
+  // After a fused (non-overlapping) max-pool only each window's argmax has a gradient: visit the
+  // pooled outputs and jump to their argmax instead of every output (3 of 4 zero at 2x2, divergent).
+  const p = ep.pool;
+  const loop = p
+    ? `  const int npos = (b1 - b0) * ${p.oh * p.ow};
   float acc[R + 1];
   #pragma unroll
   for (int r = 0; r <= R; r++) acc[r] = 0.f;
-  for (int p = threadIdx.x; p < npos; p += blockDim.x) {
-    const int ox = p % OW, oy = (p / OW) % OH, b = b0 + p / (OW * OH);
+  for (int q = threadIdx.x; q < npos; q += blockDim.x) {
+    const int px = q % ${p.ow}, py = (q / ${p.ow}) % ${p.oh}, b = b0 + q / ${p.oh * p.ow};
+    const size_t j = ((size_t)(b * O + o) * ${p.oh} + py) * ${p.ow} + px;
+    const int at = idx[j];
+    const int oy = py * ${p.kh} + at / ${p.kw}, ox = px * ${p.kw} + at % ${p.kw};
+    const float yv = yout[j];
+    const float g = gout[j] * ${actGradExpr(ep.act, 'yv')};`
+    : `  const int npos = (b1 - b0) * OH * OW;
+  float acc[R + 1];
+  #pragma unroll
+  for (int r = 0; r <= R; r++) acc[r] = 0.f;
+  for (int q = threadIdx.x; q < npos; q += blockDim.x) {
+    const int ox = q % OW, oy = (q / OW) % OH, b = b0 + q / (OW * OH);
     ${preGradCode(ep, 'b', 'o', 'oy', 'ox', '((size_t)(b * O + o) * OH + oy) * OW + ox')}
-    const float g = gz;
+    const float g = gz;`;
+  const body = `  constexpr int CG = ${CG}, R = ${R}, WPART = C * KH * KW + 1, WARPS = ${WARPS};
+  const int o = BX, c0 = BY * CG, split = BZ;
+  const int b0 = split * SB, b1 = min(B, b0 + SB);
+${loop}
     if (g == 0.f) continue;
     acc[R] += g;
     const float* xb = x + (size_t)(rows ? rows[sc->cursor + b] : b) * C * H * W;
@@ -473,27 +489,56 @@ ${body}
  * (block = out channel, channel group, batch split), the rest the input gradient, so the two
  * share the GPU instead of running one after the other.
  */
-export function convBwd(s: ConvShape, ep: Epilogue, refBatch: number): KernelSrc & { ICT: number; TX: number; NCG: number } {
+export function convBwd(s: ConvShape, ep: Epilogue, refBatch: number, dzGiven = false): KernelSrc & { ICT: number; TX: number; NCG: number } {
   const w = wgradBody(s, ep);
-  const d = dgradBody(s, ep, refBatch);
+  // dzGiven: the input-gradient part reads dZ materialised by poolScatter (see there)
+  const d = dgradBody(s, dzGiven ? { act: 'none', pool: null, C: ep.C, H: ep.H, W: ep.W } : ep, refBatch);
   const NCG = Math.ceil(s.C / w.CG);
   const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''} backward:
 // weight-gradient partials (${w.CG}-channel groups) and input gradient (${d.ICT} input channels x ${d.TW} pixels per thread) in one grid
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
     const float* __restrict__ x, const unsigned* __restrict__ rows, const TkScalars* __restrict__ sc, float* __restrict__ part, int SB, int nw,
-    const float* __restrict__ w, const float* base, float* out, int dgx, int B) {
+    const float* __restrict__ w, const float* base, float* out, int dgx, const float* __restrict__ dz, int B) {
 ${CONV_CONSTS(s)}
   if ((int)blockIdx.x < nw) {
     const int BX = blockIdx.x % O, BY = (blockIdx.x / O) % ${NCG}, BZ = blockIdx.x / (O * ${NCG});
-    (void)w; (void)base; (void)out; (void)dgx;
+    (void)w; (void)base; (void)out; (void)dgx; (void)dz;
 ${w.body}  } else {
     const int bid = blockIdx.x - nw;
     const int BX = bid % dgx, BY = bid / dgx;
-    (void)x; (void)part; (void)SB; (void)rows; (void)sc;
-${d.body}  }
+    (void)x; (void)part; (void)SB; (void)rows; (void)sc; (void)dz;
+${dzGiven ? '    const float* __restrict__ gout = dz;\n' : ''}${d.body}  }
 }
 `;
   return { kind: 'conv_bwd', code, ICT: d.ICT, TX: d.TX, NCG };
+}
+
+/**
+ * dZ of a conv whose act + max-pool (windows tiling the output exactly) are fused: one thread
+ * per pooled output writes its window (the gradient at the argmax, zeros elsewhere), so the
+ * input-gradient taps read dZ instead of recomputing it per tap.
+ */
+export function poolScatter(ep: Epilogue): KernelSrc {
+  const p = ep.pool;
+  if (!p || ep.H !== p.oh * p.kh || ep.W !== p.ow * p.kw) throw new Error('internal: poolScatter needs pool windows that tile the output');
+  const code = `// gradient through ${ep.act} and maxpool${p.kh}x${p.kw} scattered back to the [${ep.C},${ep.H},${ep.W}] pre-activation
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx, float* __restrict__ dz, int B) {
+  constexpr int C = ${ep.C}, H = ${ep.H}, W = ${ep.W}, PKH = ${p.kh}, PKW = ${p.kw}, POH = ${p.oh}, POW = ${p.ow};
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= B * C * POH * POW) return;
+  const int px = j % POW, py = (j / POW) % POH, bc = j / (POW * POH);
+  const float yv = yout[j];
+  const float g = gout[j] * ${actGradExpr(ep.act, 'yv')};
+  const int at = idx[j];
+  float* d = dz + ((size_t)bc * H + py * PKH) * W + px * PKW;
+  #pragma unroll
+  for (int i = 0; i < PKH; i++) {
+    #pragma unroll
+    for (int k = 0; k < PKW; k++) d[i * W + k] = (i * PKW + k == at) ? g : 0.f;
+  }
+}
+`;
+  return { kind: 'pool_scatter', code };
 }
 
 // ------------------------------------------------------------------ linear
