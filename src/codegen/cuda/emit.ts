@@ -300,13 +300,13 @@ class Emitter {
   /** Conv weights whose gradient the SGD kernel sums from partials: one buffer per weight, one slice per use. */
   private convGrads = new Map<string, K.ConvGradSpec & { buf: string; name: string }>();
 
-  private wgradUse(n: Extract<Node, { op: 'conv2d' }>, s: K.ConvShape, NCG: number): { buf: string; use: number; stride: number } {
+  private wgradUse(n: Extract<Node, { op: 'conv2d' }>, s: K.ConvShape, blocks: number): { buf: string; use: number; stride: number } {
     const w = n.params[0];
     let spec = this.convGrads.get(w);
     if (!spec) {
       const KK = s.C * s.KH * s.KW;
       const name = `wp${this.convGrads.size}`;
-      spec = { name, buf: `m->${name}`, wOff: this.pOff.get(w)!, bOff: s.bias ? this.pOff.get(n.params[1])! : null, O: s.O, K: KK, blocks: s.O * NCG, uses: 0, stride: K.MAX_SPLITS * s.O * (KK + 1) };
+      spec = { name, buf: `m->${name}`, wOff: this.pOff.get(w)!, bOff: s.bias ? this.pOff.get(n.params[1])! : null, O: s.O, K: KK, blocks, uses: 0, stride: K.MAX_SPLITS * s.O * (KK + 1) };
       this.convGrads.set(w, spec);
       this.written.add(w);
       if (s.bias) this.written.add(n.params[1]);
@@ -337,10 +337,10 @@ class Emitter {
         const ep = epilogueOf(grp);
         const idx = grp.pool ? `m->i${grp.out}` : 'nullptr';
         const yout = this.val(grp.out, true);
-        const { NCG } = K.wgradGroup(s);
-        const { buf, use, stride } = this.wgradUse(grp.node, s, NCG);
+        const { NCG, NOG } = K.wgradGroup(s, !!grp.pool);
+        const { buf, use, stride } = this.wgradUse(grp.node, s, NOG * NCG);
         const part = `(${buf} + ${use * stride})`;
-        L.push(`  { int SB; const int splits = tk_splits(B, ${s.O * NCG}, m->sms, &SB);`);
+        L.push(`  { int SB; const int splits = tk_splits(B, ${NOG * NCG}, m->sms, &SB);`);
         if (this.need[grp.input]) {
           // weight and input gradients in one launch; after a max-pool tiling the output, dZ is scattered once first
           const scatter = !!ep.pool && ep.H === ep.pool.oh * ep.pool.kh && ep.W === ep.pool.ow * ep.pool.kw;
@@ -351,11 +351,11 @@ class Emitter {
           }
           const k = K.convBwd(s, ep, this.refB, scatter);
           const { out: o, base } = this.contrib(grp.input);
-          L.push(`    const int nw = ${s.O * NCG} * splits, dgx = (int)tk_cdiv(B * ${s.H * k.TX}, ${K.THREADS});`);
+          L.push(`    const int nw = ${NOG * NCG} * splits, dgx = (int)tk_cdiv(B * ${s.H * k.TX}, ${K.THREADS});`);
           L.push(this.launch(this.reg.get(k), `dim3(nw + dgx * ${s.C / k.ICT})`, [gout, yout, idx, this.val(grp.input, true), this.rows(grp.input), 'm->sc', part, 'SB', 'nw', this.P(n.params[0]), base, o, 'dgx', dz, 'B']) + ' }');
         } else {
           const kp = this.reg.get(K.convWgradPartial(s, ep));
-          L.push(this.launch(kp, `dim3(${s.O}, ${NCG}, splits)`, [gout, yout, idx, this.val(grp.input, true), this.rows(grp.input), 'm->sc', part, 'B', 'SB']) + ' }');
+          L.push(this.launch(kp, `dim3(${NOG}, ${NCG}, splits)`, [gout, yout, idx, this.val(grp.input, true), this.rows(grp.input), 'm->sc', part, 'B', 'SB']) + ' }');
         }
       } else if (grp === this.head) {
         // the head kernel (after the forward) does this linear's backward

@@ -278,10 +278,17 @@ ${stats ? statsBody : `  if (t >= B * TY * TX) return;\n${BODY}`}}
 }
 
 /** Channels per weight-gradient block: CG·KH·KW register accumulators. */
-export function wgradGroup(s: ConvShape): { CG: number; NCG: number } {
+/**
+ * Weight-gradient blocking: a block owns OG output channels x CG input channels (x KH·KW taps,
+ * OG·(CG·KH·KW + 1) register accumulators). Without a fused pool every output position has a
+ * gradient for every channel, so OG > 1 reuses each input load OG times; after a fused max-pool
+ * the positions differ per channel (argmax), so OG = 1.
+ */
+export function wgradGroup(s: ConvShape, pooled: boolean): { OG: number; CG: number; NCG: number; NOG: number } {
   const k = s.KH * s.KW;
-  const CG = Math.max(1, Math.min(s.C, Math.floor(32 / k)));
-  return { CG, NCG: Math.ceil(s.C / CG) };
+  const OG = pooled ? 1 : pickDivisor(s.O, [4, 2], () => true);
+  const CG = Math.max(1, Math.min(s.C, Math.floor(32 / (k * OG))));
+  return { OG, CG, NCG: Math.ceil(s.C / CG), NOG: s.O / OG };
 }
 
 /** Largest number of batch splits of a weight gradient (sizes the partial buffers). */
@@ -303,9 +310,85 @@ const CONV_CONSTS = (s: ConvShape) => `  constexpr int C = ${s.C}, H = ${s.H}, W
   constexpr int KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW};
   (void)SH; (void)SW; (void)yout; (void)idx;`;
 
+/** Weight-gradient partials for OG output channels per block (no fused pool): one input load feeds OG FMAs. */
+function wgradBodyMulti(s: ConvShape, ep: Epilogue, OG: number, CG: number): string {
+  const R = CG * s.KH * s.KW;
+  const WARPS = THREADS / 32;
+  const gAt = preGradCode(ep, 'b', '(o0 + og)', 'oy', 'ox', '((size_t)(b * O + o0 + og) * OH + oy) * OW + ox');
+  return `  constexpr int OG = ${OG}, CG = ${CG}, R = ${R}, WPART = C * KH * KW + 1, WARPS = ${WARPS};
+  const int o0 = BX * OG, c0 = BY * CG, split = BZ;
+  const int b0 = split * SB, b1 = min(B, b0 + SB);
+  const int npos = (b1 - b0) * OH * OW;
+  float acc[OG][R + 1];
+  #pragma unroll
+  for (int og = 0; og < OG; og++) {
+    #pragma unroll
+    for (int r = 0; r <= R; r++) acc[og][r] = 0.f;
+  }
+  for (int q = threadIdx.x; q < npos; q += blockDim.x) {
+    const int ox = q % OW, oy = (q / OW) % OH, b = b0 + q / (OW * OH);
+    float g[OG];
+    bool any = false;
+    #pragma unroll
+    for (int og = 0; og < OG; og++) {
+      { ${gAt} g[og] = gz; }
+      any = any || g[og] != 0.f;
+      acc[og][R] += g[og];
+    }
+    if (!any) continue;
+    const float* xb = x + (size_t)(rows ? rows[sc->cursor + b] : b) * C * H * W;
+    #pragma unroll
+    for (int cc = 0; cc < CG; cc++) {
+      const int c = c0 + cc;
+      if (C % CG != 0 && c >= C) break;
+      #pragma unroll
+      for (int ky = 0; ky < KH; ky++) {
+        const int iy = oy * SH - PH + ky;
+        #pragma unroll
+        for (int kx = 0; kx < KW; kx++) {
+          const int ix = ox * SW - PW + kx;
+          if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+            const float xv = __ldg(xb + (c * H + iy) * W + ix);
+            #pragma unroll
+            for (int og = 0; og < OG; og++) acc[og][(cc * KH + ky) * KW + kx] = fmaf(g[og], xv, acc[og][(cc * KH + ky) * KW + kx]);
+          }
+        }
+      }
+    }
+  }
+  __shared__ float red[OG * (R + 1)][WARPS];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  #pragma unroll
+  for (int og = 0; og < OG; og++) {
+    #pragma unroll
+    for (int r = 0; r <= R; r++) {
+      float v = acc[og][r];
+      #pragma unroll
+      for (int m = 16; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
+      if (lane == 0) red[og * (R + 1) + r][warp] = v;
+    }
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < OG * (R + 1); e += blockDim.x) {
+    const int og = e / (R + 1), r = e % (R + 1);
+    float v = 0.f;
+    #pragma unroll
+    for (int k = 0; k < WARPS; k++) v += red[e][k];
+    float* dst = part + ((size_t)split * O + o0 + og) * WPART;
+    if (r < R) {
+      const int c = c0 + r / (KH * KW);
+      if (c < C) dst[c0 * KH * KW + r] = v;
+    } else if (BY == 0) {
+      dst[C * KH * KW] = v;
+    }
+  }
+`;
+}
+
 /** Body of the weight-gradient partial sums for block (BX = out channel, BY = channel group, BZ = batch split). */
 function wgradBody(s: ConvShape, ep: Epilogue): { body: string; CG: number } {
-  const { CG } = wgradGroup(s);
+  const { OG, CG } = wgradGroup(s, !!ep.pool);
+  if (OG > 1) return { body: wgradBodyMulti(s, ep, OG, CG), CG };
   const R = CG * s.KH * s.KW;
   const WARPS = THREADS / 32;
   // After a fused (non-overlapping) max-pool only each window's argmax has a gradient: visit the
@@ -493,7 +576,7 @@ export function convBwd(s: ConvShape, ep: Epilogue, refBatch: number, dzGiven = 
   const w = wgradBody(s, ep);
   // dzGiven: the input-gradient part reads dZ materialised by poolScatter (see there)
   const d = dgradBody(s, dzGiven ? { act: 'none', pool: null, C: ep.C, H: ep.H, W: ep.W } : ep, refBatch);
-  const NCG = Math.ceil(s.C / w.CG);
+  const { NCG, NOG } = wgradGroup(s, !!ep.pool);
   const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''} backward:
 // weight-gradient partials (${w.CG}-channel groups) and input gradient (${d.ICT} input channels x ${d.TW} pixels per thread) in one grid
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
@@ -501,7 +584,7 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ go
     const float* __restrict__ w, const float* base, float* out, int dgx, const float* __restrict__ dz, int B) {
 ${CONV_CONSTS(s)}
   if ((int)blockIdx.x < nw) {
-    const int BX = blockIdx.x % O, BY = (blockIdx.x / O) % ${NCG}, BZ = blockIdx.x / (O * ${NCG});
+    const int BX = blockIdx.x % ${NOG}, BY = (blockIdx.x / ${NOG}) % ${NCG}, BZ = blockIdx.x / (${NOG} * ${NCG});
     (void)w; (void)base; (void)out; (void)dgx; (void)dz;
 ${w.body}  } else {
     const int bid = blockIdx.x - nw;
