@@ -22,6 +22,8 @@ import { trace } from '../src/graph/trace.js';
 import { Interpreter } from '../src/interp/index.js';
 import { load } from '../src/runtime/index.js';
 import { bookModels } from '../models/book.js';
+import { cifar2, readCifarBatch } from '../src/data/cifar.js';
+import { channelStats, normalize } from '../src/data/transforms.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -35,19 +37,13 @@ const reps = Number(opt('reps') ?? 7);
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
 
 // ---------------------------------------------------------------- data: CIFAR-2 from data_batch_1.bin
-function cifar2(n: number): { x: Float32Array; y: Int32Array } {
-  const buf = fs.readFileSync(path.resolve(root, '../shared/data/cifar10/data_batch_1.bin'));
-  const idx: number[] = [];
-  for (let r = 0; r * 3073 < buf.length && idx.length < n; r++) if (buf[r * 3073] === 0 || buf[r * 3073] === 2) idx.push(r);
-  const x = new Float32Array(idx.length * 3072);
-  const y = new Int32Array(idx.length);
-  const mean = [0.4915, 0.4823, 0.4468];
-  const std = [0.247, 0.2435, 0.2616];
-  idx.forEach((r, i) => {
-    y[i] = buf[r * 3073] === 0 ? 0 : 1;
-    for (let j = 0; j < 3072; j++) x[i * 3072 + j] = (buf[r * 3073 + 1 + j] / 255 - mean[j >> 10]) / std[j >> 10];
-  });
-  return { x, y };
+// The project's own reader and normalisation (src/data), first n airplanes/birds.
+function cifar2Batch(n: number): { x: Float32Array; y: Int32Array } {
+  const raw = cifar2(readCifarBatch(path.resolve(root, '../shared/data/cifar10/data_batch_1.bin')));
+  const k = Math.min(n, raw.labels.length);
+  const images = raw.images.subarray(0, k * 3072);
+  const stats = channelStats(images);
+  return { x: normalize(images, stats.mean, stats.std), y: Int32Array.from(raw.labels.subarray(0, k)) };
 }
 
 // ---------------------------------------------------------------- FLOPs per image
@@ -91,7 +87,7 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const { x, y } = cifar2(2048);
+  const { x, y } = cifar2Batch(2048);
   const n = y.length;
   const threads = Number(opt('threads') ?? Math.min(2, os.cpus().length));
   const rows: Row[] = [];
