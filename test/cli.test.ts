@@ -89,16 +89,30 @@ describe('gen build', () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-build-'));
   const nvcc = ['nvcc', '/usr/local/cuda/bin/nvcc'].some((c) => spawnSync(c, ['--version']).status === 0);
 
-  it.skipIf(!nvcc)('--backend cuda writes and compiles the CUDA package (no GPU needed)', () => {
+  it.skipIf(!nvcc)('--backend cuda compiles the CUDA package and its Node addon (no GPU needed); without a GPU, train says so', () => {
     const r = gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'cuda', '--out', out);
     expect(r.err).toBe('');
     expect(r.out).toMatch(/net\/cuda: CUDA package compiled/);
     expect(fs.existsSync(path.join(out, 'net/cuda/build/libtk_net_cuda.a'))).toBe(true);
+    expect(fs.existsSync(path.join(out, 'net/cuda/build/Release/tk_net_cuda.node'))).toBe(true);
     expect(fs.existsSync(path.join(out, 'net/tk_net.cpp'))).toBe(false); // cuda only
+    if (spawnSync('nvidia-smi', ['-L']).status === 0) return;
+    const t = gen('train', 'models/book.ts', '--model', 'Net', '--backend', 'cuda', '--epochs', '1');
+    expect(t.code).toBe(1);
+    expect(t.err).toMatch(/^gen: Net \(CUDA\): tk_net_cuda: no CUDA device available .*NVIDIA GPU and driver/m);
   });
 
-  it('rejects an unknown backend, and cuda is not loadable from Node yet', () => {
-    expect(gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'tpu', '--out', out).err).toMatch(/--backend must be cpu, cuda or auto; got 'tpu'/);
-    expect(gen('train', 'models/book.ts', '--model', 'Net', '--backend', 'cuda').err).toMatch(/CUDA backend is not loadable from Node yet/);
+  it('--backend cuda-emu builds for the CPU emulator (cached the second time), and gen train runs on it', () => {
+    expect(gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'cuda-emu', '--out', out).out).toMatch(/net\/cuda-emu: CUDA package compiled/);
+    expect(gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'cuda-emu', '--out', out).out).toMatch(/net\/cuda-emu: CUDA package up to date \(cache hit\)/);
+    const t = gen('train', 'models/book.ts', '--model', 'Net', '--backend', 'cuda-emu', '--epochs', '1', '--limit', '64');
+    expect(t.err).toBe('');
+    expect(t.out).toMatch(/Epoch 1, Training loss 0\.\d+/);
+    expect(t.out).toMatch(/Trained 1 epochs on 64 images .*backend cuda-emu, tk_cuda_emu \(CPU emulation\)\)/);
+  });
+
+  it('rejects an unknown backend', () => {
+    expect(gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'tpu', '--out', out).err).toMatch(/--backend must be cpu, cuda, cuda-emu or auto; got 'tpu'/);
+    expect(gen('train', 'models/book.ts', '--model', 'Net', '--backend', 'tpu').err).toMatch(/backend 'tpu' is not available; available: interp, cpu, cuda, cuda-emu/);
   });
 });

@@ -19,9 +19,12 @@ function kernels(src: string): string[] {
 }
 
 describe('CUDA package emission', () => {
-  it('emits header, source, CMakeLists and the emulator header', () => {
+  it('emits header, source, CMakeLists, the emulator header and the Node addon files', () => {
     const files = emitCudaPackage(trace(new bookModels.Net()), { name: 'tk_net', maxBatch: 64 });
-    expect([...files.keys()].sort()).toEqual(['CMakeLists.txt', 'tk_cuda_emu.h', 'tk_net_cuda.cu', 'tk_net_cuda.h']);
+    expect([...files.keys()].sort()).toEqual(['CMakeLists.txt', 'binding.cpp', 'index.d.ts', 'index.js', 'package.json', 'tk_cuda_emu.h', 'tk_net_cuda.cu', 'tk_net_cuda.h']);
+    expect(files.get('binding.cpp')!).toContain('tk_net_cuda_create(&m_, device)');
+    expect(files.get('index.d.ts')!).toContain('device?: number');
+    expect(files.get('CMakeLists.txt')!).toContain('if(CMAKE_JS_VERSION)');
     const h = files.get('tk_net_cuda.h')!;
     for (const fn of ['create', 'destroy', 'forward', 'train_step', 'set_dataset', 'train_epoch', 'step_seed', 'state_index', 'get_state', 'set_state', 'get_grad', 'get_momentum', 'reset_optimizer', 'last_error'])
       expect(h).toContain(`tk_net_cuda_${fn}(`);

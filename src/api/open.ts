@@ -1,5 +1,5 @@
 // Opens a model for training or inference on a backend: the TypeScript
-// interpreter, or a compiled package (CPU, CUDA) built on demand.
+// interpreter, or a compiled package (CPU, CUDA, CUDA on the CPU emulator) built on demand.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Module } from '../graph/module.js';
@@ -10,7 +10,8 @@ import { graphHash } from '../graph/hash.js';
 import { InterpreterModel } from '../train/interp-model.js';
 import type { TrainableModel } from '../train/model.js';
 
-export type BackendName = 'interp' | 'cpu' | 'cuda';
+/** cuda-emu: the CUDA kernels on the CPU emulator (tests without a GPU; slow). */
+export type BackendName = 'interp' | 'cpu' | 'cuda' | 'cuda-emu';
 
 export interface OpenOptions {
   backend?: BackendName;
@@ -18,6 +19,8 @@ export interface OpenOptions {
   maxBatch?: number;
   /** base seed of dropout masks */
   seed?: number;
+  /** CUDA device index (default 0) */
+  device?: number;
   /** per-sample input shape; default the model's declared one */
   input?: number[];
   /** where compiled packages go (default generated/) */
@@ -40,6 +43,25 @@ export interface ModelSource {
 
 type Opener = (module: Module, graph: Graph, o: OpenOptions) => Promise<TrainableModel>;
 
+const packageName = (graph: Graph, o: OpenOptions) => o.name ?? `${graph.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${graphHash(graph).slice(0, 8)}`;
+
+/** generated/<name>/cuda (or cuda-emu), built when missing or stale; state and data then live on the device. */
+const cudaOpener =
+  (emulator: boolean): Opener =>
+  async (module, graph, o) => {
+    const [{ buildCudaPackage }, { loadCuda }, { CompiledTrainable }] = await Promise.all([
+      import('../codegen/cuda/build.js'),
+      import('../runtime/cuda.js'),
+      import('../runtime/trainable.js'),
+    ]);
+    const name = packageName(graph, o);
+    const r = buildCudaPackage(graph, path.resolve(o.outDir ?? 'generated', name), name, o.maxBatch ?? 256, { emulator });
+    if (!r.cached) o.log?.(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
+    const native = await loadCuda(r.dir, { device: o.device, seed: o.seed ?? 0 });
+    native.loadStateDict(module.stateDict());
+    return new CompiledTrainable(graph, native);
+  };
+
 const openers: Record<string, Opener> = {
   interp: async (module, graph, o) => new InterpreterModel(graph, module.stateDict(), o.seed ?? 0, o.maxBatch ?? 1024),
   cpu: async (module, graph, o) => {
@@ -49,7 +71,7 @@ const openers: Record<string, Opener> = {
       import('../runtime/trainable.js'),
     ]);
     const maxBatch = o.maxBatch ?? 256;
-    const name = o.name ?? `${graph.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${graphHash(graph).slice(0, 8)}`;
+    const name = packageName(graph, o);
     const origin = o.origin ?? recordedOrigin(path.resolve(o.outDir ?? 'generated', name));
     const r = buildPackage(graph, { outRoot: o.outDir ?? 'generated', name, maxBatch, origin });
     if (!r.cached) o.log?.(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
@@ -57,6 +79,8 @@ const openers: Record<string, Opener> = {
     native.loadStateDict(module.stateDict());
     return new CompiledTrainable(graph, native);
   },
+  cuda: cudaOpener(false),
+  'cuda-emu': cudaOpener(true),
 };
 
 /** Compiled backends register themselves here (see src/runtime). */
@@ -67,11 +91,6 @@ export function registerOpener(name: BackendName, open: Opener): void {
 /** Traces `module` and opens it on a backend, starting from the module's current weights. */
 export async function openModule(module: Module, o: OpenOptions = {}): Promise<TrainableModel> {
   const backend = o.backend ?? 'cpu';
-  if (backend === 'cuda' && !openers.cuda)
-    throw new Error(
-      "the CUDA backend is not loadable from Node yet: build it with `gen build --backend cuda` and run it through its C API " +
-        '(generated/<name>/cuda/tk_<name>_cuda.h; scripts/gpu-check.sh does so on a GPU machine)',
-    );
   const open = openers[backend];
   if (!open) throw new Error(`backend '${backend}' is not available; available: ${Object.keys(openers).join(', ')}`);
   return open(module, trace(module, o.input ?? declaredInput(module)), o);

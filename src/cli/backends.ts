@@ -1,5 +1,4 @@
-// Backends `gen check --backend` can run a golden case on. Compiled ones
-// register here as they land.
+// Backends `gen check --backend` can run a golden case on.
 import type { BackendFactory } from '../check/backend.js';
 import { Interpreter } from '../interp/index.js';
 
@@ -8,6 +7,14 @@ const factories: Record<string, () => Promise<BackendFactory>> = {
   cpu: async () => {
     const { compiledBackend } = await import('../runtime/backend.js');
     return (graph) => compiledBackend(graph);
+  },
+  cuda: async () => {
+    const { cudaBackend } = await import('../runtime/backend.js');
+    return (graph) => cudaBackend(graph);
+  },
+  'cuda-emu': async () => {
+    const { cudaBackend } = await import('../runtime/backend.js');
+    return (graph) => cudaBackend(graph, { emulator: true });
   },
 };
 

@@ -15,6 +15,7 @@ interface BuildFlags extends ModelOptions {
   name?: string;
   force?: boolean;
   compile?: boolean;
+  cudaArch?: string;
 }
 
 /** 'netresdeep' plus '_nblocks100' when the arguments change the graph. */
@@ -37,22 +38,28 @@ export function register(program: Command): void {
   )
     .option('--max-batch <N>', `largest batch the compiled model accepts (default ${DEFAULT_MAX_BATCH})`)
     .option('--out <dir>', 'folder of the generated packages', 'generated')
-    .option('--backend <name>', 'cpu | cuda | auto (cpu, plus cuda when nvcc is found)', 'cpu')
+    .option('--backend <name>', 'cpu | cuda | cuda-emu (CUDA kernels for the CPU emulator) | auto (cpu, plus cuda when nvcc is found)', 'cpu')
+    .option('--cuda-arch <list>', 'CMAKE_CUDA_ARCHITECTURES of the CUDA build', '80;90')
     .option('--name <name>', 'package name (default: lowercased model name, plus a suffix for non-default args)')
     .option('--force', 'rebuild even when the cache says it is up to date')
     .option('--no-compile', 'write the sources only')
     .action(async (file: string, o: BuildFlags) => {
-      if (!['cpu', 'cuda', 'auto'].includes(o.backend ?? '')) throw new Error(`--backend must be cpu, cuda or auto; got '${o.backend}'`);
+      if (!['cpu', 'cuda', 'cuda-emu', 'auto'].includes(o.backend ?? '')) throw new Error(`--backend must be cpu, cuda, cuda-emu or auto; got '${o.backend}'`);
       const maxBatch = o.maxBatch === undefined ? undefined : Number(o.maxBatch);
       const { model, graph } = await modelFrom(file, o);
       const name = o.name ?? (await packageNameFor(file, o, graph));
-      const cuda = o.backend === 'cuda' || (o.backend === 'auto' && findNvcc() !== undefined);
+      const cuda = o.backend === 'cuda' || o.backend === 'cuda-emu' || (o.backend === 'auto' && findNvcc() !== undefined);
       if (o.backend === 'auto' && !cuda) process.stdout.write('no nvcc found: building the CPU package only\n');
       if (cuda) {
-        const t0 = performance.now();
-        const c = buildCudaPackage(graph, path.resolve(o.out ?? 'generated', name), name, maxBatch ?? DEFAULT_MAX_BATCH, o.compile !== false);
-        process.stdout.write(`${c.dir}: CUDA package ${c.compiled ? 'compiled' : 'written'} (${c.written.length} file(s) changed) in ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
-        if (o.backend === 'cuda') return;
+        const c = buildCudaPackage(graph, path.resolve(o.out ?? 'generated', name), name, maxBatch ?? DEFAULT_MAX_BATCH, {
+          compile: o.compile,
+          emulator: o.backend === 'cuda-emu',
+          force: o.force,
+          archs: o.cudaArch,
+        });
+        const what = c.cached ? 'up to date (cache hit)' : c.compiled ? 'compiled' : 'written';
+        process.stdout.write(`${c.dir}: CUDA package ${what} (${c.written.length} file(s) changed) in ${c.seconds.toFixed(2)} s\n`);
+        if (o.backend !== 'auto') return;
       }
       const r = buildPackage(graph, {
         outRoot: o.out,

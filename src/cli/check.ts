@@ -21,7 +21,7 @@ export function register(program: Command): void {
     .description('compare a backend with a PyTorch golden case (or a folder of cases)')
     .option('--model <Name>', 'model class; must match the case (default: the case\'s own)')
     .requiredOption('--golden <caseDir>', 'a case folder (case.json, weights.safetensors, io.safetensors), or a folder of them')
-    .option('--backend <name>', 'interp | cpu | cuda', 'interp')
+    .option('--backend <name>', 'interp | cpu | cuda | cuda-emu (the CUDA kernels on the CPU emulator)', 'interp')
     .option('--dump <out.safetensors>', 'write every computed tensor under io.safetensors names (one case only)')
     .option('--args <json>', 'ignored: a case carries its own constructor arguments')
     .option('--json', 'print the reports as JSON')

@@ -43,7 +43,7 @@ function progress(epoch: number, total: number): void {
 }
 
 export function register(program: Command): void {
-  const backendOpt = ['--backend <name>', 'cpu | cuda | interp', 'cpu'] as const;
+  const backendOpt = ['--backend <name>', 'cpu | cuda | interp | cuda-emu (the CUDA kernels on the CPU emulator: slow, for tests)', 'cpu'] as const;
   modelOptions(program.command('train <model.ts>').description("train on CIFAR-2 (the shipped sample unless --data), printing the book's loss lines"))
     .option('--data <dir>', 'folder with CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)')
     .option('--epochs <n>', 'epochs', '100')
@@ -73,7 +73,8 @@ export function register(program: Command): void {
         onEpoch: tty ? (e) => progress(e, epochs) : undefined,
       });
       const ips = (r.losses.length * data.train.n) / r.seconds;
-      process.stdout.write(`Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend})\n`);
+      const on = model.device ? `, ${model.device}` : '';
+      process.stdout.write(`Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`);
       process.stdout.write(`Accuracy train: ${r.trainAccuracy.toFixed(4)}\nAccuracy val: ${r.valAccuracy.toFixed(4)}\n`);
       if (o.save) process.stdout.write(`Saved ${o.save}\n`);
     });

@@ -44,9 +44,10 @@ function napiDir(): string {
   return path.dirname(require.resolve('node-addon-api/package.json'));
 }
 
-/** Runs cmake-js in `dir`; throws with the compiler's output on failure. */
-export function compilePackage(dir: string, meta: { key: string; model: string; name: string; prefix: string }): Manifest {
-  const r = spawnSync(process.execPath, [cmakeJsBin(), 'compile', '-d', dir, '-O', path.join(dir, 'build'), '-p', '2', '-l', 'error', `--CDTK_MARCH=${MARCH}`, `--CDTK_NAPI_DIR=${napiDir()}`], {
+/** `cmake-js compile` of the package in `dir` into dir/build with extra -D definitions; throws with the compiler's output on failure. */
+export function cmakeJsCompile(dir: string, defines: Record<string, string>): void {
+  const d = Object.entries({ ...defines, TK_NAPI_DIR: napiDir() }).map(([k, v]) => `--CD${k}=${v}`);
+  const r = spawnSync(process.execPath, [cmakeJsBin(), 'compile', '-d', dir, '-O', path.join(dir, 'build'), '-p', '2', '-l', 'error', ...d], {
     encoding: 'utf8',
     cwd: dir,
   });
@@ -54,6 +55,11 @@ export function compilePackage(dir: string, meta: { key: string; model: string; 
     const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n').slice(-40).join('\n');
     throw new Error(`compiling ${dir} failed (cmake-js exit ${r.status ?? r.signal}):\n${out}`);
   }
+}
+
+/** Runs cmake-js in `dir` and records what the build was made for. */
+export function compilePackage(dir: string, meta: { key: string; model: string; name: string; prefix: string }): Manifest {
+  cmakeJsCompile(dir, { TK_MARCH: MARCH });
   const manifest: Manifest = { ...meta, isa: hostIsa(), flags: CXX_FLAGS, builtAt: new Date().toISOString() };
   fs.writeFileSync(path.join(dir, 'build', 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return manifest;

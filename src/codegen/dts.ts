@@ -3,11 +3,13 @@
 import { Project, Scope, StructureKind, VariableDeclarationKind } from 'ts-morph';
 import type { Graph } from '../graph/ir.js';
 
-export function emitDts(graph: Graph, prefix: string, version: string): string {
+/** `cuda`: the CUDA package's wrapper (device instead of threads, no CPU feature check). */
+export function emitDts(graph: Graph, prefix: string, version: string, cuda = false): string {
   const [C, H, W] = graph.inputShape;
   const K = graph.nodes[graph.output].shape[0];
   const inShape = `[batch, ${C}, ${H}, ${W}]`;
   const per = C * H * W;
+  const ctorOptions = cuda ? '{ device?: number; maxBatch?: number; seed?: number }' : '{ maxBatch?: number; seed?: number }';
   const project = new Project({ useInMemoryFileSystem: true });
   const f = project.createSourceFile('index.d.ts', '', { overwrite: true });
   f.addStatements([
@@ -56,21 +58,25 @@ export function emitDts(graph: Graph, prefix: string, version: string): string {
       },
     ],
   });
-  f.addFunction({ name: 'cpuFlags', isExported: true, hasDeclareKeyword: true, returnType: 'Set<string> | null', docs: ['CPU feature flags of this machine (/proc/cpuinfo).'] });
+  if (!cuda) f.addFunction({ name: 'cpuFlags', isExported: true, hasDeclareKeyword: true, returnType: 'Set<string> | null', docs: ['CPU feature flags of this machine (/proc/cpuinfo).'] });
   f.addFunction({
     name: 'checkBuild',
     isExported: true,
     hasDeclareKeyword: true,
     parameters: [{ name: 'dir', type: 'string', hasQuestionToken: true }],
     returnType: '{ addonPath: string; manifest: unknown }',
-    docs: ['Throws if there is no build, or if it was compiled for instructions this CPU lacks.'],
+    docs: [cuda ? 'Throws if there is no build.' : 'Throws if there is no build, or if it was compiled for instructions this CPU lacks.'],
   });
   f.addClass({
     name: 'Model',
     isExported: true,
     hasDeclareKeyword: true,
-    docs: [`${graph.name} compiled for the CPU. Input x ${inShape} float32 (NCHW, batch × ${per} values), output logits [batch, ${K}].`],
-    ctors: [{ parameters: [{ name: 'options', type: '{ maxBatch?: number; seed?: number }', hasQuestionToken: true }], docs: ['maxBatch bounds every batch (default info.maxBatch); seed is the dropout base seed.'] }],
+    docs: [`${graph.name} compiled for ${cuda ? 'CUDA (state and data on the GPU)' : 'the CPU'}. Input x ${inShape} float32 (NCHW, batch × ${per} values), output logits [batch, ${K}].`],
+    ctors: [
+      cuda
+        ? { parameters: [{ name: 'options', type: ctorOptions, hasQuestionToken: true }], docs: ['device: CUDA device index (default 0); seed is the dropout base seed. Throws when there is no usable GPU.'] }
+        : { parameters: [{ name: 'options', type: ctorOptions, hasQuestionToken: true }], docs: ['maxBatch bounds every batch (default info.maxBatch); seed is the dropout base seed.'] },
+    ],
     properties: [
       { name: 'seed', type: 'number', docs: ['Base seed of the dropout masks: training step s uses stepSeed(s).'] },
       { name: 'step', type: 'number', docs: ['Training steps taken so far.'] },
@@ -79,9 +85,11 @@ export function emitDts(graph: Graph, prefix: string, version: string): string {
     getAccessors: [
       { name: 'maxBatch', returnType: 'number', scope: Scope.Public },
       { name: 'training', returnType: 'boolean' },
-      { name: 'numThreads', returnType: 'number' },
+      ...(cuda
+        ? [{ name: 'device', returnType: 'string', docs: ['Name of the GPU.'] }, { name: 'emulator', returnType: 'boolean', docs: ['Whether the kernels run on the CPU emulator.'] }]
+        : [{ name: 'numThreads', returnType: 'number' }]),
     ],
-    setAccessors: [{ name: 'numThreads', parameters: [{ name: 'n', type: 'number' }] }],
+    setAccessors: [cuda ? { name: 'graphs', parameters: [{ name: 'on', type: 'boolean' }], docs: ['Replay training steps from CUDA graphs (default on).'] } : { name: 'numThreads', parameters: [{ name: 'n', type: 'number' }] }],
     methods: [
       { name: 'train', parameters: [{ name: 'mode', type: 'boolean', hasQuestionToken: true }], returnType: 'this', docs: ['Train mode (BatchNorm batch statistics, dropout on), as PyTorch.'] },
       { name: 'eval', returnType: 'this', docs: ['Eval mode (BatchNorm running statistics, dropout off).'] },
@@ -123,7 +131,7 @@ export function emitDts(graph: Graph, prefix: string, version: string): string {
       { name: 'grads', returnType: 'Map<string, Float32Array>', docs: ['Parameter gradients of the last train step.'] },
     ],
   });
-  f.addFunction({ name: 'create', isExported: true, hasDeclareKeyword: true, parameters: [{ name: 'options', type: '{ maxBatch?: number; seed?: number }', hasQuestionToken: true }], returnType: 'Model' });
+  f.addFunction({ name: 'create', isExported: true, hasDeclareKeyword: true, parameters: [{ name: 'options', type: ctorOptions, hasQuestionToken: true }], returnType: 'Model' });
   void StructureKind;
   f.formatText({ indentSize: 2 });
   return f.getFullText();

@@ -31,6 +31,8 @@ export function baseView(graph: Graph, name: string, classes: number) {
     inH: graph.inputShape[1],
     inW: graph.inputShape[2],
     classes,
+    /** the shared node/js templates also render the CUDA package's binding */
+    cuda: false,
   };
 }
 

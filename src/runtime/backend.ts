@@ -1,6 +1,6 @@
-// The compiled CPU backend behind src/check's Backend interface: builds the
-// graph into a cached package (generated/ for the book's models, else a
-// per-graph folder under the OS temp dir) and drives it through the runtime.
+// The compiled backends (CPU, CUDA, CUDA on the CPU emulator) behind src/check's
+// Backend interface: builds the graph into a cached package (a per-graph folder
+// under the OS temp dir unless told otherwise) and drives it through the runtime.
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,7 +8,9 @@ import type { Backend, FloatArray, ForwardOptions, StepResult } from '../check/b
 import { buildPackage, canonicalGraph } from '../codegen/build.js';
 import type { Graph, HostTensor } from '../graph/ir.js';
 import type { StepOptions } from '../train/rules.js';
-import { load, type CompiledModel } from './index.js';
+import { buildCudaPackage } from '../codegen/cuda/build.js';
+import { loadCuda } from './cuda.js';
+import { load, type NativeModel } from './index.js';
 
 export interface CompiledBackendOptions {
   /** folder of the packages (default: <tmp>/tensorkiln-packages) */
@@ -20,7 +22,7 @@ export interface CompiledBackendOptions {
 export class CompiledBackend implements Backend {
   constructor(
     readonly graph: Graph,
-    readonly model: CompiledModel,
+    readonly model: NativeModel,
   ) {}
 
   loadState(state: Map<string, HostTensor>): void {
@@ -42,11 +44,23 @@ export class CompiledBackend implements Backend {
   }
 }
 
+function packageName(graph: Graph): string {
+  const hash = crypto.createHash('sha256').update(JSON.stringify(canonicalGraph(graph).nodes.map((n) => ({ ...n, source: '' })))).digest('hex').slice(0, 10);
+  return `${graph.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${hash}`;
+}
+
+const defaultRoot = () => path.join(os.tmpdir(), 'tensorkiln-packages');
+
 /** Builds (cached) and loads `graph` as a compiled CPU model. */
 export async function compiledBackend(graph: Graph, o: CompiledBackendOptions = {}): Promise<CompiledBackend> {
-  const hash = crypto.createHash('sha256').update(JSON.stringify(canonicalGraph(graph).nodes.map((n) => ({ ...n, source: '' })))).digest('hex').slice(0, 10);
-  const name = o.name ?? `${graph.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${hash}`;
-  const r = buildPackage(graph, { outRoot: o.outRoot ?? path.join(os.tmpdir(), 'tensorkiln-packages'), name, maxBatch: o.maxBatch ?? 256 });
+  const r = buildPackage(graph, { outRoot: o.outRoot ?? defaultRoot(), name: o.name ?? packageName(graph), maxBatch: o.maxBatch ?? 256 });
   const model = await load(r.dir, { maxBatch: o.maxBatch ?? 256, init: false });
   return new CompiledBackend(graph, model);
+}
+
+/** Builds (cached) and loads `graph` as a CUDA model, on a GPU or on the CPU emulator. */
+export async function cudaBackend(graph: Graph, o: CompiledBackendOptions & { emulator?: boolean } = {}): Promise<CompiledBackend> {
+  const name = o.name ?? packageName(graph);
+  const r = buildCudaPackage(graph, path.join(o.outRoot ?? defaultRoot(), name), name, o.maxBatch ?? 256, { emulator: o.emulator });
+  return new CompiledBackend(graph, await loadCuda(r.dir));
 }

@@ -42,14 +42,13 @@ export interface PackageInfo {
   keys: Record<string, string>;
 }
 
-/** A compiled model (the generated package's Model class). */
-export interface CompiledModel {
+/** What the CPU and CUDA packages' Model classes share. */
+export interface NativeModel {
   seed: number;
   step: number;
   lastCorrect?: number;
   readonly maxBatch: number;
   readonly training: boolean;
-  numThreads: number;
   train(mode?: boolean): this;
   eval(): this;
   stepSeed(step?: number): number;
@@ -71,6 +70,20 @@ export interface CompiledModel {
   /** every parameter and buffer once, by canonical name */
   canonicalState(): Map<string, StateTensor>;
   grads(): Map<string, Float32Array>;
+}
+
+/** A model compiled for the CPU (generated/<name>/). */
+export interface CompiledModel extends NativeModel {
+  numThreads: number;
+}
+
+/** A model compiled for CUDA (generated/<name>/cuda/): state and resident data on the GPU. */
+export interface CudaModel extends NativeModel {
+  /** name of the GPU, or of the CPU emulator */
+  readonly device: string;
+  readonly emulator: boolean;
+  /** replay training steps from CUDA graphs (default on) */
+  graphs: boolean;
 }
 
 export interface LoadOptions {

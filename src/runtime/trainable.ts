@@ -2,16 +2,20 @@
 import type { Graph, HostTensor } from '../graph/ir.js';
 import type { EpochResult, TrainableModel } from '../train/model.js';
 import type { StepOptions } from '../train/rules.js';
-import type { CompiledModel } from './index.js';
+import type { NativeModel } from './index.js';
 
 export class CompiledTrainable implements TrainableModel {
   constructor(
     readonly graph: Graph,
-    readonly model: CompiledModel,
+    readonly model: NativeModel,
   ) {}
 
   get maxBatch(): number {
     return this.model.maxBatch;
+  }
+
+  get device(): string | undefined {
+    return 'device' in this.model ? String(this.model.device) : undefined;
   }
 
   train(): void {

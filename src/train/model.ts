@@ -15,6 +15,8 @@ export interface TrainableModel {
   readonly graph: Graph;
   /** largest batch one call accepts */
   readonly maxBatch: number;
+  /** the GPU a CUDA model runs on (undefined elsewhere) */
+  readonly device?: string;
   train(): void;
   eval(): void;
   /** logits [batch, classes] in the current mode */

@@ -1,0 +1,109 @@
+// The CUDA package from Node: built with cmake-js, loaded through its addon, driven by
+// the same API and training loop as the CPU one. CI has no GPU, so the kernels run on
+// the CPU emulator (backend 'cuda-emu', the same generated source compiled with g++);
+// with nvcc here, the real GPU build is compiled too and must fail to load with a JS
+// error that names the missing device, leaving the process running.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { manualSeed, trace } from 'tensorkiln';
+import { Net, NetDropout } from '../models/book.js';
+import { openModule } from '../src/api/open.js';
+import { cifar2Data, evaluate, loadWeights, saveWeights, train, type Cifar2Data } from '../src/api/workflow.js';
+import { formatReport, runGoldenCase } from '../src/check/golden.js';
+import { backendFactory } from '../src/cli/backends.js';
+import { buildCudaPackage, findNvcc } from '../src/codegen/cuda/build.js';
+import { loadCuda } from '../src/runtime/cuda.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const GOLDEN = path.resolve(ROOT, '../shared/golden');
+const haveGolden = fs.existsSync(path.join(GOLDEN, 'Net', 'case.json'));
+const gxx = spawnSync('g++', ['--version']).status === 0;
+const nvcc = findNvcc();
+const outDir = path.join(os.tmpdir(), 'tensorkiln-test-packages');
+
+function small(n: number): Cifar2Data {
+  const d = cifar2Data();
+  const cut = (s: Cifar2Data['train']) => ({ ...s, n, x: s.x.slice(0, n * 3072), y: s.y.slice(0, n) });
+  return { ...d, train: cut(d.train), val: cut(d.val) };
+}
+
+async function fresh(backend: 'cuda-emu' | 'interp' | 'cpu') {
+  manualSeed(11);
+  return openModule(new NetDropout({ nChans1: 8 }), { backend, seed: 3, outDir, maxBatch: 64 });
+}
+
+describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () => {
+  const data = small(160);
+  const opts = { batchSize: 32, lr: 1e-2, momentum: 0.9, weightDecay: 1e-3, l1: 1e-5, l2: 1e-4, seed: 5 };
+
+  it('resident training equals the interpreter: shuffles, dropout masks, momentum, penalties', { timeout: 120_000 }, async () => {
+    const cuda = await fresh('cuda-emu');
+    expect(cuda.device).toMatch(/emulation/);
+    const c = await train(cuda, data, { ...opts, epochs: 2 });
+    const i = await train(await fresh('interp'), data, { ...opts, epochs: 2 });
+    for (let e = 0; e < 2; e++) expect(Math.abs(c.losses[e] - i.losses[e]), `epoch ${e + 1}`).toBeLessThan(1e-4);
+    expect(c.trainAccuracy).toBeCloseTo(i.trainAccuracy, 2);
+    expect(c.valAccuracy).toBeCloseTo(i.valAccuracy, 2);
+  });
+
+  it('weights saved from CUDA load into the CPU backend and classify the same', { timeout: 120_000 }, async () => {
+    const cuda = await fresh('cuda-emu');
+    await train(cuda, data, { ...opts, epochs: 1 });
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tk-cuda-ck-')), 'w.safetensors');
+    saveWeights(cuda, file, data.normalization, 1);
+    const cpu = await fresh('cpu');
+    loadWeights(cpu, file);
+    expect(evaluate(cpu, data)).toEqual(evaluate(cuda, data));
+    cpu.eval();
+    cuda.eval();
+    const x = data.val.x.subarray(0, 8 * 3072);
+    const a = cpu.forward(x, 8);
+    const b = cuda.forward(x, 8);
+    for (let k = 0; k < a.length; k++) expect(Math.abs(a[k] - b[k])).toBeLessThan(1e-5);
+  });
+
+  it.skipIf(!haveGolden)('gen check --backend cuda-emu: PyTorch golden cases pass', { timeout: 120_000 }, async () => {
+    const factory = await backendFactory('cuda-emu');
+    for (const c of ['Net', 'NetBatchNorm', 'NetRes', 'Net_l2']) {
+      const r = await runGoldenCase(path.join(GOLDEN, c), factory, { modelFile: path.join(ROOT, 'models/book.ts') });
+      expect(r.pass, formatReport(r)).toBe(true);
+    }
+  });
+
+  it('misuse is a JS error naming the problem; no device is one too', { timeout: 60_000 }, async () => {
+    const r = buildCudaPackage(trace(new Net()), path.join(outDir, 'net_cuda_misuse'), 'net_cuda_misuse', 16, { emulator: true });
+    const m = await loadCuda(r.dir);
+    expect(() => m.forward(new Float32Array(3072), 2)).toThrow(/x has 3072 floats, expected 2 x 3 x 32 x 32 = 6144/);
+    expect(() => m.forward(new Float32Array(17 * 3072), 17)).toThrow(/batch must be in \[1, 16\], got 17/);
+    expect(() => m.trainStep(new Float32Array(3072), Int32Array.of(5), 1, { lr: 0.1 })).toThrow(/label/);
+    expect(() => m.loadStateDict(new Map())).toThrow(/missing key 'conv1.weight'/);
+    await expect(loadCuda(r.dir, { maxBatch: 64 })).rejects.toThrow(/maxBatch 64 is above the 16/);
+    process.env.TK_EMU_DEVICES = '0';
+    try {
+      await expect(loadCuda(r.dir)).rejects.toThrow(/Net \(CUDA\): .*no CUDA device available/);
+    } finally {
+      delete process.env.TK_EMU_DEVICES;
+    }
+    expect(m.eval().forward(new Float32Array(3072), 1)).toHaveLength(2);
+  });
+});
+
+describe.skipIf(!nvcc)('CUDA package in Node, real GPU build', () => {
+  it('compiles with nvcc; without a GPU, loading throws a JS error and the process carries on', { timeout: 240_000 }, async () => {
+    const r = buildCudaPackage(trace(new Net()), path.join(outDir, 'net_cuda_gpu'), 'net_cuda_gpu', 64, { archs: '90' });
+    expect(fs.existsSync(path.join(r.dir, 'build', 'Release', 'tk_net_cuda_gpu_cuda.node'))).toBe(true);
+    const again = buildCudaPackage(trace(new Net()), path.join(outDir, 'net_cuda_gpu'), 'net_cuda_gpu', 64, { archs: '90' });
+    expect(again.cached).toBe(true);
+    const gpu = spawnSync('nvidia-smi', ['-L']).status === 0;
+    if (gpu) {
+      const m = await loadCuda(r.dir);
+      expect(m.emulator).toBe(false);
+      return;
+    }
+    await expect(loadCuda(r.dir)).rejects.toThrow(/Net \(CUDA\): tk_net_cuda_gpu_cuda: no CUDA device available \(cudaGetDeviceCount: .+\); this package needs an NVIDIA GPU and driver/);
+    await expect(openModule(new Net(), { backend: 'cuda', outDir, name: 'net_cuda_gpu', maxBatch: 64 })).rejects.toThrow(/no CUDA device available/);
+  });
+});
