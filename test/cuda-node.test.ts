@@ -49,6 +49,18 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
     expect(c.valAccuracy).toBeCloseTo(i.valAccuracy, 2);
   });
 
+  it('a resumed run (momentum buffers and step count through the checkpoint) equals an uninterrupted one, bit for bit', { timeout: 120_000 }, async () => {
+    const full = await fresh('cuda-emu');
+    const a = await train(full, data, { ...opts, epochs: 3 });
+    const ck = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tk-cuda-ck-')), 'ck.safetensors');
+    await train(await fresh('cuda-emu'), data, { ...opts, epochs: 2, save: ck });
+    const resumed = await fresh('cuda-emu');
+    const b = await train(resumed, data, { ...opts, epochs: 3, resume: ck });
+    expect(b.losses).toEqual([a.losses[2]]);
+    const sb = resumed.stateDict();
+    for (const [k, t] of full.stateDict()) expect(sb.get(k)!.data, k).toEqual(t.data);
+  });
+
   it('weights saved from CUDA load into the CPU backend and classify the same', { timeout: 120_000 }, async () => {
     const cuda = await fresh('cuda-emu');
     await train(cuda, data, { ...opts, epochs: 1 });
