@@ -16,6 +16,8 @@ import { formatReport, runGoldenCase } from '../src/check/golden.js';
 import { backendFactory } from '../src/cli/backends.js';
 import { buildCudaPackage, findNvcc } from '../src/codegen/cuda/build.js';
 import { loadCuda } from '../src/runtime/cuda.js';
+import type { CudaModel } from '../src/runtime/index.js';
+import type { CompiledTrainable } from '../src/runtime/trainable.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const GOLDEN = path.resolve(ROOT, '../shared/golden');
@@ -59,6 +61,24 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
     expect(b.losses).toEqual([a.losses[2]]);
     const sb = resumed.stateDict();
     for (const [k, t] of full.stateDict()) expect(sb.get(k)!.data, k).toEqual(t.data);
+  });
+
+  it('setDataset uploads an array changed in place, which trainEpoch alone would keep (same array, n and sampled values)', { timeout: 120_000 }, async () => {
+    const x = data.train.x.slice(0, 64 * 3072);
+    const y = data.train.y.slice(0, 64);
+    const order = Uint32Array.from({ length: 64 }, (_, i) => (i * 37) % 64);
+    const step = { lr: 1e-2, momentum: 0.9 };
+    const cuda = (await fresh('cuda-emu')) as CompiledTrainable;
+    const cpu = await fresh('cpu');
+    const native = cuda.model as CudaModel;
+    const a0 = native.trainEpoch(x, y, 64, 32, order, step);
+    const b0 = cpu.trainEpoch(x, y, order, 32, step);
+    expect(Math.abs(a0.loss - b0.lossSum)).toBeLessThan(1e-5);
+    for (let i = 0; i < x.length; i++) if (i % 48 !== 0) x[i] = Math.sin(i); // the fingerprint samples every 48th value here
+    native.setDataset(x, y);
+    const a1 = native.trainEpoch(x, y, 64, 32, order, step);
+    const b1 = cpu.trainEpoch(x, y, order, 32, step);
+    expect(Math.abs(a1.loss - b1.lossSum)).toBeLessThan(1e-5);
   });
 
   it('weights saved from CUDA load into the CPU backend and classify the same', { timeout: 120_000 }, async () => {

@@ -121,6 +121,16 @@ export function emitDts(graph: Graph, prefix: string, version: string, cuda = fa
         returnType: '{ loss: number; correct: number; steps: number }',
         docs: [`Every step of an epoch in one native call: x [n, ${C}, ${H}, ${W}], labels [n], batches of order[] (indices < n; the last batch may be smaller). loss is the sum of the step losses.`],
       },
+      ...(cuda
+        ? [
+            {
+              name: 'setDataset',
+              parameters: [{ name: 'x', type: 'Float32Array' }, { name: 'labels', type: 'Int32Array' }, { name: 'n', type: 'number', hasQuestionToken: true }],
+              returnType: 'void',
+              docs: ['Uploads the dataset to the GPU now. trainEpoch uploads by itself when given another array or n (or when 4096 sampled values differ); after changing the same array in place, call this.'],
+            },
+          ]
+        : []),
       { name: 'trainingState', returnType: 'Map<string, StateTensor>', docs: [`Optimiser and dropout-step state: 'step' and 'momentum.<param>'.`] },
       { name: 'loadTrainingState', parameters: [{ name: 'state', type: 'Map<string, StateTensor>' }], returnType: 'void' },
       { name: 'resetOptimizer', returnType: 'void', docs: ['Forget the momentum buffers.'] },

@@ -84,6 +84,8 @@ export interface CudaModel extends NativeModel {
   readonly emulator: boolean;
   /** replay training steps from CUDA graphs (default on) */
   graphs: boolean;
+  /** uploads x and labels now; trainEpoch re-uploads only another array, n or sampled contents, so call this after an in-place change */
+  setDataset(x: Float32Array, labels: Int32Array, n?: number): void;
 }
 
 export interface LoadOptions {
