@@ -12,7 +12,7 @@ import { manualSeed, trace } from 'tensorkiln';
 import { Net, NetDropout } from '../models/book.js';
 import { openModule } from '../src/api/open.js';
 import { cifar2Data, evaluate, loadWeights, saveWeights, train, type Cifar2Data } from '../src/api/workflow.js';
-import { formatReport, runGoldenCase } from '../src/check/golden.js';
+import { formatReport, listGoldenCases, runGoldenCase } from '../src/check/golden.js';
 import { backendFactory } from '../src/cli/backends.js';
 import { buildCudaPackage, findNvcc } from '../src/codegen/cuda/build.js';
 import { loadCuda } from '../src/runtime/cuda.js';
@@ -97,10 +97,11 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
     for (let k = 0; k < a.length; k++) expect(Math.abs(a[k] - b[k])).toBeLessThan(1e-5);
   });
 
-  it.skipIf(!haveGolden)('gen check --backend cuda-emu: PyTorch golden cases pass', { timeout: 120_000 }, async () => {
+  it.skipIf(!haveGolden)('gen check --backend cuda-emu: PyTorch golden cases pass, 20-step ones (momentum, wd, L1, L2, BatchNorm buffers) included', { timeout: 120_000 }, async () => {
     const factory = await backendFactory('cuda-emu');
-    for (const c of ['Net', 'NetBatchNorm', 'NetRes', 'Net_l2']) {
-      const r = await runGoldenCase(path.join(GOLDEN, c), factory, { modelFile: path.join(ROOT, 'models/book.ts') });
+    const extra = path.join(ROOT, 'test/fixtures/golden-extra');
+    for (const dir of [...['Net', 'NetBatchNorm', 'NetRes', 'Net_l2'].map((c) => path.join(GOLDEN, c)), ...listGoldenCases(extra)]) {
+      const r = await runGoldenCase(dir, factory, { modelFile: path.join(ROOT, 'models/book.ts') });
       expect(r.pass, formatReport(r)).toBe(true);
     }
   });

@@ -93,13 +93,24 @@ function meta(model: string, pkg: string, kase: string, source: string, batch: n
  * Below ~1e-6, float32 and float64 may route a gradient differently, which is
  * not an error of either; such data are drawn again.
  */
-function margin(it: Interpreter, g: Graph): number {
+export function margin(it: Interpreter, g: Graph): number {
+  const m = margins(it, g);
+  return Math.min(m.relu, m.maxpool);
+}
+
+/** margin() split by kind: the ReLU inputs and the max-pool windows. */
+export interface Margins {
+  relu: number;
+  maxpool: number;
+}
+
+export function margins(it: Interpreter, g: Graph): Margins {
   const tape = (it as unknown as { tape?: { batch: number; values: Float64Array[] } }).tape;
-  if (!tape) return Infinity;
-  let m = Infinity;
+  const m = { relu: Infinity, maxpool: Infinity };
+  if (!tape) return m;
   for (const n of g.nodes) {
     const inp = tape.values[n.inputs[0]];
-    if (n.op === 'relu') for (const v of inp) m = Math.min(m, Math.abs(v));
+    if (n.op === 'relu') for (const v of inp) m.relu = Math.min(m.relu, Math.abs(v));
     if (n.op === 'maxpool2d') {
       const [C, H, W] = g.nodes[n.inputs[0]].shape;
       const a = n.attrs;
@@ -114,7 +125,7 @@ function margin(it: Interpreter, g: Graph): number {
                 if (iy >= 0 && iy < H && ix >= 0 && ix < W) w.push(inp[(bc * H + iy) * W + ix]);
               }
             w.sort((p, q) => q - p);
-            if (w.length > 1 && !(w[0] === 0 && w[1] === 0)) m = Math.min(m, w[0] - w[1]);
+            if (w.length > 1 && !(w[0] === 0 && w[1] === 0)) m.maxpool = Math.min(m.maxpool, w[0] - w[1]);
           }
     }
   }
@@ -243,18 +254,43 @@ export function goldenCase(dir: string, kase: string, pkg: string): { tensors: M
   T.set('logits_eval_after', get('logits_eval_after'));
   const tr = c.train;
   const h: Hyper = { lr: tr.lr, momentum: tr.momentum, weight_decay: tr.weight_decay, l1: tr.l1_lambda ?? 0, l2: tr.l2_lambda ?? 0, seed: 0 };
-  // replay the case in the interpreter for its ReLU/max-pool margin (the same number the interpreter cases carry)
+  const r = replayMargin(dir);
+  const low = Math.min(r.relu, r.maxpool);
+  return { tensors: T, meta: { ...meta(c.model, pkg, kase, 'pytorch', c.batch, tr.steps, h), margin: low.toExponential(3) }, model: c.model, args: c.args };
+}
+
+/**
+ * Replays a golden case in the interpreter for its ReLU/max-pool margin (the same number the
+ * interpreter cases carry): the eval forward, every train step and, with evalAfter, the eval
+ * forward after the last step.
+ */
+export function replayMargin(dir: string, evalAfter = false): Margins {
+  const c = JSON.parse(fs.readFileSync(path.join(dir, 'case.json'), 'utf8'));
+  const w = loadSafetensors(path.join(dir, 'weights.safetensors')).tensors;
+  const io = loadSafetensors(path.join(dir, 'io.safetensors')).tensors;
+  const tr = c.train;
+  const step = { lr: tr.lr, momentum: tr.momentum, weightDecay: tr.weight_decay, l1: tr.l1_lambda ?? 0, l2: tr.l2_lambda ?? 0 };
   const g = trace(new bookModels[c.model as ModelName](camelArgs(c.args) as never));
   const it = new Interpreter(g, w as Map<string, HostTensor>);
-  const x = get('x').data as Float32Array;
-  const labels = Array.from(get('labels').data as BigInt64Array, Number);
+  const x = io.get('x')!.data as Float32Array;
+  const labels = Array.from(io.get('labels')!.data as BigInt64Array, Number);
+  const low = { relu: Infinity, maxpool: Infinity };
+  const add = () => {
+    const m = margins(it, g);
+    low.relu = Math.min(low.relu, m.relu);
+    low.maxpool = Math.min(low.maxpool, m.maxpool);
+  };
   it.forward(x, c.batch, { train: false });
-  let low = margin(it, g);
+  add();
   for (let k = 0; k < tr.steps; k++) {
-    it.trainStep(x, labels, c.batch, { lr: h.lr, momentum: h.momentum, weightDecay: h.weight_decay, l1: h.l1, l2: h.l2 });
-    low = Math.min(low, margin(it, g));
+    it.trainStep(x, labels, c.batch, step);
+    add();
   }
-  return { tensors: T, meta: { ...meta(c.model, pkg, kase, 'pytorch', c.batch, tr.steps, h), margin: low.toExponential(3) }, model: c.model, args: c.args };
+  if (evalAfter) {
+    it.forward(x, c.batch, { train: false });
+    add();
+  }
+  return low;
 }
 
 /**
