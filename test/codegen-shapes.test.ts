@@ -3,7 +3,9 @@
 // general path), max pool on odd sizes (floor), average pool with padding,
 // a plain add whose input feeds two consumers (gradient accumulation),
 // standalone relu, BatchNorm without activation, elementwise dropout,
-// flatten, a linear layer without bias.
+// flatten, a linear layer without bias; BatchNorm fused with a max pool (relu,
+// no activation, a vector tail, an input gradient that accumulates) and not
+// fused (odd height).
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +13,7 @@ import { F, nn, torch, type Tensor } from '../src/graph/index.js';
 import type { HostTensor } from '../src/graph/ir.js';
 import { trace } from '../src/graph/trace.js';
 import { Interpreter } from '../src/interp/index.js';
+import { plan } from '../src/codegen/plan.js';
 import { compiledBackend } from '../src/runtime/backend.js';
 import { stepSeed } from '../src/train/rules.js';
 import { Rng } from '../src/util/rng.js';
@@ -35,6 +38,25 @@ class Odd extends nn.Module {
   }
 }
 
+class BnPool extends nn.Module {
+  static inputShape = [3, 12, 36];
+  c1 = new nn.Conv2d(3, 4, { kernelSize: 3, padding: 1 });
+  bn1 = new nn.BatchNorm2d(4);
+  c2 = new nn.Conv2d(4, 4, { kernelSize: 3, padding: 1 });
+  bn2 = new nn.BatchNorm2d(4);
+  c3 = new nn.Conv2d(4, 4, { kernelSize: 3, padding: 1 });
+  bn3 = new nn.BatchNorm2d(4);
+  fc = new nn.Linear(16, 3);
+
+  forward(x: Tensor): Tensor {
+    const a = F.maxPool2d(torch.relu(this.bn1(this.c1(x))), 2); // [4, 6, 18]
+    const z = this.c2(a);
+    const b = torch.add(F.maxPool2d(this.bn2(z), 2), F.avgPool2d(z, 2)); // [4, 3, 9]
+    const c = F.maxPool2d(torch.tanh(this.bn3(this.c3(b))), 2); // [4, 1, 4]
+    return this.fc(torch.flatten(c));
+  }
+}
+
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;
   let m = 0;
@@ -46,15 +68,24 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe('compiled CPU == interpreter on unusual shapes', () => {
-  it.each([1, 5, 16])('batch %i', async (batch) => {
-    const model = new Odd();
+  it('BatchNorm + max pool is fused where the pool is 2x2/2 over even sizes', () => {
+    expect(plan(trace(new BnPool())).groups.map((g) => g.split(' [')[0])).toEqual([
+      'conv2d', 'batchnorm2d+relu+maxpool2d', 'conv2d', 'batchnorm2d+maxpool2d', 'avgpool2d', 'add', 'conv2d', 'batchnorm2d+tanh', 'maxpool2d', 'reshape', 'linear',
+    ]);
+  });
+
+  it.each([
+    ['Odd', 1], ['Odd', 5], ['Odd', 16], ['BnPool', 1], ['BnPool', 6],
+  ] as const)('%s, batch %i', async (name, batch) => {
+    const model = name === 'Odd' ? new Odd() : new BnPool();
+    const [C, H, W] = (model.constructor as unknown as { inputShape: number[] }).inputShape;
     const graph = trace(model);
     const state = model.stateDict() as Map<string, HostTensor>;
     const interp = new Interpreter(graph, state);
     const comp = await compiledBackend(graph, { outRoot: path.join(os.tmpdir(), 'tk-test-shapes'), maxBatch: 16 });
     comp.loadState(state);
     const rng = new Rng(batch);
-    const x = Float32Array.from({ length: batch * 3 * 15 * 13 }, () => rng.normal());
+    const x = Float32Array.from({ length: batch * C * H * W }, () => rng.normal());
     const y = Int32Array.from({ length: batch }, () => rng.int(3));
     expect(relErr(comp.forward(x, batch, { train: false }), interp.forward(x, batch, { train: false }))).toBeLessThan(1e-5);
     const opts = { lr: 0.05, momentum: 0.9, weightDecay: 1e-3, l1: 1e-4, l2: 1e-3 };

@@ -2,13 +2,11 @@
 // (tensorkiln codegen 1). Generated file: do not edit.
 //
 // Graph: 13 nodes, input [B, 3, 32, 32], 12 parameters (38482 floats)
-// Plan (18 kernels, 10 forward / 8 backward calls, arena 524288 B per sample):
+// Plan (14 kernels, 8 forward / 6 backward calls, arena 335872 B per sample):
 //   conv2d [B, 3, 32, 32] -> [B, 32, 32, 32] (conv1 · models/book.ts:100)
-//   batchnorm2d+tanh [B, 32, 32, 32] -> [B, 32, 32, 32] (conv1_batchnorm · models/book.ts:100)
-//   maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16] ((root) · models/book.ts:101)
+//   batchnorm2d+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16] (conv1_batchnorm · models/book.ts:100)
 //   conv2d [B, 32, 16, 16] -> [B, 16, 16, 16] (conv2 · models/book.ts:102)
-//   batchnorm2d+tanh [B, 16, 16, 16] -> [B, 16, 16, 16] (conv2_batchnorm · models/book.ts:102)
-//   maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8] ((root) · models/book.ts:103)
+//   batchnorm2d+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8] (conv2_batchnorm · models/book.ts:102)
 //   reshape [B, 16, 8, 8] -> [B, 1024] ((root) · models/book.ts:104)
 //   linear+tanh [B, 1024] -> [B, 32] (fc1 · models/book.ts:105)
 //   linear [B, 32] -> [B, 2] (fc2 · models/book.ts:106)
@@ -32,7 +30,7 @@ constexpr int NUM_PARAMS = 12;
 constexpr size_t PARAM_FLOATS = 38482;
 constexpr size_t FBUF_FLOATS = 96;
 constexpr size_t IBUF_COUNT = 2;
-constexpr size_t ARENA_BYTES_PER_SAMPLE = 524288;
+constexpr size_t ARENA_BYTES_PER_SAMPLE = 335872;
 constexpr size_t RED_PER_THREAD = 192;
 constexpr int MAX_THREADS = 64;
 
@@ -57,49 +55,32 @@ constexpr int MAX_THREADS = 64;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
 
-// train mode: BatchNorm2d(32) + tanh
-// z [B, 32, 32, 32] -> out [B, 32, 32, 32]
+// train mode: BatchNorm2d(32) + tanh + maxpool 2x2
+// z [B, 32, 32, 32] -> out [B, 32, 16, 16]
 // first use: conv1_batchnorm · models/book.ts:100
-[[maybe_unused]] void k1_bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
-  constexpr int C = 32;
-  constexpr int HW = 1024;
-  constexpr int ACT = tk::ACT_TANH;
-  constexpr bool ADD = false;
-  tk::bn_fwd_train<C, HW, ACT, ADD>(c, out, z, skip, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
-}
-
-// eval mode: BatchNorm2d(32) + tanh
-// z [B, 32, 32, 32] -> out [B, 32, 32, 32]
-// first use: conv1_batchnorm · models/book.ts:100
-[[maybe_unused]] void k2_bn_fwd_eval(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
-  constexpr int C = 32;
-  constexpr int HW = 1024;
-  constexpr int ACT = tk::ACT_TANH;
-  constexpr bool ADD = false;
-  tk::bn_fwd_eval<C, HW, ACT, ADD>(c, out, z, skip, gamma, beta, rmean, rvar, eps);
-}
-
-// max pool 2x2 stride 2,2 pad 0,0
-// x [B, 32, 32, 32] -> out [B, 32, 16, 16]
-// first use: (root) · models/book.ts:101
-[[maybe_unused]] void k3_pool_fwd(const Ctx& c, float* out, uint8_t* am, const float* x) {
+[[maybe_unused]] void k1_bn_pool_fwd_train(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
   constexpr int C = 32;
   constexpr int H = 32;
   constexpr int W = 32;
-  constexpr int KH = 2;
-  constexpr int KW = 2;
-  constexpr int SH = 2;
-  constexpr int SW = 2;
-  constexpr int PH = 0;
-  constexpr int PW = 0;
-  constexpr bool MAX = true;
-  tk::pool_fwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX>(c, out, am, x);
+  constexpr int ACT = tk::ACT_TANH;
+  tk::bn_pool_fwd_train<C, H, W, ACT>(c, out, am, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
+}
+
+// eval mode: BatchNorm2d(32) + tanh + maxpool 2x2
+// z [B, 32, 32, 32] -> out [B, 32, 16, 16]
+// first use: conv1_batchnorm · models/book.ts:100
+[[maybe_unused]] void k2_bn_pool_fwd_eval(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
+  constexpr int C = 32;
+  constexpr int H = 32;
+  constexpr int W = 32;
+  constexpr int ACT = tk::ACT_TANH;
+  tk::bn_pool_fwd_eval<C, H, W, ACT>(c, out, am, z, gamma, beta, rmean, rvar, eps);
 }
 
 // Conv2d 32->16 3x3 stride 1,1 pad 1,1 + bias
 // x [B, 32, 16, 16] -> out [B, 16, 16, 16]; weight [16, 32, 3, 3]
 // first use: conv2 · models/book.ts:102
-[[maybe_unused]] void k4_conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* b) {
+[[maybe_unused]] void k3_conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* b) {
   constexpr int CI = 32;
   constexpr int CO = 16;
   constexpr int H = 16;
@@ -115,49 +96,32 @@ constexpr int MAX_THREADS = 64;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
 
-// train mode: BatchNorm2d(16) + tanh
-// z [B, 16, 16, 16] -> out [B, 16, 16, 16]
+// train mode: BatchNorm2d(16) + tanh + maxpool 2x2
+// z [B, 16, 16, 16] -> out [B, 16, 8, 8]
 // first use: conv2_batchnorm · models/book.ts:102
-[[maybe_unused]] void k5_bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
-  constexpr int C = 16;
-  constexpr int HW = 256;
-  constexpr int ACT = tk::ACT_TANH;
-  constexpr bool ADD = false;
-  tk::bn_fwd_train<C, HW, ACT, ADD>(c, out, z, skip, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
-}
-
-// eval mode: BatchNorm2d(16) + tanh
-// z [B, 16, 16, 16] -> out [B, 16, 16, 16]
-// first use: conv2_batchnorm · models/book.ts:102
-[[maybe_unused]] void k6_bn_fwd_eval(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
-  constexpr int C = 16;
-  constexpr int HW = 256;
-  constexpr int ACT = tk::ACT_TANH;
-  constexpr bool ADD = false;
-  tk::bn_fwd_eval<C, HW, ACT, ADD>(c, out, z, skip, gamma, beta, rmean, rvar, eps);
-}
-
-// max pool 2x2 stride 2,2 pad 0,0
-// x [B, 16, 16, 16] -> out [B, 16, 8, 8]
-// first use: (root) · models/book.ts:103
-[[maybe_unused]] void k7_pool_fwd(const Ctx& c, float* out, uint8_t* am, const float* x) {
+[[maybe_unused]] void k4_bn_pool_fwd_train(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
   constexpr int C = 16;
   constexpr int H = 16;
   constexpr int W = 16;
-  constexpr int KH = 2;
-  constexpr int KW = 2;
-  constexpr int SH = 2;
-  constexpr int SW = 2;
-  constexpr int PH = 0;
-  constexpr int PW = 0;
-  constexpr bool MAX = true;
-  tk::pool_fwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX>(c, out, am, x);
+  constexpr int ACT = tk::ACT_TANH;
+  tk::bn_pool_fwd_train<C, H, W, ACT>(c, out, am, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
+}
+
+// eval mode: BatchNorm2d(16) + tanh + maxpool 2x2
+// z [B, 16, 16, 16] -> out [B, 16, 8, 8]
+// first use: conv2_batchnorm · models/book.ts:102
+[[maybe_unused]] void k5_bn_pool_fwd_eval(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
+  constexpr int C = 16;
+  constexpr int H = 16;
+  constexpr int W = 16;
+  constexpr int ACT = tk::ACT_TANH;
+  tk::bn_pool_fwd_eval<C, H, W, ACT>(c, out, am, z, gamma, beta, rmean, rvar, eps);
 }
 
 // Linear 1024->32 + bias + tanh
 // x [B, 1024] -> out [B, 32]; weight [32, 1024]
 // first use: fc1 · models/book.ts:105
-[[maybe_unused]] void k8_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
+[[maybe_unused]] void k6_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 1024;
   constexpr int O = 32;
   constexpr int ACT = tk::ACT_TANH;
@@ -167,7 +131,7 @@ constexpr int MAX_THREADS = 64;
 // Linear 32->2 + bias
 // x [B, 32] -> out [B, 2]; weight [2, 32]
 // first use: fc2 · models/book.ts:106
-[[maybe_unused]] void k9_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
+[[maybe_unused]] void k7_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 32;
   constexpr int O = 2;
   constexpr int ACT = tk::ACT_NONE;
@@ -177,7 +141,7 @@ constexpr int MAX_THREADS = 64;
 // backward of: Linear 32->2 + bias
 // x [B, 32] -> out [B, 2]; weight [2, 32]
 // first use: fc2 · models/book.ts:106
-[[maybe_unused]] void k10_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
+[[maybe_unused]] void k8_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 32;
   constexpr int O = 2;
   constexpr int ACT = tk::ACT_NONE;
@@ -189,7 +153,7 @@ constexpr int MAX_THREADS = 64;
 // backward of: Linear 1024->32 + bias + tanh
 // x [B, 1024] -> out [B, 32]; weight [32, 1024]
 // first use: fc1 · models/book.ts:105
-[[maybe_unused]] void k11_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
+[[maybe_unused]] void k9_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 1024;
   constexpr int O = 32;
   constexpr int ACT = tk::ACT_TANH;
@@ -198,41 +162,22 @@ constexpr int MAX_THREADS = 64;
   tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
 }
 
-// backward of: max pool 2x2 stride 2,2 pad 0,0
-// x [B, 16, 16, 16] -> out [B, 16, 8, 8]
-// first use: (root) · models/book.ts:103
-[[maybe_unused]] void k12_pool_bwd(const Ctx& c, float* dx, const float* gy, const uint8_t* am) {
+// backward of train mode: BatchNorm2d(16) + tanh + maxpool 2x2
+// z [B, 16, 16, 16] -> out [B, 16, 8, 8]
+// first use: conv2_batchnorm · models/book.ts:102
+[[maybe_unused]] void k10_bn_pool_bwd(const Ctx& c, float* dz, const float* gy, const float* y, const uint8_t* am, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   constexpr int C = 16;
   constexpr int H = 16;
   constexpr int W = 16;
-  constexpr int KH = 2;
-  constexpr int KW = 2;
-  constexpr int SH = 2;
-  constexpr int SW = 2;
-  constexpr int PH = 0;
-  constexpr int PW = 0;
-  constexpr bool MAX = true;
-  constexpr bool ACCUM = false;
-  tk::pool_bwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, ACCUM>(c, dx, gy, am);
-}
-
-// backward of train mode: BatchNorm2d(16) + tanh
-// z [B, 16, 16, 16] -> out [B, 16, 16, 16]
-// first use: conv2_batchnorm · models/book.ts:102
-[[maybe_unused]] void k13_bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float* y, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
-  constexpr int C = 16;
-  constexpr int HW = 256;
   constexpr int ACT = tk::ACT_TANH;
-  constexpr bool ADD = false;
   constexpr bool ACCUM_DZ = false;
-  constexpr bool ACCUM_SKIP = false;
-  tk::bn_bwd<C, HW, ACT, ADD, ACCUM_DZ, ACCUM_SKIP>(c, dz, dskip, gy, y, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
+  tk::bn_pool_bwd<C, H, W, ACT, ACCUM_DZ>(c, dz, gy, y, am, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
 }
 
 // backward of: Conv2d 32->16 3x3 stride 1,1 pad 1,1 + bias
 // x [B, 32, 16, 16] -> out [B, 16, 16, 16]; weight [16, 32, 3, 3]
 // first use: conv2 · models/book.ts:102
-[[maybe_unused]] void k14_conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x, const float* w) {
+[[maybe_unused]] void k11_conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x, const float* w) {
   constexpr int CI = 32;
   constexpr int CO = 16;
   constexpr int H = 16;
@@ -250,41 +195,22 @@ constexpr int MAX_THREADS = 64;
   tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
 }
 
-// backward of: max pool 2x2 stride 2,2 pad 0,0
-// x [B, 32, 32, 32] -> out [B, 32, 16, 16]
-// first use: (root) · models/book.ts:101
-[[maybe_unused]] void k15_pool_bwd(const Ctx& c, float* dx, const float* gy, const uint8_t* am) {
+// backward of train mode: BatchNorm2d(32) + tanh + maxpool 2x2
+// z [B, 32, 32, 32] -> out [B, 32, 16, 16]
+// first use: conv1_batchnorm · models/book.ts:100
+[[maybe_unused]] void k12_bn_pool_bwd(const Ctx& c, float* dz, const float* gy, const float* y, const uint8_t* am, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   constexpr int C = 32;
   constexpr int H = 32;
   constexpr int W = 32;
-  constexpr int KH = 2;
-  constexpr int KW = 2;
-  constexpr int SH = 2;
-  constexpr int SW = 2;
-  constexpr int PH = 0;
-  constexpr int PW = 0;
-  constexpr bool MAX = true;
-  constexpr bool ACCUM = false;
-  tk::pool_bwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, ACCUM>(c, dx, gy, am);
-}
-
-// backward of train mode: BatchNorm2d(32) + tanh
-// z [B, 32, 32, 32] -> out [B, 32, 32, 32]
-// first use: conv1_batchnorm · models/book.ts:100
-[[maybe_unused]] void k16_bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float* y, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
-  constexpr int C = 32;
-  constexpr int HW = 1024;
   constexpr int ACT = tk::ACT_TANH;
-  constexpr bool ADD = false;
   constexpr bool ACCUM_DZ = false;
-  constexpr bool ACCUM_SKIP = false;
-  tk::bn_bwd<C, HW, ACT, ADD, ACCUM_DZ, ACCUM_SKIP>(c, dz, dskip, gy, y, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
+  tk::bn_pool_bwd<C, H, W, ACT, ACCUM_DZ>(c, dz, gy, y, am, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
 }
 
 // backward of: Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias
 // x [B, 3, 32, 32] -> out [B, 32, 32, 32]; weight [32, 3, 3, 3]
 // first use: conv1 · models/book.ts:100
-[[maybe_unused]] void k17_conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x, const float* w) {
+[[maybe_unused]] void k13_conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x, const float* w) {
   constexpr int CI = 3;
   constexpr int CO = 32;
   constexpr int H = 32;
@@ -389,24 +315,20 @@ void fwd_steps(tk_netbatchnorm* m, const Ctx& c, const float* x) {
   (void)mb;
   // conv1 · models/book.ts:100: conv2d [B, 3, 32, 32] -> [B, 32, 32, 32]
   k0_conv_fwd(c, F(0), nullptr, x, m->P + 0, m->P + 864);
-  // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh [B, 32, 32, 32] -> [B, 32, 32, 32]
-  if (c.train) k1_bn_fwd_train(c, F(131072), F(0), nullptr, m->P + 896, m->P + 928, m->FB + 0, m->FB + 32, m->IB + 0, c.red + (size_t)(0) * c.nt, 0.1f, 0.00001f);
-  // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh [B, 32, 32, 32] -> [B, 32, 32, 32]
-  if (!c.train) k2_bn_fwd_eval(c, F(131072), F(0), nullptr, m->P + 896, m->P + 928, m->FB + 0, m->FB + 32, 0.00001f);
-  // (root) · models/book.ts:101: maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
-  k3_pool_fwd(c, F(262144), U8(425984), F(131072));
+  // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
+  if (c.train) k1_bn_pool_fwd_train(c, F(262144), U8(327680), F(0), m->P + 896, m->P + 928, m->FB + 0, m->FB + 32, m->IB + 0, c.red + (size_t)(0) * c.nt, 0.1f, 0.00001f);
+  // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
+  if (!c.train) k2_bn_pool_fwd_eval(c, F(262144), nullptr, F(0), m->P + 896, m->P + 928, m->FB + 0, m->FB + 32, 0.00001f);
   // conv2 · models/book.ts:102: conv2d [B, 32, 16, 16] -> [B, 16, 16, 16]
-  k4_conv_fwd(c, F(294912), nullptr, F(262144), m->P + 960, m->P + 5568);
-  // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh [B, 16, 16, 16] -> [B, 16, 16, 16]
-  if (c.train) k5_bn_fwd_train(c, F(311296), F(294912), nullptr, m->P + 5584, m->P + 5600, m->FB + 64, m->FB + 80, m->IB + 1, c.red + (size_t)(128) * c.nt, 0.1f, 0.00001f);
-  // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh [B, 16, 16, 16] -> [B, 16, 16, 16]
-  if (!c.train) k6_bn_fwd_eval(c, F(311296), F(294912), nullptr, m->P + 5584, m->P + 5600, m->FB + 64, m->FB + 80, 0.00001f);
-  // (root) · models/book.ts:103: maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
-  k7_pool_fwd(c, F(327680), U8(348160), F(311296));
+  k3_conv_fwd(c, F(131072), nullptr, F(262144), m->P + 960, m->P + 5568);
+  // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
+  if (c.train) k4_bn_pool_fwd_train(c, F(163840), U8(172032), F(131072), m->P + 5584, m->P + 5600, m->FB + 64, m->FB + 80, m->IB + 1, c.red + (size_t)(128) * c.nt, 0.1f, 0.00001f);
+  // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
+  if (!c.train) k5_bn_pool_fwd_eval(c, F(163840), nullptr, F(131072), m->P + 5584, m->P + 5600, m->FB + 64, m->FB + 80, 0.00001f);
   // fc1 · models/book.ts:105: linear+tanh [B, 1024] -> [B, 32]
-  k8_linear_fwd(c, F(331776), F(327680), m->P + 5616, m->P + 38384);
+  k6_linear_fwd(c, F(147456), F(163840), m->P + 5616, m->P + 38384);
   // fc2 · models/book.ts:106: linear [B, 32] -> [B, 2]
-  k9_linear_fwd(c, F(331904), F(331776), m->P + 38416, m->P + 38480);
+  k7_linear_fwd(c, F(147584), F(147456), m->P + 38416, m->P + 38480);
 }
 
 void bwd_steps(tk_netbatchnorm* m, const Ctx& c, const float* x) {
@@ -416,36 +338,30 @@ void bwd_steps(tk_netbatchnorm* m, const Ctx& c, const float* x) {
   (void)mb;
   // fc2 · models/book.ts:106: linear [B, 32] -> [B, 2]
   TK_BARRIER();  // the output reuses memory other threads may still read
-  k10_linear_bwd(c, F(331904), c.gp + GPO(10), c.gp + GPO(11), F(332032), nullptr, F(331776), m->P + 38416);
+  k8_linear_bwd(c, F(147584), c.gp + GPO(10), c.gp + GPO(11), F(147712), nullptr, F(147456), m->P + 38416);
   // fc1 · models/book.ts:105: linear+tanh [B, 1024] -> [B, 32]
-  k11_linear_bwd(c, F(344064), c.gp + GPO(8), c.gp + GPO(9), F(331904), F(331776), F(327680), m->P + 5616);
-  // (root) · models/book.ts:103: maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
+  k9_linear_bwd(c, F(167936), c.gp + GPO(8), c.gp + GPO(9), F(147584), F(147456), F(163840), m->P + 5616);
+  // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
   TK_BARRIER();  // the output reuses memory other threads may still read
-  k12_pool_bwd(c, F(327680), F(344064), U8(348160));
-  // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh [B, 16, 16, 16] -> [B, 16, 16, 16]
-  TK_BARRIER();  // the output reuses memory other threads may still read
-  k13_bn_bwd(c, F(344064), nullptr, F(327680), F(311296), F(294912), m->P + 5584, m->P + 5600, c.red + (size_t)(128) * c.nt, c.red + (size_t)(160) * c.nt, c.gp + GPO(6), c.gp + GPO(7), 0.00001f);
+  k10_bn_pool_bwd(c, F(147456), F(167936), F(163840), U8(172032), F(131072), m->P + 5584, m->P + 5600, c.red + (size_t)(128) * c.nt, c.red + (size_t)(160) * c.nt, c.gp + GPO(6), c.gp + GPO(7), 0.00001f);
   // conv2 · models/book.ts:102: conv2d [B, 32, 16, 16] -> [B, 16, 16, 16]
-  k14_conv_bwd(c, F(393216), c.gp + GPO(4), c.gp + GPO(5), F(344064), nullptr, nullptr, F(262144), m->P + 960);
-  // (root) · models/book.ts:101: maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
+  k11_conv_bwd(c, F(294912), c.gp + GPO(4), c.gp + GPO(5), F(147456), nullptr, nullptr, F(262144), m->P + 960);
+  // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
   TK_BARRIER();  // the output reuses memory other threads may still read
-  k15_pool_bwd(c, F(262144), F(393216), U8(425984));
-  // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh [B, 32, 32, 32] -> [B, 32, 32, 32]
-  TK_BARRIER();  // the output reuses memory other threads may still read
-  k16_bn_bwd(c, F(393216), nullptr, F(262144), F(131072), F(0), m->P + 896, m->P + 928, c.red + (size_t)(0) * c.nt, c.red + (size_t)(64) * c.nt, c.gp + GPO(2), c.gp + GPO(3), 0.00001f);
+  k12_bn_pool_bwd(c, F(131072), F(294912), F(262144), U8(327680), F(0), m->P + 896, m->P + 928, c.red + (size_t)(0) * c.nt, c.red + (size_t)(64) * c.nt, c.gp + GPO(2), c.gp + GPO(3), 0.00001f);
   // conv1 · models/book.ts:100: conv2d [B, 3, 32, 32] -> [B, 32, 32, 32]
-  k17_conv_bwd(c, nullptr, c.gp + GPO(0), c.gp + GPO(1), F(393216), nullptr, nullptr, x, m->P + 0);
+  k13_conv_bwd(c, nullptr, c.gp + GPO(0), c.gp + GPO(1), F(131072), nullptr, nullptr, x, m->P + 0);
 }
 
 float* logits_buf(tk_netbatchnorm* m) {
   char* const arena = m->arena;
   const size_t mb = (size_t)m->max_batch;
-  return F(331904);
+  return F(147584);
 }
 float* dlogits_buf(tk_netbatchnorm* m) {
   char* const arena = m->arena;
   const size_t mb = (size_t)m->max_batch;
-  return F(332032);
+  return F(147712);
 }
 
 int fail(tk_netbatchnorm* m, const char* fmt, long a = 0, long b = 0, long c = 0) {

@@ -837,9 +837,9 @@ void dropout_bwd(const Ctx& c, float* dx, const float* gy, float p, uint32_t str
  * normalises; thread 0 updates running_mean/var (unbiased) and the counter.
  * out = act(gamma*(z-mean)*invstd + beta) (+ skip).
  */
-template <int C, int HW, int ACT, bool ADD>
-void bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta,
-                  float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
+template <int C, int HW>
+TK_INLINE void bn_train_stats(const Ctx& c, float* stats, const float* z, const float* gamma, const float* beta, float* rmean,
+                              float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
   double* mine = part + (size_t)c.t * 2 * C;
   for (int ch = 0; ch < C; ++ch) {
     double s = 0.0, ss = 0.0;
@@ -863,7 +863,6 @@ void bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, c
   }
   TK_BARRIER();
   const double n = (double)c.B * HW;
-  float* stats = c.scratch;  // [2][C]: alpha, beta'
   for (int ch = 0; ch < C; ++ch) {
     double s = 0.0, ss = 0.0;
     for (int t = 0; t < c.nt; ++t) s += part[(size_t)t * 2 * C + ch], ss += part[(size_t)t * 2 * C + C + ch];
@@ -880,6 +879,13 @@ void bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, c
     }
   }
   if (c.t == 0) *nbt += 1;
+}
+
+template <int C, int HW, int ACT, bool ADD>
+void bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta,
+                  float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
+  float* stats = c.scratch;  // [2][C]: alpha, beta'
+  bn_train_stats<C, HW>(c, stats, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
   for (int b = c.b0; b < c.b1; ++b)
     for (int ch = 0; ch < C; ++ch) {
       const size_t o = ((size_t)b * C + ch) * HW;
@@ -914,11 +920,10 @@ void bn_fwd_eval(const Ctx& c, float* out, const float* z, const float* skip, co
  * backward sums. y: the group output (needed for tanh). ggamma/gbeta: partials
  * (thread 0 adds the totals). dz (=|+=), dskip (=|+=) when ADD.
  */
-template <int C, int HW, int ACT, bool ADD, bool ACCUM_DZ, bool ACCUM_SKIP>
-void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float* y, const float* z, const float* gamma,
-            const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
+/** st [4][C] = mean, invstd, alpha, beta' of a train-mode use, rebuilt from its forward partial sums. */
+template <int C, int HW>
+TK_INLINE void bn_saved_stats(const Ctx& c, float* st, const double* part, const float* gamma, const float* beta, float eps) {
   const double n = (double)c.B * HW;
-  float* st = c.scratch;  // [4][C]: mean, invstd, alpha, beta'
   for (int ch = 0; ch < C; ++ch) {
     double s = 0.0, ss = 0.0;
     for (int t = 0; t < c.nt; ++t) s += part[(size_t)t * 2 * C + ch], ss += part[(size_t)t * 2 * C + C + ch];
@@ -931,6 +936,33 @@ void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float*
     st[2 * C + ch] = gamma[ch] * invstd;
     st[3 * C + ch] = beta[ch] - (float)mean * st[2 * C + ch];
   }
+}
+
+/**
+ * After each thread's (sum dy, sum dy*(z-mean)) went into bpart: thread 0 adds the
+ * gamma/beta gradients; k1 [2][C] = sum_dy/n, invstd^2*sum_dy_xmu/n for the input gradient.
+ */
+template <int C, int HW>
+TK_INLINE void bn_bwd_sums(const Ctx& c, float* k1, const float* st, const double* bpart, float* ggamma, float* gbeta) {
+  const double n = (double)c.B * HW;
+  for (int ch = 0; ch < C; ++ch) {
+    double s = 0.0, sx = 0.0;
+    for (int t = 0; t < c.nt; ++t) s += bpart[(size_t)t * 2 * C + ch], sx += bpart[(size_t)t * 2 * C + C + ch];
+    const float invstd = st[C + ch];
+    if (c.t == 0) {
+      ggamma[ch] += (float)(sx * invstd);
+      gbeta[ch] += (float)s;
+    }
+    k1[ch] = (float)(s / n);
+    k1[C + ch] = (float)(sx / n * invstd * invstd);
+  }
+}
+
+template <int C, int HW, int ACT, bool ADD, bool ACCUM_DZ, bool ACCUM_SKIP>
+void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float* y, const float* z, const float* gamma,
+            const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
+  float* st = c.scratch;  // [4][C]: mean, invstd, alpha, beta'
+  bn_saved_stats<C, HW>(c, st, part, gamma, beta, eps);
   // d(act input) recomputed where needed: relu from the pre-activation, tanh from y.
   auto da = [&](size_t o, int i, int k, float al, float be) -> vf {
     const vf g = TK_LD(gy + o, i, k);
@@ -966,18 +998,8 @@ void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float*
     mine[C + ch] = sx;
   }
   TK_BARRIER();
-  float* k1 = st + 4 * C;  // per channel: sum_dy/n, invstd^2*sum_dy_xmu/n
-  for (int ch = 0; ch < C; ++ch) {
-    double s = 0.0, sx = 0.0;
-    for (int t = 0; t < c.nt; ++t) s += bpart[(size_t)t * 2 * C + ch], sx += bpart[(size_t)t * 2 * C + C + ch];
-    const float invstd = st[C + ch];
-    if (c.t == 0) {
-      ggamma[ch] += (float)(sx * invstd);
-      gbeta[ch] += (float)s;
-    }
-    k1[ch] = (float)(s / n);
-    k1[C + ch] = (float)(sx / n * invstd * invstd);
-  }
+  float* k1 = st + 4 * C;
+  bn_bwd_sums<C, HW>(c, k1, st, bpart, ggamma, gbeta);
   for (int b = c.b0; b < c.b1; ++b)
     for (int ch = 0; ch < C; ++ch) {
       const size_t o = ((size_t)b * C + ch) * HW;
@@ -998,6 +1020,115 @@ void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float*
         if (ACCUM_DZ) r += TK_LD(d, i, k);
         return r;
       });
+    }
+}
+
+/**
+ * out [B, C, H/2, W/2] = maxpool2x2(act(alpha*z + beta')) with stats [2][C] = alpha, beta':
+ * the pre-activations are pooled, then activated (tanh and relu are monotonic), and the
+ * full-size activation is never stored. am: window index of each first maximum, or NULL.
+ */
+template <int C, int H, int W, int ACT>
+TK_INLINE void bn_apply_pool(const Ctx& c, float* out, uint8_t* am, const float* z, const float* stats) {
+  constexpr int NV = cdiv(W, VW), OH = H / 2, OW = W / 2;
+  for (int b = c.b0; b < c.b1; ++b)
+    for (int ch = 0; ch < C; ++ch) {
+      const float al = stats[ch], be = stats[C + ch];
+      const float* zc = z + ((size_t)b * C + ch) * H * W;
+      const size_t at = ((size_t)b * C + ch) * OH * OW;
+      for (int oh = 0; oh < OH; ++oh) {
+        vf r0[NV], r1[NV];
+        TK_UNROLL for (int v = 0; v < NV; ++v) {
+          const int k = W - v * VW < VW ? W - v * VW : VW;
+          r0[v] = TK_LD(zc + 2 * oh * W, v * VW, k) * al + be;
+          r1[v] = TK_LD(zc + (2 * oh + 1) * W, v * VW, k) * al + be;
+        }
+        pool2_rows<NV, W, ACT>(out + at + (size_t)oh * OW, am ? am + at + (size_t)oh * OW : nullptr, r0, r1);
+      }
+    }
+}
+
+/** Train-mode BatchNorm2d (+act) + 2x2/2 max pool: z [B, C, H, W] -> out [B, C, H/2, W/2], am as pool_fwd. */
+template <int C, int H, int W, int ACT>
+void bn_pool_fwd_train(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, float* rmean,
+                       float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
+  float* stats = c.scratch;
+  bn_train_stats<C, H * W>(c, stats, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
+  bn_apply_pool<C, H, W, ACT>(c, out, am, z, stats);
+}
+
+template <int C, int H, int W, int ACT>
+void bn_pool_fwd_eval(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, const float* rmean,
+                      const float* rvar, float eps) {
+  float* stats = c.scratch;
+  for (int ch = 0; ch < C; ++ch) {
+    const float invstd = (float)(1.0 / sqrt((double)rvar[ch] + (double)eps));
+    stats[ch] = gamma[ch] * invstd;
+    stats[C + ch] = beta[ch] - rmean[ch] * stats[ch];
+  }
+  bn_apply_pool<C, H, W, ACT>(c, out, am, z, stats);
+}
+
+/**
+ * Backward of bn_pool_fwd_train. gy, y (the pooled output, for tanh) and am are
+ * [B, C, H/2, W/2]: only the argmax of each window gets a gradient through the
+ * pool, so the act derivative and the two sums visit pooled positions only; dz
+ * (=|+=) is dense, as BatchNorm's input gradient is.
+ */
+template <int C, int H, int W, int ACT, bool ACCUM_DZ>
+void bn_pool_bwd(const Ctx& c, float* dz, const float* gy, const float* y, const uint8_t* am, const float* z, const float* gamma,
+                 const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
+  constexpr int HW = H * W, OH = H / 2, OW = W / 2;
+  float* st = c.scratch;  // [4][C]: mean, invstd, alpha, beta'
+  bn_saved_stats<C, HW>(c, st, part, gamma, beta, eps);
+  // d(act input) at the argmax of pooled position p of channel plane (b, ch); its offset into the plane
+  auto da = [&](size_t plane, size_t pp, int p, float al, float be, int* o) -> float {
+    const int k = am[pp + p], oh = p / OW, ow = p % OW;
+    *o = (2 * oh + k / 2) * W + 2 * ow + k % 2;
+    const float g = gy[pp + p];
+    if constexpr (ACT == ACT_RELU) return z[plane + *o] * al + be > 0.0f ? g : 0.0f;
+    else if constexpr (ACT == ACT_TANH) return g * (1.0f - y[pp + p] * y[pp + p]);
+    else return g;
+  };
+  double* mine = bpart + (size_t)c.t * 2 * C;
+  for (int ch = 0; ch < C; ++ch) {
+    const float mean = st[ch], al = st[2 * C + ch], be = st[3 * C + ch];
+    double s = 0.0, sx = 0.0;
+    for (int b = c.b0; b < c.b1; ++b) {
+      const size_t plane = ((size_t)b * C + ch) * HW, pp = ((size_t)b * C + ch) * OH * OW;
+      float a = 0.0f, ax = 0.0f;
+      for (int p = 0; p < OH * OW; ++p) {
+        int o;
+        const float d = da(plane, pp, p, al, be, &o);
+        a += d;
+        ax += d * (z[plane + o] - mean);
+      }
+      s += a;
+      sx += ax;
+    }
+    mine[ch] = s;
+    mine[C + ch] = sx;
+  }
+  TK_BARRIER();
+  float* k1 = st + 4 * C;
+  bn_bwd_sums<C, HW>(c, k1, st, bpart, ggamma, gbeta);
+  for (int b = c.b0; b < c.b1; ++b)
+    for (int ch = 0; ch < C; ++ch) {
+      const size_t plane = ((size_t)b * C + ch) * HW, pp = ((size_t)b * C + ch) * OH * OW;
+      const float mean = st[ch], al = st[2 * C + ch], be = st[3 * C + ch];
+      const float md = k1[ch], kx = k1[C + ch], gi = gamma[ch] * st[C + ch];
+      float* d = dz + plane;
+      // the terms every position has, then the pooled gradient at each argmax
+      vmap<HW>(d, [&](int i, int k) {
+        vf r = (-md - (TK_LD(z + plane, i, k) - mean) * kx) * gi;
+        if (ACCUM_DZ) r += TK_LD(d, i, k);
+        return r;
+      });
+      for (int p = 0; p < OH * OW; ++p) {
+        int o;
+        const float g = da(plane, pp, p, al, be, &o);
+        d[o] += g * gi;
+      }
     }
 }
 

@@ -167,9 +167,14 @@ export function plan(graph: Graph): Plan {
         g.kind = 'bn';
         takeAct();
         const m = sole(g.out);
+        const [, H, W] = n.shape;
         if (m && m.op === 'add' && g.act !== 'tanh' && m.inputs[0] !== m.inputs[1]) {
           g.add = m;
           g.skip = m.inputs[0] === g.out ? m.inputs[1] : m.inputs[0];
+          take(m);
+        } else if (m && isPool2(m) && H % 2 === 0 && W % 2 === 0) {
+          // the full-size activation is then never stored (forward) nor re-read (backward)
+          g.pool = m;
           take(m);
         }
         break;
@@ -344,20 +349,51 @@ export function plan(graph: Graph): Plan {
       }
       case 'bn': {
         const b = n as BatchNormNode;
-        const [C, H, W] = outShape;
+        const [C, H, W] = inShape;
         const [wN, bN, rm, rv, nbt] = b.params;
         const red = { fwd: redDoubles, bwd: redDoubles + 2 * C };
         redDoubles += 4 * C;
         bnRed.set(n.id, red);
-        const consts: [string, string | number][] = [['C', C], ['HW', H * W], ['ACT', ACT_C[g.act]], ['ADD', g.add ? 'true' : 'false']];
         const doc = [
-          `BatchNorm2d(${C})${g.act !== 'none' ? ` + ${g.act}` : ''}${g.add ? ' + residual add' : ''}`,
+          `BatchNorm2d(${C})${g.act !== 'none' ? ` + ${g.act}` : ''}${g.add ? ' + residual add' : ''}${g.pool ? ' + maxpool 2x2' : ''}`,
           `z ${fmtShape(inShape)} -> out ${fmtShape(outShape)}`,
           `first use: ${where(n)}`,
         ];
         const sc = `tk::BnScratch<${C}>::scratch_floats`;
         const eps = cfloat(b.attrs.eps);
         const mom = cfloat(b.attrs.momentum);
+        const out = valBuf(g.out);
+        const z = valBuf(n.inputs[0]);
+        const w = { expr: P(wN) };
+        const bias = { expr: P(bN) };
+        const running = [{ expr: FB(rm) }, { expr: FB(rv) }];
+        const needDz = rg.has(n.inputs[0]);
+        if (!needDz) throw new Error(`internal: BatchNorm input of ${where(n)} does not require a gradient`);
+        if (g.pool) {
+          const consts: [string, string | number][] = [['C', C], ['H', H], ['W', W], ['ACT', ACT_C[g.act]]];
+          const kt = kernel('bn_pool_fwd_train', 'tk::bn_pool_fwd_train', consts,
+            [['float*', 'out'], ['uint8_t*', 'am'], ['const float*', 'z'], ['const float*', 'gamma'], ['const float*', 'beta'], ['float*', 'rmean'], ['float*', 'rvar'], ['int64_t*', 'nbt'], ['double*', 'part'], ['float', 'momentum'], ['float', 'eps']],
+            sc, [`train mode: ${doc[0]}`, ...doc.slice(1)]);
+          const ke = kernel('bn_pool_fwd_eval', 'tk::bn_pool_fwd_eval', consts,
+            [['float*', 'out'], ['uint8_t*', 'am'], ['const float*', 'z'], ['const float*', 'gamma'], ['const float*', 'beta'], ['const float*', 'rmean'], ['const float*', 'rvar'], ['float', 'eps']],
+            sc, [`eval mode: ${doc[0]}`, ...doc.slice(1)]);
+          const am = amBuf(g.out);
+          forward.push({ kernel: kt, args: [out, am, z, w, bias, ...running, { expr: IB(nbt) }, { red: red.fwd }, { expr: mom }, { expr: eps }], comment, when: 'c.train' });
+          forward.push({ kernel: ke, args: [out, { expr: 'nullptr' }, z, w, bias, ...running, { expr: eps }], comment, when: '!c.train' });
+          bwd.push(() => {
+            const accZ = accum(n.inputs[0]);
+            const kb = kernel('bn_pool_bwd', 'tk::bn_pool_bwd', [...consts, ['ACCUM_DZ', accZ ? 'true' : 'false']],
+              [['float*', 'dz'], ['const float*', 'gy'], ['const float*', 'y'], ['const uint8_t*', 'am'], ['const float*', 'z'], ['const float*', 'gamma'], ['const float*', 'beta'], ['const double*', 'part'], ['double*', 'bpart'], ['float*', 'ggamma'], ['float*', 'gbeta'], ['float', 'eps']],
+              sc, [`backward of train mode: ${doc[0]}`, ...doc.slice(1)]);
+            return [{
+              kernel: kb,
+              args: [gradBuf(n.inputs[0]), gradBuf(g.out), g.act === 'tanh' ? out : { expr: 'nullptr' }, am, z, w, bias, { red: red.fwd }, { red: red.bwd }, { expr: GP(wN) }, { expr: GP(bN) }, { expr: eps }],
+              comment,
+            }];
+          });
+          break;
+        }
+        const consts: [string, string | number][] = [['C', C], ['HW', H * W], ['ACT', ACT_C[g.act]], ['ADD', g.add ? 'true' : 'false']];
         const kt = kernel('bn_fwd_train', 'tk::bn_fwd_train', consts,
           [['float*', 'out'], ['const float*', 'z'], ['const float*', 'skip'], ['const float*', 'gamma'], ['const float*', 'beta'], ['float*', 'rmean'], ['float*', 'rvar'], ['int64_t*', 'nbt'], ['double*', 'part'], ['float', 'momentum'], ['float', 'eps']],
           sc, [`train mode: ${doc[0]}`, ...doc.slice(1)]);
@@ -365,14 +401,10 @@ export function plan(graph: Graph): Plan {
           [['float*', 'out'], ['const float*', 'z'], ['const float*', 'skip'], ['const float*', 'gamma'], ['const float*', 'beta'], ['const float*', 'rmean'], ['const float*', 'rvar'], ['float', 'eps']],
           sc, [`eval mode: ${doc[0]}`, ...doc.slice(1)]);
         const skip: Arg = g.add ? valBuf(g.skip!) : { expr: 'nullptr' };
-        const out = valBuf(g.out);
-        const z = valBuf(n.inputs[0]);
-        forward.push({ kernel: kt, args: [out, z, skip, { expr: P(wN) }, { expr: P(bN) }, { expr: FB(rm) }, { expr: FB(rv) }, { expr: IB(nbt) }, { red: red.fwd }, { expr: mom }, { expr: eps }], comment, when: 'c.train' });
-        forward.push({ kernel: ke, args: [out, z, skip, { expr: P(wN) }, { expr: P(bN) }, { expr: FB(rm) }, { expr: FB(rv) }, { expr: eps }], comment, when: '!c.train' });
+        forward.push({ kernel: kt, args: [out, z, skip, w, bias, ...running, { expr: IB(nbt) }, { red: red.fwd }, { expr: mom }, { expr: eps }], comment, when: 'c.train' });
+        forward.push({ kernel: ke, args: [out, z, skip, w, bias, ...running, { expr: eps }], comment, when: '!c.train' });
         // backward: the skip's gradient is written before z's (both inputs of the group)
-        const needDz = rg.has(n.inputs[0]);
         const needSkip = g.add !== undefined && rg.has(g.skip!);
-        if (!needDz) throw new Error(`internal: BatchNorm input of ${where(n)} does not require a gradient`);
         bwd.push(() => {
         const accSkip = needSkip ? accum(g.skip!) : false;
         const accZ = accum(n.inputs[0]);
@@ -382,8 +414,8 @@ export function plan(graph: Graph): Plan {
           sc, [`backward of train mode: ${doc[0]}`, ...doc.slice(1)]);
         return [{
           kernel: kb,
-          args: [gradBuf(n.inputs[0]), needSkip ? gradBuf(g.skip!) : { expr: 'nullptr' }, gradBuf(g.out), g.act === 'tanh' ? valBuf(g.out) : { expr: 'nullptr' }, z,
-            { expr: P(wN) }, { expr: P(bN) }, { red: red.fwd }, { red: red.bwd }, { expr: GP(wN) }, { expr: GP(bN) }, { expr: eps }],
+          args: [gradBuf(n.inputs[0]), needSkip ? gradBuf(g.skip!) : { expr: 'nullptr' }, gradBuf(g.out), g.act === 'tanh' ? out : { expr: 'nullptr' }, z,
+            w, bias, { red: red.fwd }, { red: red.bwd }, { expr: GP(wN) }, { expr: GP(bN) }, { expr: eps }],
           comment,
         }];
         });
