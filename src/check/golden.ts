@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Graph, HostTensor } from '../graph/ir.js';
+import type { Module } from '../graph/module.js';
 import { camelArgs, loadModel } from '../graph/load.js';
 import { canonicalState, expandState } from '../graph/state.js';
 import { trace } from '../graph/trace.js';
@@ -61,6 +62,8 @@ export interface CaseJson {
 export interface GoldenOptions {
   /** file exporting the class case.json names (default models/book.ts) */
   modelFile?: string;
+  /** the model classes by name, instead of importing modelFile (a bundled script has no .ts loader) */
+  models?: Record<string, new (...args: never[]) => Module>;
   tolerances?: Partial<GoldenTolerances>;
   /** keep every computed tensor in report.computed, under io.safetensors' names */
   dump?: boolean;
@@ -109,7 +112,10 @@ export async function runGoldenCase(caseDir: string, factory: BackendFactory, op
   const xData = x.data as Float32Array;
   const labels = Int32Array.from(toNumbers(need(io, 'labels', caseDir).data as BigInt64Array));
 
-  const model = await loadModel(opts.modelFile ?? DEFAULT_MODEL_FILE, json.model, [camelArgs(json.args ?? {})]);
+  const args = camelArgs(json.args ?? {});
+  const Cls = opts.models?.[json.model];
+  if (opts.models && !Cls) throw new Error(`${caseDir}: no model class '${json.model}' among ${Object.keys(opts.models).join(', ')}`);
+  const model = Cls ? new Cls(args as never) : await loadModel(opts.modelFile ?? DEFAULT_MODEL_FILE, json.model, [args]);
   const graph: Graph = trace(model, x.shape.slice(1));
   const state = canonicalState(graph, weights as Map<string, HostTensor>, `${caseDir}/weights.safetensors`);
   const backend = await factory(graph);

@@ -14,16 +14,16 @@
 //   interpolation when enlarging; then the centre 32x32 crop.
 
 import { existsSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import jpeg from "jpeg-js";
+import pngjs from "pngjs";
 
-// pngjs ships no type declarations; this is the part we use.
+// pngjs ships no type declarations (src/types/pngjs.d.ts); this is the part we use.
 interface PngImage {
   width: number;
   height: number;
   data: Uint8Array;
 }
-const { PNG } = createRequire(import.meta.url)("pngjs") as { PNG: { sync: { read(buf: Uint8Array): PngImage } } };
+const { PNG } = pngjs as { PNG: { sync: { read(buf: Uint8Array): PngImage } } };
 
 /** Decoded pixels: width*height*4 bytes, RGBA, row by row. */
 export interface RgbaImage {

@@ -1,0 +1,38 @@
+// A loaded compiled model (CPU or CUDA package) behind src/check's Backend
+// interface. Kept apart from the build code, so a bundled script can drive
+// prebuilt packages without the code generator (tools/gpu-node.ts).
+import type { Backend, FloatArray, ForwardOptions, StepResult } from '../check/backend.js';
+import { graphHash } from '../graph/hash.js';
+import type { Graph, HostTensor } from '../graph/ir.js';
+import type { StepOptions } from '../train/rules.js';
+import type { NativeModel } from './index.js';
+
+export class CompiledBackend implements Backend {
+  constructor(
+    readonly graph: Graph,
+    readonly model: NativeModel,
+  ) {}
+
+  loadState(state: Map<string, HostTensor>): void {
+    this.model.loadState(state);
+  }
+
+  forward(x: FloatArray, batch: number, opts: ForwardOptions): Float32Array {
+    this.model.train(opts.train);
+    return this.model.forward(x instanceof Float32Array ? x : Float32Array.from(x), batch, opts.seed ?? 0);
+  }
+
+  trainStep(x: FloatArray, labels: ArrayLike<number>, batch: number, step: StepOptions, seed = 0): StepResult {
+    const r = this.model.trainStepDetailed(x instanceof Float32Array ? x : Float32Array.from(x), Int32Array.from(labels), batch, step, seed);
+    return { loss: r.loss, lossCE: r.lossCE, logits: r.logits, grads: this.model.grads() };
+  }
+
+  stateDict(): Map<string, HostTensor> {
+    return this.model.canonicalState() as Map<string, HostTensor>;
+  }
+}
+
+/** The package name gen check uses for a graph: the model's name and a hash of its computation. */
+export function checkPackageName(graph: Graph): string {
+  return `${graph.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${graphHash(graph).slice(0, 10)}`;
+}
