@@ -8,7 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { manualSeed, trace } from 'tensorkiln';
+import { F, manualSeed, nn, torch, trace, type Tensor } from 'tensorkiln';
+import type { HostTensor } from '../src/graph/ir.js';
+import { Interpreter } from '../src/interp/index.js';
+import { cudaBackend } from '../src/runtime/backend.js';
 import { Net, NetDropout } from '../models/book.js';
 import { openModule } from '../src/api/open.js';
 import { cifar2Data, evaluate, loadWeights, saveWeights, train, type Cifar2Data } from '../src/api/workflow.js';
@@ -105,6 +108,36 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
     for (const dir of cases) {
       const r = await runGoldenCase(dir, factory, { modelFile: path.join(ROOT, 'models/book.ts') });
       expect(r.pass, formatReport(r)).toBe(true);
+    }
+  });
+
+  it('a conv shared between a pooled and an unpooled use sums both weight gradients (different blockings)', { timeout: 60_000 }, async () => {
+    class SharedConv extends nn.Module {
+      static inputShape = [4, 16, 16];
+      conv = new nn.Conv2d(4, 4, { kernelSize: 3, padding: 1 });
+      fc = new nn.Linear(4 * 8 * 8, 2);
+      forward(x: Tensor): Tensor {
+        const a = torch.relu(this.conv(x)); // no pool: four output channels per weight-gradient block
+        return this.fc(torch.flatten(F.maxPool2d(torch.relu(this.conv(a)), 2))); // fused pool: one per block
+      }
+    }
+    manualSeed(3);
+    const model = new SharedConv();
+    const graph = trace(model);
+    const state = model.stateDict() as Map<string, HostTensor>;
+    const interp = new Interpreter(graph, state);
+    const cuda = await cudaBackend(graph, { emulator: true, outRoot: outDir, maxBatch: 8 });
+    cuda.loadState(state);
+    const x = Float32Array.from({ length: 8 * 4 * 16 * 16 }, (_, i) => Math.sin(i * 0.37));
+    const y = Array.from({ length: 8 }, (_, i) => i % 2);
+    for (let s = 0; s < 3; s++) {
+      const step = { lr: 0.05, momentum: 0.9 };
+      const ri = interp.trainStep(x, y, 8, step);
+      const rc = cuda.trainStep(x, y, 8, step);
+      expect(Math.abs(rc.loss - ri.loss), `step ${s} loss`).toBeLessThan(1e-5);
+      const g = ri.grads.get('conv.weight')!;
+      const d = Math.max(...Array.from(g, (v, i) => Math.abs(v - rc.grads.get('conv.weight')![i])));
+      expect(d / Math.max(...Array.from(g, Math.abs)), `step ${s} conv.weight grad`).toBeLessThan(1e-4);
     }
   });
 

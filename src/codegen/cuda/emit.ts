@@ -309,12 +309,13 @@ class Emitter {
     if (!spec) {
       const KK = s.C * s.KH * s.KW;
       const name = `wp${this.convGrads.size}`;
-      spec = { name, buf: `m->${name}`, wOff: this.pOff.get(w)!, bOff: s.bias ? this.pOff.get(n.params[1])! : null, O: s.O, K: KK, blocks, uses: 0, stride: K.MAX_SPLITS * s.O * (KK + 1) };
+      spec = { name, buf: `m->${name}`, wOff: this.pOff.get(w)!, bOff: s.bias ? this.pOff.get(n.params[1])! : null, O: s.O, K: KK, useBlocks: [], stride: K.MAX_SPLITS * s.O * (KK + 1) };
       this.convGrads.set(w, spec);
       this.written.add(w);
       if (s.bias) this.written.add(n.params[1]);
     }
-    return { buf: spec.buf, use: spec.uses++, stride: spec.stride };
+    spec.useBlocks.push(blocks);
+    return { buf: spec.buf, use: spec.useBlocks.length - 1, stride: spec.stride };
   }
 
   /** 1 when this parameter's gradient was already written by a later use (shared modules), else 0. */
@@ -474,7 +475,7 @@ class Emitter {
     }
     const gather = this.directInput ? '' : this.reg.get(K.gather(inN));
     const convs = [...this.convGrads.values()];
-    for (const c of convs) this.alloc(c.name, c.uses * c.stride * 4);
+    for (const c of convs) this.alloc(c.name, c.useBlocks.length * c.stride * 4);
     const sgd = this.reg.get(K.sgdKernel(this.pTotal, convs));
     const sgdArgs = ['m->P', 'm->G', 'm->M', 'm->sc', 'm->sgdpart', 'B', 'm->counter', 'm->sms', ...convs.map((c) => c.buf)];
     const sgdBlocks = Math.max(1, Math.ceil(this.pTotal / (K.THREADS * K.SGD_ITEMS)));
@@ -677,7 +678,7 @@ int ${P}_reset_optimizer(${P}* m);
 int ${P}_synchronize(${P}* m);
 /**
  * Diagnostics: runs \`steps\` uncaptured training steps of \`batch\` rows of the resident dataset
- * with lr 0 (parameters stay; BatchNorm running statistics move) and CUDA events around every
+ * with lr 0 (parameters and momentum buffers stay; BatchNorm running statistics move) and CUDA events around every
  * launch; writes "step_ms <ms>" then "<kernel> <launches per step> <ms per step>" lines,
  * slowest first, into out.
  */
@@ -979,22 +980,37 @@ uint64_t fingerprint(const float* x, const int32_t* labels, int n) {
   return h;
 }
 
+// Host copies go on the model's stream and wait for it: the stream is non-blocking, so a
+// plain cudaMemcpy (legacy default stream, which may return before a pageable upload lands)
+// would not be ordered before the next kernel.
+int copy_sync(${P}* m, void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  TK_TRY(cudaSetDevice(m->device));
+  TK_TRY(cudaMemcpyAsync(dst, src, bytes, kind, m->stream));
+  TK_TRY(cudaStreamSynchronize(m->stream));
+  return 0;
+}
+
+int copy_out(${P}* m, void* dst, const void* src, size_t bytes) { return copy_sync(m, dst, src, bytes, cudaMemcpyDeviceToHost); }
+int copy_in(${P}* m, void* dst, const void* src, size_t bytes) { return copy_sync(m, dst, src, bytes, cudaMemcpyHostToDevice); }
+
 int upload_dataset(${P}* m, const float* x, const int32_t* labels, int n) {
   if (!x || !labels || n < 1) return fail(TK_EINVAL, "dataset: NULL array or n < 1");
   if (int r = check_labels(labels, n)) return r;
   TK_TRY(cudaSetDevice(m->device));
   TK_TRY(cudaStreamSynchronize(m->stream));
-  free_graphs(m);  // graphs hold the old dataset's addresses
-  if (m->data) { cudaFree(m->data); m->data = nullptr; }
-  if (m->labels) { cudaFree(m->labels); m->labels = nullptr; }
-  if (m->order) { cudaFree(m->order); m->order = nullptr; }
-  m->n_data = 0;
-  m->n_order_cap = 0;
   m->data_src = nullptr;
-  TK_TRY(cudaMalloc(reinterpret_cast<void**>(&m->data), sizeof(float) * (size_t)n * kInputNumel));
-  TK_TRY(cudaMalloc(reinterpret_cast<void**>(&m->labels), sizeof(int32_t) * (size_t)n));
-  TK_TRY(cudaMemcpy(m->data, x, sizeof(float) * (size_t)n * kInputNumel, cudaMemcpyHostToDevice));
-  TK_TRY(cudaMemcpy(m->labels, labels, sizeof(int32_t) * (size_t)n, cudaMemcpyHostToDevice));
+  if (n != m->n_data) {  // same size: same buffers, and the captured graphs stay valid
+    free_graphs(m);      // graphs hold the old dataset's addresses
+    if (m->data) { cudaFree(m->data); m->data = nullptr; }
+    if (m->labels) { cudaFree(m->labels); m->labels = nullptr; }
+    if (m->order) { cudaFree(m->order); m->order = nullptr; }
+    m->n_data = 0;
+    m->n_order_cap = 0;
+    TK_TRY(cudaMalloc(reinterpret_cast<void**>(&m->data), sizeof(float) * (size_t)n * kInputNumel));
+    TK_TRY(cudaMalloc(reinterpret_cast<void**>(&m->labels), sizeof(int32_t) * (size_t)n));
+  }
+  if (int r = copy_in(m, m->data, x, sizeof(float) * (size_t)n * kInputNumel)) return r;
+  if (int r = copy_in(m, m->labels, labels, sizeof(int32_t) * (size_t)n)) return r;
   m->n_data = n;
   m->data_src = x;
   m->labels_src = labels;
@@ -1013,19 +1029,6 @@ int ensure_order(${P}* m, int n_order) {
   return 0;
 }
 
-int copy_out(${P}* m, void* dst, const void* src, size_t bytes) {
-  TK_TRY(cudaSetDevice(m->device));
-  TK_TRY(cudaStreamSynchronize(m->stream));
-  TK_TRY(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
-  return 0;
-}
-
-int copy_in(${P}* m, void* dst, const void* src, size_t bytes) {
-  TK_TRY(cudaSetDevice(m->device));
-  TK_TRY(cudaStreamSynchronize(m->stream));
-  TK_TRY(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
-  return 0;
-}
 
 }  // namespace
 
@@ -1127,7 +1130,6 @@ int ${P}_train_step(${P}* m, const float* x, const int32_t* labels, int batch, c
 int ${P}_set_dataset(${P}* m, const float* x, const int32_t* labels, int n) {
   if (!m) return fail(TK_EINVAL, "set_dataset: NULL model");
   if (int r = upload_dataset(m, x, labels, n)) return r;
-  m->data_src = nullptr;  // explicit upload: train_epoch(x != NULL) compares against nothing
   return TK_OK;
 }
 
@@ -1137,16 +1139,15 @@ int ${P}_train_epoch(${P}* m, const float* x, const int32_t* labels, int n, cons
   if (!m || !order || !loss_sum || !correct) return fail(TK_EINVAL, "train_epoch: NULL argument");
   if (int r = check_batch(batch_size)) return r;
   if (int r = check_options(opts)) return r;
-  if (x) {
-    if (!labels || n < 1) return fail(TK_EINVAL, "train_epoch: labels NULL or n < 1");
-    if (x != m->data_src || labels != m->labels_src || n != m->n_data || fingerprint(x, labels, n) != m->data_print)
-      if (int r = upload_dataset(m, x, labels, n)) return r;
-  } else if (!m->n_data) {
-    return fail(TK_EINVAL, "train_epoch: x is NULL and no dataset was set (set_dataset)");
-  }
+  if (x && (!labels || n < 1)) return fail(TK_EINVAL, "train_epoch: labels NULL or n < 1");
+  if (!x && !m->n_data) return fail(TK_EINVAL, "train_epoch: x is NULL and no dataset was set (set_dataset)");
+  // every argument is checked before the resident dataset may be replaced
+  const int n_data = x ? n : m->n_data;
   if (n_order < 0) return fail(TK_EINVAL, "train_epoch: n_order = %d", n_order);
   for (int i = 0; i < n_order; i++)
-    if (order[i] >= (uint32_t)m->n_data) return fail(TK_EINVAL, "train_epoch: order[%d] = %u is not a sample index (n = %d)", i, order[i], m->n_data);
+    if (order[i] >= (uint32_t)n_data) return fail(TK_EINVAL, "train_epoch: order[%d] = %u is not a sample index (n = %d)", i, order[i], n_data);
+  if (x && (x != m->data_src || labels != m->labels_src || n != m->n_data || fingerprint(x, labels, n) != m->data_print))
+    if (int r = upload_dataset(m, x, labels, n)) return r;
   if (n_order == 0) return TK_OK;
   TK_TRY(cudaSetDevice(m->device));
   if (int r = ensure_order(m, n_order)) return r;
@@ -1277,6 +1278,9 @@ int ${P}_profile(${P}* m, int steps, int batch, char* out, size_t cap) {
   if (int r = check_batch(batch)) return r;
   if (!m->n_data) return fail(TK_EINVAL, "profile: no dataset (set_dataset)");
   TK_TRY(cudaSetDevice(m->device));
+  // the lr-0 steps would still rewrite the momentum buffers (momentum 0 stores the gradient)
+  std::vector<float> momentum(kParams);
+  if (int r = copy_out(m, momentum.data(), m->M, kParams * sizeof(float))) return r;
   const int total = steps * batch + batch;
   if (int r = ensure_order(m, total)) return r;
   std::vector<uint32_t> order(total);
@@ -1297,6 +1301,7 @@ int ${P}_profile(${P}* m, int steps, int batch, char* out, size_t cap) {
   cudaEventRecord(t1, m->stream);
   m->prof_on = 0;
   cudaError_t e = cudaStreamSynchronize(m->stream);
+  if (e == cudaSuccess && !r) r = copy_in(m, m->M, momentum.data(), kParams * sizeof(float));
   struct Row { std::string name; double ms; int calls; };
   std::vector<Row> rows;
   for (auto& p : m->prof) {

@@ -1175,9 +1175,8 @@ export interface ConvGradSpec {
   O: number;
   /** C·KH·KW */
   K: number;
-  /** blocks per split of the partial kernel (O·NCG), for tk_splits */
-  blocks: number;
-  uses: number;
+  /** per use: blocks per split of its partial kernel (O·NCG, which depends on a fused pool), for tk_splits */
+  useBlocks: number[];
   /** floats per use in the partial buffer: MAX_SPLITS·O·(K+1) */
   stride: number;
 }
@@ -1193,13 +1192,23 @@ export function sgdKernel(total: number, convs: ConvGradSpec[]): KernelSrc {
   const pl = penaltyLoss(cArith, 'p', h);
   const st = sgdStep(cArith, 'p', 'g', 'm', 'first', h);
   const wpArgs = convs.map((_, j) => `, const float* __restrict__ wp${j}`).join('');
-  const sum = (j: number, c: ConvGradSpec, o: string, k: string) => `{
-        const int sp = tk_splits(B, ${c.blocks}, sms, nullptr);
+  // uses with the same blocking share one loop over the uses (NetResDeep: 100 uses, one loop)
+  const sum = (j: number, c: ConvGradSpec, o: string, k: string) => {
+    const runs: { blocks: number; from: number; to: number }[] = [];
+    c.useBlocks.forEach((b, u) => (runs.length && runs[runs.length - 1].blocks === b ? (runs[runs.length - 1].to = u + 1) : runs.push({ blocks: b, from: u, to: u + 1 })));
+    const loops = runs.map(
+      (r) => `{
+          const int sp = tk_splits(B, ${r.blocks}, sms, nullptr);
+          for (int u = ${r.from}; u < ${r.to}; u++)
+            for (int s = 0; s < sp; s++) acc += wp${j}[(size_t)u * ${c.stride} + ((size_t)s * ${c.O} + ${o}) * ${c.K + 1} + ${k}];
+        }`,
+    );
+    return `{
         float acc = 0.f;
-        for (int u = 0; u < ${c.uses}; u++)
-          for (int s = 0; s < sp; s++) acc += wp${j}[(size_t)u * ${c.stride} + ((size_t)s * ${c.O} + ${o}) * ${c.K + 1} + ${k}];
+        ${loops.join('\n        ')}
         graw = acc;
       }`;
+  };
   const pick = convs
     .map((c, j) => {
       let t = `if (i >= ${c.wOff} && i < ${c.wOff + c.O * c.K}) {
