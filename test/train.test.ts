@@ -75,6 +75,23 @@ describe('training workflow (interpreter backend)', () => {
     expect(fs.readFileSync(ck).equals(before)).toBe(true);
   });
 
+  it('a resume with another seed, or with a bad momentum buffer, is refused and changes nothing', async () => {
+    const dir = tmp();
+    const ck = path.join(dir, 'ck.safetensors');
+    const model = await openModule(new Net(), { backend: 'interp' });
+    await train(model, data, { ...opts, epochs: 1, save: ck });
+    const fresh = await openModule(new Net(), { backend: 'interp' });
+    const before = fresh.stateDict();
+    await expect(train(fresh, data, { ...opts, seed: 6, epochs: 2, resume: ck })).rejects.toThrow(/ck\.safetensors was trained with --seed 5; resume it with the same \(got 6\)/);
+    const bad = loadSafetensors(ck);
+    const key = [...bad.tensors.keys()].find((k) => k.startsWith('train.momentum.'))!;
+    bad.tensors.set(key, { ...bad.tensors.get(key)!, shape: [1], data: new Float32Array(1) });
+    const badFile = path.join(dir, 'bad.safetensors');
+    saveSafetensors(badFile, bad.tensors, bad.metadata);
+    await expect(train(fresh, data, { ...opts, epochs: 2, resume: badFile })).rejects.toThrow(/training state: 'momentum\.\S+' has 1 values, expected \d+/);
+    for (const [k, t] of fresh.stateDict()) expect(t.data, k).toEqual(before.get(k)!.data);
+  });
+
   it('rejects a checkpoint of another model and a truncated one, naming the file', async () => {
     const dir = tmp();
     const ck = path.join(dir, 'net.safetensors');

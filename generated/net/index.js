@@ -235,9 +235,13 @@ export class Model {
   loadTrainingState(state) {
     const step = state.get('step');
     if (!step || step.dtype !== 'I64') throw new Error("training state has no I64 'step'");
-    for (const k of state.keys())
-      if (k !== 'step' && !(k.startsWith('momentum.') && INDEX.has(k.slice(9)) && STATE[INDEX.get(k.slice(9))].kind === 'param'))
-        throw new Error(`training state: unexpected key '${k}'`);
+    // every entry is checked before the optimiser is reset: nothing changes on error
+    for (const [k, t] of state) {
+      if (k === 'step') continue;
+      const s = k.startsWith('momentum.') ? STATE[INDEX.get(k.slice(9))] : undefined;
+      if (!s || s.kind !== 'param') throw new Error(`training state: unexpected key '${k}'`);
+      if (!t.data || t.data.length !== numel(s.shape)) throw new Error(`training state: '${k}' has ${t.data ? t.data.length : 0} values, expected ${numel(s.shape)}`);
+    }
     this._n.resetOptimizer();
     for (const [k, t] of state)
       if (k.startsWith('momentum.')) this._n.setMomentum(INDEX.get(k.slice(9)), t.data instanceof Float32Array ? t.data : Float32Array.from(t.data));

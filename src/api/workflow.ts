@@ -1,10 +1,11 @@
 // The book's CIFAR-2 workflow as functions: the CLI verbs are thin wrappers.
 import fs from 'node:fs';
+import path from 'node:path';
 import { loadCifar2, type RawSplits } from '../data/cifar.js';
 import { makeDataset, type Dataset } from '../data/loader.js';
 import { channelStats, normalize, type ChannelStats } from '../data/transforms.js';
 import { loadImage } from '../io/image.js';
-import { loadCheckpointInto, readCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
+import { applyCheckpoint, loadCheckpointInto, readCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { accuracy, fit, softmax, argmax, NonFiniteLossError } from '../train/loop.js';
 import type { TrainableModel } from '../train/model.js';
 import type { StepOptions } from '../train/rules.js';
@@ -53,13 +54,23 @@ export async function train(model: TrainableModel, data: Cifar2Data, o: TrainOpt
   let rng = new Rng(o.seed);
   let startEpoch = 1;
   if (o.resume) {
-    const ck = loadCheckpointInto(o.resume, model, true);
+    const ck = readCheckpoint(o.resume);
     if (!ck.meta?.rngState) throw new Error(`${o.resume} has no shuffle RNG state: not a tensorkiln training checkpoint`);
+    // a different seed or batch size would silently change the dropout masks or the batches
+    const saved = ck.meta.extra ?? {};
+    for (const [k, flag, now] of [['seed', '--seed', o.seed], ['batchSize', '--batch-size', o.batchSize]] as const)
+      if (saved[k] !== undefined && saved[k] !== now) throw new Error(`${o.resume} was trained with ${flag} ${saved[k]}; resume it with the same (got ${now})`);
+    applyCheckpoint(ck, o.resume, model, true);
     rng = new Rng(Uint32Array.from(ck.meta.rngState));
     startEpoch = ck.meta.epoch + 1;
   }
-  const save = (epoch: number) =>
-    o.save && saveCheckpoint(o.save, model, { epoch, normalization: data.normalization, rngState: [...rng.state], extra: { ...stepOf(o), batchSize: o.batchSize, seed: o.seed } });
+  // the epoch o.save holds, for the message if training diverges
+  let saved = o.resume && o.save && path.resolve(o.resume) === path.resolve(o.save) ? startEpoch - 1 : undefined;
+  const save = (epoch: number) => {
+    if (!o.save) return;
+    saveCheckpoint(o.save, model, { epoch, normalization: data.normalization, rngState: [...rng.state], extra: { ...stepOf(o), batchSize: o.batchSize, seed: o.seed } });
+    saved = epoch;
+  };
   const started = performance.now();
   let losses: number[];
   try {
@@ -74,7 +85,7 @@ export async function train(model: TrainableModel, data: Cifar2Data, o: TrainOpt
       },
     });
   } catch (e) {
-    if (e instanceof NonFiniteLossError && o.save) e.message += ` (${o.save} holds epoch ${e.epoch - 1})`;
+    if (e instanceof NonFiniteLossError && o.save) e.message += saved ? `; ${o.save} holds epoch ${saved}` : `; nothing was saved to ${o.save} by this run`;
     throw e;
   }
   const seconds = (performance.now() - started) / 1000;

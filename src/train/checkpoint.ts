@@ -83,12 +83,28 @@ export function readCheckpoint(file: string): Checkpoint {
  * checked by the model's strict loadStateDict before anything changes.
  */
 export function loadCheckpointInto(file: string, model: TrainableModel, resume = false): Checkpoint {
-  const ckpt = readCheckpoint(file);
+  return applyCheckpoint(readCheckpoint(file), file, model, resume);
+}
+
+/** loadCheckpointInto for a checkpoint already read (`file` names it in errors). */
+export function applyCheckpoint(ckpt: Checkpoint, file: string, model: TrainableModel, resume = false): Checkpoint {
   const m = ckpt.meta;
   if (m && m.graphHash !== graphHash(model.graph))
     throw new Error(`${file} was saved from model ${m.model} (graph ${m.graphHash}), not this ${model.graph.name} (graph ${graphHash(model.graph)})`);
   if (resume && !ckpt.training.size) throw new Error(`${file} holds no training state to resume from (not a tensorkiln checkpoint?)`);
-  model.loadStateDict(ckpt.state);
-  if (resume) model.loadTrainingState(ckpt.training);
+  if (!resume) {
+    model.loadStateDict(ckpt.state);
+    return ckpt;
+  }
+  // two loads, each strict: if the second refuses, the first is undone
+  const before = { state: model.stateDict(), training: model.trainingState() };
+  try {
+    model.loadStateDict(ckpt.state);
+    model.loadTrainingState(ckpt.training);
+  } catch (e) {
+    model.loadStateDict(before.state);
+    model.loadTrainingState(before.training);
+    throw e;
+  }
   return ckpt;
 }

@@ -1,6 +1,6 @@
 // The reference interpreter as a TrainableModel: slow, but it lets the training
 // loop, checkpoints and resume be tested without a compiler.
-import type { Graph, HostTensor } from '../graph/ir.js';
+import { numel, type Graph, type HostTensor } from '../graph/ir.js';
 import { expandState } from '../graph/state.js';
 import { Interpreter } from '../interp/index.js';
 import type { EpochResult, TrainableModel } from './model.js';
@@ -82,8 +82,12 @@ export class InterpreterModel implements TrainableModel {
     const step = state.get('step');
     if (!step || step.dtype !== 'I64') throw new Error("training state has no I64 'step'");
     const params = new Set(this.interp.paramNames);
-    for (const k of state.keys())
-      if (k !== 'step' && !(k.startsWith('momentum.') && params.has(k.slice(9)))) throw new Error(`training state: unexpected key '${k}'`);
+    const sizes = new Map(this.graph.state.map((s) => [s.name, numel(s.shape)]));
+    for (const [k, t] of state) {
+      if (k === 'step') continue;
+      if (!(k.startsWith('momentum.') && params.has(k.slice(9)))) throw new Error(`training state: unexpected key '${k}'`);
+      if (t.data.length !== sizes.get(k.slice(9))) throw new Error(`training state: '${k}' has ${t.data.length} values, expected ${sizes.get(k.slice(9))}`);
+    }
     this.interp.momentumBuffers.clear();
     for (const [k, t] of state)
       if (k.startsWith('momentum.')) this.interp.momentumBuffers.set(k.slice(9), Float64Array.from(t.data as Float32Array));
