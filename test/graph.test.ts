@@ -97,6 +97,17 @@ describe('shape errors read like hints', () => {
     expect(() => trace(new WrongChannels())).toThrow(/conv2 \(Conv2d\(32, 8\)\) at test\/fixtures\/bad-models\.ts:27: expects 32 input channels, got \[B, 16, 32, 32\]/);
   });
 
+  it('bad conv and pool sizes name the option', () => {
+    expect(() => new nn.Conv2d(3, 4, { kernelSize: 3, stride: 0 })).toThrow(/^Conv2d\(3, 4\): stride must be an integer >= 1 or a pair of them, got 0$/);
+    expect(() => new nn.Conv2d(3, 0, { kernelSize: [3, 2.5], padding: -1 })).toThrow(/channels must be positive integers, got 0; kernelSize .* got \[3,2\.5\]; padding must be an integer >= 0/);
+    class ZeroPool extends nn.Module {
+      forward(x: Tensor): Tensor {
+        return F.maxPool2d(x, 2, 0);
+      }
+    }
+    expect(() => trace(new ZeroPool())).toThrow(/max_pool2d\(2\) at test\/graph\.test\.ts:\d+: stride must be an integer >= 1 or a pair of them, got 0/);
+  });
+
   it('a bad input shape', () => {
     expect(() => trace(new Net(), [3, 32])).toThrow(/C,H,W/);
     expect(() => trace(new Net(), [1, 32, 32])).toThrow(/conv1 \(Conv2d\(3, 16\)\).*expects 3 input channels/);

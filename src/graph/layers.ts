@@ -8,7 +8,12 @@ import type { Tensor } from './tensor.js';
 import { currentTracer } from './tracer.js';
 
 type Pair = number | [number, number];
-const pair = (v: Pair): [number, number] => (Array.isArray(v) ? v : [v, v]);
+/** A size option as [h, w]; '' when valid, else what is wrong with it (integers >= min). */
+function pairOf(v: Pair, what: string, min: number): { value: [number, number]; problem: string } {
+  const value: [number, number] = Array.isArray(v) ? v : [v, v];
+  const ok = value.length === 2 && value.every((n) => Number.isInteger(n) && n >= min);
+  return { value, problem: ok ? '' : `${what} must be an integer >= ${min} or a pair of them, got ${JSON.stringify(v)}` };
+}
 const zeros = (shape: number[]) => new Parameter(new Float32Array(numel(shape)), shape);
 
 export interface Conv2dOptions {
@@ -32,9 +37,13 @@ export class Conv2d extends Module {
   ) {
     super();
     const o = typeof options === 'number' ? { kernelSize: options } : options;
-    this.kernel = pair(o.kernelSize);
-    this.stride = pair(o.stride ?? 1);
-    this.padding = pair(o.padding ?? 0);
+    const sizes = [pairOf(o.kernelSize, 'kernelSize', 1), pairOf(o.stride ?? 1, 'stride', 1), pairOf(o.padding ?? 0, 'padding', 0)];
+    const bad = [
+      ...[inChannels, outChannels].filter((c) => !Number.isInteger(c) || c < 1).map((c) => `channels must be positive integers, got ${c}`),
+      ...sizes.map((p) => p.problem).filter(Boolean),
+    ];
+    if (bad.length) throw new Error(`Conv2d(${inChannels}, ${outChannels}): ${bad.join('; ')}`);
+    [this.kernel, this.stride, this.padding] = sizes.map((p) => p.value);
     this.weight = zeros([outChannels, inChannels, ...this.kernel]);
     this.bias = o.bias === false ? null : zeros([outChannels]);
     defaultInit(this.weight, this.bias);
@@ -128,10 +137,11 @@ export interface PoolOptions {
 
 export function pool(kind: 'maxpool2d' | 'avgpool2d', x: Tensor, kernel: Pair, o: PoolOptions = {}): Tensor {
   const t = currentTracer();
-  const [kh, kw] = pair(kernel);
-  const [sh, sw] = pair(o.stride ?? kernel);
-  const [ph, pw] = pair(o.padding ?? 0);
+  const sizes = [pairOf(kernel, 'kernel size', 1), pairOf(o.stride ?? kernel, 'stride', 1), pairOf(o.padding ?? 0, 'padding', 0)];
+  const [[kh, kw], [sh, sw], [ph, pw]] = sizes.map((p) => p.value);
   const op = `${kind === 'maxpool2d' ? 'max_pool2d' : 'avg_pool2d'}(${kh === kw ? kh : `[${kh}, ${kw}]`})`;
+  const bad = sizes.map((p) => p.problem).filter(Boolean);
+  if (bad.length) t.fail(op, bad.join('; '));
   const s = x.sampleShape;
   if (s.length !== 3) t.fail(op, `expects an input [B, C, H, W], got ${showShape(s)}`);
   if (2 * ph > kh || 2 * pw > kw) t.fail(op, `padding must be at most half the kernel size`);
