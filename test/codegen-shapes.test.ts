@@ -14,6 +14,7 @@ import type { HostTensor } from '../src/graph/ir.js';
 import { trace } from '../src/graph/trace.js';
 import { Interpreter } from '../src/interp/index.js';
 import { plan } from '../src/codegen/plan.js';
+import { BnFirst } from './fixtures/bn-first.js';
 import { compiledBackend } from '../src/runtime/backend.js';
 import { stepSeed } from '../src/train/rules.js';
 import { Rng } from '../src/util/rng.js';
@@ -75,9 +76,9 @@ describe('compiled CPU == interpreter on unusual shapes', () => {
   });
 
   it.each([
-    ['Odd', 1], ['Odd', 5], ['Odd', 16], ['BnPool', 1], ['BnPool', 6],
+    ['Odd', 1], ['Odd', 5], ['Odd', 16], ['BnPool', 1], ['BnPool', 6], ['BnFirst', 4],
   ] as const)('%s, batch %i', async (name, batch) => {
-    const model = name === 'Odd' ? new Odd() : new BnPool();
+    const model = name === 'Odd' ? new Odd() : name === 'BnPool' ? new BnPool() : new BnFirst();
     const [C, H, W] = (model.constructor as unknown as { inputShape: number[] }).inputShape;
     const graph = trace(model);
     const state = model.stateDict() as Map<string, HostTensor>;

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { F, manualSeed, nn, torch, trace, type Tensor } from 'tensorkiln';
 import type { HostTensor } from '../src/graph/ir.js';
 import { Interpreter } from '../src/interp/index.js';
+import { BnFirst } from './fixtures/bn-first.js';
 import { cudaBackend } from '../src/runtime/backend.js';
 import { Net, NetDropout } from '../models/book.js';
 import { openModule } from '../src/api/open.js';
@@ -138,6 +139,27 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
       const g = ri.grads.get('conv.weight')!;
       const d = Math.max(...Array.from(g, (v, i) => Math.abs(v - rc.grads.get('conv.weight')![i])));
       expect(d / Math.max(...Array.from(g, Math.abs)), `step ${s} conv.weight grad`).toBeLessThan(1e-4);
+    }
+  });
+
+  it('BatchNorms whose inputs need no gradient (the model input, an average pool of it)', { timeout: 60_000 }, async () => {
+    manualSeed(4);
+    const model = new BnFirst();
+    const graph = trace(model);
+    const state = model.stateDict() as Map<string, HostTensor>;
+    const interp = new Interpreter(graph, state);
+    const cuda = await cudaBackend(graph, { emulator: true, outRoot: outDir, maxBatch: 8 });
+    cuda.loadState(state);
+    const x = Float32Array.from({ length: 4 * 3 * 8 * 8 }, (_, i) => Math.cos(i * 0.21));
+    const y = [0, 1, 2, 1];
+    for (let s = 0; s < 2; s++) {
+      const ri = interp.trainStep(x, y, 4, { lr: 0.05 });
+      const rc = cuda.trainStep(x, y, 4, { lr: 0.05 });
+      expect(Math.abs(rc.loss - ri.loss), `step ${s} loss`).toBeLessThan(1e-5);
+      for (const [k, g] of ri.grads) {
+        const d = Math.max(...Array.from(g, (v, i) => Math.abs(v - rc.grads.get(k)![i])));
+        expect(d / (Math.max(...Array.from(g, Math.abs)) + 1e-12), `step ${s} ${k}`).toBeLessThan(1e-4);
+      }
     }
   });
 

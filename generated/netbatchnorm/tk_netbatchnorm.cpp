@@ -170,8 +170,9 @@ constexpr int MAX_THREADS = 64;
   constexpr int H = 16;
   constexpr int W = 16;
   constexpr int ACT = tk::ACT_TANH;
+  constexpr bool NEED_DZ = true;
   constexpr bool ACCUM_DZ = false;
-  tk::bn_pool_bwd<C, H, W, ACT, ACCUM_DZ>(c, dz, gy, y, am, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
+  tk::bn_pool_bwd<C, H, W, ACT, NEED_DZ, ACCUM_DZ>(c, dz, gy, y, am, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
 }
 
 // backward of: Conv2d 32->16 3x3 stride 1,1 pad 1,1 + bias
@@ -203,8 +204,9 @@ constexpr int MAX_THREADS = 64;
   constexpr int H = 32;
   constexpr int W = 32;
   constexpr int ACT = tk::ACT_TANH;
+  constexpr bool NEED_DZ = true;
   constexpr bool ACCUM_DZ = false;
-  tk::bn_pool_bwd<C, H, W, ACT, ACCUM_DZ>(c, dz, gy, y, am, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
+  tk::bn_pool_bwd<C, H, W, ACT, NEED_DZ, ACCUM_DZ>(c, dz, gy, y, am, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
 }
 
 // backward of: Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias

@@ -185,9 +185,10 @@ constexpr int MAX_THREADS = 64;
   constexpr int HW = 256;
   constexpr int ACT = tk::ACT_RELU;
   constexpr bool ADD = true;
+  constexpr bool NEED_DZ = true;
   constexpr bool ACCUM_DZ = false;
   constexpr bool ACCUM_SKIP = false;
-  tk::bn_bwd<C, HW, ACT, ADD, ACCUM_DZ, ACCUM_SKIP>(c, dz, dskip, gy, y, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
+  tk::bn_bwd<C, HW, ACT, ADD, NEED_DZ, ACCUM_DZ, ACCUM_SKIP>(c, dz, dskip, gy, y, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
 }
 
 // backward of: Conv2d 32->32 3x3 stride 1,1 pad 1,1

@@ -958,7 +958,7 @@ TK_INLINE void bn_bwd_sums(const Ctx& c, float* k1, const float* st, const doubl
   }
 }
 
-template <int C, int HW, int ACT, bool ADD, bool ACCUM_DZ, bool ACCUM_SKIP>
+template <int C, int HW, int ACT, bool ADD, bool NEED_DZ, bool ACCUM_DZ, bool ACCUM_SKIP>
 void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float* y, const float* z, const float* gamma,
             const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   float* st = c.scratch;  // [4][C]: mean, invstd, alpha, beta'
@@ -1013,13 +1013,15 @@ void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float*
           return r;
         });
       }
-      float* d = dz + o;
-      vmap<HW>(d, [&](int i, int k) {
-        const vf xmu = TK_LD(z + o, i, k) - mean;
-        vf r = (da(o, i, k, al, be) - md - xmu * kx) * gi;
-        if (ACCUM_DZ) r += TK_LD(d, i, k);
-        return r;
-      });
+      if constexpr (NEED_DZ) {
+        float* d = dz + o;
+        vmap<HW>(d, [&](int i, int k) {
+          const vf xmu = TK_LD(z + o, i, k) - mean;
+          vf r = (da(o, i, k, al, be) - md - xmu * kx) * gi;
+          if (ACCUM_DZ) r += TK_LD(d, i, k);
+          return r;
+        });
+      }
     }
 }
 
@@ -1075,7 +1077,7 @@ void bn_pool_fwd_eval(const Ctx& c, float* out, uint8_t* am, const float* z, con
  * pool, so the act derivative and the two sums visit pooled positions only; dz
  * (=|+=) is dense, as BatchNorm's input gradient is.
  */
-template <int C, int H, int W, int ACT, bool ACCUM_DZ>
+template <int C, int H, int W, int ACT, bool NEED_DZ, bool ACCUM_DZ>
 void bn_pool_bwd(const Ctx& c, float* dz, const float* gy, const float* y, const uint8_t* am, const float* z, const float* gamma,
                  const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   constexpr int HW = H * W, OH = H / 2, OW = W / 2;
@@ -1112,6 +1114,7 @@ void bn_pool_bwd(const Ctx& c, float* dz, const float* gy, const float* y, const
   TK_BARRIER();
   float* k1 = st + 4 * C;
   bn_bwd_sums<C, HW>(c, k1, st, bpart, ggamma, gbeta);
+  if constexpr (!NEED_DZ) return;  // the input needs no gradient: gamma and beta did
   for (int b = c.b0; b < c.b1; ++b)
     for (int ch = 0; ch < C; ++ch) {
       const size_t plane = ((size_t)b * C + ch) * HW, pp = ((size_t)b * C + ch) * OH * OW;

@@ -367,8 +367,9 @@ export function plan(graph: Graph): Plan {
         const w = { expr: P(wN) };
         const bias = { expr: P(bN) };
         const running = [{ expr: FB(rm) }, { expr: FB(rv) }];
+        // false when nothing before the BatchNorm has parameters: only gamma and beta get gradients
         const needDz = rg.has(n.inputs[0]);
-        if (!needDz) throw new Error(`internal: BatchNorm input of ${where(n)} does not require a gradient`);
+        const dz = (): Arg => (needDz ? gradBuf(n.inputs[0]) : { expr: 'nullptr' });
         if (g.pool) {
           const consts: [string, string | number][] = [['C', C], ['H', H], ['W', W], ['ACT', ACT_C[g.act]]];
           const kt = kernel('bn_pool_fwd_train', 'tk::bn_pool_fwd_train', consts,
@@ -381,13 +382,13 @@ export function plan(graph: Graph): Plan {
           forward.push({ kernel: kt, args: [out, am, z, w, bias, ...running, { expr: IB(nbt) }, { red: red.fwd }, { expr: mom }, { expr: eps }], comment, when: 'c.train' });
           forward.push({ kernel: ke, args: [out, { expr: 'nullptr' }, z, w, bias, ...running, { expr: eps }], comment, when: '!c.train' });
           bwd.push(() => {
-            const accZ = accum(n.inputs[0]);
-            const kb = kernel('bn_pool_bwd', 'tk::bn_pool_bwd', [...consts, ['ACCUM_DZ', accZ ? 'true' : 'false']],
+            const accZ = needDz && accum(n.inputs[0]);
+            const kb = kernel('bn_pool_bwd', 'tk::bn_pool_bwd', [...consts, ['NEED_DZ', needDz ? 'true' : 'false'], ['ACCUM_DZ', accZ ? 'true' : 'false']],
               [['float*', 'dz'], ['const float*', 'gy'], ['const float*', 'y'], ['const uint8_t*', 'am'], ['const float*', 'z'], ['const float*', 'gamma'], ['const float*', 'beta'], ['const double*', 'part'], ['double*', 'bpart'], ['float*', 'ggamma'], ['float*', 'gbeta'], ['float', 'eps']],
               sc, [`backward of train mode: ${doc[0]}`, ...doc.slice(1)]);
             return [{
               kernel: kb,
-              args: [gradBuf(n.inputs[0]), gradBuf(g.out), g.act === 'tanh' ? out : { expr: 'nullptr' }, am, z, w, bias, { red: red.fwd }, { red: red.bwd }, { expr: GP(wN) }, { expr: GP(bN) }, { expr: eps }],
+              args: [dz(), gradBuf(g.out), g.act === 'tanh' ? out : { expr: 'nullptr' }, am, z, w, bias, { red: red.fwd }, { red: red.bwd }, { expr: GP(wN) }, { expr: GP(bN) }, { expr: eps }],
               comment,
             }];
           });
@@ -407,14 +408,14 @@ export function plan(graph: Graph): Plan {
         const needSkip = g.add !== undefined && rg.has(g.skip!);
         bwd.push(() => {
         const accSkip = needSkip ? accum(g.skip!) : false;
-        const accZ = accum(n.inputs[0]);
+        const accZ = needDz && accum(n.inputs[0]);
         const kb = kernel('bn_bwd', 'tk::bn_bwd',
-          [...consts.slice(0, 3), ['ADD', needSkip ? 'true' : 'false'], ['ACCUM_DZ', accZ ? 'true' : 'false'], ['ACCUM_SKIP', accSkip ? 'true' : 'false']],
+          [...consts.slice(0, 3), ['ADD', needSkip ? 'true' : 'false'], ['NEED_DZ', needDz ? 'true' : 'false'], ['ACCUM_DZ', accZ ? 'true' : 'false'], ['ACCUM_SKIP', accSkip ? 'true' : 'false']],
           [['float*', 'dz'], ['float*', 'dskip'], ['const float*', 'gy'], ['const float*', 'y'], ['const float*', 'z'], ['const float*', 'gamma'], ['const float*', 'beta'], ['const double*', 'part'], ['double*', 'bpart'], ['float*', 'ggamma'], ['float*', 'gbeta'], ['float', 'eps']],
           sc, [`backward of train mode: ${doc[0]}`, ...doc.slice(1)]);
         return [{
           kernel: kb,
-          args: [gradBuf(n.inputs[0]), needSkip ? gradBuf(g.skip!) : { expr: 'nullptr' }, gradBuf(g.out), g.act === 'tanh' ? out : { expr: 'nullptr' }, z,
+          args: [dz(), needSkip ? gradBuf(g.skip!) : { expr: 'nullptr' }, gradBuf(g.out), g.act === 'tanh' ? out : { expr: 'nullptr' }, z,
             w, bias, { red: red.fwd }, { red: red.bwd }, { expr: GP(wN) }, { expr: GP(bN) }, { expr: eps }],
           comment,
         }];
