@@ -58,23 +58,23 @@ constexpr int MAX_THREADS = 64;
 // train mode: BatchNorm2d(32) + tanh + maxpool 2x2
 // z [B, 32, 32, 32] -> out [B, 32, 16, 16]
 // first use: conv1_batchnorm · models/book.ts:100
-[[maybe_unused]] void k1_bn_pool_fwd_train(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
+[[maybe_unused]] void k1_bn_pool_fwd_train(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
   constexpr int C = 32;
   constexpr int H = 32;
   constexpr int W = 32;
   constexpr int ACT = tk::ACT_TANH;
-  tk::bn_pool_fwd_train<C, H, W, ACT>(c, out, am, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
+  tk::bn_pool_fwd_train<C, H, W, ACT>(c, out, z, am, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
 }
 
 // eval mode: BatchNorm2d(32) + tanh + maxpool 2x2
 // z [B, 32, 32, 32] -> out [B, 32, 16, 16]
 // first use: conv1_batchnorm · models/book.ts:100
-[[maybe_unused]] void k2_bn_pool_fwd_eval(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
+[[maybe_unused]] void k2_bn_pool_fwd_eval(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
   constexpr int C = 32;
   constexpr int H = 32;
   constexpr int W = 32;
   constexpr int ACT = tk::ACT_TANH;
-  tk::bn_pool_fwd_eval<C, H, W, ACT>(c, out, am, z, gamma, beta, rmean, rvar, eps);
+  tk::bn_pool_fwd_eval<C, H, W, ACT>(c, out, z, am, gamma, beta, rmean, rvar, eps);
 }
 
 // Conv2d 32->16 3x3 stride 1,1 pad 1,1 + bias
@@ -99,23 +99,23 @@ constexpr int MAX_THREADS = 64;
 // train mode: BatchNorm2d(16) + tanh + maxpool 2x2
 // z [B, 16, 16, 16] -> out [B, 16, 8, 8]
 // first use: conv2_batchnorm · models/book.ts:102
-[[maybe_unused]] void k4_bn_pool_fwd_train(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
+[[maybe_unused]] void k4_bn_pool_fwd_train(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
   constexpr int C = 16;
   constexpr int H = 16;
   constexpr int W = 16;
   constexpr int ACT = tk::ACT_TANH;
-  tk::bn_pool_fwd_train<C, H, W, ACT>(c, out, am, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
+  tk::bn_pool_fwd_train<C, H, W, ACT>(c, out, z, am, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
 }
 
 // eval mode: BatchNorm2d(16) + tanh + maxpool 2x2
 // z [B, 16, 16, 16] -> out [B, 16, 8, 8]
 // first use: conv2_batchnorm · models/book.ts:102
-[[maybe_unused]] void k5_bn_pool_fwd_eval(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
+[[maybe_unused]] void k5_bn_pool_fwd_eval(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
   constexpr int C = 16;
   constexpr int H = 16;
   constexpr int W = 16;
   constexpr int ACT = tk::ACT_TANH;
-  tk::bn_pool_fwd_eval<C, H, W, ACT>(c, out, am, z, gamma, beta, rmean, rvar, eps);
+  tk::bn_pool_fwd_eval<C, H, W, ACT>(c, out, z, am, gamma, beta, rmean, rvar, eps);
 }
 
 // Linear 1024->32 + bias + tanh
@@ -165,14 +165,14 @@ constexpr int MAX_THREADS = 64;
 // backward of train mode: BatchNorm2d(16) + tanh + maxpool 2x2
 // z [B, 16, 16, 16] -> out [B, 16, 8, 8]
 // first use: conv2_batchnorm · models/book.ts:102
-[[maybe_unused]] void k10_bn_pool_bwd(const Ctx& c, float* dz, const float* gy, const float* y, const uint8_t* am, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
+[[maybe_unused]] void k10_bn_pool_bwd(const Ctx& c, float* dz, const uint8_t* am, const float* gy, const float* y, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   constexpr int C = 16;
   constexpr int H = 16;
   constexpr int W = 16;
   constexpr int ACT = tk::ACT_TANH;
   constexpr bool NEED_DZ = true;
   constexpr bool ACCUM_DZ = false;
-  tk::bn_pool_bwd<C, H, W, ACT, NEED_DZ, ACCUM_DZ>(c, dz, gy, y, am, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
+  tk::bn_pool_bwd<C, H, W, ACT, NEED_DZ, ACCUM_DZ>(c, dz, am, gy, y, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
 }
 
 // backward of: Conv2d 32->16 3x3 stride 1,1 pad 1,1 + bias
@@ -199,14 +199,14 @@ constexpr int MAX_THREADS = 64;
 // backward of train mode: BatchNorm2d(32) + tanh + maxpool 2x2
 // z [B, 32, 32, 32] -> out [B, 32, 16, 16]
 // first use: conv1_batchnorm · models/book.ts:100
-[[maybe_unused]] void k12_bn_pool_bwd(const Ctx& c, float* dz, const float* gy, const float* y, const uint8_t* am, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
+[[maybe_unused]] void k12_bn_pool_bwd(const Ctx& c, float* dz, const uint8_t* am, const float* gy, const float* y, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   constexpr int C = 32;
   constexpr int H = 32;
   constexpr int W = 32;
   constexpr int ACT = tk::ACT_TANH;
   constexpr bool NEED_DZ = true;
   constexpr bool ACCUM_DZ = false;
-  tk::bn_pool_bwd<C, H, W, ACT, NEED_DZ, ACCUM_DZ>(c, dz, gy, y, am, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
+  tk::bn_pool_bwd<C, H, W, ACT, NEED_DZ, ACCUM_DZ>(c, dz, am, gy, y, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
 }
 
 // backward of: Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias
@@ -318,15 +318,15 @@ void fwd_steps(tk_netbatchnorm* m, const Ctx& c, const float* x) {
   // conv1 · models/book.ts:100: conv2d [B, 3, 32, 32] -> [B, 32, 32, 32]
   k0_conv_fwd(c, F(0), nullptr, x, m->P + 0, m->P + 864);
   // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
-  if (c.train) k1_bn_pool_fwd_train(c, F(262144), U8(327680), F(0), m->P + 896, m->P + 928, m->FB + 0, m->FB + 32, m->IB + 0, c.red + (size_t)(0) * c.nt, 0.1f, 0.00001f);
+  if (c.train) k1_bn_pool_fwd_train(c, F(262144), F(0), U8(327680), m->P + 896, m->P + 928, m->FB + 0, m->FB + 32, m->IB + 0, c.red + (size_t)(0) * c.nt, 0.1f, 0.00001f);
   // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
-  if (!c.train) k2_bn_pool_fwd_eval(c, F(262144), nullptr, F(0), m->P + 896, m->P + 928, m->FB + 0, m->FB + 32, 0.00001f);
+  if (!c.train) k2_bn_pool_fwd_eval(c, F(262144), F(0), nullptr, m->P + 896, m->P + 928, m->FB + 0, m->FB + 32, 0.00001f);
   // conv2 · models/book.ts:102: conv2d [B, 32, 16, 16] -> [B, 16, 16, 16]
   k3_conv_fwd(c, F(131072), nullptr, F(262144), m->P + 960, m->P + 5568);
   // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
-  if (c.train) k4_bn_pool_fwd_train(c, F(163840), U8(172032), F(131072), m->P + 5584, m->P + 5600, m->FB + 64, m->FB + 80, m->IB + 1, c.red + (size_t)(128) * c.nt, 0.1f, 0.00001f);
+  if (c.train) k4_bn_pool_fwd_train(c, F(163840), F(131072), U8(172032), m->P + 5584, m->P + 5600, m->FB + 64, m->FB + 80, m->IB + 1, c.red + (size_t)(128) * c.nt, 0.1f, 0.00001f);
   // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
-  if (!c.train) k5_bn_pool_fwd_eval(c, F(163840), nullptr, F(131072), m->P + 5584, m->P + 5600, m->FB + 64, m->FB + 80, 0.00001f);
+  if (!c.train) k5_bn_pool_fwd_eval(c, F(163840), F(131072), nullptr, m->P + 5584, m->P + 5600, m->FB + 64, m->FB + 80, 0.00001f);
   // fc1 · models/book.ts:105: linear+tanh [B, 1024] -> [B, 32]
   k6_linear_fwd(c, F(147456), F(163840), m->P + 5616, m->P + 38384);
   // fc2 · models/book.ts:106: linear [B, 32] -> [B, 2]
@@ -345,12 +345,12 @@ void bwd_steps(tk_netbatchnorm* m, const Ctx& c, const float* x) {
   k9_linear_bwd(c, F(167936), c.gp + GPO(8), c.gp + GPO(9), F(147584), F(147456), F(163840), m->P + 5616);
   // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
   TK_BARRIER();  // the output reuses memory other threads may still read
-  k10_bn_pool_bwd(c, F(147456), F(167936), F(163840), U8(172032), F(131072), m->P + 5584, m->P + 5600, c.red + (size_t)(128) * c.nt, c.red + (size_t)(160) * c.nt, c.gp + GPO(6), c.gp + GPO(7), 0.00001f);
+  k10_bn_pool_bwd(c, F(147456), U8(172032), F(167936), F(163840), F(131072), m->P + 5584, m->P + 5600, c.red + (size_t)(128) * c.nt, c.red + (size_t)(160) * c.nt, c.gp + GPO(6), c.gp + GPO(7), 0.00001f);
   // conv2 · models/book.ts:102: conv2d [B, 32, 16, 16] -> [B, 16, 16, 16]
   k11_conv_bwd(c, F(294912), c.gp + GPO(4), c.gp + GPO(5), F(147456), nullptr, nullptr, F(262144), m->P + 960);
   // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
   TK_BARRIER();  // the output reuses memory other threads may still read
-  k12_bn_pool_bwd(c, F(131072), F(294912), F(262144), U8(327680), F(0), m->P + 896, m->P + 928, c.red + (size_t)(0) * c.nt, c.red + (size_t)(64) * c.nt, c.gp + GPO(2), c.gp + GPO(3), 0.00001f);
+  k12_bn_pool_bwd(c, F(131072), U8(327680), F(294912), F(262144), F(0), m->P + 896, m->P + 928, c.red + (size_t)(0) * c.nt, c.red + (size_t)(64) * c.nt, c.gp + GPO(2), c.gp + GPO(3), 0.00001f);
   // conv1 · models/book.ts:100: conv2d [B, 3, 32, 32] -> [B, 32, 32, 32]
   k13_conv_bwd(c, nullptr, c.gp + GPO(0), c.gp + GPO(1), F(131072), nullptr, nullptr, x, m->P + 0);
 }

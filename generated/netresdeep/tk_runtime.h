@@ -832,10 +832,26 @@ void dropout_bwd(const Ctx& c, float* dx, const float* gy, float p, uint32_t str
 // ------------------------------------------------------------ batch norm
 
 /**
- * Train-mode BatchNorm2d (+act) (+residual add) on the slice. part: this use's
- * partial sums, [nt][2C] doubles (sum, sum of squares). Biased variance
+ * Combines the per-thread partial sums of a train-mode use ([nt][2C] doubles: sum,
+ * sum of squares) and calls f(ch, mean, biased var, invstd) per channel.
+ */
+template <int C, int HW, typename F>
+TK_INLINE void bn_each_stat(const Ctx& c, const double* part, float eps, F f) {
+  const double n = (double)c.B * HW;
+  for (int ch = 0; ch < C; ++ch) {
+    double s = 0.0, ss = 0.0;
+    for (int t = 0; t < c.nt; ++t) s += part[(size_t)t * 2 * C + ch], ss += part[(size_t)t * 2 * C + C + ch];
+    const double mean = s / n;
+    double var = ss / n - mean * mean;
+    if (var < 0.0) var = 0.0;
+    f(ch, mean, var, (float)(1.0 / sqrt(var + (double)eps)));
+  }
+}
+
+/**
+ * Train-mode statistics on the slice: this thread's partial sums into part, then on
+ * every thread stats [2][C] = alpha, beta' (out = alpha*z + beta'). Biased variance
  * normalises; thread 0 updates running_mean/var (unbiased) and the counter.
- * out = act(gamma*(z-mean)*invstd + beta) (+ skip).
  */
 template <int C, int HW>
 TK_INLINE void bn_train_stats(const Ctx& c, float* stats, const float* z, const float* gamma, const float* beta, float* rmean,
@@ -863,13 +879,7 @@ TK_INLINE void bn_train_stats(const Ctx& c, float* stats, const float* z, const 
   }
   TK_BARRIER();
   const double n = (double)c.B * HW;
-  for (int ch = 0; ch < C; ++ch) {
-    double s = 0.0, ss = 0.0;
-    for (int t = 0; t < c.nt; ++t) s += part[(size_t)t * 2 * C + ch], ss += part[(size_t)t * 2 * C + C + ch];
-    const double mean = s / n;
-    double var = ss / n - mean * mean;
-    if (var < 0.0) var = 0.0;
-    const float invstd = (float)(1.0 / sqrt(var + (double)eps));
+  bn_each_stat<C, HW>(c, part, eps, [&](int ch, double mean, double var, float invstd) {
     const float al = gamma[ch] * invstd;
     stats[ch] = al;
     stats[C + ch] = beta[ch] - (float)mean * al;
@@ -877,15 +887,23 @@ TK_INLINE void bn_train_stats(const Ctx& c, float* stats, const float* z, const 
       rmean[ch] = (float)((1.0 - momentum) * rmean[ch] + momentum * mean);
       rvar[ch] = (float)((1.0 - momentum) * rvar[ch] + momentum * (n > 1 ? var * n / (n - 1) : var));
     }
-  }
+  });
   if (c.t == 0) *nbt += 1;
 }
 
+/** Eval-mode stats [2][C] = alpha, beta' from the running statistics. */
+template <int C>
+TK_INLINE void bn_eval_stats(float* stats, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
+  for (int ch = 0; ch < C; ++ch) {
+    const float invstd = (float)(1.0 / sqrt((double)rvar[ch] + (double)eps));
+    stats[ch] = gamma[ch] * invstd;
+    stats[C + ch] = beta[ch] - rmean[ch] * stats[ch];
+  }
+}
+
+/** out = act(alpha*z + beta') (+ skip) on the slice, stats [2][C]. */
 template <int C, int HW, int ACT, bool ADD>
-void bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta,
-                  float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
-  float* stats = c.scratch;  // [2][C]: alpha, beta'
-  bn_train_stats<C, HW>(c, stats, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
+TK_INLINE void bn_apply(const Ctx& c, float* out, const float* z, const float* skip, const float* stats) {
   for (int b = c.b0; b < c.b1; ++b)
     for (int ch = 0; ch < C; ++ch) {
       const size_t o = ((size_t)b * C + ch) * HW;
@@ -898,44 +916,30 @@ void bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, c
     }
 }
 
+/** BatchNorm2d (+act) (+residual add): train mode (batch statistics, running-stat update) and eval mode. */
+template <int C, int HW, int ACT, bool ADD>
+void bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta,
+                  float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
+  bn_train_stats<C, HW>(c, c.scratch, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
+  bn_apply<C, HW, ACT, ADD>(c, out, z, skip, c.scratch);
+}
+
 template <int C, int HW, int ACT, bool ADD>
 void bn_fwd_eval(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta,
                  const float* rmean, const float* rvar, float eps) {
-  for (int b = c.b0; b < c.b1; ++b)
-    for (int ch = 0; ch < C; ++ch) {
-      const float invstd = (float)(1.0 / sqrt((double)rvar[ch] + (double)eps));
-      const float al = gamma[ch] * invstd, be = beta[ch] - rmean[ch] * al;
-      const size_t o = ((size_t)b * C + ch) * HW;
-      vmap<HW>(out + o, [&](int i, int k) {
-        vf r = vact<ACT>(TK_LD(z + o, i, k) * al + be);
-        if (ADD) r += TK_LD(skip + o, i, k);
-        return r;
-      });
-    }
+  bn_eval_stats<C>(c.scratch, gamma, beta, rmean, rvar, eps);
+  bn_apply<C, HW, ACT, ADD>(c, out, z, skip, c.scratch);
 }
 
-/**
- * Backward of train-mode BatchNorm2d (+act) (+add). part: the forward partial
- * sums of this use (to rebuild mean/invstd), bpart: [nt][2C] scratch for the
- * backward sums. y: the group output (needed for tanh). ggamma/gbeta: partials
- * (thread 0 adds the totals). dz (=|+=), dskip (=|+=) when ADD.
- */
 /** st [4][C] = mean, invstd, alpha, beta' of a train-mode use, rebuilt from its forward partial sums. */
 template <int C, int HW>
 TK_INLINE void bn_saved_stats(const Ctx& c, float* st, const double* part, const float* gamma, const float* beta, float eps) {
-  const double n = (double)c.B * HW;
-  for (int ch = 0; ch < C; ++ch) {
-    double s = 0.0, ss = 0.0;
-    for (int t = 0; t < c.nt; ++t) s += part[(size_t)t * 2 * C + ch], ss += part[(size_t)t * 2 * C + C + ch];
-    const double mean = s / n;
-    double var = ss / n - mean * mean;
-    if (var < 0.0) var = 0.0;
-    const float invstd = (float)(1.0 / sqrt(var + (double)eps));
+  bn_each_stat<C, HW>(c, part, eps, [&](int ch, double mean, double, float invstd) {
     st[ch] = (float)mean;
     st[C + ch] = invstd;
     st[2 * C + ch] = gamma[ch] * invstd;
     st[3 * C + ch] = beta[ch] - (float)mean * st[2 * C + ch];
-  }
+  });
 }
 
 /**
@@ -958,6 +962,12 @@ TK_INLINE void bn_bwd_sums(const Ctx& c, float* k1, const float* st, const doubl
   }
 }
 
+/**
+ * Backward of train-mode BatchNorm2d (+act) (+add). part: the forward partial
+ * sums of this use (to rebuild mean/invstd), bpart: [nt][2C] scratch for the
+ * backward sums. y: the group output (needed for tanh). ggamma/gbeta: partials
+ * (thread 0 adds the totals). dz (=|+=, only when NEED_DZ), dskip (=|+=) when ADD.
+ */
 template <int C, int HW, int ACT, bool ADD, bool NEED_DZ, bool ACCUM_DZ, bool ACCUM_SKIP>
 void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float* y, const float* z, const float* gamma,
             const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
@@ -1052,56 +1062,47 @@ TK_INLINE void bn_apply_pool(const Ctx& c, float* out, uint8_t* am, const float*
 
 /** Train-mode BatchNorm2d (+act) + 2x2/2 max pool: z [B, C, H, W] -> out [B, C, H/2, W/2], am as pool_fwd. */
 template <int C, int H, int W, int ACT>
-void bn_pool_fwd_train(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, float* rmean,
+void bn_pool_fwd_train(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, float* rmean,
                        float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
-  float* stats = c.scratch;
-  bn_train_stats<C, H * W>(c, stats, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
-  bn_apply_pool<C, H, W, ACT>(c, out, am, z, stats);
+  bn_train_stats<C, H * W>(c, c.scratch, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
+  bn_apply_pool<C, H, W, ACT>(c, out, am, z, c.scratch);
 }
 
 template <int C, int H, int W, int ACT>
-void bn_pool_fwd_eval(const Ctx& c, float* out, uint8_t* am, const float* z, const float* gamma, const float* beta, const float* rmean,
+void bn_pool_fwd_eval(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, const float* rmean,
                       const float* rvar, float eps) {
-  float* stats = c.scratch;
-  for (int ch = 0; ch < C; ++ch) {
-    const float invstd = (float)(1.0 / sqrt((double)rvar[ch] + (double)eps));
-    stats[ch] = gamma[ch] * invstd;
-    stats[C + ch] = beta[ch] - rmean[ch] * stats[ch];
-  }
-  bn_apply_pool<C, H, W, ACT>(c, out, am, z, stats);
+  bn_eval_stats<C>(c.scratch, gamma, beta, rmean, rvar, eps);
+  bn_apply_pool<C, H, W, ACT>(c, out, am, z, c.scratch);
 }
 
 /**
- * Backward of bn_pool_fwd_train. gy, y (the pooled output, for tanh) and am are
- * [B, C, H/2, W/2]: only the argmax of each window gets a gradient through the
+ * Backward of bn_pool_fwd_train. gy, y (the pooled output: the act derivative
+ * comes from it, as the forward activated the pooled value) and am are [B, C, H/2, W/2]: only the argmax of each window gets a gradient through the
  * pool, so the act derivative and the two sums visit pooled positions only; dz
  * (=|+=) is dense, as BatchNorm's input gradient is.
  */
 template <int C, int H, int W, int ACT, bool NEED_DZ, bool ACCUM_DZ>
-void bn_pool_bwd(const Ctx& c, float* dz, const float* gy, const float* y, const uint8_t* am, const float* z, const float* gamma,
+void bn_pool_bwd(const Ctx& c, float* dz, const uint8_t* am, const float* gy, const float* y, const float* z, const float* gamma,
                  const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   constexpr int HW = H * W, OH = H / 2, OW = W / 2;
   float* st = c.scratch;  // [4][C]: mean, invstd, alpha, beta'
   bn_saved_stats<C, HW>(c, st, part, gamma, beta, eps);
-  // d(act input) at the argmax of pooled position p of channel plane (b, ch); its offset into the plane
-  auto da = [&](size_t plane, size_t pp, int p, float al, float be, int* o) -> float {
+  // d(act input) at the argmax of pooled position pp + p; *o: the argmax's offset in its channel plane
+  auto da = [&](size_t pp, int p, int* o) -> float {
     const int k = am[pp + p], oh = p / OW, ow = p % OW;
     *o = (2 * oh + k / 2) * W + 2 * ow + k % 2;
-    const float g = gy[pp + p];
-    if constexpr (ACT == ACT_RELU) return z[plane + *o] * al + be > 0.0f ? g : 0.0f;
-    else if constexpr (ACT == ACT_TANH) return g * (1.0f - y[pp + p] * y[pp + p]);
-    else return g;
+    return gy[pp + p] * dact1<ACT>(ACT == ACT_NONE ? 0.0f : y[pp + p]);
   };
   double* mine = bpart + (size_t)c.t * 2 * C;
   for (int ch = 0; ch < C; ++ch) {
-    const float mean = st[ch], al = st[2 * C + ch], be = st[3 * C + ch];
+    const float mean = st[ch];
     double s = 0.0, sx = 0.0;
     for (int b = c.b0; b < c.b1; ++b) {
       const size_t plane = ((size_t)b * C + ch) * HW, pp = ((size_t)b * C + ch) * OH * OW;
       float a = 0.0f, ax = 0.0f;
       for (int p = 0; p < OH * OW; ++p) {
         int o;
-        const float d = da(plane, pp, p, al, be, &o);
+        const float d = da(pp, p, &o);
         a += d;
         ax += d * (z[plane + o] - mean);
       }
@@ -1118,8 +1119,7 @@ void bn_pool_bwd(const Ctx& c, float* dz, const float* gy, const float* y, const
   for (int b = c.b0; b < c.b1; ++b)
     for (int ch = 0; ch < C; ++ch) {
       const size_t plane = ((size_t)b * C + ch) * HW, pp = ((size_t)b * C + ch) * OH * OW;
-      const float mean = st[ch], al = st[2 * C + ch], be = st[3 * C + ch];
-      const float md = k1[ch], kx = k1[C + ch], gi = gamma[ch] * st[C + ch];
+      const float mean = st[ch], md = k1[ch], kx = k1[C + ch], gi = gamma[ch] * st[C + ch];
       float* d = dz + plane;
       // the terms every position has, then the pooled gradient at each argmax
       vmap<HW>(d, [&](int i, int k) {
@@ -1129,7 +1129,7 @@ void bn_pool_bwd(const Ctx& c, float* dz, const float* gy, const float* y, const
       });
       for (int p = 0; p < OH * OW; ++p) {
         int o;
-        const float g = da(plane, pp, p, al, be, &o);
+        const float g = da(pp, p, &o);
         d[o] += g * gi;
       }
     }

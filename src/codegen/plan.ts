@@ -287,7 +287,6 @@ export function plan(graph: Graph): Plan {
   const forward: Call[] = [];
   const backward: Call[] = [];
   let redDoubles = 0;
-  const bnRed = new Map<number, { fwd: number; bwd: number }>();
   const gradWritten = new Set<number>();
   /** whether a contribution to v's gradient must add (true) or may write (false) */
   const accum = (v: number): boolean => {
@@ -353,7 +352,6 @@ export function plan(graph: Graph): Plan {
         const [wN, bN, rm, rv, nbt] = b.params;
         const red = { fwd: redDoubles, bwd: redDoubles + 2 * C };
         redDoubles += 4 * C;
-        bnRed.set(n.id, red);
         const doc = [
           `BatchNorm2d(${C})${g.act !== 'none' ? ` + ${g.act}` : ''}${g.add ? ' + residual add' : ''}${g.pool ? ' + maxpool 2x2' : ''}`,
           `z ${fmtShape(inShape)} -> out ${fmtShape(outShape)}`,
@@ -370,55 +368,39 @@ export function plan(graph: Graph): Plan {
         // false when nothing before the BatchNorm has parameters: only gamma and beta get gradients
         const needDz = rg.has(n.inputs[0]);
         const dz = (): Arg => (needDz ? gradBuf(n.inputs[0]) : { expr: 'nullptr' });
-        if (g.pool) {
-          const consts: [string, string | number][] = [['C', C], ['H', H], ['W', W], ['ACT', ACT_C[g.act]]];
-          const kt = kernel('bn_pool_fwd_train', 'tk::bn_pool_fwd_train', consts,
-            [['float*', 'out'], ['uint8_t*', 'am'], ['const float*', 'z'], ['const float*', 'gamma'], ['const float*', 'beta'], ['float*', 'rmean'], ['float*', 'rvar'], ['int64_t*', 'nbt'], ['double*', 'part'], ['float', 'momentum'], ['float', 'eps']],
-            sc, [`train mode: ${doc[0]}`, ...doc.slice(1)]);
-          const ke = kernel('bn_pool_fwd_eval', 'tk::bn_pool_fwd_eval', consts,
-            [['float*', 'out'], ['uint8_t*', 'am'], ['const float*', 'z'], ['const float*', 'gamma'], ['const float*', 'beta'], ['const float*', 'rmean'], ['const float*', 'rvar'], ['float', 'eps']],
-            sc, [`eval mode: ${doc[0]}`, ...doc.slice(1)]);
-          const am = amBuf(g.out);
-          forward.push({ kernel: kt, args: [out, am, z, w, bias, ...running, { expr: IB(nbt) }, { red: red.fwd }, { expr: mom }, { expr: eps }], comment, when: 'c.train' });
-          forward.push({ kernel: ke, args: [out, { expr: 'nullptr' }, z, w, bias, ...running, { expr: eps }], comment, when: '!c.train' });
-          bwd.push(() => {
-            const accZ = needDz && accum(n.inputs[0]);
-            const kb = kernel('bn_pool_bwd', 'tk::bn_pool_bwd', [...consts, ['NEED_DZ', needDz ? 'true' : 'false'], ['ACCUM_DZ', accZ ? 'true' : 'false']],
-              [['float*', 'dz'], ['const float*', 'gy'], ['const float*', 'y'], ['const uint8_t*', 'am'], ['const float*', 'z'], ['const float*', 'gamma'], ['const float*', 'beta'], ['const double*', 'part'], ['double*', 'bpart'], ['float*', 'ggamma'], ['float*', 'gbeta'], ['float', 'eps']],
-              sc, [`backward of train mode: ${doc[0]}`, ...doc.slice(1)]);
-            return [{
-              kernel: kb,
-              args: [dz(), gradBuf(g.out), g.act === 'tanh' ? out : { expr: 'nullptr' }, am, z, w, bias, { red: red.fwd }, { red: red.bwd }, { expr: GP(wN) }, { expr: GP(bN) }, { expr: eps }],
-              comment,
-            }];
-          });
-          break;
-        }
-        const consts: [string, string | number][] = [['C', C], ['HW', H * W], ['ACT', ACT_C[g.act]], ['ADD', g.add ? 'true' : 'false']];
-        const kt = kernel('bn_fwd_train', 'tk::bn_fwd_train', consts,
-          [['float*', 'out'], ['const float*', 'z'], ['const float*', 'skip'], ['const float*', 'gamma'], ['const float*', 'beta'], ['float*', 'rmean'], ['float*', 'rvar'], ['int64_t*', 'nbt'], ['double*', 'part'], ['float', 'momentum'], ['float', 'eps']],
+        // bn_* (+act, + residual add) and bn_pool_* (+act, + 2x2 max pool) take the same
+        // arguments but one: the skip input / its gradient, or the pool's argmax
+        const pooled = g.pool !== undefined;
+        const fam = pooled ? 'bn_pool' : 'bn';
+        const consts: [string, string | number][] = pooled
+          ? [['C', C], ['H', H], ['W', W], ['ACT', ACT_C[g.act]]]
+          : [['C', C], ['HW', H * W], ['ACT', ACT_C[g.act]], ['ADD', g.add ? 'true' : 'false']];
+        const fwdParams: [string, string][] = [['float*', 'out'], ['const float*', 'z'], pooled ? ['uint8_t*', 'am'] : ['const float*', 'skip'], ['const float*', 'gamma'], ['const float*', 'beta']];
+        const kt = kernel(`${fam}_fwd_train`, `tk::${fam}_fwd_train`, consts,
+          [...fwdParams, ['float*', 'rmean'], ['float*', 'rvar'], ['int64_t*', 'nbt'], ['double*', 'part'], ['float', 'momentum'], ['float', 'eps']],
           sc, [`train mode: ${doc[0]}`, ...doc.slice(1)]);
-        const ke = kernel('bn_fwd_eval', 'tk::bn_fwd_eval', consts,
-          [['float*', 'out'], ['const float*', 'z'], ['const float*', 'skip'], ['const float*', 'gamma'], ['const float*', 'beta'], ['const float*', 'rmean'], ['const float*', 'rvar'], ['float', 'eps']],
+        const ke = kernel(`${fam}_fwd_eval`, `tk::${fam}_fwd_eval`, consts, [...fwdParams, ['const float*', 'rmean'], ['const float*', 'rvar'], ['float', 'eps']],
           sc, [`eval mode: ${doc[0]}`, ...doc.slice(1)]);
+        const am = pooled ? amBuf(g.out) : undefined;
         const skip: Arg = g.add ? valBuf(g.skip!) : { expr: 'nullptr' };
-        forward.push({ kernel: kt, args: [out, z, skip, w, bias, ...running, { expr: IB(nbt) }, { red: red.fwd }, { expr: mom }, { expr: eps }], comment, when: 'c.train' });
-        forward.push({ kernel: ke, args: [out, z, skip, w, bias, ...running, { expr: eps }], comment, when: '!c.train' });
+        forward.push({ kernel: kt, args: [out, z, am ?? skip, w, bias, ...running, { expr: IB(nbt) }, { red: red.fwd }, { expr: mom }, { expr: eps }], comment, when: 'c.train' });
+        forward.push({ kernel: ke, args: [out, z, am ? { expr: 'nullptr' } : skip, w, bias, ...running, { expr: eps }], comment, when: '!c.train' });
         // backward: the skip's gradient is written before z's (both inputs of the group)
         const needSkip = g.add !== undefined && rg.has(g.skip!);
         bwd.push(() => {
-        const accSkip = needSkip ? accum(g.skip!) : false;
-        const accZ = needDz && accum(n.inputs[0]);
-        const kb = kernel('bn_bwd', 'tk::bn_bwd',
-          [...consts.slice(0, 3), ['ADD', needSkip ? 'true' : 'false'], ['NEED_DZ', needDz ? 'true' : 'false'], ['ACCUM_DZ', accZ ? 'true' : 'false'], ['ACCUM_SKIP', accSkip ? 'true' : 'false']],
-          [['float*', 'dz'], ['float*', 'dskip'], ['const float*', 'gy'], ['const float*', 'y'], ['const float*', 'z'], ['const float*', 'gamma'], ['const float*', 'beta'], ['const double*', 'part'], ['double*', 'bpart'], ['float*', 'ggamma'], ['float*', 'gbeta'], ['float', 'eps']],
-          sc, [`backward of train mode: ${doc[0]}`, ...doc.slice(1)]);
-        return [{
-          kernel: kb,
-          args: [dz(), needSkip ? gradBuf(g.skip!) : { expr: 'nullptr' }, gradBuf(g.out), g.act === 'tanh' ? out : { expr: 'nullptr' }, z,
-            w, bias, { red: red.fwd }, { red: red.bwd }, { expr: GP(wN) }, { expr: GP(bN) }, { expr: eps }],
-          comment,
-        }];
+          const accSkip = needSkip ? accum(g.skip!) : false;
+          const accZ = needDz && accum(n.inputs[0]);
+          const flags: [string, string][] = [['NEED_DZ', String(needDz)], ['ACCUM_DZ', String(accZ)]];
+          const bconsts: [string, string | number][] = pooled
+            ? [...consts, ...flags]
+            : [...consts.slice(0, 3), ['ADD', String(needSkip)], ...flags, ['ACCUM_SKIP', String(accSkip)]];
+          const kb = kernel(`${fam}_bwd`, `tk::${fam}_bwd`, bconsts,
+            [['float*', 'dz'], pooled ? ['const uint8_t*', 'am'] : ['float*', 'dskip'], ['const float*', 'gy'], ['const float*', 'y'], ['const float*', 'z'], ['const float*', 'gamma'], ['const float*', 'beta'], ['const double*', 'part'], ['double*', 'bpart'], ['float*', 'ggamma'], ['float*', 'gbeta'], ['float', 'eps']],
+            sc, [`backward of train mode: ${doc[0]}`, ...doc.slice(1)]);
+          // the act derivative from the output: tanh always; relu too when pooled (no add after it)
+          const y = g.act === 'tanh' || (pooled && g.act === 'relu') ? out : { expr: 'nullptr' };
+          const second: Arg = am ?? (needSkip ? gradBuf(g.skip!) : { expr: 'nullptr' });
+          return [{ kernel: kb, args: [dz(), second, gradBuf(g.out), y, z, w, bias, { red: red.fwd }, { red: red.bwd }, { expr: GP(wN) }, { expr: GP(bN) }, { expr: eps }], comment }];
         });
         break;
       }
