@@ -26,7 +26,7 @@ import { camelArgs } from '../src/graph/load.js';
 import { manualSeed } from '../src/graph/init.js';
 import type { Module } from '../src/graph/module.js';
 import { trace } from '../src/graph/trace.js';
-import { CompiledBackend, checkPackageName } from '../src/runtime/compiled-backend.js';
+import { CompiledBackend, packageNameOf } from '../src/runtime/compiled-backend.js';
 import { loadCuda } from '../src/runtime/cuda.js';
 import { CompiledTrainable } from '../src/runtime/trainable.js';
 import { bookModels } from '../models/book.js';
@@ -72,7 +72,7 @@ async function prepare(emulator: boolean): Promise<void> {
   const graphs = [...cases.map((d) => trace(caseModel(d))), ...TIMED.map(([m]) => trace(new MODELS[m]()))];
   const built = new Set<string>();
   for (const g of graphs) {
-    const name = checkPackageName(g);
+    const name = packageNameOf(g);
     if (built.has(name)) continue;
     built.add(name);
     const r = buildCudaPackage(g, path.join(out, 'pkg', name), name, 256, { emulator, archs: emulator ? undefined : ARCHS });
@@ -92,7 +92,7 @@ async function run(outDir: string | undefined): Promise<void> {
   const here = path.dirname(fileURLToPath(import.meta.url));
   // prepare --emulator builds into cuda-emu/
   const pkg = (g: ReturnType<typeof trace>) => {
-    const [gpu, emu] = ['cuda', 'cuda-emu'].map((d) => path.join(here, 'pkg', checkPackageName(g), d));
+    const [gpu, emu] = ['cuda', 'cuda-emu'].map((d) => path.join(here, 'pkg', packageNameOf(g), d));
     return !fs.existsSync(gpu) && fs.existsSync(emu) ? emu : gpu;
   };
   const lines: string[] = ['# tensorkiln CUDA backend from Node', '', `- node ${process.version}, ${os.hostname()}, ${new Date().toISOString()}`];

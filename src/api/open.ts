@@ -6,7 +6,6 @@ import type { Module } from '../graph/module.js';
 import { declaredInput, trace } from '../graph/trace.js';
 import { loadModel, parseArgs, parseInputShape } from '../graph/load.js';
 import type { Graph } from '../graph/ir.js';
-import { graphHash } from '../graph/hash.js';
 import { InterpreterModel } from '../train/interp-model.js';
 import type { TrainableModel } from '../train/model.js';
 
@@ -43,55 +42,34 @@ export interface ModelSource {
 
 type Opener = (module: Module, graph: Graph, o: OpenOptions) => Promise<TrainableModel>;
 
-const packageName = (graph: Graph, o: OpenOptions) => o.name ?? `${graph.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${graphHash(graph).slice(0, 8)}`;
-
-/** generated/<name>/cuda (or cuda-emu), built when missing or stale; state and data then live on the device. */
-const cudaOpener =
-  (emulator: boolean): Opener =>
+/** generated/<name>/ (cuda/, cuda-emu/ for those backends), built when missing or stale, starting from the module's weights. */
+const compiledOpener =
+  (kind: 'cpu' | 'cuda' | 'cuda-emu'): Opener =>
   async (module, graph, o) => {
-    const [{ buildCudaPackage }, { loadCuda }, { CompiledTrainable }] = await Promise.all([
-      import('../codegen/cuda/build.js'),
-      import('../runtime/cuda.js'),
-      import('../runtime/trainable.js'),
-    ]);
-    const name = packageName(graph, o);
-    const r = buildCudaPackage(graph, path.resolve(o.outDir ?? 'generated', name), name, o.maxBatch ?? 256, { emulator });
-    if (!r.cached) o.log?.(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
-    const native = await loadCuda(r.dir, { device: o.device, seed: o.seed ?? 0 });
+    const [{ openCpuPackage, openCudaPackage }, { CompiledTrainable }] = await Promise.all([import('../runtime/backend.js'), import('../runtime/trainable.js')]);
+    const { packageNameOf } = await import('../runtime/compiled-backend.js');
+    const outRoot = o.outDir ?? 'generated';
+    const name = o.name ?? packageNameOf(graph);
+    const common = { outRoot, name, maxBatch: o.maxBatch, seed: o.seed ?? 0, log: o.log };
+    const native =
+      kind === 'cpu'
+        ? await openCpuPackage(graph, { ...common, origin: o.origin ?? recordedOrigin(path.resolve(outRoot, name)) })
+        : await openCudaPackage(graph, { ...common, emulator: kind === 'cuda-emu', device: o.device });
     native.loadStateDict(module.stateDict());
     return new CompiledTrainable(graph, native);
   };
 
-const openers: Record<string, Opener> = {
+const openers: Record<BackendName, Opener> = {
   interp: async (module, graph, o) => new InterpreterModel(graph, module.stateDict(), o.seed ?? 0, o.maxBatch ?? 1024),
-  cpu: async (module, graph, o) => {
-    const [{ buildPackage }, { load }, { CompiledTrainable }] = await Promise.all([
-      import('../codegen/build.js'),
-      import('../runtime/index.js'),
-      import('../runtime/trainable.js'),
-    ]);
-    const maxBatch = o.maxBatch ?? 256;
-    const name = packageName(graph, o);
-    const origin = o.origin ?? recordedOrigin(path.resolve(o.outDir ?? 'generated', name));
-    const r = buildPackage(graph, { outRoot: o.outDir ?? 'generated', name, maxBatch, origin });
-    if (!r.cached) o.log?.(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
-    const native = await load(r.dir, { maxBatch, seed: o.seed ?? 0, init: false });
-    native.loadStateDict(module.stateDict());
-    return new CompiledTrainable(graph, native);
-  },
-  cuda: cudaOpener(false),
-  'cuda-emu': cudaOpener(true),
+  cpu: compiledOpener('cpu'),
+  cuda: compiledOpener('cuda'),
+  'cuda-emu': compiledOpener('cuda-emu'),
 };
-
-/** Compiled backends register themselves here (see src/runtime). */
-export function registerOpener(name: BackendName, open: Opener): void {
-  openers[name] = open;
-}
 
 /** Traces `module` and opens it on a backend, starting from the module's current weights. */
 export async function openModule(module: Module, o: OpenOptions = {}): Promise<TrainableModel> {
   const backend = o.backend ?? 'cpu';
-  const open = openers[backend];
+  const open = openers[backend] as Opener | undefined;
   if (!open) throw new Error(`backend '${backend}' is not available; available: ${Object.keys(openers).join(', ')}`);
   return open(module, trace(module, o.input ?? declaredInput(module)), o);
 }

@@ -18,10 +18,6 @@ const factories: Record<string, () => Promise<BackendFactory>> = {
   },
 };
 
-export function registerBackend(name: string, make: () => Promise<BackendFactory>): void {
-  factories[name] = make;
-}
-
 export async function backendFactory(name: string): Promise<BackendFactory> {
   const make = factories[name];
   if (!make) throw new Error(`unknown backend '${name}'; available: ${Object.keys(factories).join(', ')}`);

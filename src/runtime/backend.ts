@@ -1,36 +1,61 @@
 // Builds a graph into a cached compiled package (CPU, CUDA, CUDA on the CPU
-// emulator; a per-graph folder under the OS temp dir unless told otherwise) and
-// opens it as a src/check Backend (compiled-backend.ts).
+// emulator) and loads it: for the API's openers (src/api/open.ts, packages in
+// generated/) and for gen check (a per-graph folder under the OS temp dir),
+// which drives it as a src/check Backend (compiled-backend.ts).
 import os from 'node:os';
 import path from 'node:path';
 import { buildPackage } from '../codegen/build.js';
 import { buildCudaPackage } from '../codegen/cuda/build.js';
 import type { Graph } from '../graph/ir.js';
-import { CompiledBackend, checkPackageName as packageName } from './compiled-backend.js';
+import { CompiledBackend, packageNameOf } from './compiled-backend.js';
 import { loadCuda } from './cuda.js';
-import { load } from './index.js';
+import { load, type CompiledModel, type CudaModel } from './index.js';
 
 export { CompiledBackend };
 
 export interface CompiledBackendOptions {
   /** folder of the packages (default: <tmp>/tensorkiln-packages) */
   outRoot?: string;
+  /** package name (default: packageNameOf(graph)) */
   name?: string;
   maxBatch?: number;
+  /** base seed of dropout masks */
+  seed?: number;
+  /** recorded in a CPU package's tensorkiln.json */
+  origin?: { file: string; model: string; args?: string };
+  /** told when a package was (re)built */
+  log?: (line: string) => void;
+}
+
+export interface CudaPackageOptions extends CompiledBackendOptions {
+  /** the kernels on the CPU emulator instead of a GPU */
+  emulator?: boolean;
+  /** CUDA device index */
+  device?: number;
 }
 
 const defaultRoot = () => path.join(os.tmpdir(), 'tensorkiln-packages');
 
-/** Builds (cached) and loads `graph` as a compiled CPU model. */
-export async function compiledBackend(graph: Graph, o: CompiledBackendOptions = {}): Promise<CompiledBackend> {
-  const r = buildPackage(graph, { outRoot: o.outRoot ?? defaultRoot(), name: o.name ?? packageName(graph), maxBatch: o.maxBatch ?? 256 });
-  const model = await load(r.dir, { maxBatch: o.maxBatch ?? 256, init: false });
-  return new CompiledBackend(graph, model);
+/** Builds (when missing or stale) and loads `graph` as a compiled CPU model. */
+export async function openCpuPackage(graph: Graph, o: CompiledBackendOptions = {}): Promise<CompiledModel> {
+  const maxBatch = o.maxBatch ?? 256;
+  const r = buildPackage(graph, { outRoot: o.outRoot ?? defaultRoot(), name: o.name ?? packageNameOf(graph), maxBatch, origin: o.origin });
+  if (!r.cached) o.log?.(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
+  return load(r.dir, { maxBatch, seed: o.seed, init: false });
 }
 
-/** Builds (cached) and loads `graph` as a CUDA model, on a GPU or on the CPU emulator. */
-export async function cudaBackend(graph: Graph, o: CompiledBackendOptions & { emulator?: boolean } = {}): Promise<CompiledBackend> {
-  const name = o.name ?? packageName(graph);
+/** Builds (when missing or stale) and loads `graph` as a CUDA model, on a GPU or on the CPU emulator. */
+export async function openCudaPackage(graph: Graph, o: CudaPackageOptions = {}): Promise<CudaModel> {
+  const name = o.name ?? packageNameOf(graph);
   const r = buildCudaPackage(graph, path.join(o.outRoot ?? defaultRoot(), name), name, o.maxBatch ?? 256, { emulator: o.emulator });
-  return new CompiledBackend(graph, await loadCuda(r.dir));
+  if (!r.cached) o.log?.(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
+  return loadCuda(r.dir, { device: o.device, seed: o.seed });
+}
+
+export async function compiledBackend(graph: Graph, o: CompiledBackendOptions = {}): Promise<CompiledBackend> {
+  return new CompiledBackend(graph, await openCpuPackage(graph, o));
+}
+
+export async function cudaBackend(graph: Graph, o: CudaPackageOptions = {}): Promise<CompiledBackend> {
+  return new CompiledBackend(graph, await openCudaPackage(graph, o));
 }

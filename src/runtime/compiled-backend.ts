@@ -32,7 +32,7 @@ export class CompiledBackend implements Backend {
   }
 }
 
-/** The package name gen check uses for a graph: the model's name and a hash of its computation. */
-export function checkPackageName(graph: Graph): string {
+/** A package name for a graph (API and gen check): the model's lowercased name and a hash of its computation. */
+export function packageNameOf(graph: Graph): string {
   return `${graph.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${graphHash(graph).slice(0, 10)}`;
 }

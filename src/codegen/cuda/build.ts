@@ -56,7 +56,7 @@ function compilerId(cmd: string): string {
 /** Writes generated/<name>/cuda[-emu]/ and compiles it unless its manifest says the same sources and compiler built it. */
 export function buildCudaPackage(graph: Graph, modelDir: string, name: string, maxBatch: number, o: CudaBuildOptions = {}): CudaBuildResult {
   const t0 = performance.now();
-  const dir = cudaPackageDir(modelDir, o.emulator);
+  const dir = cudaPackageDir(path.resolve(modelDir), o.emulator); // absolute: cmake-js runs in it
   const prefix = `tk_${name}_cuda`;
   const files = emitCudaPackage(graph, { name: `tk_${name}`, maxBatch });
   const written = writeFiles(dir, files);
