@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Graph, HostTensor } from '../graph/ir.js';
 import { saveSafetensors } from '../io/safetensors.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { addonPath, compilePackage, CXX_FLAGS, readManifest } from './compile.js';
 import { emitDts } from './dts.js';
 import { baseView, CODEGEN_VERSION, emitCpu, prefixOf } from './emit_cpu.js';
@@ -114,9 +115,7 @@ export function writeFiles(dir: string, files: Map<string, string>): string[] {
   for (const [rel, content] of files) {
     const f = path.join(dir, rel);
     if (fs.existsSync(f) && fs.readFileSync(f, 'utf8') === content) continue;
-    const tmp = `${f}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, content);
-    fs.renameSync(tmp, f);
+    writeFileAtomic(f, content);
     written.push(rel);
   }
   return written;

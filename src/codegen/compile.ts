@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { writeFileAtomic } from '../util/fs.js';
 import { hostIsa, type Isa } from './isa.js';
 
 const require = createRequire(import.meta.url);
@@ -61,6 +62,6 @@ export function cmakeJsCompile(dir: string, defines: Record<string, string>): vo
 export function compilePackage(dir: string, meta: { key: string; model: string; name: string; prefix: string }): Manifest {
   cmakeJsCompile(dir, { TK_MARCH: MARCH });
   const manifest: Manifest = { ...meta, isa: hostIsa(), flags: CXX_FLAGS, builtAt: new Date().toISOString() };
-  fs.writeFileSync(path.join(dir, 'build', 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  writeFileAtomic(path.join(dir, 'build', 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return manifest;
 }

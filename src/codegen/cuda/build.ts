@@ -7,8 +7,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFiles } from '../build.js';
-import { cmakeJsCompile } from '../compile.js';
+import { addonPath, cmakeJsCompile, readManifest } from '../compile.js';
 import type { Graph } from '../../graph/ir.js';
+import { writeFileAtomic } from '../../util/fs.js';
 import { emitCudaPackage } from './emit.js';
 
 /** Absolute path of nvcc (PATH, then /usr/local/cuda/bin), or undefined. */
@@ -44,10 +45,6 @@ export function cudaPackageDir(modelDir: string, emulator = false): string {
   return path.join(modelDir, emulator ? 'cuda-emu' : 'cuda');
 }
 
-export function cudaAddonPath(dir: string, prefix: string): string {
-  return path.join(dir, 'build', 'Release', `${prefix}.node`);
-}
-
 function compilerId(cmd: string): string {
   const r = spawnSync(cmd, ['--version'], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim().split('\n').slice(-2).join(' ') : '';
@@ -79,18 +76,11 @@ export function buildCudaPackage(graph: Graph, modelDir: string, name: string, m
   for (const f of [...files.keys()].sort()) h.update(`\0${f}\0${files.get(f)}`);
   const key = h.digest('hex').slice(0, 32);
   const manifestFile = path.join(dir, 'build', 'manifest.json');
-  if (!o.force && fs.existsSync(cudaAddonPath(dir, prefix)) && readKey(manifestFile) === key) return done(true, true);
+  if (!o.force && fs.existsSync(addonPath(dir, prefix)) && readManifest(dir)?.key === key) return done(true, true);
 
   cmakeJsCompile(dir, defines);
   const manifest = { key, model: graph.name, name, prefix, emulator: Boolean(o.emulator), compiler, builtAt: new Date().toISOString() };
-  fs.writeFileSync(manifestFile, JSON.stringify(manifest, null, 2) + '\n');
+  writeFileAtomic(manifestFile, JSON.stringify(manifest, null, 2) + '\n');
   return done(true, false);
 }
 
-function readKey(file: string): string | undefined {
-  try {
-    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { key?: string }).key;
-  } catch {
-    return undefined;
-  }
-}

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { numel, type Graph, type Node } from '../../graph/ir.js';
 import { emitDts } from '../dts.js';
-import { CODEGEN_VERSION } from '../emit_cpu.js';
+import { baseView, CODEGEN_VERSION } from '../emit_cpu.js';
 import { render } from '../templates.js';
 import * as K from './kernels.js';
 import { consumers, epilogueOf, fuse, needsGrad, perSample, type Group } from './plan.js';
@@ -515,8 +515,7 @@ class Emitter {
       state: this.g.state.map((s) => ({ name: s.name, kind: s.kind, dtype: s.dtype, shape: s.shape })),
       keys: this.g.keys,
     };
-    const [inC, inH, inW] = this.g.inputShape;
-    const view = { version: CODEGEN_VERSION, prefix, PREFIX: prefix.toUpperCase(), model: this.g.name, inC, inH, inW, classes, cuda: true, infoJson: JSON.stringify(info, null, 2) };
+    const view = { ...baseView(this.g, `${info.name}_cuda`, classes), cuda: true, infoJson: JSON.stringify(info, null, 2) };
     return new Map([
       ['binding.cpp', render('node/binding.cpp.hbs', view)],
       ['index.js', render('js/index.js.hbs', view)],
