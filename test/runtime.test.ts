@@ -42,6 +42,20 @@ describe('errors are exceptions', () => {
     expect(() => net.forward(x.subarray(0, 2.5 * N), 2.5)).toThrow(/integer/);
   });
 
+  it('rejects a step counter that is not a non-negative integer (it becomes the dropout seed of each step)', () => {
+    const { x, y } = batch(4);
+    const order = Uint32Array.from([0, 1, 2, 3]);
+    const step = net.step;
+    try {
+      for (const bad of [NaN, -1, 2.5]) {
+        net.step = bad;
+        expect(() => net.trainEpoch(x, y, 4, 4, order, { lr: 0 })).toThrow(/firstStep must be an integer in \[0, 9007199254740992\], got /);
+      }
+    } finally {
+      net.step = step;
+    }
+  });
+
   it('rejects labels out of range and non-finite options', () => {
     const { x, y } = batch(4);
     const bad = Int32Array.from(y);

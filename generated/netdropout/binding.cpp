@@ -3,6 +3,7 @@
 // non-finite options) becomes a JS exception; nothing here aborts the process.
 #include <napi.h>
 
+#include <cmath>
 #include <string>
 
 #include "tk_netdropout.h"
@@ -30,6 +31,17 @@ double number(const Napi::Env& env, const Napi::Value& v, const char* what) {
   if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(what) + " must be a number");
   return v.As<Napi::Number>().DoubleValue();
 }
+
+// A seed or step count: an integer in [0, limit] (a double cast to an unsigned type is undefined otherwise).
+double counter(const Napi::Env& env, const Napi::Value& v, const char* what, double limit) {
+  const double d = number(env, v, what);
+  if (!(d >= 0.0 && d <= limit && d == std::floor(d)))
+    throw Napi::RangeError::New(env, std::string(what) + " must be an integer in [0, " + std::to_string((uint64_t)limit) + "], got " + std::to_string(d));
+  return d;
+}
+
+uint32_t seed32(const Napi::Env& env, const Napi::Value& v, const char* what) { return (uint32_t)counter(env, v, what, 4294967295.0); }
+uint64_t steps53(const Napi::Env& env, const Napi::Value& v, const char* what) { return (uint64_t)counter(env, v, what, 9007199254740992.0); }
 
 tk_sgd_options options(const Napi::Env& env, const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(env, "training options must be an object {lr, momentum?, weightDecay?, l1?, l2?}");
@@ -114,7 +126,7 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Env env = info.Env();
     const int B = Batch(env, info[1]);
     auto x = Input(env, info[0], B, "x");
-    const uint32_t seed = info.Length() > 2 ? (uint32_t)number(env, info[2], "seed") : 0u;
+    const uint32_t seed = info.Length() > 2 ? seed32(env, info[2], "seed") : 0u;
     auto out = Napi::Float32Array::New(env, (size_t)B * CLASSES);
     Check(env, tk_netdropout_forward(m_, x.Data(), B, out.Data(), seed));
     return out;
@@ -127,7 +139,7 @@ class Model : public Napi::ObjectWrap<Model> {
     auto x = Input(env, info[0], B, "x");
     auto l = Labels(env, info[1], B);
     const tk_sgd_options o = options(env, info[3]);
-    const uint32_t seed = (uint32_t)number(env, info[4], "seed");
+    const uint32_t seed = seed32(env, info[4], "seed");
     const bool want = info.Length() > 5 && info[5].ToBoolean().Value();
     Napi::Float32Array logits;
     if (want) logits = Napi::Float32Array::New(env, (size_t)B * CLASSES);
@@ -152,8 +164,8 @@ class Model : public Napi::ObjectWrap<Model> {
     auto order = typed<Napi::Uint32Array>(env, info[4], napi_uint32_array, "order", "Uint32Array");
     if (order.ElementLength() > (size_t)1 << 30) throw Napi::RangeError::New(env, "order is too long");
     const tk_sgd_options o = options(env, info[5]);
-    const uint32_t seed = (uint32_t)number(env, info[6], "baseSeed");
-    const double first = number(env, info[7], "firstStep");
+    const uint32_t seed = seed32(env, info[6], "baseSeed");
+    const uint64_t first = steps53(env, info[7], "firstStep");
     double loss = 0.0;
     int64_t correct = 0;
     const int no = (int)order.ElementLength();
@@ -258,8 +270,8 @@ class Model : public Napi::ObjectWrap<Model> {
 
 Napi::Value StepSeed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const uint32_t base = (uint32_t)number(env, info[0], "seed");
-  const double step = number(env, info[1], "step");
+  const uint32_t base = seed32(env, info[0], "seed");
+  const uint64_t step = steps53(env, info[1], "step");
   return Napi::Number::New(env, tk_netdropout_step_seed(base, (uint64_t)step));
 }
 

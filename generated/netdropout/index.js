@@ -210,7 +210,7 @@ export class Model {
 
   /** As trainStep, with the train-mode logits and the count of correct predictions. */
   trainStepDetailed(x, labels, batch, opts, seed = this.stepSeed(this.step)) {
-    const r = this._n.trainStep(x, labels, batch, opts, seed, true);
+    const r = this._n.trainStep(x, labels, batch, opts, seed >>> 0, true);
     this.step++;
     return r;
   }
