@@ -174,3 +174,21 @@ describe('gradcheck: models', () => {
     expect(names).not.toContain('resblocks.1.conv.weight');
   });
 });
+
+describe('gradcheck', () => {
+  it('leaves the interpreter as it found it (BatchNorm buffers move in train-mode forwards)', () => {
+    manualSeed(2);
+    const model = new (class extends nn.Module {
+      bn = new nn.BatchNorm2d(3);
+      forward(x: Tensor): Tensor {
+        return torch.flatten(this.bn(x));
+      }
+    })();
+    const it = interp(model, [3, 2, 2]);
+    const before = new Map([...it.values].map(([k, v]) => [k, v.slice()]));
+    const counters = new Map(it.counters);
+    gradcheck(it, randomInput(2, [3, 2, 2]), 2, { samples: 4 });
+    for (const [k, v] of before) expect(it.values.get(k), k).toEqual(v);
+    expect(it.counters).toEqual(counters);
+  });
+});

@@ -33,8 +33,23 @@ export interface GradcheckResult {
   pass: boolean;
 }
 
-/** Checks every parameter's gradient (and the input's) for input x [batch, C, H, W]. */
+/**
+ * Checks every parameter's gradient (and the input's) for input x [batch, C, H, W].
+ * The interpreter's state (train-mode forwards move BatchNorm's buffers) is as before afterwards.
+ */
 export function gradcheck(interp: Interpreter, x: Float64Array, batch: number, opts: GradcheckOptions = {}): GradcheckResult[] {
+  // float64 copies, restored in place (stateDict() would round to float32)
+  const values = new Map([...interp.values].map(([k, v]) => [k, v.slice()]));
+  const counters = new Map(interp.counters);
+  try {
+    return check(interp, x, batch, opts);
+  } finally {
+    for (const [k, v] of values) interp.values.get(k)!.set(v);
+    for (const [k, v] of counters) interp.counters.set(k, v);
+  }
+}
+
+function check(interp: Interpreter, x: Float64Array, batch: number, opts: GradcheckOptions): GradcheckResult[] {
   const o = { train: true, dropoutSeed: 0, eps: 1e-6, samples: 24, seed: 1, atol: 1e-7, rtol: 1e-5, input: true, ...opts };
   const rng = new Rng(o.seed);
   const fwd = { train: o.train, seed: o.dropoutSeed };
