@@ -29,6 +29,11 @@ export function cifar2Data(dir?: string, normalization?: ChannelStats): Cifar2Da
   return { train: makeDataset(raw.train, stats), val: makeDataset(raw.val, stats), normalization: stats };
 }
 
+/** The training split's per-channel mean and std (what cifar2Data normalises with), without building the datasets. */
+export function cifar2Normalization(dir?: string): ChannelStats {
+  return channelStats(loadCifar2(dir).train.images);
+}
+
 export interface TrainOptions extends StepOptions {
   epochs: number;
   batchSize: number;

@@ -1,7 +1,7 @@
 // gen train | eval | predict: the book's CIFAR-2 workflow from the command line.
 import type { Command } from 'commander';
 import { openModel, type BackendName } from '../api/open.js';
-import { cifar2Data, checkpointNormalization, evaluate, loadWeights, predict, train, type Cifar2Data } from '../api/workflow.js';
+import { cifar2Data, cifar2Normalization, checkpointNormalization, evaluate, loadWeights, predict, train, type Cifar2Data } from '../api/workflow.js';
 import { modelOptions, type ModelOptions } from './common.js';
 
 interface TrainCli extends ModelOptions {
@@ -97,7 +97,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (file: string, images: string[], o: ModelOptions & { weights: string; data?: string; backend: BackendName; json?: boolean }) => {
       const model = await openModel({ file, ...o }, { backend: o.backend });
-      const norm = loadWeights(model, o.weights) ?? cifar2Data(o.data).normalization;
+      const norm = loadWeights(model, o.weights) ?? cifar2Normalization(o.data);
       const preds = predict(model, images, norm);
       if (o.json) process.stdout.write(JSON.stringify(preds, null, 2) + '\n');
       else for (const p of preds) process.stdout.write(`${p.file}: ${p.className} (${p.probabilities.map((v) => v.toFixed(3)).join(', ')})\n`);
