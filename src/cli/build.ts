@@ -18,15 +18,18 @@ interface BuildFlags extends ModelOptions {
   cudaArch?: string;
 }
 
-/** 'netresdeep' plus '_nblocks100' when the arguments change the graph. */
+/** 'netresdeep', plus '_nblocks100' when the arguments change the graph and '_in3x64x64' when --input does. */
 export async function packageNameFor(file: string, o: ModelOptions, graph: ReturnType<typeof trace>): Promise<string> {
   const base = o.model.toLowerCase().replace(/[^a-z0-9_]/g, '_');
-  if (!o.args || o.args.trim() === '' || o.args.trim() === '{}' || o.args.trim() === '[]') return base;
-  const plain = trace(await loadModel(file, o.model), parseInputShape(o.input) ?? declaredInput(await loadModel(file, o.model)));
+  const hasArgs = Boolean(o.args && !['', '{}', '[]'].includes(o.args.trim()));
+  if (!hasArgs && !o.input) return base;
+  const plain = await loadModel(file, o.model);
   const strip = (g: typeof graph) => JSON.stringify(canonicalGraph(g).nodes.map((n) => ({ ...n, source: '' })));
-  if (strip(plain) === strip(graph)) return base;
-  let suffix = o.args.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  if (strip(trace(plain, declaredInput(plain))) === strip(graph)) return base;
+  let suffix = hasArgs ? o.args!.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '') : '';
   if (suffix.length > 40) suffix = suffix.slice(0, 40);
+  const input = parseInputShape(o.input);
+  if (input && input.join() !== declaredInput(plain).join()) suffix += `${suffix ? '_' : ''}in${input.join('x')}`;
   return `${base}_${suffix}`;
 }
 
