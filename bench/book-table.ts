@@ -30,13 +30,34 @@ for (const r of runs.filter((x) => !only || only.includes(x.label) || only.inclu
   const n = r.model === 'NetResDeep' ? deepEpochs : epochs;
   manualSeed(0);
   const model = await openModel({ file: path.join(root, 'models/book.ts'), model: r.model }, { backend: 'cpu', maxBatch: 256 });
-  const res = await train(model, data, { epochs: n, batchSize: 64, lr: 1e-2, seed: 0, l2: r.l2, weightDecay: r.weightDecay, log: (l) => console.error(`${r.label}: ${l}`) });
-  const row = { ...r, epochs: n, seconds: res.seconds, imgPerS: (n * data.train.n) / res.seconds, train: res.trainAccuracy, val: res.valAccuracy, losses: res.losses.filter((_, i) => i === 0 || (i + 1) % 10 === 0) };
+  const res = await train(model, data, {
+    epochs: n,
+    batchSize: 64,
+    lr: 1e-2,
+    seed: 0,
+    l2: r.l2,
+    weightDecay: r.weightDecay,
+    log: (l) => console.error(`${r.label}: ${l}`),
+  });
+  const row = {
+    ...r,
+    epochs: n,
+    seconds: res.seconds,
+    imgPerS: (n * data.train.n) / res.seconds,
+    train: res.trainAccuracy,
+    val: res.valAccuracy,
+    losses: res.losses.filter((_, i) => i === 0 || (i + 1) % 10 === 0),
+  };
   rows.push(row);
-  console.error(`${r.label}: ${n} epochs, ${res.seconds.toFixed(1)} s, train ${res.trainAccuracy.toFixed(3)}, val ${res.valAccuracy.toFixed(3)}`);
+  console.error(
+    `${r.label}: ${n} epochs, ${res.seconds.toFixed(1)} s, train ${res.trainAccuracy.toFixed(3)}, val ${res.valAccuracy.toFixed(3)}`,
+  );
 }
 console.log('| model | epochs | train time (s) | img/s | train acc | val acc |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
-for (const r of rows) console.log(`| ${r.label} | ${r.epochs} | ${r.seconds.toFixed(1)} | ${Math.round(r.imgPerS)} | ${r.train.toFixed(3)} | ${r.val.toFixed(3)} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.label} | ${r.epochs} | ${r.seconds.toFixed(1)} | ${Math.round(r.imgPerS)} | ${r.train.toFixed(3)} | ${r.val.toFixed(3)} |`,
+  );
 const out = opt('json');
 if (out) fs.writeFileSync(out, JSON.stringify(rows, null, 2) + '\n');

@@ -103,7 +103,10 @@ async function main(): Promise<void> {
     m.numThreads = threads;
     m.train();
     const nb = Math.floor(n / 64);
-    const stepAt = (i: number) => m.trainStep(x.subarray((i % nb) * 64 * 3072, ((i % nb) + 1) * 64 * 3072), y.subarray((i % nb) * 64, ((i % nb) + 1) * 64), 64, { lr: 1e-2 });
+    const stepAt = (i: number) =>
+      m.trainStep(x.subarray((i % nb) * 64 * 3072, ((i % nb) + 1) * 64 * 3072), y.subarray((i % nb) * 64, ((i % nb) + 1) * 64), 64, {
+        lr: 1e-2,
+      });
     for (let i = 0; i < 5; i++) stepAt(i);
     const train: number[] = [];
     for (let r = 0; r < reps; r++) {
@@ -154,7 +157,9 @@ async function main(): Promise<void> {
     both.set(x);
     both.set(Float32Array.from(y), n * 3072);
     fs.writeFileSync(file, Buffer.from(both.buffer));
-    const r = spawnSync('/usr/bin/python3', [path.join(root, 'bench/torch_bench.py'), file, String(n), models.join(','), String(reps)], { encoding: 'utf8' });
+    const r = spawnSync('/usr/bin/python3', [path.join(root, 'bench/torch_bench.py'), file, String(n), models.join(','), String(reps)], {
+      encoding: 'utf8',
+    });
     for (const line of r.stdout.split('\n').filter(Boolean)) {
       const t = JSON.parse(line) as { model: string; train: number; eval: number; latency_ms: number };
       const row = rows.find((q) => q.model === t.model)!;
@@ -180,7 +185,10 @@ async function main(): Promise<void> {
     '',
     `PyTorch: ${rows.map((r) => `${r.model} train ${fmt(r.torchTrain)} eval ${fmt(r.torchEval)}`).join('; ')}`,
     `interpreter (1 step): ${rows.map((r) => `${r.model} train ${fmt(r.interpTrain, 1)} eval ${fmt(r.interpEval, 1)}`).join('; ')}`,
-    `load average at the end: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`,
+    `load average at the end: ${os
+      .loadavg()
+      .map((v) => v.toFixed(2))
+      .join(' ')}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
   const json = opt('json');

@@ -32,14 +32,14 @@ export class NetWidth extends nn.Module {
     this.nChans1 = nChans1;
     this.conv1 = new nn.Conv2d(3, nChans1, { kernelSize: 3, padding: 1 });
     this.conv2 = new nn.Conv2d(nChans1, nChans1 / 2, { kernelSize: 3, padding: 1 });
-    this.fc1 = new nn.Linear(8 * 8 * nChans1 / 2, 32);
+    this.fc1 = new nn.Linear((8 * 8 * nChans1) / 2, 32);
     this.fc2 = new nn.Linear(32, 2);
   }
 
   forward(x: Tensor): Tensor {
     let out = F.maxPool2d(torch.tanh(this.conv1(x)), 2);
     out = F.maxPool2d(torch.tanh(this.conv2(out)), 2);
-    out = out.view(-1, 8 * 8 * this.nChans1 / 2);
+    out = out.view(-1, (8 * 8 * this.nChans1) / 2);
     out = torch.tanh(this.fc1(out));
     return this.fc2(out);
   }
@@ -61,7 +61,7 @@ export class NetDropout extends nn.Module {
     this.conv1_dropout = new nn.Dropout2d(0.4);
     this.conv2 = new nn.Conv2d(nChans1, nChans1 / 2, { kernelSize: 3, padding: 1 });
     this.conv2_dropout = new nn.Dropout2d(0.4);
-    this.fc1 = new nn.Linear(8 * 8 * nChans1 / 2, 32);
+    this.fc1 = new nn.Linear((8 * 8 * nChans1) / 2, 32);
     this.fc2 = new nn.Linear(32, 2);
   }
 
@@ -70,7 +70,7 @@ export class NetDropout extends nn.Module {
     out = this.conv1_dropout(out);
     out = F.maxPool2d(torch.tanh(this.conv2(out)), 2);
     out = this.conv2_dropout(out);
-    out = out.view(-1, 8 * 8 * this.nChans1 / 2);
+    out = out.view(-1, (8 * 8 * this.nChans1) / 2);
     out = torch.tanh(this.fc1(out));
     return this.fc2(out);
   }
@@ -92,7 +92,7 @@ export class NetBatchNorm extends nn.Module {
     this.conv1_batchnorm = new nn.BatchNorm2d(nChans1);
     this.conv2 = new nn.Conv2d(nChans1, nChans1 / 2, { kernelSize: 3, padding: 1 });
     this.conv2_batchnorm = new nn.BatchNorm2d(nChans1 / 2);
-    this.fc1 = new nn.Linear(8 * 8 * nChans1 / 2, 32);
+    this.fc1 = new nn.Linear((8 * 8 * nChans1) / 2, 32);
     this.fc2 = new nn.Linear(32, 2);
   }
 
@@ -101,7 +101,7 @@ export class NetBatchNorm extends nn.Module {
     out = F.maxPool2d(torch.tanh(out), 2);
     out = this.conv2_batchnorm(this.conv2(out));
     out = F.maxPool2d(torch.tanh(out), 2);
-    out = out.view(-1, 8 * 8 * this.nChans1 / 2);
+    out = out.view(-1, (8 * 8 * this.nChans1) / 2);
     out = torch.tanh(this.fc1(out));
     return this.fc2(out);
   }
@@ -121,7 +121,7 @@ export class NetDepth extends nn.Module {
     this.conv1 = new nn.Conv2d(3, nChans1, { kernelSize: 3, padding: 1 });
     this.conv2 = new nn.Conv2d(nChans1, nChans1 / 2, { kernelSize: 3, padding: 1 });
     this.conv3 = new nn.Conv2d(nChans1 / 2, nChans1 / 2, { kernelSize: 3, padding: 1 });
-    this.fc1 = new nn.Linear(4 * 4 * nChans1 / 2, 32);
+    this.fc1 = new nn.Linear((4 * 4 * nChans1) / 2, 32);
     this.fc2 = new nn.Linear(32, 2);
   }
 
@@ -129,7 +129,7 @@ export class NetDepth extends nn.Module {
     let out = F.maxPool2d(torch.relu(this.conv1(x)), 2);
     out = F.maxPool2d(torch.relu(this.conv2(out)), 2);
     out = F.maxPool2d(torch.relu(this.conv3(out)), 2);
-    out = out.view(-1, 4 * 4 * this.nChans1 / 2);
+    out = out.view(-1, (4 * 4 * this.nChans1) / 2);
     out = torch.relu(this.fc1(out));
     return this.fc2(out);
   }
@@ -149,7 +149,7 @@ export class NetRes extends nn.Module {
     this.conv1 = new nn.Conv2d(3, nChans1, { kernelSize: 3, padding: 1 });
     this.conv2 = new nn.Conv2d(nChans1, nChans1 / 2, { kernelSize: 3, padding: 1 });
     this.conv3 = new nn.Conv2d(nChans1 / 2, nChans1 / 2, { kernelSize: 3, padding: 1 });
-    this.fc1 = new nn.Linear(4 * 4 * nChans1 / 2, 32);
+    this.fc1 = new nn.Linear((4 * 4 * nChans1) / 2, 32);
     this.fc2 = new nn.Linear(32, 2);
   }
 
@@ -158,7 +158,7 @@ export class NetRes extends nn.Module {
     out = F.maxPool2d(torch.relu(this.conv2(out)), 2);
     const out1 = out;
     out = F.maxPool2d(torch.relu(this.conv3(out)).add(out1), 2);
-    out = out.view(-1, 4 * 4 * this.nChans1 / 2);
+    out = out.view(-1, (4 * 4 * this.nChans1) / 2);
     out = torch.relu(this.fc1(out));
     return this.fc2(out);
   }

@@ -47,7 +47,9 @@ describe('gen check', () => {
   it('passes every golden case on the interpreter', () => {
     const r = gen('check', 'models/book.ts', '--golden', golden, '--backend', 'interp');
     expect(r.code).toBe(0);
-    expect(r.out.match(/^PASS /gm)?.length).toBe(fs.readdirSync(golden).filter((d) => fs.existsSync(path.join(golden, d, 'case.json'))).length);
+    expect(r.out.match(/^PASS /gm)?.length).toBe(
+      fs.readdirSync(golden).filter((d) => fs.existsSync(path.join(golden, d, 'case.json'))).length,
+    );
   });
 
   it('fails, with exit 1, when the reference disagrees', () => {
@@ -103,8 +105,12 @@ describe('gen build', () => {
   });
 
   it('--backend cuda-emu builds for the CPU emulator (cached the second time), and gen train runs on it', () => {
-    expect(gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'cuda-emu', '--out', out).out).toMatch(/net\/cuda-emu: CUDA package compiled/);
-    expect(gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'cuda-emu', '--out', out).out).toMatch(/net\/cuda-emu: CUDA package up to date \(cache hit\)/);
+    expect(gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'cuda-emu', '--out', out).out).toMatch(
+      /net\/cuda-emu: CUDA package compiled/,
+    );
+    expect(gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'cuda-emu', '--out', out).out).toMatch(
+      /net\/cuda-emu: CUDA package up to date \(cache hit\)/,
+    );
     const t = gen('train', 'models/book.ts', '--model', 'Net', '--backend', 'cuda-emu', '--epochs', '1', '--limit', '64');
     expect(t.err).toBe('');
     expect(t.out).toMatch(/Epoch 1, Training loss 0\.\d+/);
@@ -112,7 +118,11 @@ describe('gen build', () => {
   });
 
   it('rejects an unknown backend', () => {
-    expect(gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'tpu', '--out', out).err).toMatch(/--backend must be cpu, cuda, cuda-emu or auto; got 'tpu'/);
-    expect(gen('train', 'models/book.ts', '--model', 'Net', '--backend', 'tpu').err).toMatch(/backend 'tpu' is not available; available: interp, cpu, cuda, cuda-emu/);
+    expect(gen('build', 'models/book.ts', '--model', 'Net', '--backend', 'tpu', '--out', out).err).toMatch(
+      /--backend must be cpu, cuda, cuda-emu or auto; got 'tpu'/,
+    );
+    expect(gen('train', 'models/book.ts', '--model', 'Net', '--backend', 'tpu').err).toMatch(
+      /backend 'tpu' is not available; available: interp, cpu, cuda, cuda-emu/,
+    );
   });
 });

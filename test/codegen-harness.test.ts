@@ -20,7 +20,15 @@ function harness(name: string, sanitize: boolean): string {
   const build = path.join(os.tmpdir(), `tk-harness-${name}${sanitize ? '-asan' : ''}`);
   // A cache left by a checkout elsewhere would make cmake refuse this source dir.
   fs.rmSync(build, { recursive: true, force: true });
-  run('cmake', ['-S', path.join(root, 'test/harness'), '-B', build, `-DTK_PACKAGE=${path.join(root, 'generated', name)}`, `-DTK_PREFIX=tk_${name}`, `-DTK_SANITIZE=${sanitize ? 'ON' : 'OFF'}`]);
+  run('cmake', [
+    '-S',
+    path.join(root, 'test/harness'),
+    '-B',
+    build,
+    `-DTK_PACKAGE=${path.join(root, 'generated', name)}`,
+    `-DTK_PREFIX=tk_${name}`,
+    `-DTK_SANITIZE=${sanitize ? 'ON' : 'OFF'}`,
+  ]);
   const out = run('cmake', ['--build', build, '-j', '2']);
   expect(out).not.toMatch(/warning:/);
   return path.join(build, 'harness');
@@ -34,7 +42,11 @@ describe('standalone C harness (plain CMake, no Node)', () => {
 
 describe('AddressSanitizer + UndefinedBehaviorSanitizer', () => {
   it.each(names)('%s is clean', (name) => {
-    const out = run(harness(name, true), ['check'], { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1', OMP_NUM_THREADS: '2' });
+    const out = run(harness(name, true), ['check'], {
+      ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1',
+      UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
+      OMP_NUM_THREADS: '2',
+    });
     expect(out).toMatch(/^ok checksum /);
     expect(out).not.toMatch(/runtime error|AddressSanitizer/);
   });

@@ -71,12 +71,27 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 describe('compiled CPU == interpreter on unusual shapes', () => {
   it('BatchNorm + max pool is fused where the pool is 2x2/2 over even sizes', () => {
     expect(plan(trace(new BnPool())).groups.map((g) => g.split(' [')[0])).toEqual([
-      'conv2d', 'batchnorm2d+relu+maxpool2d', 'conv2d', 'batchnorm2d+maxpool2d', 'avgpool2d', 'add', 'conv2d', 'batchnorm2d+tanh', 'maxpool2d', 'reshape', 'linear',
+      'conv2d',
+      'batchnorm2d+relu+maxpool2d',
+      'conv2d',
+      'batchnorm2d+maxpool2d',
+      'avgpool2d',
+      'add',
+      'conv2d',
+      'batchnorm2d+tanh',
+      'maxpool2d',
+      'reshape',
+      'linear',
     ]);
   });
 
   it.each([
-    ['Odd', 1], ['Odd', 5], ['Odd', 16], ['BnPool', 1], ['BnPool', 6], ['BnFirst', 4],
+    ['Odd', 1],
+    ['Odd', 5],
+    ['Odd', 16],
+    ['BnPool', 1],
+    ['BnPool', 6],
+    ['BnFirst', 4],
   ] as const)('%s, batch %i', async (name, batch) => {
     const model = name === 'Odd' ? new Odd() : name === 'BnPool' ? new BnPool() : new BnFirst();
     const [C, H, W] = (model.constructor as unknown as { inputShape: number[] }).inputShape;

@@ -21,12 +21,36 @@ function kernels(src: string): string[] {
 describe('CUDA package emission', () => {
   it('emits header, source, CMakeLists, the emulator header and the Node addon files', () => {
     const files = emitCudaPackage(trace(new bookModels.Net()), { name: 'tk_net', maxBatch: 64 });
-    expect([...files.keys()].sort()).toEqual(['CMakeLists.txt', 'binding.cpp', 'index.d.ts', 'index.js', 'package.json', 'tk_cuda_emu.h', 'tk_net_cuda.cu', 'tk_net_cuda.h']);
+    expect([...files.keys()].sort()).toEqual([
+      'CMakeLists.txt',
+      'binding.cpp',
+      'index.d.ts',
+      'index.js',
+      'package.json',
+      'tk_cuda_emu.h',
+      'tk_net_cuda.cu',
+      'tk_net_cuda.h',
+    ]);
     expect(files.get('binding.cpp')!).toContain('tk_net_cuda_create(&m_, device)');
     expect(files.get('index.d.ts')!).toContain('device?: number');
     expect(files.get('CMakeLists.txt')!).toContain('if(CMAKE_JS_VERSION)');
     const h = files.get('tk_net_cuda.h')!;
-    for (const fn of ['create', 'destroy', 'forward', 'train_step', 'set_dataset', 'train_epoch', 'step_seed', 'state_index', 'get_state', 'set_state', 'get_grad', 'get_momentum', 'reset_optimizer', 'last_error'])
+    for (const fn of [
+      'create',
+      'destroy',
+      'forward',
+      'train_step',
+      'set_dataset',
+      'train_epoch',
+      'step_seed',
+      'state_index',
+      'get_state',
+      'set_state',
+      'get_grad',
+      'get_momentum',
+      'reset_optimizer',
+      'last_error',
+    ])
       expect(h).toContain(`tk_net_cuda_${fn}(`);
     expect(h).toContain('#ifndef TK_COMMON_TYPES');
     expect(files.get('CMakeLists.txt')!).toContain('CUDA::cudart_static');
@@ -66,7 +90,11 @@ describe.skipIf(!nvcc)('CUDA packages compile with nvcc (sm_90)', () => {
         const pkg = path.join(dir, name);
         fs.mkdirSync(pkg);
         for (const [f, c] of emitCudaPackage(trace(new Model()), { name, maxBatch: 64 })) fs.writeFileSync(path.join(pkg, f), c);
-        const r = await run(nvcc!, ['-std=c++17', '-arch=sm_90', '-O2', '-Xptxas=-v', '-diag-suppress=177', '-c', `${name}_cuda.cu`, '-o', `${name}.o`], { cwd: pkg, maxBuffer: 16 << 20 });
+        const r = await run(
+          nvcc!,
+          ['-std=c++17', '-arch=sm_90', '-O2', '-Xptxas=-v', '-diag-suppress=177', '-c', `${name}_cuda.cu`, '-o', `${name}.o`],
+          { cwd: pkg, maxBuffer: 16 << 20 },
+        );
         const log = r.stdout + r.stderr;
         expect(log, name).not.toMatch(/\berror\b|\bwarning\b/i);
         // no kernel spills registers to local memory

@@ -27,12 +27,22 @@ describe.skipIf(!gxx)('CUDA kernels on the CPU emulator', () => {
     const inc = path.join(dir, 'pkg', pkg);
     const flags = ['-std=c++17', '-O1', '-U_FORTIFY_SOURCE', `-I${inc}`];
     await run('g++', [...flags, '-x', 'c++', '-DTK_CUDA_EMU', '-c', path.join(inc, `${pkg}_cuda.cu`), '-o', path.join(dir, `${pkg}.o`)]);
-    await run('g++', [...flags, `-DTK_PKG=${pkg}`, path.join(ROOT, 'scripts/gpu/harness.cpp'), path.join(dir, `${pkg}.o`), '-o', harness(pkg)]);
+    await run('g++', [
+      ...flags,
+      `-DTK_PKG=${pkg}`,
+      path.join(ROOT, 'scripts/gpu/harness.cpp'),
+      path.join(dir, `${pkg}.o`),
+      '-o',
+      harness(pkg),
+    ]);
   }
 
   async function check(pkg: string, kase: string, env: Record<string, string> = {}): Promise<string> {
     try {
-      const r = await run(harness(pkg), ['check', path.join(dir, 'ref', `${kase}.safetensors`)], { env: { ...process.env, ...env }, maxBuffer: 16 << 20 });
+      const r = await run(harness(pkg), ['check', path.join(dir, 'ref', `${kase}.safetensors`)], {
+        env: { ...process.env, ...env },
+        maxBuffer: 16 << 20,
+      });
       return r.stdout;
     } catch (e) {
       const err = e as { stdout?: string; code?: number };
@@ -58,27 +68,39 @@ describe.skipIf(!gxx)('CUDA kernels on the CPU emulator', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it.skipIf(!haveGolden)('Net equals PyTorch: logits, loss, gradients, SGD step (plain, weight decay, L2 penalty)', { timeout: 60_000 }, async () => {
-    for (const c of ['Net', 'Net_wd', 'Net_l2']) {
-      const out = await check('tk_net', `golden.${c}`);
-      expect(out, out).toMatch(new RegExp(`^CASE golden\\.${c} PASS`, 'm'));
-    }
-  });
+  it.skipIf(!haveGolden)(
+    'Net equals PyTorch: logits, loss, gradients, SGD step (plain, weight decay, L2 penalty)',
+    { timeout: 60_000 },
+    async () => {
+      for (const c of ['Net', 'Net_wd', 'Net_l2']) {
+        const out = await check('tk_net', `golden.${c}`);
+        expect(out, out).toMatch(new RegExp(`^CASE golden\\.${c} PASS`, 'm'));
+      }
+    },
+  );
 
-  it.skipIf(!haveGolden)('NetBatchNorm equals PyTorch, also with the threads of each block run in reverse order', { timeout: 120_000 }, async () => {
-    for (const env of [{}, { TK_EMU_REVERSE: '1' }] as Record<string, string>[]) {
-      const out = await check('tk_netbatchnorm', 'golden.NetBatchNorm', env);
-      expect(out, out).toMatch(/^CASE golden\.NetBatchNorm PASS/m);
-      expect(out).toMatch(/CHECK \S+ after\.conv1_batchnorm\.num_batches_tracked PASS/);
-    }
-  });
+  it.skipIf(!haveGolden)(
+    'NetBatchNorm equals PyTorch, also with the threads of each block run in reverse order',
+    { timeout: 120_000 },
+    async () => {
+      for (const env of [{}, { TK_EMU_REVERSE: '1' }] as Record<string, string>[]) {
+        const out = await check('tk_netbatchnorm', 'golden.NetBatchNorm', env);
+        expect(out, out).toMatch(/^CASE golden\.NetBatchNorm PASS/m);
+        expect(out).toMatch(/CHECK \S+ after\.conv1_batchnorm\.num_batches_tracked PASS/);
+      }
+    },
+  );
 
-  it('NetDropout equals the interpreter: dropout masks, momentum steps, a resident epoch with and without CUDA graphs', { timeout: 120_000 }, async () => {
-    const out = await check('tk_netdropout', 'NetDropout.momentum');
-    expect(out, out).toMatch(/^CASE NetDropout\.momentum PASS/m);
-    expect(out).toMatch(/epoch\(graphs\)\.loss_sum PASS/);
-    expect(out).toMatch(/epoch\(direct\)\.after\.fc1\.weight PASS/);
-  });
+  it(
+    'NetDropout equals the interpreter: dropout masks, momentum steps, a resident epoch with and without CUDA graphs',
+    { timeout: 120_000 },
+    async () => {
+      const out = await check('tk_netdropout', 'NetDropout.momentum');
+      expect(out, out).toMatch(/^CASE NetDropout\.momentum PASS/m);
+      expect(out).toMatch(/epoch\(graphs\)\.loss_sum PASS/);
+      expect(out).toMatch(/epoch\(direct\)\.after\.fc1\.weight PASS/);
+    },
+  );
 
   it('no CUDA device is an error message, not a crash', { timeout: 30_000 }, async () => {
     for (const pkg of ['tk_net', 'tk_netdropout']) {

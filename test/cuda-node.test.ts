@@ -55,35 +55,43 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
     expect(c.valAccuracy).toBeCloseTo(i.valAccuracy, 2);
   });
 
-  it('a resumed run (momentum buffers and step count through the checkpoint) equals an uninterrupted one, bit for bit', { timeout: 120_000 }, async () => {
-    const full = await fresh('cuda-emu');
-    const a = await train(full, data, { ...opts, epochs: 3 });
-    const ck = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tk-cuda-ck-')), 'ck.safetensors');
-    await train(await fresh('cuda-emu'), data, { ...opts, epochs: 2, save: ck });
-    const resumed = await fresh('cuda-emu');
-    const b = await train(resumed, data, { ...opts, epochs: 3, resume: ck });
-    expect(b.losses).toEqual([a.losses[2]]);
-    const sb = resumed.stateDict();
-    for (const [k, t] of full.stateDict()) expect(sb.get(k)!.data, k).toEqual(t.data);
-  });
+  it(
+    'a resumed run (momentum buffers and step count through the checkpoint) equals an uninterrupted one, bit for bit',
+    { timeout: 120_000 },
+    async () => {
+      const full = await fresh('cuda-emu');
+      const a = await train(full, data, { ...opts, epochs: 3 });
+      const ck = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tk-cuda-ck-')), 'ck.safetensors');
+      await train(await fresh('cuda-emu'), data, { ...opts, epochs: 2, save: ck });
+      const resumed = await fresh('cuda-emu');
+      const b = await train(resumed, data, { ...opts, epochs: 3, resume: ck });
+      expect(b.losses).toEqual([a.losses[2]]);
+      const sb = resumed.stateDict();
+      for (const [k, t] of full.stateDict()) expect(sb.get(k)!.data, k).toEqual(t.data);
+    },
+  );
 
-  it('setDataset uploads an array changed in place, which trainEpoch alone would keep (same array, n and sampled values)', { timeout: 120_000 }, async () => {
-    const x = data.train.x.slice(0, 64 * 3072);
-    const y = data.train.y.slice(0, 64);
-    const order = Uint32Array.from({ length: 64 }, (_, i) => (i * 37) % 64);
-    const step = { lr: 1e-2, momentum: 0.9 };
-    const cuda = (await fresh('cuda-emu')) as CompiledTrainable;
-    const cpu = await fresh('cpu');
-    const native = cuda.model as CudaModel;
-    const a0 = native.trainEpoch(x, y, 64, 32, order, step);
-    const b0 = cpu.trainEpoch(x, y, order, 32, step);
-    expect(Math.abs(a0.loss - b0.lossSum)).toBeLessThan(1e-5);
-    for (let i = 0; i < x.length; i++) if (i % 48 !== 0) x[i] = Math.sin(i); // the fingerprint samples every 48th value here
-    native.setDataset(x, y);
-    const a1 = native.trainEpoch(x, y, 64, 32, order, step);
-    const b1 = cpu.trainEpoch(x, y, order, 32, step);
-    expect(Math.abs(a1.loss - b1.lossSum)).toBeLessThan(1e-5);
-  });
+  it(
+    'setDataset uploads an array changed in place, which trainEpoch alone would keep (same array, n and sampled values)',
+    { timeout: 120_000 },
+    async () => {
+      const x = data.train.x.slice(0, 64 * 3072);
+      const y = data.train.y.slice(0, 64);
+      const order = Uint32Array.from({ length: 64 }, (_, i) => (i * 37) % 64);
+      const step = { lr: 1e-2, momentum: 0.9 };
+      const cuda = (await fresh('cuda-emu')) as CompiledTrainable;
+      const cpu = await fresh('cpu');
+      const native = cuda.model as CudaModel;
+      const a0 = native.trainEpoch(x, y, 64, 32, order, step);
+      const b0 = cpu.trainEpoch(x, y, order, 32, step);
+      expect(Math.abs(a0.loss - b0.lossSum)).toBeLessThan(1e-5);
+      for (let i = 0; i < x.length; i++) if (i % 48 !== 0) x[i] = Math.sin(i); // the fingerprint samples every 48th value here
+      native.setDataset(x, y);
+      const a1 = native.trainEpoch(x, y, 64, 32, order, step);
+      const b1 = cpu.trainEpoch(x, y, order, 32, step);
+      expect(Math.abs(a1.loss - b1.lossSum)).toBeLessThan(1e-5);
+    },
+  );
 
   it('weights saved from CUDA load into the CPU backend and classify the same', { timeout: 120_000 }, async () => {
     const cuda = await fresh('cuda-emu');
@@ -101,46 +109,54 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
     for (let k = 0; k < a.length; k++) expect(Math.abs(a[k] - b[k])).toBeLessThan(1e-5);
   });
 
-  it.skipIf(!haveGolden)('gen check --backend cuda-emu: every PyTorch golden case passes, 20-step ones (momentum, wd, L1, L2, BatchNorm buffers) included', { timeout: 180_000 }, async () => {
-    const factory = await backendFactory('cuda-emu');
-    const extra = path.join(ROOT, 'test/fixtures/golden-extra');
-    const cases = [...listGoldenCases(GOLDEN), ...listGoldenCases(extra)];
-    expect(cases.length).toBeGreaterThanOrEqual(9);
-    for (const dir of cases) {
-      const r = await runGoldenCase(dir, factory, { modelFile: path.join(ROOT, 'models/book.ts') });
-      expect(r.pass, formatReport(r)).toBe(true);
-    }
-  });
-
-  it('a conv shared between a pooled and an unpooled use sums both weight gradients (different blockings)', { timeout: 60_000 }, async () => {
-    class SharedConv extends nn.Module {
-      static inputShape = [4, 16, 16];
-      conv = new nn.Conv2d(4, 4, { kernelSize: 3, padding: 1 });
-      fc = new nn.Linear(4 * 8 * 8, 2);
-      forward(x: Tensor): Tensor {
-        const a = torch.relu(this.conv(x)); // no pool: four output channels per weight-gradient block
-        return this.fc(torch.flatten(F.maxPool2d(torch.relu(this.conv(a)), 2))); // fused pool: one per block
+  it.skipIf(!haveGolden)(
+    'gen check --backend cuda-emu: every PyTorch golden case passes, 20-step ones (momentum, wd, L1, L2, BatchNorm buffers) included',
+    { timeout: 180_000 },
+    async () => {
+      const factory = await backendFactory('cuda-emu');
+      const extra = path.join(ROOT, 'test/fixtures/golden-extra');
+      const cases = [...listGoldenCases(GOLDEN), ...listGoldenCases(extra)];
+      expect(cases.length).toBeGreaterThanOrEqual(9);
+      for (const dir of cases) {
+        const r = await runGoldenCase(dir, factory, { modelFile: path.join(ROOT, 'models/book.ts') });
+        expect(r.pass, formatReport(r)).toBe(true);
       }
-    }
-    manualSeed(3);
-    const model = new SharedConv();
-    const graph = trace(model);
-    const state = model.stateDict() as Map<string, HostTensor>;
-    const interp = new Interpreter(graph, state);
-    const cuda = await cudaBackend(graph, { emulator: true, outRoot: outDir, maxBatch: 8 });
-    cuda.loadState(state);
-    const x = Float32Array.from({ length: 8 * 4 * 16 * 16 }, (_, i) => Math.sin(i * 0.37));
-    const y = Array.from({ length: 8 }, (_, i) => i % 2);
-    for (let s = 0; s < 3; s++) {
-      const step = { lr: 0.05, momentum: 0.9 };
-      const ri = interp.trainStep(x, y, 8, step);
-      const rc = cuda.trainStep(x, y, 8, step);
-      expect(Math.abs(rc.loss - ri.loss), `step ${s} loss`).toBeLessThan(1e-5);
-      const g = ri.grads.get('conv.weight')!;
-      const d = Math.max(...Array.from(g, (v, i) => Math.abs(v - rc.grads.get('conv.weight')![i])));
-      expect(d / Math.max(...Array.from(g, Math.abs)), `step ${s} conv.weight grad`).toBeLessThan(1e-4);
-    }
-  });
+    },
+  );
+
+  it(
+    'a conv shared between a pooled and an unpooled use sums both weight gradients (different blockings)',
+    { timeout: 60_000 },
+    async () => {
+      class SharedConv extends nn.Module {
+        static inputShape = [4, 16, 16];
+        conv = new nn.Conv2d(4, 4, { kernelSize: 3, padding: 1 });
+        fc = new nn.Linear(4 * 8 * 8, 2);
+        forward(x: Tensor): Tensor {
+          const a = torch.relu(this.conv(x)); // no pool: four output channels per weight-gradient block
+          return this.fc(torch.flatten(F.maxPool2d(torch.relu(this.conv(a)), 2))); // fused pool: one per block
+        }
+      }
+      manualSeed(3);
+      const model = new SharedConv();
+      const graph = trace(model);
+      const state = model.stateDict() as Map<string, HostTensor>;
+      const interp = new Interpreter(graph, state);
+      const cuda = await cudaBackend(graph, { emulator: true, outRoot: outDir, maxBatch: 8 });
+      cuda.loadState(state);
+      const x = Float32Array.from({ length: 8 * 4 * 16 * 16 }, (_, i) => Math.sin(i * 0.37));
+      const y = Array.from({ length: 8 }, (_, i) => i % 2);
+      for (let s = 0; s < 3; s++) {
+        const step = { lr: 0.05, momentum: 0.9 };
+        const ri = interp.trainStep(x, y, 8, step);
+        const rc = cuda.trainStep(x, y, 8, step);
+        expect(Math.abs(rc.loss - ri.loss), `step ${s} loss`).toBeLessThan(1e-5);
+        const g = ri.grads.get('conv.weight')!;
+        const d = Math.max(...Array.from(g, (v, i) => Math.abs(v - rc.grads.get('conv.weight')![i])));
+        expect(d / Math.max(...Array.from(g, Math.abs)), `step ${s} conv.weight grad`).toBeLessThan(1e-4);
+      }
+    },
+  );
 
   it('BatchNorms whose inputs need no gradient (the model input, an average pool of it)', { timeout: 60_000 }, async () => {
     manualSeed(4);
@@ -193,7 +209,11 @@ describe.skipIf(!nvcc)('CUDA package in Node, real GPU build', () => {
       expect(m.emulator).toBe(false);
       return;
     }
-    await expect(loadCuda(r.dir)).rejects.toThrow(/Net \(CUDA\): tk_net_cuda_gpu_cuda: no CUDA device available \(cudaGetDeviceCount: .+\); this package needs an NVIDIA GPU and driver/);
-    await expect(openModule(new Net(), { backend: 'cuda', outDir, name: 'net_cuda_gpu', maxBatch: 64 })).rejects.toThrow(/no CUDA device available/);
+    await expect(loadCuda(r.dir)).rejects.toThrow(
+      /Net \(CUDA\): tk_net_cuda_gpu_cuda: no CUDA device available \(cudaGetDeviceCount: .+\); this package needs an NVIDIA GPU and driver/,
+    );
+    await expect(openModule(new Net(), { backend: 'cuda', outDir, name: 'net_cuda_gpu', maxBatch: 64 })).rejects.toThrow(
+      /no CUDA device available/,
+    );
   });
 });

@@ -1,6 +1,6 @@
-import { describe, expect, it } from "vitest";
-import { batches, makeDataset, shuffledOrder, type Dataset } from "../src/data/loader.ts";
-import { Rng } from "../src/util/rng.ts";
+import { describe, expect, it } from 'vitest';
+import { batches, makeDataset, shuffledOrder, type Dataset } from '../src/data/loader.ts';
+import { Rng } from '../src/util/rng.ts';
 
 const IMAGE = 3072;
 
@@ -32,10 +32,10 @@ function visit(ds: Dataset, batchSize: number, rng?: Rng): { order: number[]; si
   return { order, sizes };
 }
 
-describe("batches", () => {
+describe('batches', () => {
   const ds = indexDataset(10000);
 
-  it("gives 156 full batches of 64 and keeps the last 16", () => {
+  it('gives 156 full batches of 64 and keeps the last 16', () => {
     const { order, sizes } = visit(ds, 64, new Rng(1));
     expect(sizes.length).toBe(157);
     expect(sizes.slice(0, 156).every((s) => s === 64)).toBe(true);
@@ -45,13 +45,13 @@ describe("batches", () => {
     expect(order.slice(0, 10)).not.toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
-  it("is in dataset order without shuffling", () => {
+  it('is in dataset order without shuffling', () => {
     const { order, sizes } = visit(indexDataset(10), 4);
     expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(sizes).toEqual([4, 4, 2]);
   });
 
-  it("repeats an order for the same seed and changes it for another seed", () => {
+  it('repeats an order for the same seed and changes it for another seed', () => {
     const a = visit(ds, 64, new Rng(7)).order;
     expect(visit(ds, 64, new Rng(7)).order).toEqual(a);
     expect(visit(ds, 64, new Rng(8)).order).not.toEqual(a);
@@ -62,7 +62,7 @@ describe("batches", () => {
     expect(visit(ds, 64, rng).order).not.toEqual(a);
   });
 
-  it("draws the order when called, not when first iterated", () => {
+  it('draws the order when called, not when first iterated', () => {
     const rng = new Rng(3);
     const first = batches(ds, 64, { shuffle: true, rng });
     const after = rng.state;
@@ -72,25 +72,25 @@ describe("batches", () => {
     expect(first.next().done).toBe(false);
   });
 
-  it("reuses one batch buffer", () => {
+  it('reuses one batch buffer', () => {
     const it = batches(indexDataset(8), 4);
     const a = it.next().value;
     const b = it.next().value;
     expect(a && b && a.x.buffer === b.x.buffer).toBe(true);
   });
 
-  it("handles a batch larger than the dataset", () => {
+  it('handles a batch larger than the dataset', () => {
     expect(visit(indexDataset(3), 64, new Rng(0)).sizes).toEqual([3]);
   });
 
-  it("rejects a bad batch size and shuffling without a seeded rng", () => {
+  it('rejects a bad batch size and shuffling without a seeded rng', () => {
     expect(() => batches(ds, 0)).toThrow(/positive integer, got 0/);
     expect(() => batches(ds, 64, { shuffle: true })).toThrow(/needs a seeded rng/);
   });
 });
 
-describe("makeDataset", () => {
-  it("normalises bytes and widens labels", () => {
+describe('makeDataset', () => {
+  it('normalises bytes and widens labels', () => {
     const images = new Uint8Array(2 * IMAGE).fill(255);
     const ds = makeDataset({ images, labels: new Uint8Array([1, 0]) }, { mean: [0.5, 0.5, 0.5], std: [0.5, 0.25, 0.5] });
     expect(ds.n).toBe(2);

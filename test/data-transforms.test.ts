@@ -1,9 +1,9 @@
-import { existsSync } from "node:fs";
-import { describe, expect, it } from "vitest";
-import { loadCifar2 } from "../src/data/cifar.ts";
-import { channelStats, normalize, toTensor } from "../src/data/transforms.ts";
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { loadCifar2 } from '../src/data/cifar.ts';
+import { channelStats, normalize, toTensor } from '../src/data/transforms.ts';
 
-const REAL_DIR = process.env.CIFAR10_DIR ?? "/work/shared/data/cifar10";
+const REAL_DIR = process.env.CIFAR10_DIR ?? '/work/shared/data/cifar10';
 const PLANE = 1024;
 const IMAGE = 3072;
 
@@ -29,12 +29,12 @@ function pseudoRandomImages(n: number): Uint8Array {
   return out;
 }
 
-describe("toTensor / normalize", () => {
-  it("maps bytes to [0, 1] float32", () => {
+describe('toTensor / normalize', () => {
+  it('maps bytes to [0, 1] float32', () => {
     expect(Array.from(toTensor(new Uint8Array([0, 51, 255])))).toEqual([0, Math.fround(0.2), 1]);
   });
 
-  it("normalises per channel, bytes and floats alike", () => {
+  it('normalises per channel, bytes and floats alike', () => {
     const bytes = new Uint8Array(IMAGE);
     bytes.fill(255, 0, PLANE); // R = 1
     bytes.fill(51, PLANE, 2 * PLANE); // G = 0.2
@@ -47,14 +47,14 @@ describe("toTensor / normalize", () => {
     expect(normalize(toTensor(bytes), mean, std)).toEqual(out);
   });
 
-  it("rejects a partial image and wrong stat lengths", () => {
+  it('rejects a partial image and wrong stat lengths', () => {
     expect(() => normalize(new Uint8Array(100), [0, 0, 0], [1, 1, 1])).toThrow(/100 values is not a positive multiple/);
     expect(() => normalize(new Uint8Array(IMAGE), [0, 0], [1, 1, 1])).toThrow(/need 3 means/);
   });
 });
 
-describe("channelStats", () => {
-  it("equals a straightforward float64 mean and unbiased std", () => {
+describe('channelStats', () => {
+  it('equals a straightforward float64 mean and unbiased std', () => {
     const images = pseudoRandomImages(7);
     const stats = channelStats(images);
     for (let c = 0; c < 3; c++) {
@@ -64,7 +64,7 @@ describe("channelStats", () => {
     }
   });
 
-  it("gives normalised data mean 0 and std 1 per channel", () => {
+  it('gives normalised data mean 0 and std 1 per channel', () => {
     const images = pseudoRandomImages(5);
     const stats = channelStats(images);
     const x = normalize(images, stats.mean, stats.std);
@@ -78,16 +78,16 @@ describe("channelStats", () => {
     }
   });
 
-  it("rejects an empty or partial image set", () => {
+  it('rejects an empty or partial image set', () => {
     expect(() => channelStats(new Uint8Array(0))).toThrow(/0 values is not a positive multiple/);
   });
 });
 
-describe.skipIf(!existsSync(REAL_DIR))("CIFAR-2 training-set statistics", () => {
+describe.skipIf(!existsSync(REAL_DIR))('CIFAR-2 training-set statistics', () => {
   const { train } = loadCifar2(REAL_DIR);
   const stats = channelStats(train.images);
 
-  it("match an independent float64 computation (naive sums over 10M values: ~1e-12 off)", () => {
+  it('match an independent float64 computation (naive sums over 10M values: ~1e-12 off)', () => {
     for (let c = 0; c < 3; c++) {
       const [m, s] = naiveStats(train.images, c);
       expect(Math.abs(stats.mean[c] - m)).toBeLessThan(1e-10);
@@ -95,7 +95,7 @@ describe.skipIf(!existsSync(REAL_DIR))("CIFAR-2 training-set statistics", () => 
     }
   });
 
-  it("are the pinned values (also from numpy float64 and PyTorch 1.13 float32)", () => {
+  it('are the pinned values (also from numpy float64 and PyTorch 1.13 float32)', () => {
     // Airplanes and birds only: redder-greener and brighter than the book's
     // ten-class (0.4915, 0.4823, 0.4468) / (0.2470, 0.2435, 0.2616): sky.
     const mean = [0.50739, 0.52581, 0.50638];

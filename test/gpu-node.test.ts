@@ -16,8 +16,14 @@ describe('the GPU Node check bundle', () => {
     expect(usage.status, usage.stderr).toBe(2);
     expect(usage.stderr).toMatch(/^usage: /);
     fs.mkdirSync(path.join(dir, 'golden'));
-    fs.cpSync(path.resolve(import.meta.dirname, 'fixtures/golden-extra/NetResDeep_steps20'), path.join(dir, 'golden/NetResDeep_steps20'), { recursive: true });
-    const run = spawnSync(process.execPath, [file, 'run', path.join(dir, 'out')], { cwd: dir, encoding: 'utf8', env: { ...process.env, TK_NODE_EPOCHS: '0' } });
+    fs.cpSync(path.resolve(import.meta.dirname, 'fixtures/golden-extra/NetResDeep_steps20'), path.join(dir, 'golden/NetResDeep_steps20'), {
+      recursive: true,
+    });
+    const run = spawnSync(process.execPath, [file, 'run', path.join(dir, 'out')], {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...process.env, TK_NODE_EPOCHS: '0' },
+    });
     expect(run.status).toBe(1);
     const report = fs.readFileSync(path.join(dir, 'out/node-report.md'), 'utf8');
     expect(report).toMatch(/NetResDeep_steps20: ERROR .*pkg\/netresdeep_\w+\/cuda is not a CUDA package/);

@@ -78,13 +78,29 @@ describe('gradcheck: every op', () => {
   });
 
   it('maxpool2d: 2x2, and 3x3 stride 2 padding 1', () => {
-    check(fn((x) => F.maxPool2d(x, 2)), [2, 6, 6], 2);
-    check(fn((x) => F.maxPool2d(x, 3, 2, 1)), [2, 7, 5], 2);
+    check(
+      fn((x) => F.maxPool2d(x, 2)),
+      [2, 6, 6],
+      2,
+    );
+    check(
+      fn((x) => F.maxPool2d(x, 3, 2, 1)),
+      [2, 7, 5],
+      2,
+    );
   });
 
   it('avgpool2d with padding (count_include_pad), rectangular window', () => {
-    check(fn((x) => F.avgPool2d(x, 3, 2, 1)), [2, 7, 6], 2);
-    check(fn((x) => F.avgPool2d(x, [2, 3], [1, 2])), [1, 5, 7], 2);
+    check(
+      fn((x) => F.avgPool2d(x, 3, 2, 1)),
+      [2, 7, 6],
+      2,
+    );
+    check(
+      fn((x) => F.avgPool2d(x, [2, 3], [1, 2])),
+      [1, 5, 7],
+      2,
+    );
   });
 
   it('batchnorm2d in train mode (batch statistics) and eval mode (running statistics)', () => {
@@ -99,17 +115,52 @@ describe('gradcheck: every op', () => {
   });
 
   it('dropout and dropout2d with a fixed seed', () => {
-    check(fn((x) => torch.tanh(F.dropout(x, 0.3))), [2, 3, 4], 3, { dropoutSeed: 42 });
-    check(fn((x) => torch.tanh(F.dropout2d(x, 0.5))), [4, 3, 3], 3, { dropoutSeed: 9 });
-    check(fn((x) => torch.tanh(F.dropout2d(x, 0.5))), [4, 3, 3], 3, { dropoutSeed: 9, train: false });
+    check(
+      fn((x) => torch.tanh(F.dropout(x, 0.3))),
+      [2, 3, 4],
+      3,
+      { dropoutSeed: 42 },
+    );
+    check(
+      fn((x) => torch.tanh(F.dropout2d(x, 0.5))),
+      [4, 3, 3],
+      3,
+      { dropoutSeed: 9 },
+    );
+    check(
+      fn((x) => torch.tanh(F.dropout2d(x, 0.5))),
+      [4, 3, 3],
+      3,
+      { dropoutSeed: 9, train: false },
+    );
   });
 
   it('relu, tanh, add, reshape', () => {
-    check(fn((x) => torch.relu(x)), [2, 3, 3], 2);
-    check(fn((x) => torch.tanh(x)), [2, 3, 3], 2);
-    check(fn((x) => torch.tanh(x).add(x)), [2, 3, 3], 2);
-    check(fn((x) => x.add(x)), [1, 2, 2], 2);
-    check(fn((x) => x.view(-1, 2, 9).relu()), [2, 3, 3], 2);
+    check(
+      fn((x) => torch.relu(x)),
+      [2, 3, 3],
+      2,
+    );
+    check(
+      fn((x) => torch.tanh(x)),
+      [2, 3, 3],
+      2,
+    );
+    check(
+      fn((x) => torch.tanh(x).add(x)),
+      [2, 3, 3],
+      2,
+    );
+    check(
+      fn((x) => x.add(x)),
+      [1, 2, 2],
+      2,
+    );
+    check(
+      fn((x) => x.view(-1, 2, 9).relu()),
+      [2, 3, 3],
+      2,
+    );
   });
 });
 

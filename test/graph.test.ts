@@ -20,7 +20,13 @@ const pytorchNumel: Record<string, number[]> = {
   NetResDeep: [864, 32, 9216, 32, 32, 65536, 32, 64, 2],
 };
 const pytorchTotal: Record<string, number> = {
-  Net: 18090, NetWidth: 38386, NetDropout: 38386, NetBatchNorm: 38482, NetDepth: 16130, NetRes: 16130, NetResDeep: 75810,
+  Net: 18090,
+  NetWidth: 38386,
+  NetDropout: 38386,
+  NetBatchNorm: 38482,
+  NetDepth: 16130,
+  NetRes: 16130,
+  NetResDeep: 75810,
 };
 
 function headerKeys(file: string): string[] {
@@ -53,7 +59,16 @@ describe('book models', () => {
     const model = new NetResDeep();
     const keys = [...model.stateDict().keys()];
     expect(keys.length).toBe(2 + 10 * 6 + 4);
-    expect(keys.slice(2, 8)).toEqual(['conv.weight', 'batch_norm.weight', 'batch_norm.bias', 'batch_norm.running_mean', 'batch_norm.running_var', 'batch_norm.num_batches_tracked'].map((k) => `resblocks.0.${k}`));
+    expect(keys.slice(2, 8)).toEqual(
+      [
+        'conv.weight',
+        'batch_norm.weight',
+        'batch_norm.bias',
+        'batch_norm.running_mean',
+        'batch_norm.running_var',
+        'batch_norm.num_batches_tracked',
+      ].map((k) => `resblocks.0.${k}`),
+    );
     const g = trace(model);
     const convs = g.nodes.filter((n) => n.op === 'conv2d' && n.module === 'resblocks.0.conv');
     expect(convs.length).toBe(10);
@@ -73,7 +88,11 @@ describe('book models', () => {
   it('records model.ts lines and module paths', () => {
     const g = trace(new Net());
     const conv2 = g.nodes.find((n) => n.module === 'conv2')!;
-    const line = fs.readFileSync('models/book.ts', 'utf8').split('\n').findIndex((l) => l.includes('this.conv2(out)')) + 1;
+    const line =
+      fs
+        .readFileSync('models/book.ts', 'utf8')
+        .split('\n')
+        .findIndex((l) => l.includes('this.conv2(out)')) + 1;
     expect(conv2.source).toBe(`models/book.ts:${line}`);
     expect(g.nodes[g.output].shape).toEqual([2]);
   });
@@ -81,7 +100,13 @@ describe('book models', () => {
 
 describe('shape errors read like hints', () => {
   it('forgot the view', () => {
-    const err = (() => { try { trace(new ForgotView()); } catch (e) { return e as Error; } })();
+    const err = (() => {
+      try {
+        trace(new ForgotView());
+      } catch (e) {
+        return e as Error;
+      }
+    })();
     expect(err).toBeInstanceOf(ModelError);
     expect(err!.message).toContain('fc1 (Linear(4096, 2))');
     expect(err!.message).toContain('test/fixtures/bad-models.ts:10');
@@ -90,22 +115,32 @@ describe('shape errors read like hints', () => {
   });
 
   it('a view of the wrong size', () => {
-    expect(() => trace(new WrongView())).toThrow(/view\(-1, 512\) at test\/fixtures\/bad-models\.ts:19: the input \[B, 8, 16, 16\] has 2048 values per sample, not 512/);
+    expect(() => trace(new WrongView())).toThrow(
+      /view\(-1, 512\) at test\/fixtures\/bad-models\.ts:19: the input \[B, 8, 16, 16\] has 2048 values per sample, not 512/,
+    );
   });
 
   it('wrong input channels', () => {
-    expect(() => trace(new WrongChannels())).toThrow(/conv2 \(Conv2d\(32, 8\)\) at test\/fixtures\/bad-models\.ts:27: expects 32 input channels, got \[B, 16, 32, 32\]/);
+    expect(() => trace(new WrongChannels())).toThrow(
+      /conv2 \(Conv2d\(32, 8\)\) at test\/fixtures\/bad-models\.ts:27: expects 32 input channels, got \[B, 16, 32, 32\]/,
+    );
   });
 
   it('bad conv and pool sizes name the option', () => {
-    expect(() => new nn.Conv2d(3, 4, { kernelSize: 3, stride: 0 })).toThrow(/^Conv2d\(3, 4\): stride must be an integer >= 1 or a pair of them, got 0$/);
-    expect(() => new nn.Conv2d(3, 0, { kernelSize: [3, 2.5], padding: -1 })).toThrow(/channels must be positive integers, got 0; kernelSize .* got \[3,2\.5\]; padding must be an integer >= 0/);
+    expect(() => new nn.Conv2d(3, 4, { kernelSize: 3, stride: 0 })).toThrow(
+      /^Conv2d\(3, 4\): stride must be an integer >= 1 or a pair of them, got 0$/,
+    );
+    expect(() => new nn.Conv2d(3, 0, { kernelSize: [3, 2.5], padding: -1 })).toThrow(
+      /channels must be positive integers, got 0; kernelSize .* got \[3,2\.5\]; padding must be an integer >= 0/,
+    );
     class ZeroPool extends nn.Module {
       forward(x: Tensor): Tensor {
         return F.maxPool2d(x, 2, 0);
       }
     }
-    expect(() => trace(new ZeroPool())).toThrow(/max_pool2d\(2\) at test\/graph\.test\.ts:\d+: stride must be an integer >= 1 or a pair of them, got 0/);
+    expect(() => trace(new ZeroPool())).toThrow(
+      /max_pool2d\(2\) at test\/graph\.test\.ts:\d+: stride must be an integer >= 1 or a pair of them, got 0/,
+    );
   });
 
   it('a bad input shape', () => {
@@ -170,7 +205,13 @@ describe('modules', () => {
     const m = new Net();
     const before = m.stateDict();
     const sd = new NetBatchNorm().stateDict();
-    const err = (() => { try { m.loadStateDict(sd); } catch (e) { return e as Error; } })()!;
+    const err = (() => {
+      try {
+        m.loadStateDict(sd);
+      } catch (e) {
+        return e as Error;
+      }
+    })()!;
     expect(err.message).toMatch(/'conv1\.weight': shape \[32,3,3,3\] in the file, \[16,3,3,3\] in the model/);
     expect(err.message).toMatch(/unexpected key 'conv1_batchnorm\.running_mean'/);
     expect(m.stateDict().get('conv1.weight')!.data).toEqual(before.get('conv1.weight')!.data);

@@ -84,7 +84,10 @@ describe('ops by hand', () => {
     ops.tanhForward(y, x);
     d.fill(0);
     ops.tanhBackward(d, f64([1, 1, 1, 1]), y);
-    expectClose(d, [...x].map((v) => 1 / Math.cosh(v) ** 2));
+    expectClose(
+      d,
+      [...x].map((v) => 1 / Math.cosh(v) ** 2),
+    );
   });
 
   it('cross-entropy: mean of logsumexp − z[label], gradient (softmax − onehot)/B', () => {
@@ -139,7 +142,9 @@ describe('BatchNorm running statistics by hand', () => {
 
   it('refuses to train on one value per channel, as PyTorch', () => {
     const it = Interpreter.fromModel(new OneBn(), [2, 1, 1]);
-    expect(() => it.forward(f64([1, 2]), 1, { train: true })).toThrow(/bn: expected more than 1 value per channel when training, got input \[1, 2, 1, 1\]/);
+    expect(() => it.forward(f64([1, 2]), 1, { train: true })).toThrow(
+      /bn: expected more than 1 value per channel when training, got input \[1, 2, 1, 1\]/,
+    );
     expect(it.forward(f64([1, 2]), 1, { train: false })).toHaveLength(2);
   });
 });
@@ -187,7 +192,11 @@ describe('training step', () => {
     const pen = { l1: 1e-3, l2: 1e-2 };
     let l1 = 0;
     let l2 = 0;
-    for (const n of a.paramNames) for (const p of a.values.get(n)!) (l1 += Math.abs(p)), (l2 += p * p);
+    for (const n of a.paramNames)
+      for (const p of a.values.get(n)!) {
+        l1 += Math.abs(p);
+        l2 += p * p;
+      }
     const before = new Map([...a.values].map(([k, v]) => [k, v.slice()]));
     const withPen = a.trainStep(x, labels, 5, { lr: 0, ...pen });
     const plain = b.trainStep(x, labels, 5, { lr: 0 });
@@ -210,9 +219,17 @@ describe('training step', () => {
     const r1 = it.trainStep(x, labels, 5, opts);
     for (const n of it.paramNames) {
       const b0 = r0.grads.get(n)!.map((g, i) => g + 0.01 * p0.get(n)![i]);
-      expectClose(p1.get(n)!, p0.get(n)!.map((p, i) => p - 0.1 * b0[i]), 14);
+      expectClose(
+        p1.get(n)!,
+        p0.get(n)!.map((p, i) => p - 0.1 * b0[i]),
+        14,
+      );
       const b1 = r1.grads.get(n)!.map((g, i) => 0.9 * b0[i] + g + 0.01 * p1.get(n)![i]);
-      expectClose(it.values.get(n)!, p1.get(n)!.map((p, i) => p - 0.1 * b1[i]), 14);
+      expectClose(
+        it.values.get(n)!,
+        p1.get(n)!.map((p, i) => p - 0.1 * b1[i]),
+        14,
+      );
       expectClose(it.momentumBuffers.get(n)!, b1, 14);
     }
     expect(r1.loss).toBeLessThan(r0.loss);
@@ -239,7 +256,12 @@ describe('training step', () => {
     const B = 64;
     const xs = new Float32Array(B * 3 * 32 * 32).map(() => rng.normal());
     const t0 = performance.now();
-    const r = it.trainStep(xs, Array.from({ length: B }, (_, i) => i % 2), B, { lr: 0.01, momentum: 0.9 });
+    const r = it.trainStep(
+      xs,
+      Array.from({ length: B }, (_, i) => i % 2),
+      B,
+      { lr: 0.01, momentum: 0.9 },
+    );
     const ms = performance.now() - t0;
     console.log(`NetResDeep batch ${B}: one training step in ${(ms / 1000).toFixed(2)} s`);
     expect(ms).toBeLessThan(30_000);

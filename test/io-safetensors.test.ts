@@ -99,9 +99,16 @@ describe('safetensors round trip', () => {
     expect(() => writeSafetensors([['w', { dtype: 'F32', shape: [3], data: new Float32Array(2) }]])).toThrow(
       /tensor 'w': shape \[3\] needs 3 elements, data has 2/,
     );
-    expect(() => writeSafetensors([['w', { dtype: 'I64', shape: [2], data: new Float32Array(2) }]])).toThrow(/dtype I64 needs a BigInt64Array/);
+    expect(() => writeSafetensors([['w', { dtype: 'I64', shape: [2], data: new Float32Array(2) }]])).toThrow(
+      /dtype I64 needs a BigInt64Array/,
+    );
     expect(() => writeSafetensors([['__metadata__', f32([1])]])).toThrow(/reserved/);
-    expect(() => writeSafetensors([['w', f32([1])], ['w', f32([1])]])).toThrow(/'w' is given twice/);
+    expect(() =>
+      writeSafetensors([
+        ['w', f32([1])],
+        ['w', f32([1])],
+      ]),
+    ).toThrow(/'w' is given twice/);
     expect(() => writeSafetensors([['w', f32([1])]], { epoch: 3 as unknown as string })).toThrow(/'epoch' is a number, not a string/);
   });
 });
@@ -209,7 +216,10 @@ describe('bad safetensors files', () => {
     const text = raw('{"w":1}');
     text[9] = 0xff;
     bad(text, /header is not valid UTF-8/);
-    bad(raw('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', 4), /header names 'w' twice/);
+    bad(
+      raw('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', 4),
+      /header names 'w' twice/,
+    );
   });
 
   it('entries with missing fields or wrong types', () => {

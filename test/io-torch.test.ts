@@ -48,7 +48,9 @@ describe('torch.save files', () => {
 
   it('refuses expanded (stride 0) tensors with a hint', () => {
     const file = fixture('expanded_zip.pt');
-    expect(() => loadTorchPt(file)).toThrow(`${file}: tensor 'expanded' has 1000 elements but its storage holds 1; save it with .contiguous()`);
+    expect(() => loadTorchPt(file)).toThrow(
+      `${file}: tensor 'expanded' has 1000 elements but its storage holds 1; save it with .contiguous()`,
+    );
   });
 
   it('reads a model state_dict in key order, with the I64 BatchNorm counter', () => {
@@ -120,20 +122,33 @@ describe('the restricted unpickler', () => {
   it('refuses globals in every opcode form', () => {
     const enc = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
     // protocol 2 GLOBAL: os.system('ls')
-    expect(() => readTorchPt(enc('\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R.'), 'g.pkl')).toThrow(forbiddenMessage('os.system', 'g.pkl'));
+    expect(() => readTorchPt(enc('\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R.'), 'g.pkl')).toThrow(
+      forbiddenMessage('os.system', 'g.pkl'),
+    );
     // protocol 4 STACK_GLOBAL: builtins.eval
-    expect(() => readTorchPt(enc('\x80\x04\x8c\x08builtins\x8c\x04eval\x93.'), 's.pkl')).toThrow(forbiddenMessage('builtins.eval', 's.pkl'));
+    expect(() => readTorchPt(enc('\x80\x04\x8c\x08builtins\x8c\x04eval\x93.'), 's.pkl')).toThrow(
+      forbiddenMessage('builtins.eval', 's.pkl'),
+    );
     // a storage type is a name, not something to call
-    expect(() => readTorchPt(enc('\x80\x02ctorch\nFloatStorage\n)R.'), 'c.pkl')).toThrow(/c.pkl: bad pickle at byte \d+: cannot call torch.FloatStorage/);
+    expect(() => readTorchPt(enc('\x80\x02ctorch\nFloatStorage\n)R.'), 'c.pkl')).toThrow(
+      /c.pkl: bad pickle at byte \d+: cannot call torch.FloatStorage/,
+    );
     // INST and OBJ would construct arbitrary classes
     expect(() => readTorchPt(enc('\x80\x02(ios\nsystem\n.'), 'i.pkl')).toThrow(/i.pkl: bad pickle at byte 3: unsupported opcode 0x69/);
   });
 
   it('reads plain data across protocols', () => {
     const enc = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
-    const opts = { source: 'p', findGlobal: () => { throw new Error('no globals'); } };
+    const opts = {
+      source: 'p',
+      findGlobal: () => {
+        throw new Error('no globals');
+      },
+    };
     // protocol 4 with FRAME and MEMOIZE: {'a': [1, -2, 3.5, None, True]}
-    const p4 = enc('\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x94](K\x01J\xfe\xff\xff\xffG@\x0c\x00\x00\x00\x00\x00\x00N\x88es.');
+    const p4 = enc(
+      '\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x94](K\x01J\xfe\xff\xff\xffG@\x0c\x00\x00\x00\x00\x00\x00N\x88es.',
+    );
     const { value } = unpickle(p4, 0, opts);
     expect((value as { map: Map<unknown, unknown> }).map.get('a')).toEqual([1, -2, 3.5, null, true]);
     // LONG1 beyond 2^53 becomes a bigint
@@ -149,24 +164,32 @@ describe('damaged .pt files', () => {
   it('says what is wrong with a file that is no PyTorch file', () => {
     expect(() => readTorchPt(new Uint8Array(0), 'empty.pt')).toThrow('empty.pt: not a PyTorch file (neither a zip archive nor a pickle)');
     expect(() => readTorchPt(enc('hello'), 'h.pt')).toThrow('h.pt: not a PyTorch file');
-    expect(() => readTorchPt(enc('\x80\x02K\x05.'), 'n.pt')).toThrow('n.pt: not a PyTorch file (no zip archive and no legacy magic number)');
+    expect(() => readTorchPt(enc('\x80\x02K\x05.'), 'n.pt')).toThrow(
+      'n.pt: not a PyTorch file (no zip archive and no legacy magic number)',
+    );
   });
 
   it('a truncated zip', () => {
     const bytes = fs.readFileSync(fixture('tiny_zip.pt'));
-    expect(() => readTorchPt(bytes.subarray(0, 2000), 'cut.pt')).toThrow(/^cut.pt: corrupt zip archive: no end-of-central-directory record \(truncated file\?\)/);
+    expect(() => readTorchPt(bytes.subarray(0, 2000), 'cut.pt')).toThrow(
+      /^cut.pt: corrupt zip archive: no end-of-central-directory record \(truncated file\?\)/,
+    );
   });
 
   it('a zip whose storage bytes were changed', () => {
     const bytes = new Uint8Array(fs.readFileSync(fixture('tiny_zip.pt')));
     const at = Buffer.from(bytes).indexOf('tiny_zip/data/0') + 100; // inside the first storage
     bytes[at] ^= 0xff;
-    expect(() => readTorchPt(bytes, 'flip.pt')).toThrow(/^flip.pt: corrupt zip archive: entry 'tiny_zip\/data\/\d+' fails its CRC-32 check/);
+    expect(() => readTorchPt(bytes, 'flip.pt')).toThrow(
+      /^flip.pt: corrupt zip archive: entry 'tiny_zip\/data\/\d+' fails its CRC-32 check/,
+    );
   });
 
   it('a truncated legacy file', () => {
     const bytes = fs.readFileSync(fixture('tiny_legacy.pt'));
-    expect(() => readTorchPt(bytes.subarray(0, bytes.length - 3), 'cut.pt')).toThrow(/^cut.pt: file ends inside storage '\d+' \(truncated file\?\)/);
+    expect(() => readTorchPt(bytes.subarray(0, bytes.length - 3), 'cut.pt')).toThrow(
+      /^cut.pt: file ends inside storage '\d+' \(truncated file\?\)/,
+    );
     expect(() => readTorchPt(bytes.subarray(0, 400), 'cut.pt')).toThrow(/^cut.pt: bad pickle at byte \d+: .*(truncated file\?)/);
   });
 
@@ -212,7 +235,14 @@ describe('convertFile', () => {
   it('rewrites safetensors, keeping metadata and integer tensors', () => {
     const dir = tmpdir();
     const input = path.join(dir, 'in.safetensors');
-    saveSafetensors(input, [['w', f64([2], [0.1, 2])], ['n', { dtype: 'I64', shape: [], data: BigInt64Array.from([4n]) }]], { model: 'M' });
+    saveSafetensors(
+      input,
+      [
+        ['w', f64([2], [0.1, 2])],
+        ['n', { dtype: 'I64', shape: [], data: BigInt64Array.from([4n]) }],
+      ],
+      { model: 'M' },
+    );
     const out = path.join(dir, 'out.safetensors');
     expect(convertFile(input, out, { metadata: { note: 'x' } })).toMatchObject({ format: 'safetensors', narrowed: ['w'] });
     const back = loadSafetensors(out);

@@ -70,7 +70,9 @@ describe('errors are exceptions', () => {
 
   it('rejects a bad epoch order and a strict loadStateDict mismatch, changing nothing', () => {
     const { x, y } = batch(8);
-    expect(() => net.trainEpoch(x, y, 8, 4, Uint32Array.from([0, 1, 2, 3, 4, 5, 6, 8]), { lr: 0.1 })).toThrow(/order\[7\] = 8 is not below n = 8/);
+    expect(() => net.trainEpoch(x, y, 8, 4, Uint32Array.from([0, 1, 2, 3, 4, 5, 6, 8]), { lr: 0.1 })).toThrow(
+      /order\[7\] = 8 is not below n = 8/,
+    );
     const before = net.stateDict();
     const sd = net.stateDict();
     sd.delete('fc2.bias');
@@ -82,11 +84,16 @@ describe('errors are exceptions', () => {
 });
 
 describe('runtime behaviour', () => {
-  it('round-trips state_dict under PyTorch names and loads gen build\'s initial weights', async () => {
+  it("round-trips state_dict under PyTorch names and loads gen build's initial weights", async () => {
     const sd = net.stateDict();
     expect([...sd.keys()]).toEqual(Object.keys(JSON.parse(fs.readFileSync(path.join(dir, 'tensorkiln.json'), 'utf8')).keys));
     const other = await load(dir, { init: false });
-    expect(other.stateDict().get('conv1.weight')!.data.every((v) => v === 0)).toBe(true);
+    expect(
+      other
+        .stateDict()
+        .get('conv1.weight')!
+        .data.every((v) => v === 0),
+    ).toBe(true);
     other.loadStateDict(sd);
     expect(other.stateDict().get('conv1.weight')!.data).toEqual(sd.get('conv1.weight')!.data);
   });
@@ -104,7 +111,12 @@ describe('runtime behaviour', () => {
       const idx = order.subarray(s, Math.min(n, s + 8));
       const bx = new Float32Array(idx.length * N);
       idx.forEach((k, i) => bx.set(x.subarray(k * N, (k + 1) * N), i * N));
-      loss += b.trainStep(bx, Int32Array.from(idx, (k) => y[k]), idx.length, opts);
+      loss += b.trainStep(
+        bx,
+        Int32Array.from(idx, (k) => y[k]),
+        idx.length,
+        opts,
+      );
     }
     expect(r.steps).toBe(3);
     expect(a.step).toBe(3);
@@ -114,7 +126,12 @@ describe('runtime behaviour', () => {
   });
 
   it('uses the one step-seed rule (rules.ts twin) and dropout differs between steps', () => {
-    for (const [s, k] of [[0, 0], [7, 1], [123456789, 2 ** 33 + 5]]) expect(net.stepSeed.call({ seed: s }, k)).toBe(stepSeed(s, k));
+    for (const [s, k] of [
+      [0, 0],
+      [7, 1],
+      [123456789, 2 ** 33 + 5],
+    ])
+      expect(net.stepSeed.call({ seed: s }, k)).toBe(stepSeed(s, k));
     const { x } = batch(2);
     net.train();
     const a = net.forward(x, 2, 1);

@@ -58,7 +58,12 @@ describe('training workflow (interpreter backend)', () => {
 
   it('logs the book lines at epoch 1 and every 10th', async () => {
     const lines: string[] = [];
-    await train(await openModule(new Net(), { backend: 'interp' }), small(16), { ...opts, batchSize: 16, epochs: 10, log: (l) => lines.push(l) });
+    await train(await openModule(new Net(), { backend: 'interp' }), small(16), {
+      ...opts,
+      batchSize: 16,
+      epochs: 10,
+      log: (l) => lines.push(l),
+    });
     expect(lines.length).toBe(2);
     expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} Epoch 1, Training loss \d\.\d+/);
     expect(lines[1]).toMatch(/ Epoch 10, Training loss /);
@@ -71,7 +76,9 @@ describe('training workflow (interpreter backend)', () => {
     const model = await openModule(new Net(), { backend: 'interp' });
     await train(model, data, { ...opts, epochs: 1, save: ck });
     const before = fs.readFileSync(ck);
-    await expect(train(model, data, { ...opts, lr: 1e306, epochs: 3, resume: ck, save: ck })).rejects.toThrow(/training loss became (NaN|Infinity) in epoch 2: stopped.*ck\.safetensors holds epoch 1/);
+    await expect(train(model, data, { ...opts, lr: 1e306, epochs: 3, resume: ck, save: ck })).rejects.toThrow(
+      /training loss became (NaN|Infinity) in epoch 2: stopped.*ck\.safetensors holds epoch 1/,
+    );
     expect(fs.readFileSync(ck).equals(before)).toBe(true);
   });
 
@@ -82,13 +89,17 @@ describe('training workflow (interpreter backend)', () => {
     await train(model, data, { ...opts, epochs: 1, save: ck });
     const fresh = await openModule(new Net(), { backend: 'interp' });
     const before = fresh.stateDict();
-    await expect(train(fresh, data, { ...opts, seed: 6, epochs: 2, resume: ck })).rejects.toThrow(/ck\.safetensors was trained with --seed 5; resume it with the same \(got 6\)/);
+    await expect(train(fresh, data, { ...opts, seed: 6, epochs: 2, resume: ck })).rejects.toThrow(
+      /ck\.safetensors was trained with --seed 5; resume it with the same \(got 6\)/,
+    );
     const bad = loadSafetensors(ck);
     const key = [...bad.tensors.keys()].find((k) => k.startsWith('train.momentum.'))!;
     bad.tensors.set(key, { ...bad.tensors.get(key)!, shape: [1], data: new Float32Array(1) });
     const badFile = path.join(dir, 'bad.safetensors');
     saveSafetensors(badFile, bad.tensors, bad.metadata);
-    await expect(train(fresh, data, { ...opts, epochs: 2, resume: badFile })).rejects.toThrow(/training state: 'momentum\.\S+' has 1 values, expected \d+/);
+    await expect(train(fresh, data, { ...opts, epochs: 2, resume: badFile })).rejects.toThrow(
+      /training state: 'momentum\.\S+' has 1 values, expected \d+/,
+    );
     for (const [k, t] of fresh.stateDict()) expect(t.data, k).toEqual(before.get(k)!.data);
   });
 

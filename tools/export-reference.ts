@@ -81,8 +81,25 @@ export function writePackage(out: string, pkg: string, g: Graph): void {
   for (const [f, c] of emitCudaPackage(g, { name: pkg, maxBatch: MAX_BATCH })) fs.writeFileSync(path.join(dir, f), c);
 }
 
-function meta(model: string, pkg: string, kase: string, source: string, batch: number, steps: number, h: Hyper, extra: Record<string, string> = {}): Record<string, string> {
-  const m: Record<string, string> = { format: 'tkref-v1', model, package: pkg, case: kase, source, batch: String(batch), steps: String(steps) };
+function meta(
+  model: string,
+  pkg: string,
+  kase: string,
+  source: string,
+  batch: number,
+  steps: number,
+  h: Hyper,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  const m: Record<string, string> = {
+    format: 'tkref-v1',
+    model,
+    package: pkg,
+    case: kase,
+    source,
+    batch: String(batch),
+    steps: String(steps),
+  };
   for (const [k, v] of Object.entries(h)) m[k] = String(v);
   return { ...m, ...extra };
 }
@@ -141,7 +158,15 @@ const MIN_MARGIN = 1e-6;
  * always reachable); the margin goes into the metadata and the harness prints it.
  */
 const DRAWS = 6;
-export function interpreterCase(model: ModelName, kase: string, pkg: string, h: Hyper, steps: number, withEpoch: boolean, modelSeed: number): Map<string, Tensor> & { meta?: Record<string, string> } {
+export function interpreterCase(
+  model: ModelName,
+  kase: string,
+  pkg: string,
+  h: Hyper,
+  steps: number,
+  withEpoch: boolean,
+  modelSeed: number,
+): Map<string, Tensor> & { meta?: Record<string, string> } {
   let best: ReturnType<typeof interpreterAttempt> | null = null;
   for (let attempt = 0; attempt < DRAWS; attempt++) {
     const r = interpreterAttempt(model, kase, pkg, h, steps, withEpoch, modelSeed, attempt);
@@ -152,7 +177,16 @@ export function interpreterCase(model: ModelName, kase: string, pkg: string, h: 
   return best!.tensors;
 }
 
-function interpreterAttempt(model: ModelName, kase: string, pkg: string, h: Hyper, steps: number, withEpoch: boolean, modelSeed: number, attempt: number): { tensors: Map<string, Tensor> & { meta?: Record<string, string> }; margin: number } {
+function interpreterAttempt(
+  model: ModelName,
+  kase: string,
+  pkg: string,
+  h: Hyper,
+  steps: number,
+  withEpoch: boolean,
+  modelSeed: number,
+  attempt: number,
+): { tensors: Map<string, Tensor> & { meta?: Record<string, string> }; margin: number } {
   manualSeed(modelSeed);
   const m = new bookModels[model]();
   const g = trace(m);
@@ -230,7 +264,11 @@ function interpreterAttempt(model: ModelName, kase: string, pkg: string, h: Hype
 }
 
 /** A PyTorch golden case (../shared/golden or test/fixtures/golden-extra) in tkref-v1 form. */
-export function goldenCase(dir: string, kase: string, pkg: string): { tensors: Map<string, Tensor>; meta: Record<string, string>; model: ModelName; args: Record<string, unknown> } {
+export function goldenCase(
+  dir: string,
+  kase: string,
+  pkg: string,
+): { tensors: Map<string, Tensor>; meta: Record<string, string>; model: ModelName; args: Record<string, unknown> } {
   const c = JSON.parse(fs.readFileSync(path.join(dir, 'case.json'), 'utf8'));
   const w = loadSafetensors(path.join(dir, 'weights.safetensors')).tensors;
   const io = loadSafetensors(path.join(dir, 'io.safetensors')).tensors;
@@ -250,13 +288,26 @@ export function goldenCase(dir: string, kase: string, pkg: string): { tensors: M
     if (k.startsWith('grad.')) T.set(`step.${k}`, t);
     if (k.startsWith('after.')) T.set(k, t);
   }
-  if (io.has('loss_steps')) T.set('step.loss_steps', f64([io.get('loss_steps')!.data.length], Array.from(io.get('loss_steps')!.data as Float32Array)));
+  if (io.has('loss_steps'))
+    T.set('step.loss_steps', f64([io.get('loss_steps')!.data.length], Array.from(io.get('loss_steps')!.data as Float32Array)));
   T.set('logits_eval_after', get('logits_eval_after'));
   const tr = c.train;
-  const h: Hyper = { lr: tr.lr, momentum: tr.momentum, weight_decay: tr.weight_decay, l1: tr.l1_lambda ?? 0, l2: tr.l2_lambda ?? 0, seed: 0 };
+  const h: Hyper = {
+    lr: tr.lr,
+    momentum: tr.momentum,
+    weight_decay: tr.weight_decay,
+    l1: tr.l1_lambda ?? 0,
+    l2: tr.l2_lambda ?? 0,
+    seed: 0,
+  };
   const r = replayMargin(dir);
   const low = Math.min(r.relu, r.maxpool);
-  return { tensors: T, meta: { ...meta(c.model, pkg, kase, 'pytorch', c.batch, tr.steps, h), margin: low.toExponential(3) }, model: c.model, args: c.args };
+  return {
+    tensors: T,
+    meta: { ...meta(c.model, pkg, kase, 'pytorch', c.batch, tr.steps, h), margin: low.toExponential(3) },
+    model: c.model,
+    args: c.args,
+  };
 }
 
 /**
@@ -339,8 +390,11 @@ export function exportReference(out: string, opts: { data: boolean; models: stri
   });
   // PyTorch's own numbers
   const golden: [string, string][] = [];
-  if (fs.existsSync(GOLDEN)) for (const d of fs.readdirSync(GOLDEN)) if (fs.existsSync(path.join(GOLDEN, d, 'case.json'))) golden.push([path.join(GOLDEN, d), d]);
-  if (fs.existsSync(GOLDEN_EXTRA)) for (const d of fs.readdirSync(GOLDEN_EXTRA)) if (fs.existsSync(path.join(GOLDEN_EXTRA, d, 'case.json'))) golden.push([path.join(GOLDEN_EXTRA, d), d]);
+  if (fs.existsSync(GOLDEN))
+    for (const d of fs.readdirSync(GOLDEN)) if (fs.existsSync(path.join(GOLDEN, d, 'case.json'))) golden.push([path.join(GOLDEN, d), d]);
+  if (fs.existsSync(GOLDEN_EXTRA))
+    for (const d of fs.readdirSync(GOLDEN_EXTRA))
+      if (fs.existsSync(path.join(GOLDEN_EXTRA, d, 'case.json'))) golden.push([path.join(GOLDEN_EXTRA, d), d]);
   for (const [dir, name] of golden) {
     const c = JSON.parse(fs.readFileSync(path.join(dir, 'case.json'), 'utf8'));
     if (!(c.model in bookModels) || (opts.models && !opts.models.includes(c.model))) continue;
@@ -372,5 +426,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     }
   };
   walk(o.out);
-  console.log(`wrote ${cases.length} cases and ${fs.readdirSync(path.join(o.out, 'pkg')).length} packages to ${o.out} (${(bytes / 1048576).toFixed(1)} MiB)`);
+  console.log(
+    `wrote ${cases.length} cases and ${fs.readdirSync(path.join(o.out, 'pkg')).length} packages to ${o.out} (${(bytes / 1048576).toFixed(1)} MiB)`,
+  );
 }

@@ -33,7 +33,10 @@ import { bookModels } from '../models/book.js';
 
 type ModelClass = new (o?: never) => Module;
 const MODELS = bookModels as unknown as Record<string, ModelClass>;
-const TIMED: [string, number][] = [['Net', 100], ['NetResDeep', 2]];
+const TIMED: [string, number][] = [
+  ['Net', 100],
+  ['NetResDeep', 2],
+];
 /** H100 and H200 are sm_90: machine code for it alone keeps the carry small (TK_CUDA_ARCHS to change) */
 const ARCHS = process.env.TK_CUDA_ARCHS ?? '90-real';
 
@@ -68,7 +71,10 @@ async function prepare(emulator: boolean): Promise<void> {
   const out = path.join(root, '.gpu-node');
   const { buildCudaPackage } = (await import(codegen)) as typeof import('../src/codegen/cuda/build.js');
   fs.rmSync(out, { recursive: true, force: true });
-  const cases = [...listGoldenCases(path.resolve(root, '../shared/golden')), ...listGoldenCases(path.join(root, 'test/fixtures/golden-extra'))];
+  const cases = [
+    ...listGoldenCases(path.resolve(root, '../shared/golden')),
+    ...listGoldenCases(path.join(root, 'test/fixtures/golden-extra')),
+  ];
   const graphs = [...cases.map((d) => trace(caseModel(d))), ...TIMED.map(([m]) => trace(new MODELS[m]()))];
   const built = new Set<string>();
   for (const g of graphs) {
@@ -77,7 +83,8 @@ async function prepare(emulator: boolean): Promise<void> {
     built.add(name);
     const r = buildCudaPackage(g, path.join(out, 'pkg', name), name, 256, { emulator, archs: emulator ? undefined : ARCHS });
     // the carry is size-limited: keep the addon, drop the static library and CMake's files
-    for (const f of fs.readdirSync(path.join(r.dir, 'build'))) if (f !== 'Release' && f !== 'manifest.json') fs.rmSync(path.join(r.dir, 'build', f), { recursive: true, force: true });
+    for (const f of fs.readdirSync(path.join(r.dir, 'build')))
+      if (f !== 'Release' && f !== 'manifest.json') fs.rmSync(path.join(r.dir, 'build', f), { recursive: true, force: true });
     console.log(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
   }
   for (const d of cases) fs.cpSync(d, path.join(out, 'golden', path.basename(d)), { recursive: true });
@@ -95,17 +102,25 @@ async function run(outDir: string | undefined): Promise<void> {
     const [gpu, emu] = ['cuda', 'cuda-emu'].map((d) => path.join(here, 'pkg', packageNameOf(g), d));
     return !fs.existsSync(gpu) && fs.existsSync(emu) ? emu : gpu;
   };
-  const lines: string[] = ['# tensorkiln CUDA backend from Node', '', `- node ${process.version}, ${os.hostname()}, ${new Date().toISOString()}`];
+  const lines: string[] = [
+    '# tensorkiln CUDA backend from Node',
+    '',
+    `- node ${process.version}, ${os.hostname()}, ${new Date().toISOString()}`,
+  ];
   const started = performance.now();
   let device = '';
   const reports: GoldenReport[] = [];
   for (const dir of listGoldenCases(path.join(here, 'golden'))) {
     try {
-      const r = await runGoldenCase(dir, async (g) => {
-        const m = await loadCuda(pkg(g));
-        device ||= m.device;
-        return new CompiledBackend(g, m);
-      }, { models: MODELS });
+      const r = await runGoldenCase(
+        dir,
+        async (g) => {
+          const m = await loadCuda(pkg(g));
+          device ||= m.device;
+          return new CompiledBackend(g, m);
+        },
+        { models: MODELS },
+      );
       reports.push(r);
       console.log(formatReport(r));
     } catch (e) {
@@ -113,15 +128,31 @@ async function run(outDir: string | undefined): Promise<void> {
       console.log(`${path.basename(dir)}: ERROR ${(e as Error).message}`);
     }
   }
-  lines.push(`- device: ${device || '(none loaded)'}`, '', '## gen check --backend cuda (golden cases)', '', '| case | result | tensors | failed | worst ratio |', '| --- | --- | --- | --- | --- |');
+  lines.push(
+    `- device: ${device || '(none loaded)'}`,
+    '',
+    '## gen check --backend cuda (golden cases)',
+    '',
+    '| case | result | tensors | failed | worst ratio |',
+    '| --- | --- | --- | --- | --- |',
+  );
   for (const r of reports) {
     const worst = r.checks.reduce((a, c) => (c.ratio > a.ratio ? c : a), r.checks[0]);
-    lines.push(`| ${r.caseName} | ${r.pass ? 'PASS' : '**FAIL**'} | ${r.checks.length} | ${r.checks.filter((c) => !c.pass).length} | ${worst ? `${worst.name} ${worst.ratio.toExponential(2)}` : ''} |`);
+    lines.push(
+      `| ${r.caseName} | ${r.pass ? 'PASS' : '**FAIL**'} | ${r.checks.length} | ${r.checks.filter((c) => !c.pass).length} | ${worst ? `${worst.name} ${worst.ratio.toExponential(2)}` : ''} |`,
+    );
   }
-  lines.push('', '## gen train --backend cuda (shipped CIFAR-2 sample, batch 64, lr 1e-2, seed 0)', '', '| model | epochs | images | train s | img/s | loss first → last | train acc | val acc |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+  lines.push(
+    '',
+    '## gen train --backend cuda (shipped CIFAR-2 sample, batch 64, lr 1e-2, seed 0)',
+    '',
+    '| model | epochs | images | train s | img/s | loss first → last | train acc | val acc |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  );
   // TK_NODE_EPOCHS / TK_NODE_LIMIT shorten the runs (a rehearsal on the CPU emulator)
   const limit = Number(process.env.TK_NODE_LIMIT ?? 0);
-  const cut = (s: Cifar2Data['train']) => (limit > 0 && limit < s.n ? { ...s, n: limit, x: s.x.subarray(0, limit * 3072), y: s.y.subarray(0, limit) } : s);
+  const cut = (s: Cifar2Data['train']) =>
+    limit > 0 && limit < s.n ? { ...s, n: limit, x: s.x.subarray(0, limit * 3072), y: s.y.subarray(0, limit) } : s;
   let data: Cifar2Data | undefined;
   for (const [name, fullEpochs] of TIMED) {
     const epochs = Number(process.env.TK_NODE_EPOCHS ?? fullEpochs);
@@ -137,7 +168,9 @@ async function run(outDir: string | undefined): Promise<void> {
       native.loadStateDict(module.stateDict());
       const r = await train(new CompiledTrainable(graph, native), data, { epochs, batchSize: 64, lr: 1e-2, seed: 0 });
       const ips = (epochs * data.train.n) / r.seconds;
-      lines.push(`| ${name} | ${epochs} | ${data.train.n} | ${r.seconds.toFixed(2)} | ${Math.round(ips)} | ${r.losses[0].toFixed(3)} → ${r.losses.at(-1)!.toFixed(3)} | ${r.trainAccuracy.toFixed(3)} | ${r.valAccuracy.toFixed(3)} |`);
+      lines.push(
+        `| ${name} | ${epochs} | ${data.train.n} | ${r.seconds.toFixed(2)} | ${Math.round(ips)} | ${r.losses[0].toFixed(3)} → ${r.losses.at(-1)!.toFixed(3)} | ${r.trainAccuracy.toFixed(3)} | ${r.valAccuracy.toFixed(3)} |`,
+      );
     } catch (e) {
       lines.push(`| ${name} | ERROR: ${(e as Error).message} |`);
     }

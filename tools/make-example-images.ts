@@ -6,11 +6,16 @@ import { loadSample } from '../src/data/cifar.js';
 
 // pngjs ships no type declarations; this is the part we use.
 type Png = { width: number; height: number; data: Uint8Array };
-const { PNG } = createRequire(import.meta.url)('pngjs') as { PNG: { new (o: { width: number; height: number }): Png; sync: { write(p: Png): Buffer } } };
+const { PNG } = createRequire(import.meta.url)('pngjs') as {
+  PNG: { new (o: { width: number; height: number }): Png; sync: { write(p: Png): Buffer } };
+};
 
 const { val } = loadSample();
 const scale = 4;
-for (const [label, name] of [[0, 'airplane'], [1, 'bird']] as const) {
+for (const [label, name] of [
+  [0, 'airplane'],
+  [1, 'bird'],
+] as const) {
   const i = val.labels.indexOf(label);
   const img = val.images.subarray(i * 3072, (i + 1) * 3072);
   const png = new PNG({ width: 32 * scale, height: 32 * scale });

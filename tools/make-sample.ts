@@ -9,11 +9,11 @@
 // for data_batch_1..5 and for test_batch. Each file is written in the same
 // 3073-byte record layout, brotli-compressed, as <name>.br.
 
-import { createHash } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { parseArgs } from "node:util";
-import { brotliCompressSync, brotliDecompressSync, constants } from "node:zlib";
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import {
   COMPRESSED_SUFFIX,
   IMAGE_BYTES,
@@ -23,20 +23,23 @@ import {
   TRAIN_FILES,
   readCifarBatch,
   type RawImages,
-} from "../src/data/cifar.ts";
+} from '../src/data/cifar.ts';
 
 const { values } = parseArgs({
   options: {
-    src: { type: "string", default: "/work/shared/data/cifar10" },
-    out: { type: "string", default: SAMPLE_DIR },
-    "train-per-class": { type: "string", default: "800" },
-    "test-per-class": { type: "string", default: "1000" },
+    src: { type: 'string', default: '/work/shared/data/cifar10' },
+    out: { type: 'string', default: SAMPLE_DIR },
+    'train-per-class': { type: 'string', default: '800' },
+    'test-per-class': { type: 'string', default: '1000' },
   },
 });
 
 /** Record indices of the first `k` of each of labels 0 and 2, in file order. */
 function select(labels: Uint8Array, k: number): number[] {
-  const taken = new Map([[0, 0], [2, 0]]);
+  const taken = new Map([
+    [0, 0],
+    [2, 0],
+  ]);
   const keep: number[] = [];
   labels.forEach((label, i) => {
     const t = taken.get(label);
@@ -57,13 +60,13 @@ function records(ds: RawImages, keep: number[]): Uint8Array {
   return out;
 }
 
-const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 const out = values.out as string;
 mkdirSync(out, { recursive: true });
 let total = 0;
 for (const name of [...TRAIN_FILES, TEST_FILE]) {
-  const k = Number(name === TEST_FILE ? values["test-per-class"] : values["train-per-class"]);
+  const k = Number(name === TEST_FILE ? values['test-per-class'] : values['train-per-class']);
   const ds = readCifarBatch(join(values.src as string, name));
   const keep = select(ds.labels, k);
   const raw = records(ds, keep);

@@ -33,18 +33,42 @@ function main(argv: string[]): void {
     else names.push(argv[i]);
   }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-seeds-'));
-  const show = (m: Margins) => `relu ${m.relu.toExponential(2)} maxpool ${m.maxpool.toExponential(2)}${Math.min(m.relu, m.maxpool) >= requiredMargin(m) ? '  ok' : ''}`;
+  const show = (m: Margins) =>
+    `relu ${m.relu.toExponential(2)} maxpool ${m.maxpool.toExponential(2)}${Math.min(m.relu, m.maxpool) >= requiredMargin(m) ? '  ok' : ''}`;
   for (const name of names.length ? names : fs.readdirSync(EXTRA)) {
     const c = JSON.parse(fs.readFileSync(path.join(EXTRA, name, 'case.json'), 'utf8'));
     const tr = c.train;
     console.log(`${name} now: seed ${c.seed} data_seed ${c.data_seed} ${show(replayMargin(path.join(EXTRA, name), true))}`);
     for (let k = 1; k <= tries; k++) {
       const out = path.join(tmp, `${name}_${c.data_seed + k}`);
-      const args = ['--model', `book_models:${c.model}`, '--args', JSON.stringify(c.args), '--batch', String(c.batch),
-        '--seed', String(c.seed), '--data-seed', String(c.data_seed + k), '--lr', String(tr.lr), '--momentum', String(tr.momentum),
-        '--weight-decay', String(tr.weight_decay), '--l1', String(tr.l1_lambda), '--l2', String(tr.l2_lambda)];
+      const args = [
+        '--model',
+        `book_models:${c.model}`,
+        '--args',
+        JSON.stringify(c.args),
+        '--batch',
+        String(c.batch),
+        '--seed',
+        String(c.seed),
+        '--data-seed',
+        String(c.data_seed + k),
+        '--lr',
+        String(tr.lr),
+        '--momentum',
+        String(tr.momentum),
+        '--weight-decay',
+        String(tr.weight_decay),
+        '--l1',
+        String(tr.l1_lambda),
+        '--l2',
+        String(tr.l2_lambda),
+      ];
       const py = process.env.PYTHON ?? '/usr/bin/python3';
-      const r = spawnSync(py, [path.join(ROOT, 'tools/make_golden_steps.py'), '--steps', String(tr.steps), ...args, '--out', out, '--case', name], { encoding: 'utf8' });
+      const r = spawnSync(
+        py,
+        [path.join(ROOT, 'tools/make_golden_steps.py'), '--steps', String(tr.steps), ...args, '--out', out, '--case', name],
+        { encoding: 'utf8' },
+      );
       if (r.status !== 0) throw new Error(r.stderr);
       console.log(`  data_seed ${c.data_seed + k}: ${show(replayMargin(out, true))}`);
     }

@@ -46,7 +46,10 @@ type Opener = (module: Module, graph: Graph, o: OpenOptions) => Promise<Trainabl
 const compiledOpener =
   (kind: 'cpu' | 'cuda' | 'cuda-emu'): Opener =>
   async (module, graph, o) => {
-    const [{ openCpuPackage, openCudaPackage }, { CompiledTrainable }] = await Promise.all([import('../runtime/backend.js'), import('../runtime/trainable.js')]);
+    const [{ openCpuPackage, openCudaPackage }, { CompiledTrainable }] = await Promise.all([
+      import('../runtime/backend.js'),
+      import('../runtime/trainable.js'),
+    ]);
     const { packageNameOf } = await import('../runtime/compiled-backend.js');
     const outRoot = o.outDir ?? 'generated';
     const name = o.name ?? packageNameOf(graph);
@@ -80,14 +83,18 @@ export async function openModel(src: ModelSource, o: OpenOptions = {}): Promise<
   const input = o.input ?? parseInputShape(src.input);
   // The same package name as `gen build`, so the CLI reuses generated/<name>/.
   const { packageNameFor } = await import('../cli/build.js');
-  const name = o.name ?? (await packageNameFor(src.file, { model: src.model, args: src.args, input: src.input }, trace(module, input ?? declaredInput(module))));
+  const name =
+    o.name ??
+    (await packageNameFor(src.file, { model: src.model, args: src.args, input: src.input }, trace(module, input ?? declaredInput(module))));
   return openModule(module, { ...o, input, name, origin: o.origin ?? { file: src.file, model: src.model, args: src.args } });
 }
 
 /** The origin a package already records, so rebuilding it from the API leaves its files unchanged. */
 function recordedOrigin(dir: string): OpenOptions['origin'] {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(dir, 'tensorkiln.json'), 'utf8')) as { origin?: OpenOptions['origin'] }).origin ?? undefined;
+    return (
+      (JSON.parse(fs.readFileSync(path.join(dir, 'tensorkiln.json'), 'utf8')) as { origin?: OpenOptions['origin'] }).origin ?? undefined
+    );
   } catch {
     return undefined;
   }

@@ -63,8 +63,12 @@ export async function train(model: TrainableModel, data: Cifar2Data, o: TrainOpt
     if (!ck.meta?.rngState) throw new Error(`${o.resume} has no shuffle RNG state: not a tensorkiln training checkpoint`);
     // a different seed or batch size would silently change the dropout masks or the batches
     const saved = ck.meta.extra ?? {};
-    for (const [k, flag, now] of [['seed', '--seed', o.seed], ['batchSize', '--batch-size', o.batchSize]] as const)
-      if (saved[k] !== undefined && saved[k] !== now) throw new Error(`${o.resume} was trained with ${flag} ${saved[k]}; resume it with the same (got ${now})`);
+    for (const [k, flag, now] of [
+      ['seed', '--seed', o.seed],
+      ['batchSize', '--batch-size', o.batchSize],
+    ] as const)
+      if (saved[k] !== undefined && saved[k] !== now)
+        throw new Error(`${o.resume} was trained with ${flag} ${saved[k]}; resume it with the same (got ${now})`);
     applyCheckpoint(ck, o.resume, model, true);
     rng = new Rng(Uint32Array.from(ck.meta.rngState));
     startEpoch = ck.meta.epoch + 1;
@@ -73,7 +77,12 @@ export async function train(model: TrainableModel, data: Cifar2Data, o: TrainOpt
   let saved = o.resume && o.save && path.resolve(o.resume) === path.resolve(o.save) ? startEpoch - 1 : undefined;
   const save = (epoch: number) => {
     if (!o.save) return;
-    saveCheckpoint(o.save, model, { epoch, normalization: data.normalization, rngState: [...rng.state], extra: { ...stepOf(o), batchSize: o.batchSize, seed: o.seed } });
+    saveCheckpoint(o.save, model, {
+      epoch,
+      normalization: data.normalization,
+      rngState: [...rng.state],
+      extra: { ...stepOf(o), batchSize: o.batchSize, seed: o.seed },
+    });
     saved = epoch;
   };
   const started = performance.now();
@@ -90,7 +99,8 @@ export async function train(model: TrainableModel, data: Cifar2Data, o: TrainOpt
       },
     });
   } catch (e) {
-    if (e instanceof NonFiniteLossError && o.save) e.message += saved ? `; ${o.save} holds epoch ${saved}` : `; nothing was saved to ${o.save} by this run`;
+    if (e instanceof NonFiniteLossError && o.save)
+      e.message += saved ? `; ${o.save} holds epoch ${saved}` : `; nothing was saved to ${o.save} by this run`;
     throw e;
   }
   const seconds = (performance.now() - started) / 1000;
@@ -137,7 +147,12 @@ export function predict(model: TrainableModel, files: string[], normalization: C
     const labels = argmax(logits, size);
     const k = logits.length / size;
     for (let i = 0; i < size; i++)
-      out.push({ file: files[start + i], label: labels[i], className: classes[labels[i]] ?? String(labels[i]), probabilities: [...probs.subarray(i * k, (i + 1) * k)] });
+      out.push({
+        file: files[start + i],
+        label: labels[i],
+        className: classes[labels[i]] ?? String(labels[i]),
+        probabilities: [...probs.subarray(i * k, (i + 1) * k)],
+      });
   }
   return out;
 }

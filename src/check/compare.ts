@@ -32,8 +32,22 @@ export interface TensorCheck {
   note?: string;
 }
 
-export function compareTensor(name: string, got: ArrayLike<number> | undefined, ref: ArrayLike<number> | undefined, tol: Tolerance): TensorCheck {
-  const fail = (note: string): TensorCheck => ({ name, numel: ref?.length ?? got?.length ?? 0, worstAbs: NaN, worstRel: NaN, ratio: Infinity, worstIndex: -1, pass: false, note });
+export function compareTensor(
+  name: string,
+  got: ArrayLike<number> | undefined,
+  ref: ArrayLike<number> | undefined,
+  tol: Tolerance,
+): TensorCheck {
+  const fail = (note: string): TensorCheck => ({
+    name,
+    numel: ref?.length ?? got?.length ?? 0,
+    worstAbs: NaN,
+    worstRel: NaN,
+    ratio: Infinity,
+    worstIndex: -1,
+    pass: false,
+    note,
+  });
   if (!ref) return fail('no reference tensor');
   if (!got) return fail('not computed');
   if (got.length !== ref.length) return fail(`${got.length} values computed, ${ref.length} in the reference`);

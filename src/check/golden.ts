@@ -187,11 +187,24 @@ export function formatReport(r: GoldenReport, opts: { failuresOnly?: boolean } =
   const rows = r.checks.filter((c) => !opts.failuresOnly || !c.pass);
   if (!rows.length) return head;
   const w = Math.max(6, ...rows.map((c) => c.name.length));
-  const line = (cells: string[]) => `  ${cells[0].padEnd(w)}  ${cells.slice(1, 5).map((s) => s.padStart(10)).join('  ')}  ${cells[5]}`;
+  const line = (cells: string[]) =>
+    `  ${cells[0].padEnd(w)}  ${cells
+      .slice(1, 5)
+      .map((s) => s.padStart(10))
+      .join('  ')}  ${cells[5]}`;
   return [
     head,
     line(['tensor', 'numel', 'worst abs', 'worst rel', 'ratio', 'ok']),
-    ...rows.map((c) => line([c.name, String(c.numel), fmt(c.worstAbs), fmt(c.worstRel), fmt(c.ratio), c.pass ? 'ok' : `FAIL${c.note ? `: ${c.note}` : ` at [${c.worstIndex}]`}`])),
+    ...rows.map((c) =>
+      line([
+        c.name,
+        String(c.numel),
+        fmt(c.worstAbs),
+        fmt(c.worstRel),
+        fmt(c.ratio),
+        c.pass ? 'ok' : `FAIL${c.note ? `: ${c.note}` : ` at [${c.worstIndex}]`}`,
+      ]),
+    ),
   ].join('\n');
 }
 

@@ -26,7 +26,12 @@ export async function packageNameFor(file: string, o: ModelOptions, graph: Retur
   const plain = await loadModel(file, o.model);
   const strip = (g: typeof graph) => JSON.stringify(canonicalGraph(g).nodes.map((n) => ({ ...n, source: '' })));
   if (strip(trace(plain, declaredInput(plain))) === strip(graph)) return base;
-  let suffix = hasArgs ? o.args!.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '') : '';
+  let suffix = hasArgs
+    ? o
+        .args!.toLowerCase()
+        .replace(/[^a-z0-9]+/g, '_')
+        .replace(/^_+|_+$/g, '')
+    : '';
   if (suffix.length > 40) suffix = suffix.slice(0, 40);
   const input = parseInputShape(o.input);
   if (input && input.join() !== declaredInput(plain).join()) suffix += `${suffix ? '_' : ''}in${input.join('x')}`;
@@ -41,13 +46,18 @@ export function register(program: Command): void {
   )
     .option('--max-batch <N>', `largest batch the compiled model accepts (default ${DEFAULT_MAX_BATCH})`)
     .option('--out <dir>', 'folder of the generated packages', 'generated')
-    .option('--backend <name>', 'cpu | cuda | cuda-emu (CUDA kernels for the CPU emulator) | auto (cpu, plus cuda when nvcc is found)', 'cpu')
+    .option(
+      '--backend <name>',
+      'cpu | cuda | cuda-emu (CUDA kernels for the CPU emulator) | auto (cpu, plus cuda when nvcc is found)',
+      'cpu',
+    )
     .option('--cuda-arch <list>', 'CMAKE_CUDA_ARCHITECTURES of the CUDA build', '80;90')
     .option('--name <name>', 'package name (default: lowercased model name, plus a suffix for non-default args)')
     .option('--force', 'rebuild even when the cache says it is up to date')
     .option('--no-compile', 'write the sources only')
     .action(async (file: string, o: BuildFlags) => {
-      if (!['cpu', 'cuda', 'cuda-emu', 'auto'].includes(o.backend ?? '')) throw new Error(`--backend must be cpu, cuda, cuda-emu or auto; got '${o.backend}'`);
+      if (!['cpu', 'cuda', 'cuda-emu', 'auto'].includes(o.backend ?? ''))
+        throw new Error(`--backend must be cpu, cuda, cuda-emu or auto; got '${o.backend}'`);
       const maxBatch = o.maxBatch === undefined ? undefined : Number(o.maxBatch);
       const { model, graph } = await modelFrom(file, o);
       const name = o.name ?? (await packageNameFor(file, o, graph));

@@ -19,7 +19,7 @@ export function register(program: Command): void {
   program
     .command('check <model.ts>')
     .description('compare a backend with a PyTorch golden case (or a folder of cases)')
-    .option('--model <Name>', 'model class; must match the case (default: the case\'s own)')
+    .option('--model <Name>', "model class; must match the case (default: the case's own)")
     .requiredOption('--golden <caseDir>', 'a case folder (case.json, weights.safetensors, io.safetensors), or a folder of them')
     .option('--backend <name>', 'interp | cpu | cuda | cuda-emu (the CUDA kernels on the CPU emulator)', 'interp')
     .option('--dump <out.safetensors>', 'write every computed tensor under io.safetensors names (one case only)')
@@ -39,7 +39,14 @@ export function register(program: Command): void {
         if (o.dump) saveGoldenDump(r, o.dump);
         if (!o.json) process.stdout.write(formatReport(r) + '\n');
       }
-      if (o.json) process.stdout.write(JSON.stringify(reports.map(({ computed: _c, ...r }) => r), null, 2) + '\n');
+      if (o.json)
+        process.stdout.write(
+          JSON.stringify(
+            reports.map(({ computed: _c, ...r }) => r),
+            null,
+            2,
+          ) + '\n',
+        );
       if (reports.some((r) => !r.pass)) process.exitCode = 1;
     });
 }

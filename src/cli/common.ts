@@ -14,7 +14,7 @@ export interface ModelOptions {
 export function modelOptions(cmd: Command): Command {
   return cmd
     .requiredOption('--model <Name>', 'exported nn.Module class to use')
-    .option('--input <C,H,W>', 'input shape per sample (default: the model\'s static inputShape, else 3,32,32)')
+    .option('--input <C,H,W>', "input shape per sample (default: the model's static inputShape, else 3,32,32)")
     .option('--args <json>', 'constructor arguments as JSON, e.g. \'{"nBlocks":100}\'');
 }
 

@@ -10,6 +10,8 @@ export function register(program: Command): void {
     .option('--keep-f64', 'keep F64 tensors instead of narrowing them to F32')
     .action((input: string, out: string, o: { keepTrainingState?: boolean; keepF64?: boolean }) => {
       const r = convertFile(input, out, { keepF64: o.keepF64, dropPrefixes: o.keepTrainingState ? [] : ['train.'] });
-      process.stdout.write(`${input} (${r.format}) -> ${out}: ${r.tensors} tensors${r.narrowed.length ? `, ${r.narrowed.length} narrowed F64->F32` : ''}\n`);
+      process.stdout.write(
+        `${input} (${r.format}) -> ${out}: ${r.tensors} tensors${r.narrowed.length ? `, ${r.narrowed.length} narrowed F64->F32` : ''}\n`,
+      );
     });
 }

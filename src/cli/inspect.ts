@@ -19,7 +19,11 @@ export function inspectGraph(g: Graph): Inspection {
   const counted = new Set<string>();
   const layers = g.nodes.map((n) => {
     let count = 0;
-    for (const p of n.params) if (size.has(p) && !counted.has(p)) (counted.add(p), (count += size.get(p)!));
+    for (const p of n.params)
+      if (size.has(p) && !counted.has(p)) {
+        counted.add(p);
+        count += size.get(p)!;
+      }
     return { id: n.id, op: n.op, module: n.module, shape: n.shape, params: count, source: n.source };
   });
   return {
@@ -36,7 +40,11 @@ export function formatInspection(r: Inspection): string {
   const rows = r.layers.map((l) => [String(l.id), l.op, l.module || '-', formatShape(l.shape), l.params ? String(l.params) : '', l.source]);
   const head = ['#', 'op', 'module', 'output', 'params', 'source'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i])).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(width[i]))
+      .join('  ')
+      .trimEnd();
   return [
     `${r.model}, input ${formatShape(r.input)}`,
     line(head),

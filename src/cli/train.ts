@@ -1,7 +1,16 @@
 // gen train | eval | predict: the book's CIFAR-2 workflow from the command line.
 import type { Command } from 'commander';
 import { openModel, type BackendName } from '../api/open.js';
-import { cifar2Data, cifar2Normalization, checkpointNormalization, evaluate, loadWeights, predict, train, type Cifar2Data } from '../api/workflow.js';
+import {
+  cifar2Data,
+  cifar2Normalization,
+  checkpointNormalization,
+  evaluate,
+  loadWeights,
+  predict,
+  train,
+  type Cifar2Data,
+} from '../api/workflow.js';
 import { modelOptions, type ModelOptions } from './common.js';
 
 interface TrainCli extends ModelOptions {
@@ -22,7 +31,8 @@ interface TrainCli extends ModelOptions {
 
 const num = (name: string, v: string, integer = false): number => {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be a${integer ? 'n integer' : ' finite number'}, got '${v}'`);
+  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
+    throw new Error(`--${name} must be a${integer ? 'n integer' : ' finite number'}, got '${v}'`);
   return n;
 };
 
@@ -43,8 +53,14 @@ function progress(epoch: number, total: number): void {
 }
 
 export function register(program: Command): void {
-  const backendOpt = ['--backend <name>', 'cpu | cuda | interp | cuda-emu (the CUDA kernels on the CPU emulator: slow, for tests)', 'cpu'] as const;
-  modelOptions(program.command('train <model.ts>').description("train on CIFAR-2 (the shipped sample unless --data), printing the book's loss lines"))
+  const backendOpt = [
+    '--backend <name>',
+    'cpu | cuda | interp | cuda-emu (the CUDA kernels on the CPU emulator: slow, for tests)',
+    'cpu',
+  ] as const;
+  modelOptions(
+    program.command('train <model.ts>').description("train on CIFAR-2 (the shipped sample unless --data), printing the book's loss lines"),
+  )
     .option('--data <dir>', 'folder with CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)')
     .option('--epochs <n>', 'epochs', '100')
     .option('--batch-size <n>', 'batch size', '64')
@@ -61,20 +77,32 @@ export function register(program: Command): void {
     .action(async (file: string, o: TrainCli) => {
       const epochs = num('epochs', o.epochs, true);
       const batchSize = num('batch-size', o.batchSize, true);
-      const model = await openModel({ file, ...o }, { backend: o.backend, seed: num('seed', o.seed, true), maxBatch: Math.max(batchSize, 256) });
+      const model = await openModel(
+        { file, ...o },
+        { backend: o.backend, seed: num('seed', o.seed, true), maxBatch: Math.max(batchSize, 256) },
+      );
       const norm = o.resume ? checkpointNormalization(o.resume) : undefined;
       const data = limit(cifar2Data(o.data, norm), o.limit === undefined ? undefined : num('limit', o.limit, true));
       const tty = process.stderr.isTTY;
       const r = await train(model, data, {
-        epochs, batchSize, seed: num('seed', o.seed, true),
-        lr: num('lr', o.lr), momentum: num('momentum', o.momentum), weightDecay: num('weight-decay', o.weightDecay), l1: num('l1', o.l1), l2: num('l2', o.l2),
-        save: o.save, resume: o.resume,
+        epochs,
+        batchSize,
+        seed: num('seed', o.seed, true),
+        lr: num('lr', o.lr),
+        momentum: num('momentum', o.momentum),
+        weightDecay: num('weight-decay', o.weightDecay),
+        l1: num('l1', o.l1),
+        l2: num('l2', o.l2),
+        save: o.save,
+        resume: o.resume,
         log: (line) => process.stdout.write((tty ? '\r\x1b[K' : '') + line + '\n'),
         onEpoch: tty ? (e) => progress(e, epochs) : undefined,
       });
       const ips = (r.losses.length * data.train.n) / r.seconds;
       const on = model.device ? `, ${model.device}` : '';
-      process.stdout.write(`Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`);
+      process.stdout.write(
+        `Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`,
+      );
       process.stdout.write(`Accuracy train: ${r.trainAccuracy.toFixed(4)}\nAccuracy val: ${r.valAccuracy.toFixed(4)}\n`);
       if (o.save) process.stdout.write(`Saved ${o.save}\n`);
     });
@@ -95,11 +123,19 @@ export function register(program: Command): void {
     .option('--data <dir>', 'compute the normalisation from this CIFAR-10 folder when the weights carry none')
     .option(...backendOpt)
     .option('--json', 'print JSON')
-    .action(async (file: string, images: string[], o: ModelOptions & { weights: string; data?: string; backend: BackendName; json?: boolean }) => {
-      const model = await openModel({ file, ...o }, { backend: o.backend });
-      const norm = loadWeights(model, o.weights) ?? cifar2Normalization(o.data);
-      const preds = predict(model, images, norm);
-      if (o.json) process.stdout.write(JSON.stringify(preds, null, 2) + '\n');
-      else for (const p of preds) process.stdout.write(`${p.file}: ${p.className} (${p.probabilities.map((v) => v.toFixed(3)).join(', ')})\n`);
-    });
+    .action(
+      async (
+        file: string,
+        images: string[],
+        o: ModelOptions & { weights: string; data?: string; backend: BackendName; json?: boolean },
+      ) => {
+        const model = await openModel({ file, ...o }, { backend: o.backend });
+        const norm = loadWeights(model, o.weights) ?? cifar2Normalization(o.data);
+        const preds = predict(model, images, norm);
+        if (o.json) process.stdout.write(JSON.stringify(preds, null, 2) + '\n');
+        else
+          for (const p of preds)
+            process.stdout.write(`${p.file}: ${p.className} (${p.probabilities.map((v) => v.toFixed(3)).join(', ')})\n`);
+      },
+    );
 }

@@ -55,7 +55,14 @@ let sourcesDigest: string | undefined;
 function generatorDigest(): string {
   if (sourcesDigest) return sourcesDigest;
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const files = [...fs.readdirSync(here).filter((f) => f.endsWith('.ts')).sort().map((f) => path.join(here, f)), path.join(here, '../train/rules.ts')];
+  const files = [
+    ...fs
+      .readdirSync(here)
+      .filter((f) => f.endsWith('.ts'))
+      .sort()
+      .map((f) => path.join(here, f)),
+    path.join(here, '../train/rules.ts'),
+  ];
   const h = crypto.createHash('sha256');
   for (const f of files) h.update(fs.readFileSync(f));
   h.update(templatesDigestInput());
@@ -67,12 +74,19 @@ export function cacheKey(graph: Graph, name: string, maxBatch: number): string {
   const isa = hostIsa();
   const h = crypto.createHash('sha256');
   h.update(JSON.stringify(canonicalGraph(graph)));
-  h.update(`\0${name}\0${maxBatch}\0${CODEGEN_VERSION}\0${generatorDigest()}\0${CXX_FLAGS}\0${isa.march}\0${isa.flags.join(' ')}\0${isa.compiler}`);
+  h.update(
+    `\0${name}\0${maxBatch}\0${CODEGEN_VERSION}\0${generatorDigest()}\0${CXX_FLAGS}\0${isa.march}\0${isa.flags.join(' ')}\0${isa.compiler}`,
+  );
   return h.digest('hex').slice(0, 32);
 }
 
 /** The package's files (relative path → content). */
-export function generatePackage(graph: Graph, name: string, maxBatch = DEFAULT_MAX_BATCH, origin?: BuildOptions['origin']): Map<string, string> {
+export function generatePackage(
+  graph: Graph,
+  name: string,
+  maxBatch = DEFAULT_MAX_BATCH,
+  origin?: BuildOptions['origin'],
+): Map<string, string> {
   const g = canonicalGraph(graph);
   const p = plan(g);
   const prefix = prefixOf(name);
@@ -100,7 +114,15 @@ export function generatePackage(graph: Graph, name: string, maxBatch = DEFAULT_M
   files.set(
     'tensorkiln.json',
     JSON.stringify(
-      { ...infoObj, codegen: CODEGEN_VERSION, backend: 'cpu', origin: origin ?? null, kernels: p.kernels.length, plan: p.groups, arenaBytesPerSample: p.arenaBytesPerSample },
+      {
+        ...infoObj,
+        codegen: CODEGEN_VERSION,
+        backend: 'cpu',
+        origin: origin ?? null,
+        kernels: p.kernels.length,
+        plan: p.groups,
+        arenaBytesPerSample: p.arenaBytesPerSample,
+      },
       null,
       2,
     ) + '\n',
@@ -127,13 +149,22 @@ export function buildPackage(graph: Graph, o: BuildOptions = {}): BuildResult {
   const name = o.name ?? graph.name.toLowerCase();
   if (!/^[a-z][a-z0-9_]*$/.test(name)) throw new Error(`package name '${name}' must be lowercase letters, digits and _`);
   const maxBatch = o.maxBatch ?? DEFAULT_MAX_BATCH;
-  if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1 << 20) throw new Error(`--max-batch must be an integer in [1, 1048576], got ${maxBatch}`);
+  if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1 << 20)
+    throw new Error(`--max-batch must be an integer in [1, 1048576], got ${maxBatch}`);
   const dir = path.resolve(o.outRoot ?? 'generated', name);
   const prefix = prefixOf(name);
   const key = cacheKey(graph, name, maxBatch);
   const compile = o.compile ?? true;
   const m = readManifest(dir);
-  if (!o.force && compile && m && m.key === key && fs.existsSync(addonPath(dir, prefix)) && missingFlags(m.isa).length === 0 && fs.existsSync(path.join(dir, `${prefix}.cpp`)))
+  if (
+    !o.force &&
+    compile &&
+    m &&
+    m.key === key &&
+    fs.existsSync(addonPath(dir, prefix)) &&
+    missingFlags(m.isa).length === 0 &&
+    fs.existsSync(path.join(dir, `${prefix}.cpp`))
+  )
     return { dir, name, prefix, cached: true, key, written: [], seconds: (performance.now() - t0) / 1000 };
   const files = generatePackage(graph, name, maxBatch, o.origin);
   const written = writeFiles(dir, files);

@@ -48,10 +48,14 @@ function napiDir(): string {
 /** `cmake-js compile` of the package in `dir` into dir/build with extra -D definitions; throws with the compiler's output on failure. */
 export function cmakeJsCompile(dir: string, defines: Record<string, string>): void {
   const d = Object.entries({ ...defines, TK_NAPI_DIR: napiDir() }).map(([k, v]) => `--CD${k}=${v}`);
-  const r = spawnSync(process.execPath, [cmakeJsBin(), 'compile', '-d', dir, '-O', path.join(dir, 'build'), '-p', '2', '-l', 'error', ...d], {
-    encoding: 'utf8',
-    cwd: dir,
-  });
+  const r = spawnSync(
+    process.execPath,
+    [cmakeJsBin(), 'compile', '-d', dir, '-O', path.join(dir, 'build'), '-p', '2', '-l', 'error', ...d],
+    {
+      encoding: 'utf8',
+      cwd: dir,
+    },
+  );
   if (r.status !== 0) {
     const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n').slice(-40).join('\n');
     throw new Error(`compiling ${dir} failed (cmake-js exit ${r.status ?? r.signal}):\n${out}`);

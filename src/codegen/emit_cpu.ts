@@ -47,14 +47,9 @@ function renderKernel(k: Kernel): string {
     return `  constexpr ${type} ${n} = ${v};`;
   });
   const call = `${k.fn}<${k.consts.map((c) => c[0]).join(', ')}>(c, ${k.params.map((p) => p[1]).join(', ')});`;
-  return [
-    '',
-    ...k.doc.map((d) => `// ${d}`),
-    `[[maybe_unused]] void ${kernelName(k)}(${params}) {`,
-    ...consts,
-    `  ${call}`,
-    '}',
-  ].join('\n');
+  return ['', ...k.doc.map((d) => `// ${d}`), `[[maybe_unused]] void ${kernelName(k)}(${params}) {`, ...consts, `  ${call}`, '}'].join(
+    '\n',
+  );
 }
 
 interface Slot {
@@ -95,7 +90,9 @@ function callText(s: Slot, offset: Map<string, { off: number; elem: string }>, t
   const args = s.call.args.map((a) => ('expr' in a ? argText(a, offset) : argText(a, offset, table?.(j++))));
   const text = `${kernelName(s.call.kernel)}(c, ${args.join(', ')});`;
   const call = s.call.when ? `if (${s.call.when}) ${text}` : text;
-  return s.call.barrier && s.call.when !== '!c.train' ? `TK_BARRIER();  // the output reuses memory other threads may still read\n  ${call}` : call;
+  return s.call.barrier && s.call.when !== '!c.train'
+    ? `TK_BARRIER();  // the output reuses memory other threads may still read\n  ${call}`
+    : call;
 }
 
 /** The longest periodic run starting at i: a block of p items repeated r >= 3 times ({0, 0} if none). */
@@ -112,7 +109,7 @@ export function findRun(sigs: string[], i: number, maxPeriod = 16): { p: number;
 /** Lines with periodic runs folded into `r × [ ... ]`. */
 export function foldRuns(lines: string[]): string[] {
   const out: string[] = [];
-  for (let i = 0; i < lines.length; ) {
+  for (let i = 0; i < lines.length;) {
     const { p, r } = findRun(lines, i);
     if (r === 0) {
       out.push(lines[i++]);
@@ -142,7 +139,13 @@ export function emitCalls(calls: Call[], offset: Map<string, { off: number; elem
     const cols = ss.slice(i, i + p).reduce((n, s) => n + s.offsets.length, 0);
     const name = `T${tag}${tables++}`;
     const rows: string[] = [];
-    for (let k = 0; k < r; k++) rows.push(`{${ss.slice(i + k * p, i + (k + 1) * p).flatMap((s) => s.offsets).join(', ')}}`);
+    for (let k = 0; k < r; k++)
+      rows.push(
+        `{${ss
+          .slice(i + k * p, i + (k + 1) * p)
+          .flatMap((s) => s.offsets)
+          .join(', ')}}`,
+      );
     out.push(`  // ${r} repetitions of ${p} call(s); per-sample byte offsets of their buffers, one row per repetition`);
     out.push(`  static const uint32_t ${name}[${r}][${cols}] = {${rows.join(', ')}};`);
     out.push(`  for (int r = 0; r < ${r}; ++r) {`);

@@ -7,7 +7,16 @@
 //   4. a static memory plan: every batch-sized buffer gets an offset in one
 //      arena, buffers whose lifetimes do not overlap share space.
 // The plan is backend-neutral data; emit_cpu.ts renders it as C++.
-import { numel, type BatchNormNode, type Conv2dNode, type DropoutNode, type Graph, type LinearNode, type Node, type PoolNode } from '../graph/ir.js';
+import {
+  numel,
+  type BatchNormNode,
+  type Conv2dNode,
+  type DropoutNode,
+  type Graph,
+  type LinearNode,
+  type Node,
+  type PoolNode,
+} from '../graph/ir.js';
 
 export type ActKind = 'none' | 'relu' | 'tanh';
 
@@ -111,7 +120,15 @@ function convFast(a: Conv2dNode['attrs']): boolean {
 }
 
 function isPool2(n: Node): n is PoolNode {
-  return n.op === 'maxpool2d' && n.attrs.kh === 2 && n.attrs.kw === 2 && n.attrs.sh === 2 && n.attrs.sw === 2 && n.attrs.ph === 0 && n.attrs.pw === 0;
+  return (
+    n.op === 'maxpool2d' &&
+    n.attrs.kh === 2 &&
+    n.attrs.kw === 2 &&
+    n.attrs.sh === 2 &&
+    n.attrs.sw === 2 &&
+    n.attrs.ph === 0 &&
+    n.attrs.pw === 0
+  );
 }
 
 function fmtShape(s: number[]): string {
@@ -272,7 +289,14 @@ export function plan(graph: Graph): Plan {
   // ---------------------------------------------------------------- kernels (deduplicated)
   const kernels: Kernel[] = [];
   const bySig = new Map<string, Kernel>();
-  const kernel = (kind: string, fn: string, consts: [string, string | number][], params: [string, string][], scratch: string, doc: string[]): Kernel => {
+  const kernel = (
+    kind: string,
+    fn: string,
+    consts: [string, string | number][],
+    params: [string, string][],
+    scratch: string,
+    doc: string[],
+  ): Kernel => {
     const signature = `${kind}<${consts.map((c) => c[1]).join(',')}>`;
     let k = bySig.get(signature);
     if (!k) {
@@ -315,34 +339,80 @@ export function plan(graph: Graph): Plan {
         const geo = `${a.inC}, ${a.outC}, ${H}, ${W}, ${a.kh}, ${a.kw}, ${a.ph}, ${a.pw}`;
         const scratch = fast ? `tk::ConvGeo<${geo}>::scratch_floats` : '0';
         const consts: [string, string | number][] = [
-          ['CI', a.inC], ['CO', a.outC], ['H', H], ['W', W], ['KH', a.kh], ['KW', a.kw], ['SH', a.sh], ['SW', a.sw], ['PH', a.ph], ['PW', a.pw],
-          ['ACT', ACT_C[g.act]], ['POOL', g.pool ? 'true' : 'false'],
+          ['CI', a.inC],
+          ['CO', a.outC],
+          ['H', H],
+          ['W', W],
+          ['KH', a.kh],
+          ['KW', a.kw],
+          ['SH', a.sh],
+          ['SW', a.sw],
+          ['PH', a.ph],
+          ['PW', a.pw],
+          ['ACT', ACT_C[g.act]],
+          ['POOL', g.pool ? 'true' : 'false'],
         ];
         const doc = [
           `Conv2d ${a.inC}->${a.outC} ${a.kh}x${a.kw} stride ${a.sh},${a.sw} pad ${a.ph},${a.pw}${a.bias ? ' + bias' : ''}${g.act !== 'none' ? ` + ${g.act}` : ''}${g.pool ? ' + maxpool 2x2' : ''}`,
           `x ${fmtShape(inShape)} -> out ${fmtShape(outShape)}; weight [${a.outC}, ${a.inC}, ${a.kh}, ${a.kw}]`,
           `first use: ${where(n)}`,
         ];
-        const kf = kernel('conv_fwd', 'tk::conv_fwd', consts, [['float*', 'out'], ['uint8_t*', 'am'], ['const float*', 'x'], ['const float*', 'w'], ['const float*', 'b']], scratch, doc);
+        const kf = kernel(
+          'conv_fwd',
+          'tk::conv_fwd',
+          consts,
+          [
+            ['float*', 'out'],
+            ['uint8_t*', 'am'],
+            ['const float*', 'x'],
+            ['const float*', 'w'],
+            ['const float*', 'b'],
+          ],
+          scratch,
+          doc,
+        );
         const am: Arg = g.pool ? amBuf(g.out) : { expr: 'nullptr' };
-        forward.push({ kernel: kf, args: [valBuf(g.out), am, valBuf(n.inputs[0]), { expr: P(n.params[0]) }, { expr: a.bias ? P(n.params[1]) : 'nullptr' }], comment });
+        forward.push({
+          kernel: kf,
+          args: [valBuf(g.out), am, valBuf(n.inputs[0]), { expr: P(n.params[0]) }, { expr: a.bias ? P(n.params[1]) : 'nullptr' }],
+          comment,
+        });
         const needDx = rg.has(n.inputs[0]);
         bwd.push(() => {
-        const acc = needDx ? accum(n.inputs[0]) : false;
-        const kb = kernel(
-          'conv_bwd', 'tk::conv_bwd',
-          [...consts, ['NEED_DX', needDx ? 'true' : 'false'], ['ACCUM_DX', acc ? 'true' : 'false']],
-          [['float*', 'dx'], ['float*', 'gw'], ['float*', 'gb'], ['const float*', 'gy'], ['const float*', 'y'], ['const uint8_t*', 'am'], ['const float*', 'x'], ['const float*', 'w']],
-          scratch, [`backward of: ${doc[0]}`, ...doc.slice(1)],
-        );
-        return [{
-          kernel: kb,
-          args: [
-            needDx ? gradBuf(n.inputs[0]) : { expr: 'nullptr' }, { expr: GP(n.params[0]) }, { expr: a.bias ? GP(n.params[1]) : 'nullptr' },
-            gradBuf(g.out), g.act !== 'none' ? valBuf(g.out) : { expr: 'nullptr' }, am, valBuf(n.inputs[0]), { expr: P(n.params[0]) },
-          ],
-          comment,
-        }];
+          const acc = needDx ? accum(n.inputs[0]) : false;
+          const kb = kernel(
+            'conv_bwd',
+            'tk::conv_bwd',
+            [...consts, ['NEED_DX', needDx ? 'true' : 'false'], ['ACCUM_DX', acc ? 'true' : 'false']],
+            [
+              ['float*', 'dx'],
+              ['float*', 'gw'],
+              ['float*', 'gb'],
+              ['const float*', 'gy'],
+              ['const float*', 'y'],
+              ['const uint8_t*', 'am'],
+              ['const float*', 'x'],
+              ['const float*', 'w'],
+            ],
+            scratch,
+            [`backward of: ${doc[0]}`, ...doc.slice(1)],
+          );
+          return [
+            {
+              kernel: kb,
+              args: [
+                needDx ? gradBuf(n.inputs[0]) : { expr: 'nullptr' },
+                { expr: GP(n.params[0]) },
+                { expr: a.bias ? GP(n.params[1]) : 'nullptr' },
+                gradBuf(g.out),
+                g.act !== 'none' ? valBuf(g.out) : { expr: 'nullptr' },
+                am,
+                valBuf(n.inputs[0]),
+                { expr: P(n.params[0]) },
+              ],
+              comment,
+            },
+          ];
         });
         break;
       }
@@ -373,55 +443,187 @@ export function plan(graph: Graph): Plan {
         const pooled = g.pool !== undefined;
         const fam = pooled ? 'bn_pool' : 'bn';
         const consts: [string, string | number][] = pooled
-          ? [['C', C], ['H', H], ['W', W], ['ACT', ACT_C[g.act]]]
-          : [['C', C], ['HW', H * W], ['ACT', ACT_C[g.act]], ['ADD', g.add ? 'true' : 'false']];
-        const fwdParams: [string, string][] = [['float*', 'out'], ['const float*', 'z'], pooled ? ['uint8_t*', 'am'] : ['const float*', 'skip'], ['const float*', 'gamma'], ['const float*', 'beta']];
-        const kt = kernel(`${fam}_fwd_train`, `tk::${fam}_fwd_train`, consts,
-          [...fwdParams, ['float*', 'rmean'], ['float*', 'rvar'], ['int64_t*', 'nbt'], ['double*', 'part'], ['float', 'momentum'], ['float', 'eps']],
-          sc, [`train mode: ${doc[0]}`, ...doc.slice(1)]);
-        const ke = kernel(`${fam}_fwd_eval`, `tk::${fam}_fwd_eval`, consts, [...fwdParams, ['const float*', 'rmean'], ['const float*', 'rvar'], ['float', 'eps']],
-          sc, [`eval mode: ${doc[0]}`, ...doc.slice(1)]);
+          ? [
+              ['C', C],
+              ['H', H],
+              ['W', W],
+              ['ACT', ACT_C[g.act]],
+            ]
+          : [
+              ['C', C],
+              ['HW', H * W],
+              ['ACT', ACT_C[g.act]],
+              ['ADD', g.add ? 'true' : 'false'],
+            ];
+        const fwdParams: [string, string][] = [
+          ['float*', 'out'],
+          ['const float*', 'z'],
+          pooled ? ['uint8_t*', 'am'] : ['const float*', 'skip'],
+          ['const float*', 'gamma'],
+          ['const float*', 'beta'],
+        ];
+        const kt = kernel(
+          `${fam}_fwd_train`,
+          `tk::${fam}_fwd_train`,
+          consts,
+          [
+            ...fwdParams,
+            ['float*', 'rmean'],
+            ['float*', 'rvar'],
+            ['int64_t*', 'nbt'],
+            ['double*', 'part'],
+            ['float', 'momentum'],
+            ['float', 'eps'],
+          ],
+          sc,
+          [`train mode: ${doc[0]}`, ...doc.slice(1)],
+        );
+        const ke = kernel(
+          `${fam}_fwd_eval`,
+          `tk::${fam}_fwd_eval`,
+          consts,
+          [...fwdParams, ['const float*', 'rmean'], ['const float*', 'rvar'], ['float', 'eps']],
+          sc,
+          [`eval mode: ${doc[0]}`, ...doc.slice(1)],
+        );
         const am = pooled ? amBuf(g.out) : undefined;
         const skip: Arg = g.add ? valBuf(g.skip!) : { expr: 'nullptr' };
-        forward.push({ kernel: kt, args: [out, z, am ?? skip, w, bias, ...running, { expr: IB(nbt) }, { red: red.fwd }, { expr: mom }, { expr: eps }], comment, when: 'c.train' });
-        forward.push({ kernel: ke, args: [out, z, am ? { expr: 'nullptr' } : skip, w, bias, ...running, { expr: eps }], comment, when: '!c.train' });
+        forward.push({
+          kernel: kt,
+          args: [out, z, am ?? skip, w, bias, ...running, { expr: IB(nbt) }, { red: red.fwd }, { expr: mom }, { expr: eps }],
+          comment,
+          when: 'c.train',
+        });
+        forward.push({
+          kernel: ke,
+          args: [out, z, am ? { expr: 'nullptr' } : skip, w, bias, ...running, { expr: eps }],
+          comment,
+          when: '!c.train',
+        });
         // backward: the skip's gradient is written before z's (both inputs of the group)
         const needSkip = g.add !== undefined && rg.has(g.skip!);
         bwd.push(() => {
           const accSkip = needSkip ? accum(g.skip!) : false;
           const accZ = needDz && accum(n.inputs[0]);
-          const flags: [string, string][] = [['NEED_DZ', String(needDz)], ['ACCUM_DZ', String(accZ)]];
+          const flags: [string, string][] = [
+            ['NEED_DZ', String(needDz)],
+            ['ACCUM_DZ', String(accZ)],
+          ];
           const bconsts: [string, string | number][] = pooled
             ? [...consts, ...flags]
             : [...consts.slice(0, 3), ['ADD', String(needSkip)], ...flags, ['ACCUM_SKIP', String(accSkip)]];
-          const kb = kernel(`${fam}_bwd`, `tk::${fam}_bwd`, bconsts,
-            [['float*', 'dz'], pooled ? ['const uint8_t*', 'am'] : ['float*', 'dskip'], ['const float*', 'gy'], ['const float*', 'y'], ['const float*', 'z'], ['const float*', 'gamma'], ['const float*', 'beta'], ['const double*', 'part'], ['double*', 'bpart'], ['float*', 'ggamma'], ['float*', 'gbeta'], ['float', 'eps']],
-            sc, [`backward of train mode: ${doc[0]}`, ...doc.slice(1)]);
+          const kb = kernel(
+            `${fam}_bwd`,
+            `tk::${fam}_bwd`,
+            bconsts,
+            [
+              ['float*', 'dz'],
+              pooled ? ['const uint8_t*', 'am'] : ['float*', 'dskip'],
+              ['const float*', 'gy'],
+              ['const float*', 'y'],
+              ['const float*', 'z'],
+              ['const float*', 'gamma'],
+              ['const float*', 'beta'],
+              ['const double*', 'part'],
+              ['double*', 'bpart'],
+              ['float*', 'ggamma'],
+              ['float*', 'gbeta'],
+              ['float', 'eps'],
+            ],
+            sc,
+            [`backward of train mode: ${doc[0]}`, ...doc.slice(1)],
+          );
           // the act derivative from the output: tanh always; relu too when pooled (no add after it)
           const y = g.act === 'tanh' || (pooled && g.act === 'relu') ? out : { expr: 'nullptr' };
           const second: Arg = am ?? (needSkip ? gradBuf(g.skip!) : { expr: 'nullptr' });
-          return [{ kernel: kb, args: [dz(), second, gradBuf(g.out), y, z, w, bias, { red: red.fwd }, { red: red.bwd }, { expr: GP(wN) }, { expr: GP(bN) }, { expr: eps }], comment }];
+          return [
+            {
+              kernel: kb,
+              args: [
+                dz(),
+                second,
+                gradBuf(g.out),
+                y,
+                z,
+                w,
+                bias,
+                { red: red.fwd },
+                { red: red.bwd },
+                { expr: GP(wN) },
+                { expr: GP(bN) },
+                { expr: eps },
+              ],
+              comment,
+            },
+          ];
         });
         break;
       }
       case 'linear': {
         const l = n as LinearNode;
         const a = l.attrs;
-        const consts: [string, string | number][] = [['I', a.inF], ['O', a.outF], ['ACT', ACT_C[g.act]]];
-        const doc = [`Linear ${a.inF}->${a.outF}${a.bias ? ' + bias' : ''}${g.act !== 'none' ? ` + ${g.act}` : ''}`, `x [B, ${a.inF}] -> out [B, ${a.outF}]; weight [${a.outF}, ${a.inF}]`, `first use: ${where(n)}`];
-        const kf = kernel('linear_fwd', 'tk::linear_fwd', consts, [['float*', 'out'], ['const float*', 'x'], ['const float*', 'w'], ['const float*', 'b']], '0', doc);
-        forward.push({ kernel: kf, args: [valBuf(g.out), valBuf(n.inputs[0]), { expr: P(n.params[0]) }, { expr: a.bias ? P(n.params[1]) : 'nullptr' }], comment });
+        const consts: [string, string | number][] = [
+          ['I', a.inF],
+          ['O', a.outF],
+          ['ACT', ACT_C[g.act]],
+        ];
+        const doc = [
+          `Linear ${a.inF}->${a.outF}${a.bias ? ' + bias' : ''}${g.act !== 'none' ? ` + ${g.act}` : ''}`,
+          `x [B, ${a.inF}] -> out [B, ${a.outF}]; weight [${a.outF}, ${a.inF}]`,
+          `first use: ${where(n)}`,
+        ];
+        const kf = kernel(
+          'linear_fwd',
+          'tk::linear_fwd',
+          consts,
+          [
+            ['float*', 'out'],
+            ['const float*', 'x'],
+            ['const float*', 'w'],
+            ['const float*', 'b'],
+          ],
+          '0',
+          doc,
+        );
+        forward.push({
+          kernel: kf,
+          args: [valBuf(g.out), valBuf(n.inputs[0]), { expr: P(n.params[0]) }, { expr: a.bias ? P(n.params[1]) : 'nullptr' }],
+          comment,
+        });
         const needDx = rg.has(n.inputs[0]);
         bwd.push(() => {
-        const acc = needDx ? accum(n.inputs[0]) : false;
-        const kb = kernel('linear_bwd', 'tk::linear_bwd', [...consts, ['NEED_DX', needDx ? 'true' : 'false'], ['ACCUM_DX', acc ? 'true' : 'false']],
-          [['float*', 'dx'], ['float*', 'gw'], ['float*', 'gb'], ['const float*', 'gy'], ['const float*', 'y'], ['const float*', 'x'], ['const float*', 'w']],
-          `(size_t)mb * ${a.outF}`, [`backward of: ${doc[0]}`, ...doc.slice(1)]);
-        return [{
-          kernel: kb,
-          args: [needDx ? gradBuf(n.inputs[0]) : { expr: 'nullptr' }, { expr: GP(n.params[0]) }, { expr: a.bias ? GP(n.params[1]) : 'nullptr' }, gradBuf(g.out), g.act !== 'none' ? valBuf(g.out) : { expr: 'nullptr' }, valBuf(n.inputs[0]), { expr: P(n.params[0]) }],
-          comment,
-        }];
+          const acc = needDx ? accum(n.inputs[0]) : false;
+          const kb = kernel(
+            'linear_bwd',
+            'tk::linear_bwd',
+            [...consts, ['NEED_DX', needDx ? 'true' : 'false'], ['ACCUM_DX', acc ? 'true' : 'false']],
+            [
+              ['float*', 'dx'],
+              ['float*', 'gw'],
+              ['float*', 'gb'],
+              ['const float*', 'gy'],
+              ['const float*', 'y'],
+              ['const float*', 'x'],
+              ['const float*', 'w'],
+            ],
+            `(size_t)mb * ${a.outF}`,
+            [`backward of: ${doc[0]}`, ...doc.slice(1)],
+          );
+          return [
+            {
+              kernel: kb,
+              args: [
+                needDx ? gradBuf(n.inputs[0]) : { expr: 'nullptr' },
+                { expr: GP(n.params[0]) },
+                { expr: a.bias ? GP(n.params[1]) : 'nullptr' },
+                gradBuf(g.out),
+                g.act !== 'none' ? valBuf(g.out) : { expr: 'nullptr' },
+                valBuf(n.inputs[0]),
+                { expr: P(n.params[0]) },
+              ],
+              comment,
+            },
+          ];
         });
         break;
       }
@@ -430,38 +632,159 @@ export function plan(graph: Graph): Plan {
         const a = p.attrs;
         const [C, H, W] = inShape;
         const max = p.op === 'maxpool2d';
-        const consts: [string, string | number][] = [['C', C], ['H', H], ['W', W], ['KH', a.kh], ['KW', a.kw], ['SH', a.sh], ['SW', a.sw], ['PH', a.ph], ['PW', a.pw], ['MAX', max ? 'true' : 'false']];
-        const doc = [`${max ? 'max' : 'avg'} pool ${a.kh}x${a.kw} stride ${a.sh},${a.sw} pad ${a.ph},${a.pw}`, `x ${fmtShape(inShape)} -> out ${fmtShape(outShape)}`, `first use: ${where(n)}`];
+        const consts: [string, string | number][] = [
+          ['C', C],
+          ['H', H],
+          ['W', W],
+          ['KH', a.kh],
+          ['KW', a.kw],
+          ['SH', a.sh],
+          ['SW', a.sw],
+          ['PH', a.ph],
+          ['PW', a.pw],
+          ['MAX', max ? 'true' : 'false'],
+        ];
+        const doc = [
+          `${max ? 'max' : 'avg'} pool ${a.kh}x${a.kw} stride ${a.sh},${a.sw} pad ${a.ph},${a.pw}`,
+          `x ${fmtShape(inShape)} -> out ${fmtShape(outShape)}`,
+          `first use: ${where(n)}`,
+        ];
         const am: Arg = max ? amBuf(g.out) : { expr: 'nullptr' };
-        forward.push({ kernel: kernel('pool_fwd', 'tk::pool_fwd', consts, [['float*', 'out'], ['uint8_t*', 'am'], ['const float*', 'x']], '0', doc), args: [valBuf(g.out), am, valBuf(n.inputs[0])], comment });
+        forward.push({
+          kernel: kernel(
+            'pool_fwd',
+            'tk::pool_fwd',
+            consts,
+            [
+              ['float*', 'out'],
+              ['uint8_t*', 'am'],
+              ['const float*', 'x'],
+            ],
+            '0',
+            doc,
+          ),
+          args: [valBuf(g.out), am, valBuf(n.inputs[0])],
+          comment,
+        });
         if (rg.has(n.inputs[0])) {
-          bwd.push(() => { const acc = accum(n.inputs[0]);
-          return [{ kernel: kernel('pool_bwd', 'tk::pool_bwd', [...consts, ['ACCUM', acc ? 'true' : 'false']], [['float*', 'dx'], ['const float*', 'gy'], ['const uint8_t*', 'am']], '0', [`backward of: ${doc[0]}`, ...doc.slice(1)]), args: [gradBuf(n.inputs[0]), gradBuf(g.out), am], comment }]; });
+          bwd.push(() => {
+            const acc = accum(n.inputs[0]);
+            return [
+              {
+                kernel: kernel(
+                  'pool_bwd',
+                  'tk::pool_bwd',
+                  [...consts, ['ACCUM', acc ? 'true' : 'false']],
+                  [
+                    ['float*', 'dx'],
+                    ['const float*', 'gy'],
+                    ['const uint8_t*', 'am'],
+                  ],
+                  '0',
+                  [`backward of: ${doc[0]}`, ...doc.slice(1)],
+                ),
+                args: [gradBuf(n.inputs[0]), gradBuf(g.out), am],
+                comment,
+              },
+            ];
+          });
         }
         break;
       }
       case 'act': {
         const N = numel(outShape);
         const doc = [`${g.act} on ${fmtShape(outShape)}`, `first use: ${where(n)}`];
-        forward.push({ kernel: kernel('act_fwd', 'tk::act_fwd', [['N', N], ['ACT', ACT_C[g.act]]], [['float*', 'out'], ['const float*', 'x']], '0', doc), args: [valBuf(g.out), valBuf(n.inputs[0])], comment });
+        forward.push({
+          kernel: kernel(
+            'act_fwd',
+            'tk::act_fwd',
+            [
+              ['N', N],
+              ['ACT', ACT_C[g.act]],
+            ],
+            [
+              ['float*', 'out'],
+              ['const float*', 'x'],
+            ],
+            '0',
+            doc,
+          ),
+          args: [valBuf(g.out), valBuf(n.inputs[0])],
+          comment,
+        });
         if (rg.has(n.inputs[0])) {
-          bwd.push(() => { const acc = accum(n.inputs[0]);
-          return [{ kernel: kernel('act_bwd', 'tk::act_bwd', [['N', N], ['ACT', ACT_C[g.act]], ['ACCUM', acc ? 'true' : 'false']], [['float*', 'dx'], ['const float*', 'gy'], ['const float*', 'y']], '0', [`backward of ${doc[0]}`, doc[1]]), args: [gradBuf(n.inputs[0]), gradBuf(g.out), valBuf(g.out)], comment }]; });
+          bwd.push(() => {
+            const acc = accum(n.inputs[0]);
+            return [
+              {
+                kernel: kernel(
+                  'act_bwd',
+                  'tk::act_bwd',
+                  [
+                    ['N', N],
+                    ['ACT', ACT_C[g.act]],
+                    ['ACCUM', acc ? 'true' : 'false'],
+                  ],
+                  [
+                    ['float*', 'dx'],
+                    ['const float*', 'gy'],
+                    ['const float*', 'y'],
+                  ],
+                  '0',
+                  [`backward of ${doc[0]}`, doc[1]],
+                ),
+                args: [gradBuf(n.inputs[0]), gradBuf(g.out), valBuf(g.out)],
+                comment,
+              },
+            ];
+          });
         }
         break;
       }
       case 'add': {
         const N = numel(outShape);
         const doc = [`add on ${fmtShape(outShape)}`, `first use: ${where(n)}`];
-        forward.push({ kernel: kernel('add_fwd', 'tk::add_fwd', [['N', N]], [['float*', 'out'], ['const float*', 'a'], ['const float*', 'b']], '0', doc), args: [valBuf(g.out), valBuf(n.inputs[0]), valBuf(n.inputs[1])], comment });
+        forward.push({
+          kernel: kernel(
+            'add_fwd',
+            'tk::add_fwd',
+            [['N', N]],
+            [
+              ['float*', 'out'],
+              ['const float*', 'a'],
+              ['const float*', 'b'],
+            ],
+            '0',
+            doc,
+          ),
+          args: [valBuf(g.out), valBuf(n.inputs[0]), valBuf(n.inputs[1])],
+          comment,
+        });
         bwd.push(() => {
-        const bw: Call[] = [];
-        for (const i of n.inputs)
-          if (rg.has(i)) {
-            const acc = accum(i);
-            bw.push({ kernel: kernel('grad_copy', 'tk::grad_copy', [['N', N], ['ACCUM', acc ? 'true' : 'false']], [['float*', 'dst'], ['const float*', 'src']], '0', [`gradient pass-through on ${fmtShape(outShape)}`]), args: [gradBuf(i), gradBuf(g.out)], comment });
-          }
-        return bw;
+          const bw: Call[] = [];
+          for (const i of n.inputs)
+            if (rg.has(i)) {
+              const acc = accum(i);
+              bw.push({
+                kernel: kernel(
+                  'grad_copy',
+                  'tk::grad_copy',
+                  [
+                    ['N', N],
+                    ['ACCUM', acc ? 'true' : 'false'],
+                  ],
+                  [
+                    ['float*', 'dst'],
+                    ['const float*', 'src'],
+                  ],
+                  '0',
+                  [`gradient pass-through on ${fmtShape(outShape)}`],
+                ),
+                args: [gradBuf(i), gradBuf(g.out)],
+                comment,
+              });
+            }
+          return bw;
         });
         break;
       }
@@ -470,13 +793,53 @@ export function plan(graph: Graph): Plan {
         const s = outShape;
         const C = d.attrs.channelwise ? s[0] : 1;
         const HW = numel(s) / C;
-        const consts: [string, string | number][] = [['C', C], ['HW', HW], ['CH', d.attrs.channelwise ? 'true' : 'false']];
+        const consts: [string, string | number][] = [
+          ['C', C],
+          ['HW', HW],
+          ['CH', d.attrs.channelwise ? 'true' : 'false'],
+        ];
         const doc = [`${d.attrs.channelwise ? 'Dropout2d' : 'Dropout'}(p=${d.attrs.p}) on ${fmtShape(s)}`, `first use: ${where(n)}`];
         const p = cfloat(d.attrs.p);
-        forward.push({ kernel: kernel('dropout_fwd', 'tk::dropout_fwd', consts, [['float*', 'out'], ['const float*', 'x'], ['float', 'p'], ['uint32_t', 'stream']], '0', doc), args: [valBuf(g.out), valBuf(n.inputs[0]), { expr: p }, { expr: `${d.attrs.stream}u` }], comment });
+        forward.push({
+          kernel: kernel(
+            'dropout_fwd',
+            'tk::dropout_fwd',
+            consts,
+            [
+              ['float*', 'out'],
+              ['const float*', 'x'],
+              ['float', 'p'],
+              ['uint32_t', 'stream'],
+            ],
+            '0',
+            doc,
+          ),
+          args: [valBuf(g.out), valBuf(n.inputs[0]), { expr: p }, { expr: `${d.attrs.stream}u` }],
+          comment,
+        });
         if (rg.has(n.inputs[0])) {
-          bwd.push(() => { const acc = accum(n.inputs[0]);
-          return [{ kernel: kernel('dropout_bwd', 'tk::dropout_bwd', [...consts, ['ACCUM', acc ? 'true' : 'false']], [['float*', 'dx'], ['const float*', 'gy'], ['float', 'p'], ['uint32_t', 'stream']], '0', [`backward of ${doc[0]}`, doc[1]]), args: [gradBuf(n.inputs[0]), gradBuf(g.out), { expr: p }, { expr: `${d.attrs.stream}u` }], comment }]; });
+          bwd.push(() => {
+            const acc = accum(n.inputs[0]);
+            return [
+              {
+                kernel: kernel(
+                  'dropout_bwd',
+                  'tk::dropout_bwd',
+                  [...consts, ['ACCUM', acc ? 'true' : 'false']],
+                  [
+                    ['float*', 'dx'],
+                    ['const float*', 'gy'],
+                    ['float', 'p'],
+                    ['uint32_t', 'stream'],
+                  ],
+                  '0',
+                  [`backward of ${doc[0]}`, doc[1]],
+                ),
+                args: [gradBuf(n.inputs[0]), gradBuf(g.out), { expr: p }, { expr: `${d.attrs.stream}u` }],
+                comment,
+              },
+            ];
+          });
         }
         break;
       }
@@ -486,7 +849,26 @@ export function plan(graph: Graph): Plan {
           const N = numel(outShape);
           bwd.push(() => {
             const acc = accum(i);
-            return [{ kernel: kernel('grad_copy', 'tk::grad_copy', [['N', N], ['ACCUM', acc ? 'true' : 'false']], [['float*', 'dst'], ['const float*', 'src']], '0', [`gradient pass-through on ${fmtShape(outShape)}`]), args: [gradBuf(i), gradBuf(g.out)], comment }];
+            return [
+              {
+                kernel: kernel(
+                  'grad_copy',
+                  'tk::grad_copy',
+                  [
+                    ['N', N],
+                    ['ACCUM', acc ? 'true' : 'false'],
+                  ],
+                  [
+                    ['float*', 'dst'],
+                    ['const float*', 'src'],
+                  ],
+                  '0',
+                  [`gradient pass-through on ${fmtShape(outShape)}`],
+                ),
+                args: [gradBuf(i), gradBuf(g.out)],
+                comment,
+              },
+            ];
           });
         }
         break;
@@ -531,7 +913,13 @@ export function plan(graph: Graph): Plan {
   const barrierAt = new Set<number>();
   for (const x of buffers)
     for (const y of buffers)
-      if (y !== x && y.last < x.first && x.offset < y.offset + y.bytes && y.offset < x.offset + x.bytes && (x.offset !== y.offset || x.bytes !== y.bytes))
+      if (
+        y !== x &&
+        y.last < x.first &&
+        x.offset < y.offset + y.bytes &&
+        y.offset < x.offset + x.bytes &&
+        (x.offset !== y.offset || x.bytes !== y.bytes)
+      )
         barrierAt.add(x.first);
   const flagged = (c: Call, t: number): Call => (barrierAt.has(t) ? { ...c, barrier: true } : c);
   const fwdCalls = forward.map((c, i) => flagged(c, fslot[i]));

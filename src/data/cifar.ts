@@ -7,16 +7,14 @@
 // Files may also be brotli-compressed (`<name>.br`, as in the shipped sample
 // under data/); they decompress to exactly the same bytes.
 
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { brotliDecompressSync } from "node:zlib";
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { brotliDecompressSync } from 'node:zlib';
 
 export const IMAGE_BYTES = 3 * 32 * 32;
 export const RECORD_BYTES = 1 + IMAGE_BYTES;
-export const CIFAR10_CLASSES = [
-  "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-] as const;
+export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'] as const;
 
 /** Images as bytes, N*3072 in CHW order, with one label per image. */
 export interface RawImages {
@@ -30,11 +28,11 @@ export interface RawSplits {
 }
 
 export const TRAIN_FILES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
-export const TEST_FILE = "test_batch.bin";
+export const TEST_FILE = 'test_batch.bin';
 /** Suffix of the brotli-compressed variant of a batch file. */
-export const COMPRESSED_SUFFIX = ".br";
+export const COMPRESSED_SUFFIX = '.br';
 
-const LAYOUT = "CIFAR-10 binary batch: 3073-byte records, a label byte 0-9 then 1024 R, 1024 G, 1024 B bytes";
+const LAYOUT = 'CIFAR-10 binary batch: 3073-byte records, a label byte 0-9 then 1024 R, 1024 G, 1024 B bytes';
 
 /** Reads one batch file; a name ending in `.br` is brotli-decompressed first. */
 export function readCifarBatch(path: string): RawImages {
@@ -44,7 +42,7 @@ export function readCifarBatch(path: string): RawImages {
     try {
       bytes = brotliDecompressSync(bytes);
     } catch (e) {
-      throw new Error(`CIFAR batch file ${path} is not valid brotli data: ${(e as Error).message}`);
+      throw new Error(`CIFAR batch file ${path} is not valid brotli data: ${(e as Error).message}`, { cause: e });
     }
   }
   return readCifarBytes(bytes, path);
@@ -105,7 +103,7 @@ export function loadCifar10(dir: string): RawSplits {
   const missing = names.filter((_, i) => paths[i] === undefined);
   if (missing.length > 0) {
     throw new Error(
-      `CIFAR-10 directory ${dir} lacks ${missing.join(", ")} ` +
+      `CIFAR-10 directory ${dir} lacks ${missing.join(', ')} ` +
         `(each may also be brotli-compressed as <name>${COMPRESSED_SUFFIX}); ` +
         `expected the binary version, cifar-10-batches-bin`,
     );
@@ -134,7 +132,7 @@ export function cifar2(ds: RawImages): RawImages {
 }
 
 /** The sample shipped with the repository (see data/README.md). */
-export const SAMPLE_DIR = fileURLToPath(new URL("../../data/cifar2/", import.meta.url));
+export const SAMPLE_DIR = fileURLToPath(new URL('../../data/cifar2/', import.meta.url));
 
 /** CIFAR-2 (airplanes 0, birds 1) from a CIFAR-10 directory, or the shipped sample when none is given. */
 export function loadCifar2(dir?: string): RawSplits {

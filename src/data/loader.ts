@@ -2,9 +2,9 @@
 // `DataLoader(ds, batch_size=64, shuffle=True)`: a fresh seeded permutation
 // per epoch when shuffling, and the last partial batch kept (drop_last=False).
 
-import type { Rng } from "../util/rng.ts";
-import type { RawImages } from "./cifar.ts";
-import { normalize, type ChannelStats } from "./transforms.ts";
+import type { Rng } from '../util/rng.ts';
+import type { RawImages } from './cifar.ts';
+import { normalize, type ChannelStats } from './transforms.ts';
 
 export const IMAGE_SHAPE: [3, 32, 32] = [3, 32, 32];
 const IMAGE = 3 * 32 * 32;
@@ -52,7 +52,7 @@ export function shuffledOrder(n: number, rng: Rng): Uint32Array {
  */
 export function batches(ds: Dataset, batchSize: number, opts: BatchOptions = {}): Generator<Batch> {
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batches: batch size must be a positive integer, got ${batchSize}`);
-  if (opts.shuffle && !opts.rng) throw new Error("batches: shuffle needs a seeded rng (opts.rng)");
+  if (opts.shuffle && !opts.rng) throw new Error('batches: shuffle needs a seeded rng (opts.rng)');
   const order = opts.shuffle ? shuffledOrder(ds.n, opts.rng as Rng) : undefined;
   return iterate(ds, batchSize, order);
 }

@@ -33,7 +33,7 @@ function checkImages(length: number, what: string): number {
  * sum: no rounding drift over millions of pixels.
  */
 export function channelStats(images: Uint8Array): ChannelStats {
-  const n = checkImages(images.length, "channelStats");
+  const n = checkImages(images.length, 'channelStats');
   const count = n * PLANE;
   const mean: number[] = [];
   const std: number[] = [];
@@ -51,7 +51,7 @@ export function channelStats(images: Uint8Array): ChannelStats {
     mean.push(m);
     std.push(Math.sqrt(sq / (count - 1)));
   }
-  return { mean: mean as ChannelStats["mean"], std: std as ChannelStats["std"] };
+  return { mean: mean as ChannelStats['mean'], std: std as ChannelStats['std'] };
 }
 
 /**
@@ -59,12 +59,8 @@ export function channelStats(images: Uint8Array): ChannelStats {
  * through ToTensor first (same float32 values, so both inputs give the same
  * result); floats are taken as already in [0, 1].
  */
-export function normalize(
-  images: Uint8Array | Float32Array,
-  mean: readonly number[],
-  std: readonly number[],
-): Float32Array {
-  const n = checkImages(images.length, "normalize");
+export function normalize(images: Uint8Array | Float32Array, mean: readonly number[], std: readonly number[]): Float32Array {
+  const n = checkImages(images.length, 'normalize');
   if (mean.length !== 3 || std.length !== 3) throw new Error(`normalize: need 3 means and 3 stds, got ${mean.length} and ${std.length}`);
   const out = images instanceof Uint8Array ? toTensor(images) : Float32Array.from(images);
   for (let img = 0; img < n; img++) {

@@ -54,7 +54,9 @@ export function calculateGain(nonlinearity: Nonlinearity, param?: number): numbe
       const a = param ?? 0.01;
       return Math.sqrt(2 / (1 + a * a));
     }
-    default:
+    case 'linear':
+    case 'conv2d':
+    case 'sigmoid':
       return 1;
   }
 }
@@ -66,7 +68,7 @@ export interface KaimingOptions {
 }
 
 function kaimingStd(p: Parameter, o: KaimingOptions): number {
-  const fan = o.mode === 'fan_out' ? p.shape[0] * fanIn(p.shape) / (p.shape[1] ?? 1) : fanIn(p.shape);
+  const fan = o.mode === 'fan_out' ? (p.shape[0] * fanIn(p.shape)) / (p.shape[1] ?? 1) : fanIn(p.shape);
   return calculateGain(o.nonlinearity ?? 'leaky_relu', o.a ?? 0) / Math.sqrt(fan);
 }
 

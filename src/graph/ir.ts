@@ -29,7 +29,9 @@ interface NodeBase {
 }
 
 /** The model input, [C, H, W] per sample. Always node 0. */
-export interface InputNode extends NodeBase { op: 'input' }
+export interface InputNode extends NodeBase {
+  op: 'input';
+}
 
 /** PyTorch Conv2d (cross-correlation). params: [weight [outC,inC,kh,kw], bias [outC]?] */
 export interface Conv2dNode extends NodeBase {
@@ -70,24 +72,21 @@ export interface DropoutNode extends NodeBase {
   attrs: { p: number; channelwise: boolean; stream: number };
 }
 
-export interface UnaryNode extends NodeBase { op: 'relu' | 'tanh' }
+export interface UnaryNode extends NodeBase {
+  op: 'relu' | 'tanh';
+}
 
 /** Elementwise sum of two same-shaped inputs (skip connections). */
-export interface AddNode extends NodeBase { op: 'add' }
+export interface AddNode extends NodeBase {
+  op: 'add';
+}
 
 /** Same values, new per-sample shape (view / flatten of contiguous NCHW). */
-export interface ReshapeNode extends NodeBase { op: 'reshape' }
+export interface ReshapeNode extends NodeBase {
+  op: 'reshape';
+}
 
-export type Node =
-  | InputNode
-  | Conv2dNode
-  | LinearNode
-  | PoolNode
-  | BatchNormNode
-  | DropoutNode
-  | UnaryNode
-  | AddNode
-  | ReshapeNode;
+export type Node = InputNode | Conv2dNode | LinearNode | PoolNode | BatchNormNode | DropoutNode | UnaryNode | AddNode | ReshapeNode;
 
 export type OpKind = Node['op'];
 

@@ -56,7 +56,11 @@ export class Conv2d extends Module {
     if (s.length !== 3)
       t.fail(op, `expects an input [B, C, H, W], got ${showShape(s)}`, s.length === 1 ? 'a conv cannot follow a flatten/view' : undefined);
     if (s[0] !== this.inChannels)
-      t.fail(op, `expects ${this.inChannels} input channels, got ${showShape(s)} with ${s[0]}`, `use Conv2d(${s[0]}, ${this.outChannels}, ...) or fix the layer before`);
+      t.fail(
+        op,
+        `expects ${this.inChannels} input channels, got ${showShape(s)} with ${s[0]}`,
+        `use Conv2d(${s[0]}, ${this.outChannels}, ...) or fix the layer before`,
+      );
     const [kh, kw] = this.kernel;
     const [sh, sw] = this.stride;
     const [ph, pw] = this.padding;
@@ -96,7 +100,11 @@ export class Linear extends Module {
     const s = x.sampleShape;
     const n = x.numel();
     if (s.length !== 1 && n === this.inFeatures)
-      t.fail(op, `expects a flat input [B, ${this.inFeatures}], got ${showShape(s)}`, `forgot the view? add \`out = out.view(-1, ${n})\` before this layer`);
+      t.fail(
+        op,
+        `expects a flat input [B, ${this.inFeatures}], got ${showShape(s)}`,
+        `forgot the view? add \`out = out.view(-1, ${n})\` before this layer`,
+      );
     if (s.length !== 1 || n !== this.inFeatures)
       t.fail(
         op,
@@ -223,7 +231,13 @@ export function dropout(x: Tensor, p: number, channelwise: boolean): Tensor {
   const op = channelwise ? `Dropout2d(p=${p})` : `Dropout(p=${p})`;
   if (!(p >= 0 && p < 1)) t.fail(op, `p must be in [0, 1), got ${p}`);
   if (channelwise && x.sampleShape.length !== 3) t.fail(op, `expects an input [B, C, H, W], got ${showShape(x.sampleShape)}`);
-  return t.record({ op: 'dropout', inputs: [x.id], shape: [...x.sampleShape], params: [], attrs: { p, channelwise, stream: t.nextStream() } });
+  return t.record({
+    op: 'dropout',
+    inputs: [x.id],
+    shape: [...x.sampleShape],
+    params: [],
+    attrs: { p, channelwise, stream: t.nextStream() },
+  });
 }
 
 export class Dropout extends Module {

@@ -15,7 +15,7 @@ export function parseArgs(json: string | undefined): unknown[] {
   try {
     v = JSON.parse(json);
   } catch (e) {
-    throw new Error(`--args is not valid JSON: ${(e as Error).message}`);
+    throw new Error(`--args is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   if (Array.isArray(v)) return v;
   if (v && typeof v === 'object') return [camelArgs(v as Record<string, unknown>)];
@@ -29,7 +29,9 @@ export async function loadModel(file: string, name: string, args: unknown[] = []
   const mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
   const Cls = mod[name];
   if (typeof Cls !== 'function') {
-    const classes = Object.entries(mod).filter(([, v]) => typeof v === 'function' && (v as { prototype?: unknown }).prototype instanceof Module).map(([k]) => k);
+    const classes = Object.entries(mod)
+      .filter(([, v]) => typeof v === 'function' && (v as { prototype?: unknown }).prototype instanceof Module)
+      .map(([k]) => k);
     throw new Error(`${file} exports no model '${name}'; it exports: ${classes.join(', ') || '(no nn.Module classes)'}`);
   }
   const model = new (Cls as new (...a: unknown[]) => unknown)(...args);

@@ -119,13 +119,11 @@ export abstract class Module {
     for (const [k, e] of keys) {
       const t = given.get(k);
       if (!t) problems.push(`missing key '${k}'`);
-      else if (t.shape.join() !== e.shape.join())
-        problems.push(`'${k}': shape [${t.shape}] in the file, [${e.shape}] in the model`);
+      else if (t.shape.join() !== e.shape.join()) problems.push(`'${k}': shape [${t.shape}] in the file, [${e.shape}] in the model`);
       else if (t.dtype !== dtypeOf(e)) problems.push(`'${k}': dtype ${t.dtype} in the file, ${dtypeOf(e)} in the model`);
     }
     for (const k of given.keys()) if (!expected.has(k)) problems.push(`unexpected key '${k}'`);
-    if (problems.length)
-      throw new Error(`loadStateDict: ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
+    if (problems.length) throw new Error(`loadStateDict: ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
     for (const [k, e] of keys) e.data.set(given.get(k)!.data as never);
   }
 
@@ -160,7 +158,8 @@ abstract class IndexedModules extends Module {
   }
 
   [Symbol.iterator](): Iterator<Module> {
-    return this.children().map((e) => e[1])[Symbol.iterator]();
+    const modules = this.children().map((e) => e[1]);
+    return modules[Symbol.iterator]();
   }
 }
 

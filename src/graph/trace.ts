@@ -33,13 +33,17 @@ export function trace(model: Module, inputShape: number[] = declaredInput(model)
   for (const [k, e] of keys) {
     if (!canonical.has(e)) {
       canonical.set(e, k);
-      state.push({ name: k, shape: [...e.shape], dtype: e instanceof Buffer ? e.dtype : 'F32', kind: e instanceof Buffer ? 'buffer' : 'param' });
+      state.push({
+        name: k,
+        shape: [...e.shape],
+        dtype: e instanceof Buffer ? e.dtype : 'F32',
+        kind: e instanceof Buffer ? 'buffer' : 'param',
+      });
     }
     keyMap[k] = canonical.get(e)!;
   }
   const known = new Set(state.map((s) => s.name));
   for (const n of tracer.nodes)
-    for (const p of n.params)
-      if (!known.has(p)) throw new Error(`internal: node ${n.id} (${n.op}) reads unknown state '${p}'`);
+    for (const p of n.params) if (!known.has(p)) throw new Error(`internal: node ${n.id} (${n.op}) reads unknown state '${p}'`);
   return { name: model.constructor.name, inputShape: [...inputShape], nodes: tracer.nodes, output: out.id, state, keys: keyMap };
 }

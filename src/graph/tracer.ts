@@ -48,8 +48,7 @@ export class Tracer {
   view(x: Tensor, dims: number[]): Tensor {
     const n = x.numel();
     const call = `view(${dims.join(', ')})`;
-    if (dims.length < 2 || dims[0] !== -1)
-      this.fail(call, `the batch must stay the first dimension: write view(-1, ...)`);
+    if (dims.length < 2 || dims[0] !== -1) this.fail(call, `the batch must stay the first dimension: write view(-1, ...)`);
     const rest = dims.slice(1);
     const free = rest.filter((d) => d === -1).length;
     if (free > 1 || rest.some((d) => d !== -1 && (!Number.isInteger(d) || d < 1)))
@@ -87,8 +86,7 @@ export class Tracer {
 let active: Tracer | null = null;
 
 export function currentTracer(): Tracer {
-  if (!active)
-    throw new Error('tensor ops run only while tracing: call trace(model) or gen build, not forward() directly');
+  if (!active) throw new Error('tensor ops run only while tracing: call trace(model) or gen build, not forward() directly');
   return active;
 }
 

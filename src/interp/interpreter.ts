@@ -170,7 +170,9 @@ export class Interpreter implements Backend {
         let variance: F64;
         if (t.train) {
           if (B * HW < 2)
-            throw new Error(`${node.module || 'batchnorm2d'}: expected more than 1 value per channel when training, got input [${[B, ...inShape].join(', ')}] (as PyTorch)`);
+            throw new Error(
+              `${node.module || 'batchnorm2d'}: expected more than 1 value per channel when training, got input [${[B, ...inShape].join(', ')}] (as PyTorch)`,
+            );
           mean = new Float64Array(C);
           variance = new Float64Array(C);
           op.batchStats(mean, variance, inp, B, C, HW);
@@ -261,7 +263,15 @@ export class Interpreter implements Backend {
       case 'input':
         return;
       case 'conv2d':
-        op.conv2dBackward(dinput(a), grad(0), node.attrs.bias ? grad(1) : null, dout, inp, param(0), convGeom(node.attrs, inShape, node.shape, B));
+        op.conv2dBackward(
+          dinput(a),
+          grad(0),
+          node.attrs.bias ? grad(1) : null,
+          dout,
+          inp,
+          param(0),
+          convGeom(node.attrs, inShape, node.shape, B),
+        );
         return;
       case 'linear':
         op.linearBackward(dinput(a), grad(0), node.attrs.bias ? grad(1) : null, dout, inp, param(0), B, node.attrs.inF, node.attrs.outF);

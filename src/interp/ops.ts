@@ -310,7 +310,18 @@ export function batchnormUpdateRunning(runningMean: F64, runningVar: F64, mean: 
  *   xhat[b, c, i] = (inp[b, c, i] − mean[c]) · invstd[c],  out = weight[c]·xhat + bias[c]
  * out, xhat, inp [B, C, HW]; mean, invstd (= 1/√(var + eps)), weight, bias [C].
  */
-export function batchnorm2dForward(out: F64, xhat: F64, inp: F64, mean: F64, invstd: F64, weight: F64, bias: F64, B: number, C: number, HW: number): void {
+export function batchnorm2dForward(
+  out: F64,
+  xhat: F64,
+  inp: F64,
+  mean: F64,
+  invstd: F64,
+  weight: F64,
+  bias: F64,
+  B: number,
+  C: number,
+  HW: number,
+): void {
   for (let b = 0; b < B; b++) {
     for (let c = 0; c < C; c++) {
       for (let i = (b * C + c) * HW, e = i + HW; i < e; i++) {
@@ -372,7 +383,16 @@ export function batchnorm2dBackward(
  * channelwise (Dropout2d: one draw per channel, CHW = C·HW), else b·CHW + i.
  * mask [B, CHW].
  */
-export function dropoutMask(mask: F64, B: number, CHW: number, C: number, p: number, channelwise: boolean, seed: number, stream: number): void {
+export function dropoutMask(
+  mask: F64,
+  B: number,
+  CHW: number,
+  C: number,
+  p: number,
+  channelwise: boolean,
+  seed: number,
+  stream: number,
+): void {
   const keep = 1 / (1 - p);
   const HW = CHW / C;
   for (let b = 0; b < B; b++) {

@@ -33,7 +33,11 @@ function looksLikeSafetensors(bytes: Uint8Array): boolean {
 }
 
 /** Read weights from a .pt/.pth or .safetensors file, judged by content first, extension second. */
-export function readWeights(file: string, bytes: Uint8Array, opts: TorchPtOptions = {}): { format: ConvertResult['format']; tensors: Map<string, Tensor>; metadata: Record<string, string> } {
+export function readWeights(
+  file: string,
+  bytes: Uint8Array,
+  opts: TorchPtOptions = {},
+): { format: ConvertResult['format']; tensors: Map<string, Tensor>; metadata: Record<string, string> } {
   const ext = path.extname(file).toLowerCase();
   if (!isZip(bytes) && (looksLikeSafetensors(bytes) || ext === '.safetensors')) {
     const { tensors, metadata } = readSafetensors(bytes, file);

@@ -13,9 +13,9 @@
 //   the source area it covers, so no aliasing from big photos) and bilinear
 //   interpolation when enlarging; then the centre 32x32 crop.
 
-import { existsSync, readFileSync } from "node:fs";
-import jpeg from "jpeg-js";
-import pngjs from "pngjs";
+import { existsSync, readFileSync } from 'node:fs';
+import jpeg from 'jpeg-js';
+import pngjs from 'pngjs';
 
 // pngjs ships no type declarations (src/types/pngjs.d.ts); this is the part we use.
 interface PngImage {
@@ -50,18 +50,18 @@ export function decodeImage(bytes: Uint8Array, source: string): RgbaImage {
     try {
       img = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     } catch (e) {
-      throw new Error(`${source}: corrupt PNG image: ${message(e)}`);
+      throw new Error(`${source}: corrupt PNG image: ${message(e)}`, { cause: e });
     }
   } else if (startsWith(bytes, JPEG_MAGIC)) {
     try {
       // Not tolerant: a truncated file should fail, not come back half grey.
       img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false });
     } catch (e) {
-      throw new Error(`${source}: corrupt JPEG image: ${message(e)}`);
+      throw new Error(`${source}: corrupt JPEG image: ${message(e)}`, { cause: e });
     }
   } else {
-    const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join(" ");
-    throw new Error(`${source}: unsupported image format (expected PNG or JPEG; first bytes: ${head || "none, empty file"})`);
+    const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
+    throw new Error(`${source}: unsupported image format (expected PNG or JPEG; first bytes: ${head || 'none, empty file'})`);
   }
   if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 4) {
     throw new Error(`${source}: decoded to ${img.width}x${img.height} with ${img.data.length} bytes; corrupt image`);
@@ -130,7 +130,9 @@ export function resizeCenterCrop(img: RgbaImage, size = 32): Float32Array {
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < size; x++) {
       const { index, weight } = cols[x];
-      let r = 0, g = 0, b = 0;
+      let r = 0,
+        g = 0,
+        b = 0;
       for (let k = 0; k < index.length; k++) {
         const p = (y * w + index[k]) * 4;
         const a = data[p + 3] / 255;

@@ -220,7 +220,8 @@ function step(m: Machine, op: number): boolean {
   switch (op) {
     case 0x2e: // STOP
       return false;
-    case 0x80: { // PROTO
+    case 0x80: {
+      // PROTO
       const proto = m.u8();
       if (proto > 5) m.fail(`pickle protocol ${proto} is not supported (at most 5)`);
       break;
@@ -228,111 +229,198 @@ function step(m: Machine, op: number): boolean {
     case 0x95: // FRAME: a length prefix only
       m.take(8);
       break;
-    case 0x28: m.mark(); break; // MARK
-    case 0x30: m.pop(); break; // POP
-    case 0x31: m.popMark(); break; // POP_MARK
-    case 0x32: m.push(m.top()); break; // DUP
-    case 0x4e: m.push(null); break; // NONE
-    case 0x88: m.push(true); break; // NEWTRUE
-    case 0x89: m.push(false); break; // NEWFALSE
-    case 0x4b: m.push(m.int(1)); break; // BININT1
-    case 0x4d: m.push(m.int(2)); break; // BININT2
-    case 0x4a: m.push(m.int(4, true)); break; // BININT
-    case 0x8a: m.push(longFromBytes(m.take(m.u8()))); break; // LONG1
-    case 0x8b: m.push(longFromBytes(m.take(m.int(4)))); break; // LONG4
-    case 0x49: { // INT (text); "I01"/"I00" are True/False
+    case 0x28:
+      m.mark();
+      break; // MARK
+    case 0x30:
+      m.pop();
+      break; // POP
+    case 0x31:
+      m.popMark();
+      break; // POP_MARK
+    case 0x32:
+      m.push(m.top());
+      break; // DUP
+    case 0x4e:
+      m.push(null);
+      break; // NONE
+    case 0x88:
+      m.push(true);
+      break; // NEWTRUE
+    case 0x89:
+      m.push(false);
+      break; // NEWFALSE
+    case 0x4b:
+      m.push(m.int(1));
+      break; // BININT1
+    case 0x4d:
+      m.push(m.int(2));
+      break; // BININT2
+    case 0x4a:
+      m.push(m.int(4, true));
+      break; // BININT
+    case 0x8a:
+      m.push(longFromBytes(m.take(m.u8())));
+      break; // LONG1
+    case 0x8b:
+      m.push(longFromBytes(m.take(m.int(4))));
+      break; // LONG4
+    case 0x49: {
+      // INT (text); "I01"/"I00" are True/False
       const s = m.line();
       m.push(s === '01' ? true : s === '00' ? false : parseIntLine(m, s));
       break;
     }
-    case 0x4c: m.push(parseIntLine(m, m.line())); break; // LONG (text)
-    case 0x46: { // FLOAT (text)
+    case 0x4c:
+      m.push(parseIntLine(m, m.line()));
+      break; // LONG (text)
+    case 0x46: {
+      // FLOAT (text)
       const s = m.line();
       const v = Number(s);
       if (Number.isNaN(v) && !/nan/i.test(s)) m.fail(`bad float '${s}'`);
       m.push(v);
       break;
     }
-    case 0x47: { // BINFLOAT: big-endian double
+    case 0x47: {
+      // BINFLOAT: big-endian double
       const b = m.take(8);
       m.push(new DataView(b.buffer, b.byteOffset, 8).getFloat64(0, false));
       break;
     }
-    case 0x58: m.push(m.utf8(m.int(4))); break; // BINUNICODE
-    case 0x8c: m.push(m.utf8(m.u8())); break; // SHORT_BINUNICODE
-    case 0x8d: m.push(m.utf8(m.u64())); break; // BINUNICODE8
-    case 0x55: m.push(latin1(m.take(m.u8()))); break; // SHORT_BINSTRING
-    case 0x54: m.push(latin1(m.take(m.int(4)))); break; // BINSTRING
-    case 0x43: m.push(new Uint8Array(m.take(m.u8()))); break; // SHORT_BINBYTES
-    case 0x42: m.push(new Uint8Array(m.take(m.int(4)))); break; // BINBYTES
-    case 0x8e: m.push(new Uint8Array(m.take(m.u64()))); break; // BINBYTES8
-    case 0x96: m.push(new Uint8Array(m.take(m.u64()))); break; // BYTEARRAY8
-    case 0x29: m.push(new PyTuple([])); break; // EMPTY_TUPLE
-    case 0x85: m.push(new PyTuple([m.pop()])); break; // TUPLE1
-    case 0x86: { // TUPLE2
+    case 0x58:
+      m.push(m.utf8(m.int(4)));
+      break; // BINUNICODE
+    case 0x8c:
+      m.push(m.utf8(m.u8()));
+      break; // SHORT_BINUNICODE
+    case 0x8d:
+      m.push(m.utf8(m.u64()));
+      break; // BINUNICODE8
+    case 0x55:
+      m.push(latin1(m.take(m.u8())));
+      break; // SHORT_BINSTRING
+    case 0x54:
+      m.push(latin1(m.take(m.int(4))));
+      break; // BINSTRING
+    case 0x43:
+      m.push(new Uint8Array(m.take(m.u8())));
+      break; // SHORT_BINBYTES
+    case 0x42:
+      m.push(new Uint8Array(m.take(m.int(4))));
+      break; // BINBYTES
+    case 0x8e:
+      m.push(new Uint8Array(m.take(m.u64())));
+      break; // BINBYTES8
+    case 0x96:
+      m.push(new Uint8Array(m.take(m.u64())));
+      break; // BYTEARRAY8
+    case 0x29:
+      m.push(new PyTuple([]));
+      break; // EMPTY_TUPLE
+    case 0x85:
+      m.push(new PyTuple([m.pop()]));
+      break; // TUPLE1
+    case 0x86: {
+      // TUPLE2
       const b = m.pop();
       m.push(new PyTuple([m.pop(), b]));
       break;
     }
-    case 0x87: { // TUPLE3
+    case 0x87: {
+      // TUPLE3
       const c = m.pop();
       const b = m.pop();
       m.push(new PyTuple([m.pop(), b, c]));
       break;
     }
-    case 0x74: m.push(new PyTuple(m.popMark())); break; // TUPLE
-    case 0x5d: m.push([]); break; // EMPTY_LIST
-    case 0x6c: m.push(m.popMark()); break; // LIST
-    case 0x61: { // APPEND
+    case 0x74:
+      m.push(new PyTuple(m.popMark()));
+      break; // TUPLE
+    case 0x5d:
+      m.push([]);
+      break; // EMPTY_LIST
+    case 0x6c:
+      m.push(m.popMark());
+      break; // LIST
+    case 0x61: {
+      // APPEND
       const v = m.pop();
       m.append(m.top(), [v]);
       break;
     }
-    case 0x65: { // APPENDS
+    case 0x65: {
+      // APPENDS
       const items = m.popMark();
       m.append(m.top(), items);
       break;
     }
-    case 0x7d: m.push(new PyDict()); break; // EMPTY_DICT
-    case 0x64: { // DICT
+    case 0x7d:
+      m.push(new PyDict());
+      break; // EMPTY_DICT
+    case 0x64: {
+      // DICT
       const d = new PyDict();
       m.setItems(d, m.popMark());
       m.push(d);
       break;
     }
-    case 0x73: { // SETITEM
+    case 0x73: {
+      // SETITEM
       const v = m.pop();
       const k = m.pop();
       m.setItems(m.top(), [k, v]);
       break;
     }
-    case 0x75: { // SETITEMS
+    case 0x75: {
+      // SETITEMS
       const items = m.popMark();
       m.setItems(m.top(), items);
       break;
     }
-    case 0x8f: m.push(new Set()); break; // EMPTY_SET
-    case 0x90: { // ADDITEMS
+    case 0x8f:
+      m.push(new Set());
+      break; // EMPTY_SET
+    case 0x90: {
+      // ADDITEMS
       const items = m.popMark();
       const s = m.top();
       if (!(s instanceof Set)) m.fail(`ADDITEMS on a ${pyTypeName(s)}`);
       for (const v of items) s.add(dictKey(v));
       break;
     }
-    case 0x91: m.push(new Set(m.popMark().map(dictKey))); break; // FROZENSET
-    case 0x71: m.memo.set(m.u8(), m.top()); break; // BINPUT
-    case 0x72: m.memo.set(m.int(4), m.top()); break; // LONG_BINPUT
-    case 0x70: m.memo.set(Number(m.line()), m.top()); break; // PUT
-    case 0x94: m.memo.set(m.memo.size, m.top()); break; // MEMOIZE
-    case 0x68: m.push(m.get(m.u8())); break; // BINGET
-    case 0x6a: m.push(m.get(m.int(4))); break; // LONG_BINGET
-    case 0x67: m.push(m.get(Number(m.line()))); break; // GET
-    case 0x63: { // GLOBAL "module\nname\n"
+    case 0x91:
+      m.push(new Set(m.popMark().map(dictKey)));
+      break; // FROZENSET
+    case 0x71:
+      m.memo.set(m.u8(), m.top());
+      break; // BINPUT
+    case 0x72:
+      m.memo.set(m.int(4), m.top());
+      break; // LONG_BINPUT
+    case 0x70:
+      m.memo.set(Number(m.line()), m.top());
+      break; // PUT
+    case 0x94:
+      m.memo.set(m.memo.size, m.top());
+      break; // MEMOIZE
+    case 0x68:
+      m.push(m.get(m.u8()));
+      break; // BINGET
+    case 0x6a:
+      m.push(m.get(m.int(4)));
+      break; // LONG_BINGET
+    case 0x67:
+      m.push(m.get(Number(m.line())));
+      break; // GET
+    case 0x63: {
+      // GLOBAL "module\nname\n"
       const module = m.line();
       m.global(module, m.line());
       break;
     }
-    case 0x93: { // STACK_GLOBAL
+    case 0x93: {
+      // STACK_GLOBAL
       const name = m.pop();
       const module = m.pop();
       if (typeof module !== 'string' || typeof name !== 'string') m.fail('STACK_GLOBAL needs two strings');
@@ -340,19 +428,25 @@ function step(m: Machine, op: number): boolean {
       break;
     }
     case 0x52: // REDUCE
-    case 0x81: { // NEWOBJ: cls.__new__(cls, *args), treated as a call of an allowed global
+    case 0x81: {
+      // NEWOBJ: cls.__new__(cls, *args), treated as a call of an allowed global
       const args = m.pop();
       const fn = m.pop();
       m.push(m.call(fn, args));
       break;
     }
-    case 0x62: { // BUILD
+    case 0x62: {
+      // BUILD
       const state = m.pop();
       m.build(m.top(), state);
       break;
     }
-    case 0x51: m.push(m.persistent(m.pop())); break; // BINPERSID
-    case 0x50: m.push(m.persistent(m.line())); break; // PERSID
+    case 0x51:
+      m.push(m.persistent(m.pop()));
+      break; // BINPERSID
+    case 0x50:
+      m.push(m.persistent(m.line()));
+      break; // PERSID
     default:
       // INST, OBJ, EXT*, NEWOBJ_EX, out-of-band buffers, protocol-0 strings.
       m.fail(`unsupported opcode 0x${op.toString(16).padStart(2, '0')}`, m.pos - 1);

@@ -8,7 +8,6 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { writeFileAtomic } from '../util/fs.js';
 
 export type Dtype = 'F32' | 'F64' | 'I64' | 'I32' | 'U8';
@@ -225,7 +224,8 @@ function readEntry(name: string, value: unknown, dataLen: number, source: string
   });
   if (!Array.isArray(offsets) || offsets.length !== 2) fail(source, `${at}: data_offsets is not a [begin, end] pair`);
   const [begin, end] = offsets;
-  if (!isNonNegInt(begin) || !isNonNegInt(end)) fail(source, `${at}: data_offsets ${JSON.stringify(offsets)} are not non-negative integers`);
+  if (!isNonNegInt(begin) || !isNonNegInt(end))
+    fail(source, `${at}: data_offsets ${JSON.stringify(offsets)} are not non-negative integers`);
   if (end < begin) fail(source, `${at}: data_offsets end ${end} is before begin ${begin}`);
   if (end > dataLen) fail(source, `${at}: data_offsets [${begin}, ${end}] run past the data section (${dataLen} bytes)`);
   const expected = numel(shape as number[]) * itemSize(dtype);

@@ -10,7 +10,7 @@
 
 import * as fs from 'node:fs';
 import { PyDict, PyGlobal, PyTuple, pyTypeName, unpickle } from './pickle.js';
-import { allocData, itemSize, numel, type Dtype, type Tensor, type TensorData } from './safetensors.js';
+import { allocData, numel, type Dtype, type Tensor, type TensorData } from './safetensors.js';
 import { isZip, readZipDirectory, readZipEntry, type ZipEntry } from './zip.js';
 
 /** How storages are stored; F16 and BF16 are widened to F32 on reading. */
@@ -133,7 +133,8 @@ function makePersistentLoad(source: string, storages: Map<string, StorageRef>): 
       throw new Error(`${source}: unknown persistent id (${aType(pid)}); only storages are accepted`);
     }
     const known = storages.get(key);
-    if (known && known.dtype !== type.dtype) throw new Error(`${source}: storage '${key}' is used as both ${known.dtype} and ${type.dtype}`);
+    if (known && known.dtype !== type.dtype)
+      throw new Error(`${source}: storage '${key}' is used as both ${known.dtype} and ${type.dtype}`);
     if (!known || count > known.numel) storages.set(key, new StorageRef(type.dtype, key, 0, count));
     if (view instanceof PyTuple) return storageView(view.items, storages.get(key)!, source);
     return storages.get(key)!;
@@ -317,7 +318,8 @@ function readLegacyPt(bytes: Uint8Array, source: string, opts: TorchPtOptions): 
   const magic = unpickleData(bytes, 0, source, storages);
   if (magic.value !== LEGACY_MAGIC) throw new Error(`${source}: not a PyTorch file (no zip archive and no legacy magic number)`);
   const protocol = unpicklePlain(bytes, magic.end, source);
-  if (protocol.value !== LEGACY_PROTOCOL) throw new Error(`${source}: legacy protocol ${String(protocol.value)}, expected ${LEGACY_PROTOCOL}`);
+  if (protocol.value !== LEGACY_PROTOCOL)
+    throw new Error(`${source}: legacy protocol ${String(protocol.value)}, expected ${LEGACY_PROTOCOL}`);
   const sysInfo = unpicklePlain(bytes, protocol.end, source);
   const bigEndian = sysInfo.value instanceof PyDict && sysInfo.value.map.get('little_endian') === false;
   const data = unpickleData(bytes, sysInfo.end, source, storages);

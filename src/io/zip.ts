@@ -26,7 +26,10 @@ export function isZip(bytes: Uint8Array): boolean {
 
 class Reader {
   readonly view: DataView;
-  constructor(readonly bytes: Uint8Array, readonly source: string) {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly source: string,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 

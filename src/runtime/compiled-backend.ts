@@ -23,7 +23,13 @@ export class CompiledBackend implements Backend {
   }
 
   trainStep(x: FloatArray, labels: ArrayLike<number>, batch: number, step: StepOptions, seed = 0): StepResult {
-    const r = this.model.trainStepDetailed(x instanceof Float32Array ? x : Float32Array.from(x), Int32Array.from(labels), batch, step, seed);
+    const r = this.model.trainStepDetailed(
+      x instanceof Float32Array ? x : Float32Array.from(x),
+      Int32Array.from(labels),
+      batch,
+      step,
+      seed,
+    );
     return { loss: r.loss, lossCE: r.lossCE, logits: r.logits, grads: this.model.grads() };
   }
 

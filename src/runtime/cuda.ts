@@ -18,7 +18,8 @@ export interface CudaLoadOptions {
 /** Loads a built CUDA package folder and creates its model on the device. */
 export async function loadCuda(dir: string, o: CudaLoadOptions = {}): Promise<CudaModel> {
   const abs = path.resolve(dir);
-  if (!fs.existsSync(path.join(abs, 'index.js'))) throw new Error(`${dir} is not a CUDA package (no index.js); create it with gen build --backend cuda`);
+  if (!fs.existsSync(path.join(abs, 'index.js')))
+    throw new Error(`${dir} is not a CUDA package (no index.js); create it with gen build --backend cuda`);
   const pkg = (await import(pathToFileURL(path.join(abs, 'index.js')).href)) as { create(o: CudaLoadOptions): CudaModel };
   return pkg.create({ device: o.device, seed: o.seed, maxBatch: o.maxBatch });
 }

@@ -56,9 +56,22 @@ export interface NativeModel {
   forward(x: Float32Array, batch: number, seed?: number): Float32Array;
   /** one SGD step; returns mean cross-entropy + penalties */
   trainStep(x: Float32Array, labels: Int32Array, batch: number, opts: SgdOptions): number;
-  trainStepDetailed(x: Float32Array, labels: Int32Array, batch: number, opts: SgdOptions, seed?: number): { loss: number; lossCE: number; correct: number; logits: Float32Array };
+  trainStepDetailed(
+    x: Float32Array,
+    labels: Int32Array,
+    batch: number,
+    opts: SgdOptions,
+    seed?: number,
+  ): { loss: number; lossCE: number; correct: number; logits: Float32Array };
   /** every step of an epoch in one native call; loss is the sum of step losses */
-  trainEpoch(x: Float32Array, labels: Int32Array, n: number, batchSize: number, order: Uint32Array, opts: SgdOptions): { loss: number; correct: number; steps: number };
+  trainEpoch(
+    x: Float32Array,
+    labels: Int32Array,
+    n: number,
+    batchSize: number,
+    order: Uint32Array,
+    opts: SgdOptions,
+  ): { loss: number; correct: number; steps: number };
   resetOptimizer(): void;
   /** 'step' and 'momentum.<param>' (as the interpreter's training state) */
   trainingState(): Map<string, StateTensor>;
@@ -114,11 +127,17 @@ export async function load(dir: string, o: LoadOptions = {}): Promise<CompiledMo
   const missing = manifest ? missingFlags(manifest.isa) : [];
   const stale = !manifest || !fs.existsSync(addonPath(abs, info.prefix)) || missing.length > 0;
   if (stale) {
-    const why = !manifest ? 'it has no build' : missing.length ? `it was built for ${manifest.isa.march} and this CPU lacks ${missing.join(', ')}` : 'its addon is missing';
+    const why = !manifest
+      ? 'it has no build'
+      : missing.length
+        ? `it was built for ${manifest.isa.march} and this CPU lacks ${missing.join(', ')}`
+        : 'its addon is missing';
     if (o.rebuild === false) throw new Error(`cannot load ${dir}: ${why}; rebuild it with gen build`);
     compilePackage(abs, { key: '', model: info.model, name: info.name, prefix: info.prefix });
   }
-  const pkg = (await import(pathToFileURL(path.join(abs, 'index.js')).href)) as { create(o: { maxBatch?: number; seed?: number }): CompiledModel };
+  const pkg = (await import(pathToFileURL(path.join(abs, 'index.js')).href)) as {
+    create(o: { maxBatch?: number; seed?: number }): CompiledModel;
+  };
   const model = pkg.create({ maxBatch: o.maxBatch, seed: o.seed });
   const init = path.join(abs, 'build', 'init.safetensors');
   if (o.init !== false && fs.existsSync(init)) model.loadStateDict(loadSafetensors(init).tensors as Map<string, StateTensor>);

@@ -52,8 +52,8 @@ export function readCheckpoint(file: string): Checkpoint {
   const { tensors, metadata } = readWeights(file, fs.readFileSync(file));
   const state = new Map<string, HostTensor>();
   const training = new Map<string, HostTensor>();
-  for (let [k, t] of tensors) {
-    if (t.dtype === 'F64') t = toFloat32(t);
+  for (const [k, raw] of tensors) {
+    const t = raw.dtype === 'F64' ? toFloat32(raw) : raw;
     if (t.dtype !== 'F32' && t.dtype !== 'I64') throw new Error(`${file}: tensor '${k}' is ${t.dtype}; expected F32 or I64`);
     (k.startsWith(TRAIN_PREFIX) ? training : state).set(k.startsWith(TRAIN_PREFIX) ? k.slice(TRAIN_PREFIX.length) : k, t as HostTensor);
   }
@@ -90,7 +90,9 @@ export function loadCheckpointInto(file: string, model: TrainableModel, resume =
 export function applyCheckpoint(ckpt: Checkpoint, file: string, model: TrainableModel, resume = false): Checkpoint {
   const m = ckpt.meta;
   if (m && m.graphHash !== graphHash(model.graph))
-    throw new Error(`${file} was saved from model ${m.model} (graph ${m.graphHash}), not this ${model.graph.name} (graph ${graphHash(model.graph)})`);
+    throw new Error(
+      `${file} was saved from model ${m.model} (graph ${m.graphHash}), not this ${model.graph.name} (graph ${graphHash(model.graph)})`,
+    );
   if (resume && !ckpt.training.size) throw new Error(`${file} holds no training state to resume from (not a tensorkiln checkpoint?)`);
   if (!resume) {
     model.loadStateDict(ckpt.state);

@@ -86,7 +86,8 @@ export class InterpreterModel implements TrainableModel {
     for (const [k, t] of state) {
       if (k === 'step') continue;
       if (!(k.startsWith('momentum.') && params.has(k.slice(9)))) throw new Error(`training state: unexpected key '${k}'`);
-      if (t.data.length !== sizes.get(k.slice(9))) throw new Error(`training state: '${k}' has ${t.data.length} values, expected ${sizes.get(k.slice(9))}`);
+      if (t.data.length !== sizes.get(k.slice(9)))
+        throw new Error(`training state: '${k}' has ${t.data.length} values, expected ${sizes.get(k.slice(9))}`);
     }
     this.interp.momentumBuffers.clear();
     for (const [k, t] of state)

@@ -18,7 +18,10 @@ export interface FitOptions extends StepOptions {
 }
 
 export class NonFiniteLossError extends Error {
-  constructor(readonly epoch: number, loss: number) {
+  constructor(
+    readonly epoch: number,
+    loss: number,
+  ) {
     super(`training loss became ${loss} in epoch ${epoch}: stopped (lower the learning rate?)`);
     this.name = 'NonFiniteLossError';
   }

@@ -1,2 +1,2 @@
 // pngjs has no type declarations; src/io/image.ts states the part it uses.
-declare module "pngjs";
+declare module 'pngjs';

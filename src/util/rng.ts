@@ -33,7 +33,7 @@ export class Rng {
       this.s = Uint32Array.from(seed);
       return;
     }
-    this.s = new Uint32Array([0x9e3779b9, mix32(seed >>> 0), mix32((seed / 4294967296) >>> 0 ^ 0x6a09e667), 1]);
+    this.s = new Uint32Array([0x9e3779b9, mix32(seed >>> 0), mix32(((seed / 4294967296) >>> 0) ^ 0x6a09e667), 1]);
     for (let i = 0; i < 16; i++) this.nextU32();
   }
 

@@ -51,13 +51,26 @@ function compilerId(cmd: string): string {
 }
 
 /** Writes generated/<name>/cuda[-emu]/ and compiles it unless its manifest says the same sources and compiler built it. */
-export function buildCudaPackage(graph: Graph, modelDir: string, name: string, maxBatch: number, o: CudaBuildOptions = {}): CudaBuildResult {
+export function buildCudaPackage(
+  graph: Graph,
+  modelDir: string,
+  name: string,
+  maxBatch: number,
+  o: CudaBuildOptions = {},
+): CudaBuildResult {
   const t0 = performance.now();
   const dir = cudaPackageDir(path.resolve(modelDir), o.emulator); // absolute: cmake-js runs in it
   const prefix = `tk_${name}_cuda`;
   const files = emitCudaPackage(graph, { name: `tk_${name}`, maxBatch });
   const written = writeFiles(dir, files);
-  const done = (compiled: boolean, cached: boolean): CudaBuildResult => ({ dir, prefix, written, compiled, cached, seconds: (performance.now() - t0) / 1000 });
+  const done = (compiled: boolean, cached: boolean): CudaBuildResult => ({
+    dir,
+    prefix,
+    written,
+    compiled,
+    cached,
+    seconds: (performance.now() - t0) / 1000,
+  });
   if (o.compile === false) return done(false, false);
 
   const defines: Record<string, string> = {};
@@ -67,7 +80,8 @@ export function buildCudaPackage(graph: Graph, modelDir: string, name: string, m
     compiler = `emulator ${compilerId('g++')}`;
   } else {
     const nvcc = findNvcc();
-    if (!nvcc) throw new Error('the CUDA backend needs nvcc (the CUDA toolkit) to compile; none was found on PATH or in /usr/local/cuda/bin');
+    if (!nvcc)
+      throw new Error('the CUDA backend needs nvcc (the CUDA toolkit) to compile; none was found on PATH or in /usr/local/cuda/bin');
     defines.CMAKE_CUDA_COMPILER = nvcc;
     if (o.archs) defines.CMAKE_CUDA_ARCHITECTURES = o.archs;
     compiler = `${compilerId(nvcc)} archs ${o.archs ?? '80;90'}`;
@@ -83,4 +97,3 @@ export function buildCudaPackage(graph: Graph, modelDir: string, name: string, m
   writeFileAtomic(manifestFile, JSON.stringify(manifest, null, 2) + '\n');
   return done(true, false);
 }
-

@@ -88,7 +88,13 @@ class Emitter {
     this.cons = consumers(g);
     this.directInput = this.cons[0].length > 0 && this.cons[0].every((c) => c.op === 'conv2d') && g.output !== 0;
     const last = this.groups[this.groups.length - 1];
-    if (last.kind === 'linear' && last.act === 'none' && last.out === g.output && K.headFits(this.maxB, last.node.attrs.inF, last.node.attrs.outF)) this.head = last;
+    if (
+      last.kind === 'linear' &&
+      last.act === 'none' &&
+      last.out === g.output &&
+      K.headFits(this.maxB, last.node.attrs.inF, last.node.attrs.outF)
+    )
+      this.head = last;
     this.need = needsGrad(g);
     for (const s of g.state) {
       const n = numel(s.shape);
@@ -172,20 +178,46 @@ class Emitter {
         const bn = train ? this.statsConsumer(grp) : null;
         const k = K.convFwd(s, ep, this.refB, bn ? { eps: bn.attrs.eps, momentum: bn.attrs.momentum } : null);
         const name = this.reg.get(k);
-        const idx = train && grp.pool ? this.alloc(`i${grp.out}`, this.maxB * perSample(this.g.nodes[grp.out]), 'unsigned char') : 'nullptr';
-        const args = [this.val(grp.input, train), this.rows(grp.input), 'm->sc', this.P(n.params[0]), s.bias ? this.P(n.params[1]) : 'nullptr', this.val(grp.out, train), idx, 'B'];
+        const idx =
+          train && grp.pool ? this.alloc(`i${grp.out}`, this.maxB * perSample(this.g.nodes[grp.out]), 'unsigned char') : 'nullptr';
+        const args = [
+          this.val(grp.input, train),
+          this.rows(grp.input),
+          'm->sc',
+          this.P(n.params[0]),
+          s.bias ? this.P(n.params[1]) : 'nullptr',
+          this.val(grp.out, train),
+          idx,
+          'B',
+        ];
         const gridX = `tk_cdiv(B * ${k.TY * k.TX}, ${K.THREADS})`;
         if (bn) {
           const [, , rm, rv, nbt] = bn.params;
           this.fusedStats.add(bn.id);
           this.bnPartDoubles = Math.max(this.bnPartDoubles, 2 * s.O * Math.ceil((this.maxB * k.TY * k.TX) / K.THREADS));
-          args.push('m->bnpart', this.alloc(`bm${bn.id}`, bn.attrs.C * 4), this.alloc(`bi${bn.id}`, bn.attrs.C * 4), this.S(rm), this.S(rv), `(m->NBT + ${this.nIdx.get(nbt)!})`, 'm->counter');
+          args.push(
+            'm->bnpart',
+            this.alloc(`bm${bn.id}`, bn.attrs.C * 4),
+            this.alloc(`bi${bn.id}`, bn.attrs.C * 4),
+            this.S(rm),
+            this.S(rv),
+            `(m->NBT + ${this.nIdx.get(nbt)!})`,
+            'm->counter',
+          );
         }
         L.push(this.launch(name, `dim3(${gridX}, ${s.O / k.OCT})`, args));
       } else if (grp.kind === 'linear') {
         const a = grp.node.attrs;
         const name = this.reg.get(K.linearFwd(a.inF, a.outF, a.bias, grp.act));
-        L.push(this.launch(name, `dim3(tk_cdiv(B * ${a.outF * 32}, ${K.THREADS}))`, [this.val(grp.input, train), this.P(n.params[0]), a.bias ? this.P(n.params[1]) : 'nullptr', this.val(grp.out, train), 'B']));
+        L.push(
+          this.launch(name, `dim3(tk_cdiv(B * ${a.outF * 32}, ${K.THREADS}))`, [
+            this.val(grp.input, train),
+            this.P(n.params[0]),
+            a.bias ? this.P(n.params[1]) : 'nullptr',
+            this.val(grp.out, train),
+            'B',
+          ]),
+        );
       } else if (grp.kind === 'bn') {
         const node = grp.node;
         const ep = epilogueOf(grp);
@@ -202,16 +234,53 @@ class Emitter {
           } else {
             const stats = this.reg.get(K.bnStats(C, HW, eps, momentum));
             L.push(`  { const int S = tk_bn_splits(m, B * ${HW}, ${C});`);
-            L.push(this.launch(stats, `dim3(${C}, S)`, [this.val(grp.input, true), 'm->bnpart', 'B', 'S', mean, inv, this.S(rm), this.S(rv), `(m->NBT + ${this.nIdx.get(nbt)!})`, 'm->counter']) + ' }');
+            L.push(
+              this.launch(stats, `dim3(${C}, S)`, [
+                this.val(grp.input, true),
+                'm->bnpart',
+                'B',
+                'S',
+                mean,
+                inv,
+                this.S(rm),
+                this.S(rv),
+                `(m->NBT + ${this.nIdx.get(nbt)!})`,
+                'm->counter',
+              ]) + ' }',
+            );
           }
           const idx = grp.pool ? this.alloc(`i${grp.out}`, this.maxB * outN, 'unsigned char') : 'nullptr';
           const apply = this.reg.get(K.bnApply(ep, eps, true));
           const other = grp.add ? this.val(grp.add.other, true) : 'nullptr';
-          L.push(this.launch(apply, `dim3(tk_cdiv(B * ${outN}, ${K.THREADS}))`, [this.val(grp.input, true), mean, inv, this.P(w), this.P(b), other, this.val(grp.out, true), idx, 'B']));
+          L.push(
+            this.launch(apply, `dim3(tk_cdiv(B * ${outN}, ${K.THREADS}))`, [
+              this.val(grp.input, true),
+              mean,
+              inv,
+              this.P(w),
+              this.P(b),
+              other,
+              this.val(grp.out, true),
+              idx,
+              'B',
+            ]),
+          );
         } else {
           const apply = this.reg.get(K.bnApply(ep, eps, false));
           const other = grp.add ? this.val(grp.add.other, false) : 'nullptr';
-          L.push(this.launch(apply, `dim3(tk_cdiv(B * ${outN}, ${K.THREADS}))`, [this.val(grp.input, false), this.S(rm), this.S(rv), this.P(w), this.P(b), other, this.val(grp.out, false), 'nullptr', 'B']));
+          L.push(
+            this.launch(apply, `dim3(tk_cdiv(B * ${outN}, ${K.THREADS}))`, [
+              this.val(grp.input, false),
+              this.S(rm),
+              this.S(rv),
+              this.P(w),
+              this.P(b),
+              other,
+              this.val(grp.out, false),
+              'nullptr',
+              'B',
+            ]),
+          );
         }
       } else {
         L.push(...this.forwardSingle(grp.node, train));
@@ -252,7 +321,14 @@ class Emitter {
       case 'tanh':
         return [this.launch(this.reg.get(K.actFwd(n.op, N)), grid, [this.val(n.inputs[0], train), this.val(n.id, train), 'B'])];
       case 'add':
-        return [this.launch(this.reg.get(K.addFwd(N)), grid, [this.val(n.inputs[0], train), this.val(n.inputs[1], train), this.val(n.id, train), 'B'])];
+        return [
+          this.launch(this.reg.get(K.addFwd(N)), grid, [
+            this.val(n.inputs[0], train),
+            this.val(n.inputs[1], train),
+            this.val(n.id, train),
+            'B',
+          ]),
+        ];
       case 'dropout': {
         if (!train) return ['  // dropout: identity in eval'];
         const k = this.reg.get(K.dropoutFwd(this.dropoutSpec(n)));
@@ -260,13 +336,22 @@ class Emitter {
       }
       case 'reshape':
         return ['  // reshape: a view'];
-      default:
+      case 'input':
+      case 'conv2d':
+      case 'linear':
+      case 'batchnorm2d':
         throw new Error(`internal: no single-op forward for ${n.op}`);
     }
   }
 
   private dropoutSpec(n: Extract<Node, { op: 'dropout' }>): K.DropoutSpec {
-    return { n: perSample(n), C: n.attrs.channelwise ? n.shape[0] : 1, p: n.attrs.p, channelwise: n.attrs.channelwise, stream: n.attrs.stream };
+    return {
+      n: perSample(n),
+      C: n.attrs.channelwise ? n.shape[0] : 1,
+      p: n.attrs.p,
+      channelwise: n.attrs.channelwise,
+      stream: n.attrs.stream,
+    };
   }
 
   // ---------------------------------------------------------------- backward
@@ -309,7 +394,16 @@ class Emitter {
     if (!spec) {
       const KK = s.C * s.KH * s.KW;
       const name = `wp${this.convGrads.size}`;
-      spec = { name, buf: `m->${name}`, wOff: this.pOff.get(w)!, bOff: s.bias ? this.pOff.get(n.params[1])! : null, O: s.O, K: KK, useBlocks: [], stride: K.MAX_SPLITS * s.O * (KK + 1) };
+      spec = {
+        name,
+        buf: `m->${name}`,
+        wOff: this.pOff.get(w)!,
+        bOff: s.bias ? this.pOff.get(n.params[1])! : null,
+        O: s.O,
+        K: KK,
+        useBlocks: [],
+        stride: K.MAX_SPLITS * s.O * (KK + 1),
+      };
       this.convGrads.set(w, spec);
       this.written.add(w);
       if (s.bias) this.written.add(n.params[1]);
@@ -351,15 +445,53 @@ class Emitter {
           let dz = 'nullptr';
           if (scatter) {
             dz = this.alloc(`dz${n.id}`, this.maxB * perSample(n) * 4);
-            L.push(this.launch(this.reg.get(K.poolScatter(ep)), `dim3(tk_cdiv(B * ${perSample(this.g.nodes[grp.out])}, ${K.THREADS}))`, [gout, yout, idx, dz, 'B']));
+            L.push(
+              this.launch(this.reg.get(K.poolScatter(ep)), `dim3(tk_cdiv(B * ${perSample(this.g.nodes[grp.out])}, ${K.THREADS}))`, [
+                gout,
+                yout,
+                idx,
+                dz,
+                'B',
+              ]),
+            );
           }
           const k = K.convBwd(s, ep, this.refB, scatter);
           const { out: o, base } = this.contrib(grp.input);
           L.push(`    const int nw = ${NOG * NCG} * splits, dgx = (int)tk_cdiv(B * ${s.H * k.TX}, ${K.THREADS});`);
-          L.push(this.launch(this.reg.get(k), `dim3(nw + dgx * ${s.C / k.ICT})`, [gout, yout, idx, this.val(grp.input, true), this.rows(grp.input), 'm->sc', part, 'SB', 'nw', this.P(n.params[0]), base, o, 'dgx', dz, 'B']) + ' }');
+          L.push(
+            this.launch(this.reg.get(k), `dim3(nw + dgx * ${s.C / k.ICT})`, [
+              gout,
+              yout,
+              idx,
+              this.val(grp.input, true),
+              this.rows(grp.input),
+              'm->sc',
+              part,
+              'SB',
+              'nw',
+              this.P(n.params[0]),
+              base,
+              o,
+              'dgx',
+              dz,
+              'B',
+            ]) + ' }',
+          );
         } else {
           const kp = this.reg.get(K.convWgradPartial(s, ep));
-          L.push(this.launch(kp, `dim3(${NOG}, ${NCG}, splits)`, [gout, yout, idx, this.val(grp.input, true), this.rows(grp.input), 'm->sc', part, 'B', 'SB']) + ' }');
+          L.push(
+            this.launch(kp, `dim3(${NOG}, ${NCG}, splits)`, [
+              gout,
+              yout,
+              idx,
+              this.val(grp.input, true),
+              this.rows(grp.input),
+              'm->sc',
+              part,
+              'B',
+              'SB',
+            ]) + ' }',
+          );
         }
       } else if (grp === this.head) {
         // the head kernel (after the forward) does this linear's backward
@@ -383,7 +515,20 @@ class Emitter {
           ({ out: dx, base } = this.contrib(grp.input));
           extra = `B * ${a.inF}`;
         }
-        L.push(this.launch(k, `dim3(tk_cdiv(${a.outF * a.inF + a.outF} + ${extra}, ${K.THREADS}))`, [gout, this.val(grp.out, true), this.val(grp.input, true), this.P(n.params[0]), this.G(n.params[0]), a.bias ? this.G(n.params[1]) : 'nullptr', accW, base, dx, 'B']));
+        L.push(
+          this.launch(k, `dim3(tk_cdiv(${a.outF * a.inF + a.outF} + ${extra}, ${K.THREADS}))`, [
+            gout,
+            this.val(grp.out, true),
+            this.val(grp.input, true),
+            this.P(n.params[0]),
+            this.G(n.params[0]),
+            a.bias ? this.G(n.params[1]) : 'nullptr',
+            accW,
+            base,
+            dx,
+            'B',
+          ]),
+        );
       } else if (grp.kind === 'bn') {
         const node = grp.node;
         const ep = epilogueOf(grp);
@@ -394,12 +539,41 @@ class Emitter {
         const accW = this.acc(w);
         if (this.acc(b) !== accW) throw new Error(`internal: ${b} and ${w} are shared differently`);
         if (grp.add && this.need[grp.add.other]) this.contribIdentity(grp.add.other, gout, L);
-        const common = [gout, this.val(grp.out, true), idx, this.val(grp.input, true), `m->bm${node.id}`, `m->bi${node.id}`, this.P(w), this.P(b)];
+        const common = [
+          gout,
+          this.val(grp.out, true),
+          idx,
+          this.val(grp.input, true),
+          `m->bm${node.id}`,
+          `m->bi${node.id}`,
+          this.P(w),
+          this.P(b),
+        ];
         L.push(`  { const int S = tk_bn_splits(m, B * ${HW}, ${C});`);
-        L.push(this.launch(this.reg.get(K.bnBwdStats(ep)), `dim3(${C}, S)`, [...common, 'm->bnpart', 'B', 'S', 'm->bnsums', this.G(w), this.G(b), accW, 'm->counter']) + ' }');
+        L.push(
+          this.launch(this.reg.get(K.bnBwdStats(ep)), `dim3(${C}, S)`, [
+            ...common,
+            'm->bnpart',
+            'B',
+            'S',
+            'm->bnsums',
+            this.G(w),
+            this.G(b),
+            accW,
+            'm->counter',
+          ]) + ' }',
+        );
         if (this.need[grp.input]) {
           const { out: o, base } = this.contrib(grp.input);
-          L.push(this.launch(this.reg.get(K.bnBwdApply(ep)), `dim3(tk_cdiv(B * ${C * HW}, ${K.THREADS}))`, [...common, 'm->bnsums', base, o, 'B']));
+          L.push(
+            this.launch(this.reg.get(K.bnBwdApply(ep)), `dim3(tk_cdiv(B * ${C * HW}, ${K.THREADS}))`, [
+              ...common,
+              'm->bnsums',
+              base,
+              o,
+              'B',
+            ]),
+          );
         }
       } else {
         L.push(...this.backwardSingle(grp.node, gout));
@@ -449,7 +623,10 @@ class Emitter {
       case 'reshape':
         if (this.need[a]) this.contribIdentity(a, gout, L);
         return L;
-      default:
+      case 'input':
+      case 'conv2d':
+      case 'linear':
+      case 'batchnorm2d':
         throw new Error(`internal: no single-op backward for ${n.op}`);
     }
   }
@@ -469,9 +646,30 @@ class Emitter {
       const a = this.head.node.attrs;
       const hk = this.reg.get(K.headKernel(a.inF, a.outF, a.bias, this.maxB));
       const p = this.head.node.params;
-      lossLaunch = this.launch(hk, 'dim3(1)', [this.val(this.head.input, true), this.P(p[0]), a.bias ? this.P(p[1]) : 'nullptr', this.val(this.g.output, true), 'tk_labels', 'tk_rows', 'm->sc', this.G(p[0]), a.bias ? this.G(p[1]) : 'nullptr', this.headBwd.acc, this.headBwd.base, this.headBwd.dx, 'B']);
+      lossLaunch = this.launch(hk, 'dim3(1)', [
+        this.val(this.head.input, true),
+        this.P(p[0]),
+        a.bias ? this.P(p[1]) : 'nullptr',
+        this.val(this.g.output, true),
+        'tk_labels',
+        'tk_rows',
+        'm->sc',
+        this.G(p[0]),
+        a.bias ? this.G(p[1]) : 'nullptr',
+        this.headBwd.acc,
+        this.headBwd.base,
+        this.headBwd.dx,
+        'B',
+      ]);
     } else {
-      lossLaunch = this.launch(this.reg.get(K.lossKernel(classes)), 'dim3(1)', [this.val(this.g.output, true), 'tk_labels', 'tk_rows', `m->g${this.g.output}`, 'm->sc', 'B']);
+      lossLaunch = this.launch(this.reg.get(K.lossKernel(classes)), 'dim3(1)', [
+        this.val(this.g.output, true),
+        'tk_labels',
+        'tk_rows',
+        `m->g${this.g.output}`,
+        'm->sc',
+        'B',
+      ]);
     }
     const gather = this.directInput ? '' : this.reg.get(K.gather(inN));
     const convs = [...this.convGrads.values()];
@@ -494,7 +692,10 @@ class Emitter {
     this.alloc('bnsums', 2 * this.bnC * 8, 'double');
     const files = new Map<string, string>();
     files.set(`${this.name}_cuda.h`, this.header());
-    files.set(`${this.name}_cuda.cu`, this.source(fwdTrain, fwdStep, fwdEval, bwd, { lossLaunch, gather, sgd, sgdArgs, sgdBlocks, inN, classes }));
+    files.set(
+      `${this.name}_cuda.cu`,
+      this.source(fwdTrain, fwdStep, fwdEval, bwd, { lossLaunch, gather, sgd, sgdArgs, sgdBlocks, inN, classes }),
+    );
     files.set('CMakeLists.txt', this.cmake());
     files.set('tk_cuda_emu.h', fs.readFileSync(path.join(TEMPLATES, 'tk_cuda_emu.h'), 'utf8'));
     for (const [f, text] of this.nodeFiles(classes)) files.set(f, text);
@@ -530,7 +731,9 @@ class Emitter {
     const where: string[] = [];
     this.g.state.forEach((s) => {
       const shape = [...s.shape, 0, 0, 0, 0].slice(0, 4).join(', ');
-      info.push(`  {"${s.name}", ${s.kind === 'param' ? 'TK_PARAM' : 'TK_BUFFER'}, ${s.dtype === 'I64' ? 'TK_I64' : 'TK_F32'}, ${s.shape.length}, {${shape}}, ${numel(s.shape)}},`);
+      info.push(
+        `  {"${s.name}", ${s.kind === 'param' ? 'TK_PARAM' : 'TK_BUFFER'}, ${s.dtype === 'I64' ? 'TK_I64' : 'TK_F32'}, ${s.shape.length}, {${shape}}, ${numel(s.shape)}},`,
+      );
       if (s.dtype === 'I64') where.push(`  {TK_WHERE_COUNTER, ${this.nIdx.get(s.name)}},`);
       else if (s.kind === 'param') where.push(`  {TK_WHERE_PARAM, ${this.pOff.get(s.name)}},`);
       else where.push(`  {TK_WHERE_BUFFER, ${this.sOff.get(s.name)}},`);
@@ -690,7 +893,13 @@ int ${P}_profile(${P}* m, int steps, int batch, char* out, size_t cap);
 `;
   }
 
-  private source(fwdTrain: string[], fwdStep: string[], fwdEval: string[], bwd: string[], x: { lossLaunch: string; gather: string; sgd: string; sgdArgs: string[]; sgdBlocks: number; inN: number; classes: number }): string {
+  private source(
+    fwdTrain: string[],
+    fwdStep: string[],
+    fwdEval: string[],
+    bwd: string[],
+    x: { lossLaunch: string; gather: string; sgd: string; sgdArgs: string[]; sgdBlocks: number; inN: number; classes: number },
+  ): string {
     const P = `${this.name}_cuda`;
     const fields = this.allocs.map((a) => `  ${a.type}* ${a.name} = nullptr;`).join('\n');
     let off = 0;
@@ -701,7 +910,9 @@ int ${P}_profile(${P}* m, int steps, int batch, char* out, size_t cap);
     }
     const arenaBytes = off;
     const rvInit: string[] = [];
-    for (const s of this.g.state) if (s.kind === 'buffer' && s.dtype === 'F32' && s.name.endsWith('running_var')) rvInit.push(`      for (int i = 0; i < ${numel(s.shape)}; i++) ones[${this.sOff.get(s.name)} + i] = 1.f;`);
+    for (const s of this.g.state)
+      if (s.kind === 'buffer' && s.dtype === 'F32' && s.name.endsWith('running_var'))
+        rvInit.push(`      for (int i = 0; i < ${numel(s.shape)}; i++) ones[${this.sOff.get(s.name)} + i] = 1.f;`);
     const outVal = this.val(this.g.output, true);
     const outValEval = this.val(this.g.output, false);
     const rows = this.stateRows();
@@ -874,9 +1085,11 @@ ${bwd.join('\n')}
 
 /** One training step on the batch in m->x / m->y (gathered from the dataset first when \`gather\`). */
 int enqueue_step(${P}* m, int B, bool gather) {
-${this.directInput
-  ? '  // the convs reading the input and the loss read dataset rows through the order: no gather'
-  : `  if (gather)\n${this.launch(x.gather, `dim3(tk_cdiv(B * ${x.inN % 4 === 0 ? x.inN / 4 : x.inN}, ${K.THREADS}))`, ['m->data', 'm->labels', 'm->order', 'm->sc', 'm->x', 'm->y', 'B'])}`}
+${
+  this.directInput
+    ? '  // the convs reading the input and the loss read dataset rows through the order: no gather'
+    : `  if (gather)\n${this.launch(x.gather, `dim3(tk_cdiv(B * ${x.inN % 4 === 0 ? x.inN / 4 : x.inN}, ${K.THREADS}))`, ['m->data', 'm->labels', 'm->order', 'm->sc', 'm->x', 'm->y', 'B'])}`
+}
   if (int r = enqueue_forward_step(m, B, gather)) return r;
   {
     const int* tk_labels = ${this.directInput ? 'gather ? m->labels : m->y' : 'm->y'};

@@ -127,17 +127,20 @@ function pickDivisor(n: number, options: number[], ok: (d: number) => boolean): 
 export const TARGET_THREADS = 96 * 1024;
 
 /** Thread tile of the conv forward: OCT output channels x TH x TW output pixels (the pool window when fused). */
-export function convFwdTiling(s: ConvShape, pool: FusedPool | null, refBatch: number): { OCT: number; TH: number; TW: number; TY: number; TX: number } {
-  let TH = 1;
-  let TW = 1;
-  let TY = s.OH;
-  let TX = s.OW;
+export function convFwdTiling(
+  s: ConvShape,
+  pool: FusedPool | null,
+  refBatch: number,
+): { OCT: number; TH: number; TW: number; TY: number; TX: number } {
+  let TH: number, TW: number, TY: number, TX: number;
   if (pool) {
     TH = pool.kh;
     TW = pool.kw;
     TY = pool.oh;
     TX = pool.ow;
   } else {
+    TH = 1;
+    TY = s.OH;
     TW = pickDivisor(s.OW, [2], () => true);
     TX = s.OW / TW;
   }
@@ -153,7 +156,12 @@ export interface FusedStats {
   momentum: number;
 }
 
-export function convFwd(s: ConvShape, ep: Epilogue, refBatch: number, stats: FusedStats | null = null): KernelSrc & { OCT: number; TY: number; TX: number } {
+export function convFwd(
+  s: ConvShape,
+  ep: Epilogue,
+  refBatch: number,
+  stats: FusedStats | null = null,
+): KernelSrc & { OCT: number; TY: number; TX: number } {
   if (stats && (ep.act !== 'none' || ep.pool)) throw new Error('internal: BatchNorm statistics fused after an act or pool');
   const { OCT, TH, TW, TY, TX } = convFwdTiling(s, ep.pool, refBatch);
   const PR = (TH - 1) * s.SH + s.KH;
@@ -489,7 +497,8 @@ export function convDgradTiling(s: ConvShape, refBatch: number): { ICT: number; 
 
 /** Body of the input gradient (a transposed convolution, gathered per input pixel) for block (BX, BY = input-channel group). */
 function dgradBody(s: ConvShape, ep: Epilogue, refBatch: number): { body: string; ICT: number; TW: number; TX: number } {
-  const dzAt = (oy: string, ox: string) => `{ ${preGradCode(ep, 'b', 'o', oy, ox, `((size_t)(b * O + o) * OH + ${oy}) * OW + ${ox}`)} DZV = gz; }`;
+  const dzAt = (oy: string, ox: string) =>
+    `{ ${preGradCode(ep, 'b', 'o', oy, ox, `((size_t)(b * O + o) * OH + ${oy}) * OW + ${ox}`)} DZV = gz; }`;
   const { ICT, TW, TX } = convDgradTiling(s, refBatch);
   const WS = s.O * ICT * s.KH * s.KW;
   const stride1 = s.SH === 1 && s.SW === 1;
@@ -572,7 +581,12 @@ ${body}
  * (block = out channel, channel group, batch split), the rest the input gradient, so the two
  * share the GPU instead of running one after the other.
  */
-export function convBwd(s: ConvShape, ep: Epilogue, refBatch: number, dzGiven = false): KernelSrc & { ICT: number; TX: number; NCG: number } {
+export function convBwd(
+  s: ConvShape,
+  ep: Epilogue,
+  refBatch: number,
+  dzGiven = false,
+): KernelSrc & { ICT: number; TX: number; NCG: number } {
   const w = wgradBody(s, ep);
   // dzGiven: the input-gradient part reads dZ materialised by poolScatter (see there)
   const d = dgradBody(s, dzGiven ? { act: 'none', pool: null, C: ep.C, H: ep.H, W: ep.W } : ep, refBatch);
@@ -766,9 +780,7 @@ ${LAST_BLOCK}
 export function bnApply(ep: Epilogue, eps: number, train: boolean): KernelSrc {
   const { C, H, W } = ep;
   const HW = H * W;
-  const stats = train
-    ? `const float mu = mean[c], is = invstd[c];`
-    : `const float mu = mean[c], is = rsqrtf(invstd[c] + ${lit(eps)});`;
+  const stats = train ? `const float mu = mean[c], is = invstd[c];` : `const float mu = mean[c], is = rsqrtf(invstd[c] + ${lit(eps)});`;
   let body: string;
   if (!ep.pool) {
     body = `  const int e = blockIdx.x * blockDim.x + threadIdx.x;
@@ -890,10 +902,7 @@ export interface PoolShape {
 }
 
 export function poolFwd(op: 'max' | 'avg', s: PoolShape): KernelSrc {
-  const inner =
-    op === 'max'
-      ? `if (at < 0 || v > best || isnan(v)) { best = v; at = iy * W + ix; }`
-      : `best += v;`;
+  const inner = op === 'max' ? `if (at < 0 || v > best || isnan(v)) { best = v; at = iy * W + ix; }` : `best += v;`;
   const code = `// ${op}pool2d k${s.kh}x${s.kw} s${s.sh}x${s.sw} p${s.ph}x${s.pw} on [${s.C},${s.H},${s.W}]
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ idx, int B) {
   constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, OH = ${s.OH}, OW = ${s.OW}, KH = ${s.kh}, KW = ${s.kw}, SH = ${s.sh}, SW = ${s.sw}, PH = ${s.ph}, PW = ${s.pw};
@@ -1195,7 +1204,9 @@ export function sgdKernel(total: number, convs: ConvGradSpec[]): KernelSrc {
   // uses with the same blocking share one loop over the uses (NetResDeep: 100 uses, one loop)
   const sum = (j: number, c: ConvGradSpec, o: string, k: string) => {
     const runs: { blocks: number; from: number; to: number }[] = [];
-    c.useBlocks.forEach((b, u) => (runs.length && runs[runs.length - 1].blocks === b ? (runs[runs.length - 1].to = u + 1) : runs.push({ blocks: b, from: u, to: u + 1 })));
+    c.useBlocks.forEach((b, u) =>
+      runs.length && runs[runs.length - 1].blocks === b ? (runs[runs.length - 1].to = u + 1) : runs.push({ blocks: b, from: u, to: u + 1 }),
+    );
     const loops = runs.map(
       (r) => `{
           const int sp = tk_splits(B, ${r.blocks}, sms, nullptr);
@@ -1215,7 +1226,8 @@ export function sgdKernel(total: number, convs: ConvGradSpec[]): KernelSrc {
         const int r = i - ${c.wOff}, o = r / ${c.K}, k = r % ${c.K};
         ${sum(j, c, 'o', 'k')}
       } else `;
-      if (c.bOff !== null) t += `if (i >= ${c.bOff} && i < ${c.bOff + c.O}) {
+      if (c.bOff !== null)
+        t += `if (i >= ${c.bOff} && i < ${c.bOff + c.O}) {
         const int o = i - ${c.bOff};
         ${sum(j, c, 'o', String(c.K))}
       } else `;

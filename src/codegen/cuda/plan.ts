@@ -14,7 +14,15 @@ import type { Act, Epilogue, FusedPool } from './kernels.js';
 export type Group =
   | { kind: 'conv'; node: Conv2dNode; act: Act; pool: PoolNode | null; input: number; out: number }
   | { kind: 'linear'; node: LinearNode; act: Act; input: number; out: number }
-  | { kind: 'bn'; node: BatchNormNode; act: Act; pool: PoolNode | null; input: number; out: number; add: { node: Node; other: number } | null }
+  | {
+      kind: 'bn';
+      node: BatchNormNode;
+      act: Act;
+      pool: PoolNode | null;
+      input: number;
+      out: number;
+      add: { node: Node; other: number } | null;
+    }
   | { kind: 'single'; node: Node; out: number };
 
 export function consumers(g: Graph): Node[][] {
@@ -24,7 +32,14 @@ export function consumers(g: Graph): Node[][] {
 }
 
 function fusablePool(n: Node): n is PoolNode {
-  return n.op === 'maxpool2d' && n.attrs.kh === n.attrs.sh && n.attrs.kw === n.attrs.sw && n.attrs.ph === 0 && n.attrs.pw === 0 && n.attrs.kh * n.attrs.kw <= 255;
+  return (
+    n.op === 'maxpool2d' &&
+    n.attrs.kh === n.attrs.sh &&
+    n.attrs.kw === n.attrs.sw &&
+    n.attrs.ph === 0 &&
+    n.attrs.pw === 0 &&
+    n.attrs.kh * n.attrs.kw <= 255
+  );
 }
 
 export function fuse(g: Graph): Group[] {
