@@ -9,7 +9,8 @@ import { plan } from '../src/codegen/plan.js';
 import { formatReport, listGoldenCases, runGoldenCase } from '../src/check/golden.js';
 import { trace } from '../src/graph/trace.js';
 import { compiledBackend } from '../src/runtime/backend.js';
-import { bookModels } from '../models/book.js';
+import { bookModels, Net } from '../models/book.js';
+import type { Node } from '../src/graph/ir.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const shared = path.resolve(root, '../shared/golden');
@@ -59,5 +60,17 @@ describe('kernel deduplication', () => {
     console.log(`tk_netresdeep.cpp: ${a.cpp.length} B at 10 blocks, ${b.cpp.length} B at 100 blocks`);
     expect(growth / 90).toBeLessThan(400);
     expect(b.cpp.split('\n').length - a.cpp.split('\n').length).toBe(0);
+  });
+});
+
+describe('the CPU planner refuses what it does not know', () => {
+  it('an unknown op is an error naming the op and its model.ts line, not a copy', () => {
+    const g = trace(new Net());
+    const relu = g.nodes.findIndex((n) => n.op === 'tanh');
+    const forged = {
+      ...g,
+      nodes: g.nodes.map((n, i) => (i === relu ? ({ ...n, op: 'roll', source: 'models/x.ts:7' } as unknown as Node) : n)),
+    };
+    expect(() => plan(forged)).toThrow(/CPU backend has no kernel for op 'roll' \(.* at models\/x\.ts:7\)/);
   });
 });

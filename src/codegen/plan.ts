@@ -185,9 +185,11 @@ export function plan(graph: Graph): Plan {
         takeAct();
         const m = sole(g.out);
         const [, H, W] = n.shape;
-        if (m && m.op === 'add' && g.act !== 'tanh' && m.inputs[0] !== m.inputs[1]) {
+        const skip = m && m.op === 'add' ? (m.inputs[0] === g.out ? m.inputs[1] : m.inputs[0]) : -1;
+        // the kernel reads the other summand as it runs: it must be computed before this BatchNorm
+        if (m && m.op === 'add' && g.act !== 'tanh' && m.inputs[0] !== m.inputs[1] && skip < n.id) {
           g.add = m;
-          g.skip = m.inputs[0] === g.out ? m.inputs[1] : m.inputs[0];
+          g.skip = skip;
           take(m);
         } else if (m && isPool2(m) && H % 2 === 0 && W % 2 === 0) {
           // the full-size activation is then never stored (forward) nor re-read (backward)
@@ -218,6 +220,9 @@ export function plan(graph: Graph): Plan {
       case 'reshape':
         g.kind = 'reshape';
         break;
+      default:
+        // an op this planner does not know must stop the build, never compile to a copy
+        return unsupported(n);
     }
     groups.push(g);
   }
@@ -942,6 +947,11 @@ export function plan(graph: Graph): Plan {
     classes: nodes[graph.output].shape[0],
     groups: describe,
   };
+}
+
+function unsupported(n: never): never {
+  const node = n as Node;
+  throw new Error(`the CPU backend has no kernel for op '${node.op}' (${node.module || 'model'} at ${node.source})`);
 }
 
 /** Greedy best-fit offsets (bytes per sample) for buffers with lifetimes; returns the arena size per sample. */
