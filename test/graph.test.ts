@@ -237,3 +237,26 @@ describe('modules', () => {
     expect([...new Small().stateDict().keys()]).toEqual(['body.0.weight', 'body.0.bias', 'head.weight', 'head.bias']);
   });
 });
+
+describe('layer options are never ignored', () => {
+  it('Conv2d refuses groups, dilation and padding modes it does not implement, and unknown options, naming the line', () => {
+    const make = (o: object) => () => new nn.Conv2d(4, 4, { kernelSize: 3, ...o } as never);
+    expect(make({ groups: 4 })).toThrow(/Conv2d\(4, 4\) at test\/graph\.test\.ts:\d+: groups: 4 is not supported/);
+    expect(make({ dilation: 2 })).toThrow(/dilation: 2 is not supported/);
+    expect(make({ paddingMode: 'reflect' })).toThrow(/paddingMode: "reflect" is not supported/);
+    expect(make({ kernel_size: 3 })).toThrow(/unknown option 'kernel_size'/);
+    expect(make({ groups: 1, dilation: [1, 1], paddingMode: 'zeros' })).not.toThrow();
+  });
+
+  it('Linear, BatchNorm2d and the pools refuse unknown options', () => {
+    expect(() => new nn.Linear(3, 2, { bais: false } as never)).toThrow(/Linear\(3, 2\) .*unknown option 'bais'/);
+    expect(() => new nn.BatchNorm2d(3, { affine: false } as never)).toThrow(/unknown option 'affine'/);
+    class P extends nn.Module {
+      p = new nn.MaxPool2d(2, { ceilMode: true } as never);
+      forward(x: Tensor): Tensor {
+        return this.p(x).flatten();
+      }
+    }
+    expect(() => trace(new P())).toThrow(/MaxPool2d .*unknown option 'ceilMode'/);
+  });
+});

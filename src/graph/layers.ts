@@ -6,6 +6,7 @@ import { numel } from './ir.js';
 import { Buffer, Module, Parameter } from './module.js';
 import type { Tensor } from './tensor.js';
 import { currentTracer } from './tracer.js';
+import { callerSource } from './source.js';
 
 type Pair = number | [number, number];
 /** A size option as [h, w]; '' when valid, else what is wrong with it (integers >= min). */
@@ -16,11 +17,34 @@ function pairOf(v: Pair, what: string, min: number): { value: [number, number]; 
 }
 const zeros = (shape: number[]) => new Parameter(new Float32Array(numel(shape)), shape);
 
+/**
+ * Refuses options a layer does not know or does not implement: an ignored
+ * option builds a different model than the user wrote (e.g. `groups` dropped
+ * gives a dense conv), which is worse than an error.
+ */
+function checkOptions(layer: string, options: object, known: Record<string, (v: unknown) => boolean>): void {
+  for (const [k, v] of Object.entries(options)) {
+    if (v === undefined) continue;
+    const ok = Object.hasOwn(known, k) ? known[k](v) : false;
+    if (!ok) {
+      const what = Object.hasOwn(known, k) ? `${k}: ${JSON.stringify(v)} is not supported` : `unknown option '${k}'`;
+      throw new Error(`${layer} at ${callerSource()}: ${what} (options: ${Object.keys(known).join(', ')})`);
+    }
+  }
+}
+const any = () => true;
+const isOne = (v: unknown) => v === 1 || (Array.isArray(v) && v.every((x) => x === 1));
+
 export interface Conv2dOptions {
   kernelSize: Pair;
   stride?: Pair;
   padding?: Pair;
   bias?: boolean;
+  /** only 1 for now: other values are refused, never ignored */
+  groups?: number;
+  /** only 1 for now */
+  dilation?: Pair;
+  paddingMode?: 'zeros';
 }
 
 export class Conv2d extends Module {
@@ -37,6 +61,15 @@ export class Conv2d extends Module {
   ) {
     super();
     const o = typeof options === 'number' ? { kernelSize: options } : options;
+    checkOptions(`Conv2d(${inChannels}, ${outChannels})`, o, {
+      kernelSize: any,
+      stride: any,
+      padding: any,
+      bias: any,
+      groups: isOne,
+      dilation: isOne,
+      paddingMode: (v) => v === 'zeros',
+    });
     const sizes = [pairOf(o.kernelSize, 'kernelSize', 1), pairOf(o.stride ?? 1, 'stride', 1), pairOf(o.padding ?? 0, 'padding', 0)];
     const bad = [
       ...[inChannels, outChannels].filter((c) => !Number.isInteger(c) || c < 1).map((c) => `channels must be positive integers, got ${c}`),
@@ -88,6 +121,7 @@ export class Linear extends Module {
     options: { bias?: boolean } = {},
   ) {
     super();
+    checkOptions(`Linear(${inFeatures}, ${outFeatures})`, options, { bias: any });
     this.weight = zeros([outFeatures, inFeatures]);
     this.bias = options.bias === false ? null : zeros([outFeatures]);
     if (inFeatures > 0) defaultInit(this.weight, this.bias);
@@ -145,6 +179,7 @@ export interface PoolOptions {
 
 export function pool(kind: 'maxpool2d' | 'avgpool2d', x: Tensor, kernel: Pair, o: PoolOptions = {}): Tensor {
   const t = currentTracer();
+  checkOptions(kind === 'maxpool2d' ? 'MaxPool2d' : 'AvgPool2d', o, { stride: any, padding: any });
   const sizes = [pairOf(kernel, 'kernel size', 1), pairOf(o.stride ?? kernel, 'stride', 1), pairOf(o.padding ?? 0, 'padding', 0)];
   const [[kh, kw], [sh, sw], [ph, pw]] = sizes.map((p) => p.value);
   const op = `${kind === 'maxpool2d' ? 'max_pool2d' : 'avg_pool2d'}(${kh === kw ? kh : `[${kh}, ${kw}]`})`;
@@ -194,6 +229,7 @@ export class BatchNorm2d extends Module {
     options: { eps?: number; momentum?: number } = {},
   ) {
     super();
+    checkOptions(`BatchNorm2d(${numFeatures})`, options, { eps: any, momentum: any });
     this.eps = options.eps ?? 1e-5;
     this.momentum = options.momentum ?? 0.1;
     const n = numFeatures;
