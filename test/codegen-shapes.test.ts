@@ -13,7 +13,7 @@ import { F, nn, torch, type Tensor } from '../src/graph/index.js';
 import type { HostTensor } from '../src/graph/ir.js';
 import { trace } from '../src/graph/trace.js';
 import { Interpreter } from '../src/interp/index.js';
-import { plan } from '../src/codegen/plan.js';
+import { plan } from '../src/codegen/cpu/plan.js';
 import { BnFirst } from './fixtures/bn-first.js';
 import { compiledBackend } from '../src/runtime/backend.js';
 import { stepSeed } from '../src/train/rules.js';
@@ -72,13 +72,13 @@ describe('compiled CPU == interpreter on unusual shapes', () => {
   it('BatchNorm + max pool is fused where the pool is 2x2/2 over even sizes', () => {
     expect(plan(trace(new BnPool())).groups.map((g) => g.split(' [')[0])).toEqual([
       'conv2d',
-      'batchnorm2d+relu+maxpool2d',
+      'batchnorm+relu+maxpool2d',
       'conv2d',
-      'batchnorm2d+maxpool2d',
+      'batchnorm+maxpool2d',
       'avgpool2d',
       'add',
       'conv2d',
-      'batchnorm2d+tanh',
+      'batchnorm+tanh',
       'maxpool2d',
       'reshape',
       'linear',

@@ -12,7 +12,7 @@ function interp(model: nn.Module, inputShape: number[]): Interpreter {
   const it = Interpreter.fromModel(model, inputShape);
   const rng = new Rng(7);
   for (const node of it.graph.nodes)
-    if (node.op === 'batchnorm2d') {
+    if (node.op === 'batchnorm') {
       it.values.get(node.params[0])!.forEach((_, i, a) => (a[i] = 1 + 0.5 * rng.normal()));
       it.values.get(node.params[1])!.forEach((_, i, a) => (a[i] = 0.3 * rng.normal()));
     }

@@ -79,8 +79,9 @@ describe('book models', () => {
 
   it('traces NetRes skip connection as an add of the pooled stage-2 output', () => {
     const g = trace(new bookModels.NetRes());
-    const add = g.nodes.find((n) => n.op === 'add')!;
-    expect(g.nodes[add.inputs[0]].op).toBe('relu');
+    const add = g.nodes.find((n) => n.op === 'binary' && n.attrs.fn === 'add')!;
+    const relu = g.nodes[add.inputs[0]];
+    expect(relu.op === 'unary' && relu.attrs.fn).toBe('relu');
     expect(g.nodes[add.inputs[1]].op).toBe('maxpool2d');
     expect(add.source).toMatch(/models\/book\.ts:\d+$/);
   });
@@ -232,20 +233,26 @@ describe('modules', () => {
       }
     }
     const g = trace(new Small());
-    expect(g.nodes.map((n) => n.op)).toEqual(['input', 'conv2d', 'relu', 'avgpool2d', 'dropout', 'reshape', 'linear']);
+    expect(g.nodes.map((n) => n.op)).toEqual(['input', 'conv2d', 'unary', 'avgpool2d', 'dropout', 'reshape', 'linear']);
     expect(g.nodes[1].module).toBe('body.0');
     expect([...new Small().stateDict().keys()]).toEqual(['body.0.weight', 'body.0.bias', 'head.weight', 'head.bias']);
   });
 });
 
 describe('layer options are never ignored', () => {
-  it('Conv2d refuses groups, dilation and padding modes it does not implement, and unknown options, naming the line', () => {
+  it('Conv2d builds groups and dilation as PyTorch does, and refuses padding modes it does not implement and unknown options, naming the line', () => {
     const make = (o: object) => () => new nn.Conv2d(4, 4, { kernelSize: 3, ...o } as never);
-    expect(make({ groups: 4 })).toThrow(/Conv2d\(4, 4\) at test\/graph\.test\.ts:\d+: groups: 4 is not supported/);
-    expect(make({ dilation: 2 })).toThrow(/dilation: 2 is not supported/);
-    expect(make({ paddingMode: 'reflect' })).toThrow(/paddingMode: "reflect" is not supported/);
+    const depthwise = make({ groups: 4 })();
+    expect(depthwise.weight.shape).toEqual([4, 1, 3, 3]); // PyTorch: [out, in/groups, kh, kw]
+    expect(depthwise.parameters().reduce((s, p) => s + p.data.length, 0)).toBe(4 * 9 + 4);
+    expect(make({ groups: 3 })).toThrow(/divisible by groups \(3\)/);
+    expect(make({ paddingMode: 'reflect' })).toThrow(
+      /Conv2d\(4, 4\) at test\/graph\.test\.ts:\d+: paddingMode: "reflect" is not supported/,
+    );
     expect(make({ kernel_size: 3 })).toThrow(/unknown option 'kernel_size'/);
-    expect(make({ groups: 1, dilation: [1, 1], paddingMode: 'zeros' })).not.toThrow();
+    expect(make({ padding: 'same', stride: 2 })).toThrow(/padding 'same' needs stride 1/);
+    expect(make({ padding: 'same', dilation: 2 })().padding).toEqual([2, 2]);
+    expect(() => new nn.Conv2d(4, 4, { kernelSize: 2, padding: 'same' })).toThrow(/even effective kernel/);
   });
 
   it('Linear, BatchNorm2d and the pools refuse unknown options', () => {

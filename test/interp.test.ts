@@ -3,7 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { F, manualSeed, nn, torch, type Tensor } from 'tensorkiln';
 import { Net, NetResDeep } from '../models/book.js';
-import { Interpreter, ops } from '../src/interp/index.js';
+import { Interpreter } from '../src/interp/index.js';
+import type { Node } from '../src/graph/ir.js';
+import { opOf } from '../src/ops/index.js';
+import { crossEntropy } from '../src/ops/loss.js';
 import { hashUniform, Rng } from '../src/util/rng.js';
 
 const f64 = (a: number[]) => Float64Array.from(a);
@@ -20,82 +23,154 @@ function fnModel(f: (x: Tensor) => Tensor): nn.Module {
   })();
 }
 
+/** Runs one node through its registry entry: forward, then (given dout) backward into fresh gradients. */
+function run(node: Node, x: Float64Array[], xShape: number[][], params: Float64Array[] = [], dout?: Float64Array) {
+  const B = 1;
+  const out = new Float64Array(B * node.shape.reduce((a, b) => a * b, 1));
+  const op = opOf(node);
+  const param = (i: number) => params[i];
+  const saved = op.forward(node, { B, train: true, seed: 0, x, xShape, out, param, bump: () => {}, mask: () => undefined });
+  const dx = x.map((a) => new Float64Array(a.length));
+  const grads = params.map((p) => new Float64Array(p.length));
+  if (dout) op.backward(node, { B, train: true, x, xShape, out, dout, saved, param, dx: (i) => dx[i], grad: (i) => grads[i] });
+  return { out, dx, grads };
+}
+
+const node = (n: object): Node => ({ id: 1, module: '', source: 'test', ...n }) as Node;
+
 describe('ops by hand', () => {
   // inp[r][c] = 4r + c + 1, one sample, one channel; 3x3 kernel, stride 2, padding 1 → 2x2 output
   const inp = f64(Array.from({ length: 16 }, (_, i) => i + 1));
-  const g = { B: 1, C: 1, H: 4, W: 4, OC: 1, OH: 2, OW: 2, KH: 3, KW: 3, SH: 2, SW: 2, PH: 1, PW: 1 };
+  const attrs = { inC: 1, outC: 1, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1, dh: 1, dw: 1, groups: 1, bias: false };
+  const conv = node({ op: 'conv2d', inputs: [0], shape: [1, 2, 2], params: ['w'], attrs });
+  const convB = node({ op: 'conv2d', inputs: [0], shape: [1, 2, 2], params: ['w', 'b'], attrs: { ...attrs, bias: true } });
 
   it('conv2d forward with padding and stride on a 4x4 input', () => {
-    const out = new Float64Array(4);
     const centre = f64([0, 0, 0, 0, 1, 0, 0, 0, 0]);
-    ops.conv2dForward(out, inp, centre, null, g);
-    expect([...out]).toEqual([1, 3, 9, 11]); // inputs at (0,0), (0,2), (2,0), (2,2)
-    ops.conv2dForward(out, inp, new Float64Array(9).fill(1), f64([0.5]), g);
+    expect([...run(conv, [inp], [[1, 4, 4]], [centre]).out]).toEqual([1, 3, 9, 11]); // inputs at (0,0), (0,2), (2,0), (2,2)
     // window sums: rows 0-1 × cols 0-1, rows 0-1 × cols 1-3, rows 1-3 × cols 0-1, rows 1-3 × cols 1-3
-    expect([...out]).toEqual([14.5, 30.5, 57.5, 99.5]);
+    expect([...run(convB, [inp], [[1, 4, 4]], [new Float64Array(9).fill(1), f64([0.5])]).out]).toEqual([14.5, 30.5, 57.5, 99.5]);
   });
 
   it('conv2d backward with padding and stride on a 4x4 input', () => {
-    const dinp = new Float64Array(16);
-    const dweight = new Float64Array(9);
-    const dbias = new Float64Array(1);
-    ops.conv2dBackward(dinp, dweight, dbias, f64([1, 1, 1, 1]), inp, new Float64Array(9).fill(1), g);
+    const r = run(convB, [inp], [[1, 4, 4]], [new Float64Array(9).fill(1), f64([0])], f64([1, 1, 1, 1]));
     // each input pixel is read by (windows over its row)·(windows over its column): rows/cols 0..3 → 1, 2, 1, 1
-    expect([...dinp]).toEqual([1, 2, 1, 1, 2, 4, 2, 2, 1, 2, 1, 1, 1, 2, 1, 1]);
+    expect([...r.dx[0]]).toEqual([1, 2, 1, 1, 2, 4, 2, 2, 1, 2, 1, 1, 1, 2, 1, 1]);
     // dW[ky][kx] = Σ of the inputs that tap reads: ky=0 reads row 1, ky=1 rows 0,2, ky=2 rows 1,3 (same for columns)
-    expect([...dweight]).toEqual([6, 12, 14, 12, 24, 28, 20, 40, 44]);
-    expect([...dbias]).toEqual([4]);
+    expect([...r.grads[0]]).toEqual([6, 12, 14, 12, 24, 28, 20, 40, 44]);
+    expect([...r.grads[1]]).toEqual([4]);
   });
+
+  it('a dilated, grouped conv: each output channel reads its own input channel with taps two apart', () => {
+    // two channels 3x3 (values 1..9 and 10..18), depthwise 2x2 kernels of ones, dilation 2 → one output per channel
+    const x = f64(Array.from({ length: 18 }, (_, i) => i + 1));
+    const dw = node({
+      op: 'conv2d',
+      inputs: [0],
+      shape: [2, 1, 1],
+      params: ['w'],
+      attrs: { ...attrs, inC: 2, outC: 2, kh: 2, kw: 2, sh: 1, sw: 1, ph: 0, pw: 0, dh: 2, dw: 2, groups: 2 },
+    });
+    const r = run(dw, [x], [[2, 3, 3]], [new Float64Array(8).fill(1)], f64([1, 10]));
+    expect([...r.out]).toEqual([1 + 3 + 7 + 9, 10 + 12 + 16 + 18]); // the corners
+    expect([...r.dx[0]]).toEqual([1, 0, 1, 0, 0, 0, 1, 0, 1, 10, 0, 10, 0, 0, 0, 10, 0, 10]);
+  });
+
+  const pool = (op: 'maxpool2d' | 'avgpool2d', shape: number[], a: object) =>
+    node({ op, inputs: [0], shape, params: [], attrs: { kh: 2, kw: 2, sh: 2, sw: 2, ph: 0, pw: 0, countIncludePad: true, ...a } });
 
   it('maxpool2d sends the gradient to the first maximum in row-major window order', () => {
     // one channel 2x4: window 1 [[1,3],[3,2]] (tie between (0,1) and (1,0)), window 2 all zeros (ReLU zeros)
     const x = f64([1, 3, 0, 0, 3, 2, 0, 0]);
-    const pg = { B: 1, C: 1, H: 2, W: 4, OH: 1, OW: 2, KH: 2, KW: 2, SH: 2, SW: 2, PH: 0, PW: 0 };
-    const out = new Float64Array(2);
-    const argmax = new Int32Array(2);
-    ops.maxpool2dForward(out, argmax, x, pg);
-    expect([...out]).toEqual([3, 0]);
-    expect([...argmax]).toEqual([1, 2]);
-    const dinp = new Float64Array(8);
-    ops.maxpool2dBackward(dinp, f64([5, 7]), argmax);
-    expect([...dinp]).toEqual([0, 5, 7, 0, 0, 0, 0, 0]);
+    const r = run(pool('maxpool2d', [1, 1, 2], {}), [x], [[1, 2, 4]], [], f64([5, 7]));
+    expect([...r.out]).toEqual([3, 0]);
+    expect([...r.dx[0]]).toEqual([0, 5, 7, 0, 0, 0, 0, 0]);
   });
 
-  it('maxpool2d padding is −∞, avgpool2d padding counts as zeros in the mean', () => {
+  it('maxpool2d padding is −∞, avgpool2d padding counts as zeros in the mean (or not, with countIncludePad false)', () => {
     const x = f64([-5, -3, -4, -6]);
-    const pg = { B: 1, C: 1, H: 2, W: 2, OH: 2, OW: 2, KH: 2, KW: 2, SH: 2, SW: 2, PH: 1, PW: 1 };
-    const out = new Float64Array(4);
-    ops.maxpool2dForward(out, new Int32Array(4), x, pg);
-    expect([...out]).toEqual([-5, -3, -4, -6]);
-    ops.avgpool2dForward(out, x, pg);
-    expect([...out]).toEqual([-5 / 4, -3 / 4, -4 / 4, -6 / 4]);
-    const dinp = new Float64Array(4);
-    ops.avgpool2dBackward(dinp, f64([1, 2, 3, 4]), pg);
-    expect([...dinp]).toEqual([0.25, 0.5, 0.75, 1]);
+    expect([...run(pool('maxpool2d', [1, 2, 2], { ph: 1, pw: 1 }), [x], [[1, 2, 2]]).out]).toEqual([-5, -3, -4, -6]);
+    const avg = run(pool('avgpool2d', [1, 2, 2], { ph: 1, pw: 1 }), [x], [[1, 2, 2]], [], f64([1, 2, 3, 4]));
+    expect([...avg.out]).toEqual([-5 / 4, -3 / 4, -4 / 4, -6 / 4]);
+    expect([...avg.dx[0]]).toEqual([0.25, 0.5, 0.75, 1]);
+    const exclude = run(pool('avgpool2d', [1, 2, 2], { ph: 1, pw: 1, countIncludePad: false }), [x], [[1, 2, 2]], [], f64([1, 2, 3, 4]));
+    expect([...exclude.out]).toEqual([-5, -3, -4, -6]); // each window holds one real value
+    expect([...exclude.dx[0]]).toEqual([1, 2, 3, 4]);
   });
+
+  const unary = (fn: string, p: object = {}) => node({ op: 'unary', inputs: [0], shape: [4], params: [], attrs: { fn, p } } as never);
 
   it('relu has gradient 0 at 0; tanh uses 1 − y²', () => {
     const x = f64([0, 1, -1, 2]);
-    const y = new Float64Array(4);
-    ops.reluForward(y, x);
-    const d = new Float64Array(4);
-    ops.reluBackward(d, f64([1, 1, 1, 1]), y);
-    expect([...d]).toEqual([0, 1, 0, 1]);
-    ops.tanhForward(y, x);
-    d.fill(0);
-    ops.tanhBackward(d, f64([1, 1, 1, 1]), y);
+    const ones = f64([1, 1, 1, 1]);
+    const relu = run(unary('relu'), [x], [[4]], [], ones);
+    expect([...relu.out]).toEqual([0, 1, 0, 2]);
+    expect([...relu.dx[0]]).toEqual([0, 1, 0, 1]);
     expectClose(
-      d,
+      run(unary('tanh'), [x], [[4]], [], ones).dx[0],
       [...x].map((v) => 1 / Math.cosh(v) ** 2),
     );
   });
 
-  it('cross-entropy: mean of logsumexp − z[label], gradient (softmax − onehot)/B', () => {
-    const { loss, dlogits } = ops.crossEntropy([0, 0, 1, 0], [0, 1], 2, 2);
+  it('broadcast multiply: a [C, 1, 1] gate scales whole channels and sums its gradient over them', () => {
+    const a = f64([1, 2, 3, 4, 5, 6, 7, 8]); // [2, 2, 2]
+    const gate = f64([10, -1]); // [2, 1, 1]
+    const mul = node({ op: 'binary', inputs: [0, 2], shape: [2, 2, 2], params: [], attrs: { fn: 'mul' } });
+    const r = run(
+      mul,
+      [a, gate],
+      [
+        [2, 2, 2],
+        [2, 1, 1],
+      ],
+      [],
+      new Float64Array(8).fill(1),
+    );
+    expect([...r.out]).toEqual([10, 20, 30, 40, -5, -6, -7, -8]);
+    expect([...r.dx[0]]).toEqual([10, 10, 10, 10, -1, -1, -1, -1]);
+    expect([...r.dx[1]]).toEqual([1 + 2 + 3 + 4, 5 + 6 + 7 + 8]);
+  });
+
+  it('concat stacks channel blocks; its gradient splits them back', () => {
+    const cat = node({ op: 'concat', inputs: [0, 2], shape: [3, 1, 1], params: [] });
+    const r = run(
+      cat,
+      [f64([1, 2]), f64([3])],
+      [
+        [2, 1, 1],
+        [1, 1, 1],
+      ],
+      [],
+      f64([4, 5, 6]),
+    );
+    expect([...r.out]).toEqual([1, 2, 3]);
+    expect([...r.dx[0]]).toEqual([4, 5]);
+    expect([...r.dx[1]]).toEqual([6]);
+  });
+
+  it('softmax and log-softmax: rows of probabilities; gradients y·(g − Σ g·y) and g − p·Σ g', () => {
+    const x = f64([0, Math.log(3)]);
+    const sm = run(node({ op: 'softmax', inputs: [0], shape: [2], params: [], attrs: { log: false } }), [x], [[2]], [], f64([1, 0]));
+    expectClose(sm.out, [0.25, 0.75], 14);
+    expectClose(sm.dx[0], [0.25 * (1 - 0.25), 0.75 * (0 - 0.25)], 14);
+    const ls = run(node({ op: 'softmax', inputs: [0], shape: [2], params: [], attrs: { log: true } }), [x], [[2]], [], f64([1, 0]));
+    expectClose(ls.out, [Math.log(0.25), Math.log(0.75)], 14);
+    expectClose(ls.dx[0], [1 - 0.25, -0.75], 14);
+  });
+
+  it('cross-entropy: mean of logsumexp − z[label], gradient (softmax − onehot)/B; label smoothing and NLL', () => {
+    const { loss, dlogits } = crossEntropy([0, 0, 1, 0], [0, 1], 2, 2);
     const e = Math.E;
     expect(loss).toBeCloseTo((Math.log(2) + Math.log(1 + e)) / 2, 14);
     expectClose(dlogits, [-0.25, 0.25, e / (1 + e) / 2, (1 / (1 + e) - 1) / 2], 14);
-    expect(() => ops.crossEntropy([0, 0], [2], 1, 2)).toThrow(/label 0 is 2/);
+    expect(() => crossEntropy([0, 0], [2], 1, 2)).toThrow(/label 0 is 2/);
+    // smoothing 0.2 over 2 classes: target (0.9, 0.1) for label 0; equal logits give loss log 2 and gradient p − q
+    const s = crossEntropy([0, 0], [0], 1, 2, { kind: 'cross_entropy', labelSmoothing: 0.2 });
+    expect(s.loss).toBeCloseTo(Math.log(2), 14);
+    expectClose(s.dlogits, [0.5 - 0.9, 0.5 - 0.1], 14);
+    const nll = crossEntropy([-1, -2, -3, -4], [1, 0], 2, 2, { kind: 'nll' });
+    expect(nll.loss).toBeCloseTo((2 + 3) / 2, 14);
+    expectClose(nll.dlogits, [0, -0.5, -0.5, 0], 14);
   });
 });
 

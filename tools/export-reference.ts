@@ -127,7 +127,7 @@ export function margins(it: Interpreter, g: Graph): Margins {
   if (!tape) return m;
   for (const n of g.nodes) {
     const inp = tape.values[n.inputs[0]];
-    if (n.op === 'relu') for (const v of inp) m.relu = Math.min(m.relu, Math.abs(v));
+    if (n.op === 'unary' && n.attrs.fn === 'relu') for (const v of inp) m.relu = Math.min(m.relu, Math.abs(v));
     if (n.op === 'maxpool2d') {
       const [C, H, W] = g.nodes[n.inputs[0]].shape;
       const a = n.attrs;

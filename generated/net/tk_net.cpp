@@ -32,6 +32,24 @@ constexpr size_t ARENA_BYTES_PER_SAMPLE = 41472;
 constexpr size_t RED_PER_THREAD = 0;
 constexpr int MAX_THREADS = 64;
 
+// ---------------------------------------------------------------- activations
+// Each activation's forward and derivatives on SIMD vectors, printed from
+// src/ops/activations.ts (the interpreter evaluates the same formulas).
+using tk::vf;
+using tk::vsplat;
+using tk::vexp;
+using tk::vtanh;
+using tk::vmax;
+using tk::vmin;
+using tk::vlanes;
+// tanh
+struct Act_tanh {
+  static constexpr bool none = false;
+  static TK_INLINE vf f(vf x) { return vtanh(x); }
+  static TK_INLINE vf dx(vf x) { return (vsplat(1.0f) - (vtanh(x) * vtanh(x))); }
+  static TK_INLINE vf dy(vf y) { return (vsplat(1.0f) - (y * y)); }
+};
+
 // ---------------------------------------------------------------- kernels
 
 // Conv2d 3->16 3x3 stride 1,1 pad 1,1 + bias + tanh + maxpool 2x2
@@ -48,7 +66,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   constexpr bool POOL = true;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
@@ -67,7 +85,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   constexpr bool POOL = true;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
@@ -78,7 +96,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k2_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 512;
   constexpr int O = 32;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
 }
 
@@ -88,7 +106,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k3_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 32;
   constexpr int O = 2;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
 }
 
@@ -98,7 +116,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k4_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 32;
   constexpr int O = 2;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
   tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
@@ -110,7 +128,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k5_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 512;
   constexpr int O = 32;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
   tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
@@ -130,7 +148,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   constexpr bool POOL = true;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
@@ -151,7 +169,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   constexpr bool POOL = true;
   constexpr bool NEED_DX = false;
   constexpr bool ACCUM_DX = false;

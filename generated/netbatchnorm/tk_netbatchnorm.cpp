@@ -4,9 +4,9 @@
 // Graph: 13 nodes, input [B, 3, 32, 32], 12 parameters (38482 floats)
 // Plan (14 kernels, 8 forward / 6 backward calls, arena 335872 B per sample):
 //   conv2d [B, 3, 32, 32] -> [B, 32, 32, 32] (conv1 · models/book.ts:100)
-//   batchnorm2d+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16] (conv1_batchnorm · models/book.ts:100)
+//   batchnorm+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16] (conv1_batchnorm · models/book.ts:100)
 //   conv2d [B, 32, 16, 16] -> [B, 16, 16, 16] (conv2 · models/book.ts:102)
-//   batchnorm2d+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8] (conv2_batchnorm · models/book.ts:102)
+//   batchnorm+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8] (conv2_batchnorm · models/book.ts:102)
 //   reshape [B, 16, 8, 8] -> [B, 1024] ((root) · models/book.ts:104)
 //   linear+tanh [B, 1024] -> [B, 32] (fc1 · models/book.ts:105)
 //   linear [B, 32] -> [B, 2] (fc2 · models/book.ts:106)
@@ -34,6 +34,24 @@ constexpr size_t ARENA_BYTES_PER_SAMPLE = 335872;
 constexpr size_t RED_PER_THREAD = 192;
 constexpr int MAX_THREADS = 64;
 
+// ---------------------------------------------------------------- activations
+// Each activation's forward and derivatives on SIMD vectors, printed from
+// src/ops/activations.ts (the interpreter evaluates the same formulas).
+using tk::vf;
+using tk::vsplat;
+using tk::vexp;
+using tk::vtanh;
+using tk::vmax;
+using tk::vmin;
+using tk::vlanes;
+// tanh
+struct Act_tanh {
+  static constexpr bool none = false;
+  static TK_INLINE vf f(vf x) { return vtanh(x); }
+  static TK_INLINE vf dx(vf x) { return (vsplat(1.0f) - (vtanh(x) * vtanh(x))); }
+  static TK_INLINE vf dy(vf y) { return (vsplat(1.0f) - (y * y)); }
+};
+
 // ---------------------------------------------------------------- kernels
 
 // Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias
@@ -50,30 +68,30 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   constexpr bool POOL = false;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
 
-// train mode: BatchNorm2d(32) + tanh + maxpool 2x2
+// train mode: BatchNorm(32) + tanh + maxpool 2x2
 // z [B, 32, 32, 32] -> out [B, 32, 16, 16]
 // first use: conv1_batchnorm · models/book.ts:100
 [[maybe_unused]] void k1_bn_pool_fwd_train(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
   constexpr int C = 32;
   constexpr int H = 32;
   constexpr int W = 32;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   tk::bn_pool_fwd_train<C, H, W, ACT>(c, out, z, am, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
 }
 
-// eval mode: BatchNorm2d(32) + tanh + maxpool 2x2
+// eval mode: BatchNorm(32) + tanh + maxpool 2x2
 // z [B, 32, 32, 32] -> out [B, 32, 16, 16]
 // first use: conv1_batchnorm · models/book.ts:100
 [[maybe_unused]] void k2_bn_pool_fwd_eval(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
   constexpr int C = 32;
   constexpr int H = 32;
   constexpr int W = 32;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   tk::bn_pool_fwd_eval<C, H, W, ACT>(c, out, z, am, gamma, beta, rmean, rvar, eps);
 }
 
@@ -91,30 +109,30 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   constexpr bool POOL = false;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
 
-// train mode: BatchNorm2d(16) + tanh + maxpool 2x2
+// train mode: BatchNorm(16) + tanh + maxpool 2x2
 // z [B, 16, 16, 16] -> out [B, 16, 8, 8]
 // first use: conv2_batchnorm · models/book.ts:102
 [[maybe_unused]] void k4_bn_pool_fwd_train(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
   constexpr int C = 16;
   constexpr int H = 16;
   constexpr int W = 16;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   tk::bn_pool_fwd_train<C, H, W, ACT>(c, out, z, am, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
 }
 
-// eval mode: BatchNorm2d(16) + tanh + maxpool 2x2
+// eval mode: BatchNorm(16) + tanh + maxpool 2x2
 // z [B, 16, 16, 16] -> out [B, 16, 8, 8]
 // first use: conv2_batchnorm · models/book.ts:102
 [[maybe_unused]] void k5_bn_pool_fwd_eval(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
   constexpr int C = 16;
   constexpr int H = 16;
   constexpr int W = 16;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   tk::bn_pool_fwd_eval<C, H, W, ACT>(c, out, z, am, gamma, beta, rmean, rvar, eps);
 }
 
@@ -124,7 +142,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k6_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 1024;
   constexpr int O = 32;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
 }
 
@@ -134,7 +152,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k7_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 32;
   constexpr int O = 2;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
 }
 
@@ -144,7 +162,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k8_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 32;
   constexpr int O = 2;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
   tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
@@ -156,20 +174,20 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k9_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 1024;
   constexpr int O = 32;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
   tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
 }
 
-// backward of train mode: BatchNorm2d(16) + tanh + maxpool 2x2
+// backward of train mode: BatchNorm(16) + tanh + maxpool 2x2
 // z [B, 16, 16, 16] -> out [B, 16, 8, 8]
 // first use: conv2_batchnorm · models/book.ts:102
 [[maybe_unused]] void k10_bn_pool_bwd(const Ctx& c, float* dz, const uint8_t* am, const float* gy, const float* y, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   constexpr int C = 16;
   constexpr int H = 16;
   constexpr int W = 16;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   constexpr bool NEED_DZ = true;
   constexpr bool ACCUM_DZ = false;
   tk::bn_pool_bwd<C, H, W, ACT, NEED_DZ, ACCUM_DZ>(c, dz, am, gy, y, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
@@ -189,21 +207,21 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   constexpr bool POOL = false;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
   tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
 }
 
-// backward of train mode: BatchNorm2d(32) + tanh + maxpool 2x2
+// backward of train mode: BatchNorm(32) + tanh + maxpool 2x2
 // z [B, 32, 32, 32] -> out [B, 32, 16, 16]
 // first use: conv1_batchnorm · models/book.ts:100
 [[maybe_unused]] void k12_bn_pool_bwd(const Ctx& c, float* dz, const uint8_t* am, const float* gy, const float* y, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   constexpr int C = 32;
   constexpr int H = 32;
   constexpr int W = 32;
-  constexpr int ACT = tk::ACT_TANH;
+  using ACT = Act_tanh;
   constexpr bool NEED_DZ = true;
   constexpr bool ACCUM_DZ = false;
   tk::bn_pool_bwd<C, H, W, ACT, NEED_DZ, ACCUM_DZ>(c, dz, am, gy, y, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
@@ -223,7 +241,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   constexpr bool POOL = false;
   constexpr bool NEED_DX = false;
   constexpr bool ACCUM_DX = false;
@@ -317,15 +335,15 @@ void fwd_steps(tk_netbatchnorm* m, const Ctx& c, const float* x) {
   (void)mb;
   // conv1 · models/book.ts:100: conv2d [B, 3, 32, 32] -> [B, 32, 32, 32]
   k0_conv_fwd(c, F(0), nullptr, x, m->P + 0, m->P + 864);
-  // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
+  // conv1_batchnorm · models/book.ts:100: batchnorm+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
   if (c.train) k1_bn_pool_fwd_train(c, F(262144), F(0), U8(327680), m->P + 896, m->P + 928, m->FB + 0, m->FB + 32, m->IB + 0, c.red + (size_t)(0) * c.nt, 0.1f, 0.00001f);
-  // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
+  // conv1_batchnorm · models/book.ts:100: batchnorm+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
   if (!c.train) k2_bn_pool_fwd_eval(c, F(262144), F(0), nullptr, m->P + 896, m->P + 928, m->FB + 0, m->FB + 32, 0.00001f);
   // conv2 · models/book.ts:102: conv2d [B, 32, 16, 16] -> [B, 16, 16, 16]
   k3_conv_fwd(c, F(131072), nullptr, F(262144), m->P + 960, m->P + 5568);
-  // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
+  // conv2_batchnorm · models/book.ts:102: batchnorm+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
   if (c.train) k4_bn_pool_fwd_train(c, F(163840), F(131072), U8(172032), m->P + 5584, m->P + 5600, m->FB + 64, m->FB + 80, m->IB + 1, c.red + (size_t)(128) * c.nt, 0.1f, 0.00001f);
-  // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
+  // conv2_batchnorm · models/book.ts:102: batchnorm+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
   if (!c.train) k5_bn_pool_fwd_eval(c, F(163840), F(131072), nullptr, m->P + 5584, m->P + 5600, m->FB + 64, m->FB + 80, 0.00001f);
   // fc1 · models/book.ts:105: linear+tanh [B, 1024] -> [B, 32]
   k6_linear_fwd(c, F(147456), F(163840), m->P + 5616, m->P + 38384);
@@ -343,12 +361,12 @@ void bwd_steps(tk_netbatchnorm* m, const Ctx& c, const float* x) {
   k8_linear_bwd(c, F(147584), c.gp + GPO(10), c.gp + GPO(11), F(147712), nullptr, F(147456), m->P + 38416);
   // fc1 · models/book.ts:105: linear+tanh [B, 1024] -> [B, 32]
   k9_linear_bwd(c, F(167936), c.gp + GPO(8), c.gp + GPO(9), F(147584), F(147456), F(163840), m->P + 5616);
-  // conv2_batchnorm · models/book.ts:102: batchnorm2d+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
+  // conv2_batchnorm · models/book.ts:102: batchnorm+tanh+maxpool2d [B, 16, 16, 16] -> [B, 16, 8, 8]
   TK_BARRIER();  // the output reuses memory other threads may still read
   k10_bn_pool_bwd(c, F(147456), U8(172032), F(167936), F(163840), F(131072), m->P + 5584, m->P + 5600, c.red + (size_t)(128) * c.nt, c.red + (size_t)(160) * c.nt, c.gp + GPO(6), c.gp + GPO(7), 0.00001f);
   // conv2 · models/book.ts:102: conv2d [B, 32, 16, 16] -> [B, 16, 16, 16]
   k11_conv_bwd(c, F(294912), c.gp + GPO(4), c.gp + GPO(5), F(147456), nullptr, nullptr, F(262144), m->P + 960);
-  // conv1_batchnorm · models/book.ts:100: batchnorm2d+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
+  // conv1_batchnorm · models/book.ts:100: batchnorm+tanh+maxpool2d [B, 32, 32, 32] -> [B, 32, 16, 16]
   TK_BARRIER();  // the output reuses memory other threads may still read
   k12_bn_pool_bwd(c, F(131072), U8(327680), F(294912), F(262144), F(0), m->P + 896, m->P + 928, c.red + (size_t)(0) * c.nt, c.red + (size_t)(64) * c.nt, c.gp + GPO(2), c.gp + GPO(3), 0.00001f);
   // conv1 · models/book.ts:100: conv2d [B, 3, 32, 32] -> [B, 32, 32, 32]

@@ -53,7 +53,7 @@ constexpr int VW = TK_VW;
 typedef float vf __attribute__((vector_size(TK_VW * 4)));
 typedef int32_t vi __attribute__((vector_size(TK_VW * 4)));
 
-enum Act { ACT_NONE = 0, ACT_RELU = 1, ACT_TANH = 2 };
+enum BinOp { BIN_ADD = 0, BIN_SUB = 1, BIN_MUL = 2 };
 
 constexpr int cdiv(int a, int b) { return (a + b - 1) / b; }
 constexpr int rup(int a, int b) { return cdiv(a, b) * b; }
@@ -154,29 +154,36 @@ TK_INLINE vf vtanh(vf x) {
   return ax < 0.625f ? ps : r;
 }
 
-template <int ACT>
-TK_INLINE vf vact(vf v) {
-  if constexpr (ACT == ACT_RELU) return v > 0.0f ? v : vsplat(0.0f);
-  else if constexpr (ACT == ACT_TANH) return vtanh(v);
-  else return v;
+TK_INLINE vf vmin(vf a, vf b) { return a < b ? a : b; }
+
+/** f applied lane by lane (functions without a vector version: erf, log, sqrt). */
+template <typename F>
+TK_INLINE vf vlanes(vf v, F f) {
+  for (int i = 0; i < VW; ++i) v[i] = f(v[i]);
+  return v;
 }
-template <int ACT>
+
+/**
+ * Activations are functor types: `f(x)`, `dx(x)` (derivative from the input),
+ * `dy(y)` (from the output, when the output determines it). The model's own
+ * are printed into its .cpp from src/ops/activations.ts; ActNone is the identity.
+ */
+struct ActNone {
+  static constexpr bool none = true;
+  static TK_INLINE vf f(vf x) { return x; }
+  static TK_INLINE vf dx(vf) { return vsplat(1.0f); }
+  static TK_INLINE vf dy(vf) { return vsplat(1.0f); }
+};
+template <class ACT>
 TK_INLINE float act1(float v) {
-  vf t = vact<ACT>(vsplat(v));
+  vf t = ACT::f(vsplat(v));
   return t[0];
 }
 /** d act / d input expressed with the activation's output y. */
-template <int ACT>
-TK_INLINE vf vdact(vf y) {
-  if constexpr (ACT == ACT_RELU) return y > 0.0f ? vsplat(1.0f) : vsplat(0.0f);
-  else if constexpr (ACT == ACT_TANH) return 1.0f - y * y;
-  else return vsplat(1.0f);
-}
-template <int ACT>
+template <class ACT>
 TK_INLINE float dact1(float y) {
-  if constexpr (ACT == ACT_RELU) return y > 0.0f ? 1.0f : 0.0f;
-  else if constexpr (ACT == ACT_TANH) return 1.0f - y * y;
-  else return 1.0f;
+  vf t = ACT::dy(vsplat(y));
+  return t[0];
 }
 
 // even / odd lanes of the 2·VW lanes of (a, b); interleave is the inverse
@@ -214,7 +221,7 @@ TK_INLINE void vstore_n(float* p, vf v, int n) {
  * activation; first maximum in row-major window order on ties (as PyTorch).
  * Writes PW2 = OW/2 pooled values and, if am, their window index (0..3).
  */
-template <int NV, int OW, int ACT>
+template <int NV, int OW, class ACT>
 TK_INLINE void pool2_rows(float* __restrict o, uint8_t* __restrict am, const vf* r0, const vf* r1) {
   constexpr int PW2 = OW / 2;
   constexpr int NP = cdiv(PW2, VW);
@@ -235,7 +242,7 @@ TK_INLINE void pool2_rows(float* __restrict o, uint8_t* __restrict am, const vf*
     m = gt ? o1 : m;
     k = gt ? vi{} + 3 : k;
     const int n = PW2 - p * VW < VW ? PW2 - p * VW : VW;
-    vstore_n(o + p * VW, vact<ACT>(m), n);
+    vstore_n(o + p * VW, ACT::f(m), n);
     if (am) {
       uint8_t t[VW];
       for (int l = 0; l < VW; ++l) t[l] = (uint8_t)k[l];
@@ -302,7 +309,7 @@ struct NoScratch {
 constexpr int ACC_MAX = TK_ACC_MAX;
 
 /** One register tile: COB output channels x RB output rows (x NV vectors of the row), all input channels and taps. */
-template <int CI, int CO, int OH, int OW, int KH, int KW, int XH, int XS, int ACT, bool POOL, bool ACCUM, int COB, int RB>
+template <int CI, int CO, int OH, int OW, int KH, int KW, int XH, int XS, class ACT, bool POOL, bool ACCUM, int COB, int RB>
 TK_INLINE void conv_tile(float* __restrict out, uint8_t* __restrict am, const float* __restrict xp, const float* __restrict w,
                          const float* __restrict bias, int co0, int oh0) {
   constexpr int NV = cdiv(OW, VW);
@@ -336,7 +343,7 @@ TK_INLINE void conv_tile(float* __restrict out, uint8_t* __restrict am, const fl
           const size_t at = ((size_t)(co0 + c) * (OH / 2) + oh0 / 2) * PW2;
           pool2_rows<NV, OW, ACT>(out + at, am ? am + at : nullptr, acc[c][0], acc[c][1]);
         } else {
-          TK_UNROLL for (int r = 0; r < RB; ++r) TK_UNROLL for (int v = 0; v < NV; ++v) acc[c][r][v] = vact<ACT>(acc[c][r][v]);
+          TK_UNROLL for (int r = 0; r < RB; ++r) TK_UNROLL for (int v = 0; v < NV; ++v) acc[c][r][v] = ACT::f(acc[c][r][v]);
           TK_UNROLL for (int r = 0; r < RB; ++r) {
             float* o = out + ((size_t)(co0 + c) * OH + oh0 + r) * OW;
             TK_UNROLL for (int v = 0; v < NV; ++v) {
@@ -363,7 +370,7 @@ TK_INLINE void conv_tile(float* __restrict out, uint8_t* __restrict am, const fl
  * maximum in row-major order on ties, as PyTorch). Register tiles of COB
  * channels x RB rows; remainders get smaller tiles.
  */
-template <int CI, int CO, int OH, int OW, int KH, int KW, int XH, int XS, int ACT, bool POOL, bool ACCUM>
+template <int CI, int CO, int OH, int OW, int KH, int KW, int XH, int XS, class ACT, bool POOL, bool ACCUM>
 TK_INLINE void conv_core(float* __restrict out, uint8_t* __restrict am, const float* __restrict xp,
                          const float* __restrict w, const float* __restrict bias) {
   constexpr int NV = cdiv(OW, VW);
@@ -394,7 +401,7 @@ TK_INLINE void pad_copy(float* __restrict xp, const float* __restrict x) {
 }
 
 /** General convolution (any stride/padding), scalar; output before activation/pooling. */
-template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int ACT>
+template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, class ACT>
 TK_INLINE void conv_generic_img(float* __restrict out, const float* __restrict x, const float* __restrict w,
                                 const float* __restrict bias) {
   constexpr int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
@@ -425,7 +432,7 @@ constexpr bool conv_fast() {
  * Forward of conv (+bias) (+activation) (+2x2 max pool) for the batch slice.
  * out: [B][CO][OH][OW] (or pooled), am: argmax per pooled output (POOL only).
  */
-template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int ACT, bool POOL>
+template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, class ACT, bool POOL>
 void conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* bias) {
   constexpr int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
   constexpr int ON = POOL ? CO * (OH / 2) * (OW / 2) : CO * OH * OW;
@@ -453,7 +460,7 @@ void conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float
  *   (summed over lanes and threads at the end of the step).
  *   dx (=|+=) input gradient when NEED_DX.
  */
-template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int ACT, bool POOL, bool NEED_DX,
+template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, class ACT, bool POOL, bool NEED_DX,
           bool ACCUM_DX>
 void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am,
               const float* x, const float* w) {
@@ -496,7 +503,7 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
               memcpy(kb, a + q, n);
               vi k;
               for (int l = 0; l < VW; ++l) k[l] = kb[l];
-              const vf d = vload_n(gc + q, n) * vdact<ACT>(vload_n(yc + q, n));
+              const vf d = vload_n(gc + q, n) * ACT::dy(vload_n(yc + q, n));
               const vf z = vf{};
               const vf d0 = k == 0 ? d : z, d1 = k == 1 ? d : z, d2 = k == 2 ? d : z, d3 = k == 3 ? d : z;
               // pooled lane j covers columns 2j, 2j+1 of both rows
@@ -516,7 +523,7 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
           const float* gc = g + (size_t)co * OH * OW;
           for (int i = 0; i < OH; ++i) {
             float* r = dzc + i * G::ZS;
-            if constexpr (ACT == ACT_NONE) {
+            if constexpr (ACT::none) {
               memcpy(r, gc + i * OW, OW * sizeof(float));
             } else {
               const float* yc = yy + (size_t)co * OH * OW + i * OW;
@@ -562,7 +569,7 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
       }
       // 3. input gradient: stride-1 convolution of dz with the flipped, transposed weights.
       if constexpr (NEED_DX)
-        conv_core<CO, CI, H, W, KH, KW, G::ZH, G::ZS, ACT_NONE, false, ACCUM_DX>(dx + (size_t)b * CI * H * W, nullptr, dz, wt,
+        conv_core<CO, CI, H, W, KH, KW, G::ZH, G::ZS, ActNone, false, ACCUM_DX>(dx + (size_t)b * CI * H * W, nullptr, dz, wt,
                                                                                   nullptr);
     }
   } else {
@@ -577,7 +584,7 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
         for (int oh = 0; oh < OH; ++oh)
           for (int ow = 0; ow < OW; ++ow) {
             const size_t o = ((size_t)co * OH + oh) * OW + ow;
-            const float d = g[o] * (ACT == ACT_NONE ? 1.0f : dact1<ACT>(yy[o]));
+            const float d = g[o] * (ACT::none ? 1.0f : dact1<ACT>(yy[o]));
             if (gb) gb[co * VW] += d;
             for (int ci = 0; ci < CI; ++ci)
               for (int kh = 0; kh < KH; ++kh) {
@@ -596,10 +603,80 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
   }
 }
 
+/**
+ * Grouped / dilated convolution, direct (depthwise and MobileNet blocks; the
+ * tuned kernels above take groups = 1, dilation = 1): out [B, CO, OH, OW] =
+ * act(bias + Σ w[co, ci, kh, kw] · x[g·CI/G + ci, oh·SH − PH + kh·DH, ow·SW − PW + kw·DW]).
+ */
+template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW, int G, class ACT, bool POOL>
+void convg_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* bias) {
+  static_assert(!POOL, "a grouped conv is not fused with a pool");
+  (void)am;
+  constexpr int OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1, OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
+  constexpr int CG = CI / G, OG = CO / G;
+  for (int b = c.b0; b < c.b1; ++b)
+    for (int co = 0; co < CO; ++co) {
+      const float* xg = x + ((size_t)b * CI + (co / OG) * CG) * H * W;
+      const float* wc = w + (size_t)co * CG * KH * KW;
+      float* o = out + ((size_t)b * CO + co) * OH * OW;
+      for (int oh = 0; oh < OH; ++oh)
+        for (int ow = 0; ow < OW; ++ow) {
+          float s = bias ? bias[co] : 0.0f;
+          for (int ci = 0; ci < CG; ++ci)
+            for (int kh = 0; kh < KH; ++kh) {
+              const int ih = oh * SH - PH + kh * DH;
+              if (ih < 0 || ih >= H) continue;
+              for (int kw = 0; kw < KW; ++kw) {
+                const int iw = ow * SW - PW + kw * DW;
+                if (iw >= 0 && iw < W) s += wc[(ci * KH + kh) * KW + kw] * xg[((size_t)ci * H + ih) * W + iw];
+              }
+            }
+          o[oh * OW + ow] = act1<ACT>(s);
+        }
+    }
+}
+
+/** Backward of convg_fwd: gw, gb (this thread's partials, +=), dx (=|+=, when NEED_DX). */
+template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW, int G, class ACT, bool POOL,
+          bool NEED_DX, bool ACCUM_DX>
+void convg_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x,
+               const float* w) {
+  static_assert(!POOL, "a grouped conv is not fused with a pool");
+  (void)am;
+  constexpr int OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1, OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
+  constexpr int CG = CI / G, OG = CO / G;
+  for (int b = c.b0; b < c.b1; ++b) {
+    if (NEED_DX && !ACCUM_DX) memset(dx + (size_t)b * CI * H * W, 0, sizeof(float) * CI * H * W);
+    for (int co = 0; co < CO; ++co) {
+      const size_t xo = ((size_t)b * CI + (co / OG) * CG) * H * W;
+      const float* wc = w + (size_t)co * CG * KH * KW;
+      float* gwc = gw + (size_t)co * CG * KH * KW;
+      const size_t oo = ((size_t)b * CO + co) * OH * OW;
+      for (int oh = 0; oh < OH; ++oh)
+        for (int ow = 0; ow < OW; ++ow) {
+          const float d = gy[oo + oh * OW + ow] * (ACT::none ? 1.0f : dact1<ACT>(y[oo + oh * OW + ow]));
+          if (gb) gb[co] += d;
+          for (int ci = 0; ci < CG; ++ci)
+            for (int kh = 0; kh < KH; ++kh) {
+              const int ih = oh * SH - PH + kh * DH;
+              if (ih < 0 || ih >= H) continue;
+              for (int kw = 0; kw < KW; ++kw) {
+                const int iw = ow * SW - PW + kw * DW;
+                if (iw < 0 || iw >= W) continue;
+                const size_t xi = xo + ((size_t)ci * H + ih) * W + iw;
+                gwc[(ci * KH + kh) * KW + kw] += d * x[xi];
+                if (NEED_DX) dx[xi] += wc[(ci * KH + kh) * KW + kw] * d;
+              }
+            }
+        }
+    }
+  }
+}
+
 // ------------------------------------------------------------ linear
 
 /** out[b][o] = act(bias[o] + sum_i x[b][i] w[o][i]). */
-template <int I, int O, int ACT>
+template <int I, int O, class ACT>
 void linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* bias) {
   constexpr int NV = I / VW, R = I % VW;
   constexpr int OB = O % 4 == 0 ? 4 : (O % 2 == 0 ? 2 : 1);
@@ -622,7 +699,7 @@ void linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const 
 }
 
 /** Backward of linear (+act); gw [O][I], gb [O] are this thread's partials. */
-template <int I, int O, int ACT, bool NEED_DX, bool ACCUM_DX>
+template <int I, int O, class ACT, bool NEED_DX, bool ACCUM_DX>
 void linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x,
                 const float* w) {
   constexpr int NV = I / VW, R = I % VW;
@@ -632,7 +709,7 @@ void linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, 
   for (int b = 0; b < n; ++b)
     for (int o = 0; o < O; ++o) {
       const size_t k = (size_t)(c.b0 + b) * O + o;
-      dz[b * O + o] = gy[k] * (ACT == ACT_NONE ? 1.0f : dact1<ACT>(y[k]));
+      dz[b * O + o] = gy[k] * (ACT::none ? 1.0f : dact1<ACT>(y[k]));
     }
   if (gb)
     for (int o = 0; o < O; ++o) {
@@ -690,8 +767,17 @@ struct LinearScratch {
 
 // ------------------------------------------------------------ pooling
 
-/** Max (am: window index kh*KW+kw of the first maximum) or average pooling (count includes padding). */
-template <int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, bool MAX>
+/** Average-pool divisor of the window at (oh, ow): KH*KW when padding counts (CIP), else the in-range count. */
+template <int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, bool CIP>
+TK_INLINE float pool_div(int oh, int ow) {
+  if (CIP) return (float)(KH * KW);
+  const int h0 = oh * SH - PH, w0 = ow * SW - PW;
+  const int hn = (h0 + KH < H ? h0 + KH : H) - (h0 > 0 ? h0 : 0), wn = (w0 + KW < W ? w0 + KW : W) - (w0 > 0 ? w0 : 0);
+  return (float)(hn * wn);
+}
+
+/** Max (am: window index kh*KW+kw of the first maximum) or average pooling (CIP: padding counts in the divisor). */
+template <int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, bool MAX, bool CIP>
 void pool_fwd(const Ctx& c, float* out, uint8_t* am, const float* x) {
   constexpr int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
   for (int b = c.b0; b < c.b1; ++b)
@@ -710,13 +796,13 @@ void pool_fwd(const Ctx& c, float* out, uint8_t* am, const float* x) {
               if (!MAX) m += v;
               else if (v > m || v != v) m = v, k = kh * KW + kw;
             }
-          out[ob + oh * OW + ow] = MAX ? m : m / (float)(KH * KW);
+          out[ob + oh * OW + ow] = MAX ? m : m / pool_div<H, W, KH, KW, SH, SW, PH, PW, CIP>(oh, ow);
           if (MAX && am) am[ob + oh * OW + ow] = (uint8_t)k;
         }
     }
 }
 
-template <int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, bool MAX, bool ACCUM>
+template <int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, bool MAX, bool CIP, bool ACCUM>
 void pool_bwd(const Ctx& c, float* dx, const float* gy, const uint8_t* am) {
   constexpr int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
   for (int b = c.b0; b < c.b1; ++b)
@@ -732,7 +818,7 @@ void pool_bwd(const Ctx& c, float* dx, const float* gy, const uint8_t* am) {
             const int ih = oh * SH - PH + k / KW, iw = ow * SW - PW + k % KW;
             if (ih >= 0 && ih < H && iw >= 0 && iw < W) d[ih * W + iw] += g;
           } else {
-            const float s = g / (float)(KH * KW);
+            const float s = g / pool_div<H, W, KH, KW, SH, SW, PH, PW, CIP>(oh, ow);
             for (int kh = 0; kh < KH; ++kh)
               for (int kw = 0; kw < KW; ++kw) {
                 const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
@@ -745,21 +831,25 @@ void pool_bwd(const Ctx& c, float* dx, const float* gy, const uint8_t* am) {
 
 // ------------------------------------------------------------ elementwise
 
-template <int N, int ACT>
+template <int N, class ACT>
 void act_fwd(const Ctx& c, float* out, const float* x) {
   for (int b = c.b0; b < c.b1; ++b) {
     const float* xb = x + (size_t)b * N;
-    vmap<N>(out + (size_t)b * N, [&](int i, int n) { return vact<ACT>(TK_LD(xb, i, n)); });
+    vmap<N>(out + (size_t)b * N, [&](int i, int n) { return ACT::f(TK_LD(xb, i, n)); });
   }
 }
 
-template <int N, int ACT, bool ACCUM>
-void act_bwd(const Ctx& c, float* dx, const float* gy, const float* y) {
+/** dx (=|+=) gy · act'(·), the derivative from v: the output y (FROM_Y) or the input x. */
+template <int N, class ACT, bool FROM_Y, bool ACCUM>
+void act_bwd(const Ctx& c, float* dx, const float* gy, const float* v) {
   for (int b = c.b0; b < c.b1; ++b) {
     const size_t o = (size_t)b * N;
     float* d = dx + o;
     vmap<N>(d, [&](int i, int n) {
-      vf r = TK_LD(gy + o, i, n) * vdact<ACT>(TK_LD(y + o, i, n));
+      const vf u = TK_LD(v + o, i, n);
+      vf r;
+      if constexpr (FROM_Y) r = TK_LD(gy + o, i, n) * ACT::dy(u);
+      else r = TK_LD(gy + o, i, n) * ACT::dx(u);
       if (ACCUM) r += TK_LD(d, i, n);
       return r;
     });
@@ -785,6 +875,103 @@ void grad_copy(const Ctx& c, float* dst, const float* src) {
       if (ACCUM) r += TK_LD(d, i, n);
       return r;
     });
+  }
+}
+
+/** a ∘ b for the BinOp OP (kept a template parameter, so the loops see one operator). */
+template <int OP>
+TK_INLINE float bin_apply(float a, float b) {
+  if constexpr (OP == BIN_ADD) return a + b;
+  else if constexpr (OP == BIN_SUB) return a - b;
+  else return a * b;
+}
+
+/**
+ * out [B, D0, D1, D2] = a ∘ b with broadcasting: operand element (i0, i1, i2)
+ * is at i0*S0 + i1*S1 + i2*S2 (stride 0 where it stretches); NA, NB values per sample.
+ */
+template <int D0, int D1, int D2, int SA0, int SA1, int SA2, int SB0, int SB1, int SB2, int NA, int NB, int OP>
+void binary_fwd(const Ctx& c, float* out, const float* a, const float* b2) {
+  constexpr int N = D0 * D1 * D2;
+  for (int b = c.b0; b < c.b1; ++b) {
+    const float* ab = a + (size_t)b * NA;
+    const float* bb = b2 + (size_t)b * NB;
+    float* o = out + (size_t)b * N;
+    for (int i0 = 0; i0 < D0; ++i0)
+      for (int i1 = 0; i1 < D1; ++i1)
+        for (int i2 = 0; i2 < D2; ++i2)
+          o[(i0 * D1 + i1) * D2 + i2] = bin_apply<OP>(ab[i0 * SA0 + i1 * SA1 + i2 * SA2], bb[i0 * SB0 + i1 * SB1 + i2 * SB2]);
+  }
+}
+
+/** da, db (=|+=) the gradients of a ∘ b, summed over the positions a stretched operand covers. */
+template <int D0, int D1, int D2, int SA0, int SA1, int SA2, int SB0, int SB1, int SB2, int NA, int NB, int OP, bool NEED_A,
+          bool ACCUM_A, bool NEED_B, bool ACCUM_B>
+void binary_bwd(const Ctx& c, float* da, float* db, const float* gy, const float* a, const float* b2) {
+  constexpr int N = D0 * D1 * D2;
+  for (int b = c.b0; b < c.b1; ++b) {
+    const float* ab = a + (size_t)b * NA;
+    const float* bb = b2 + (size_t)b * NB;
+    const float* g = gy + (size_t)b * N;
+    float* dab = NEED_A ? da + (size_t)b * NA : nullptr;
+    float* dbb = NEED_B ? db + (size_t)b * NB : nullptr;
+    if (NEED_A && !ACCUM_A) memset(dab, 0, sizeof(float) * NA);
+    if (NEED_B && !ACCUM_B) memset(dbb, 0, sizeof(float) * NB);
+    for (int i0 = 0; i0 < D0; ++i0)
+      for (int i1 = 0; i1 < D1; ++i1)
+        for (int i2 = 0; i2 < D2; ++i2) {
+          const int ia = i0 * SA0 + i1 * SA1 + i2 * SA2, ib = i0 * SB0 + i1 * SB1 + i2 * SB2;
+          const float d = g[(i0 * D1 + i1) * D2 + i2];
+          if constexpr (NEED_A) dab[ia] += OP == BIN_MUL ? d * bb[ib] : d;
+          if constexpr (NEED_B) dbb[ib] += OP == BIN_MUL ? d * ab[ia] : OP == BIN_SUB ? -d : d;
+        }
+  }
+}
+
+/** torch.cat: x [B, LEN] into out [B, N] at offset OFF of each sample. */
+template <int N, int LEN, int OFF>
+void concat_fwd(const Ctx& c, float* out, const float* x) {
+  for (int b = c.b0; b < c.b1; ++b) memcpy(out + (size_t)b * N + OFF, x + (size_t)b * LEN, sizeof(float) * LEN);
+}
+
+/** dx [B, LEN] (=|+=) the block at OFF of gy [B, N]. */
+template <int N, int LEN, int OFF, bool ACCUM>
+void concat_bwd(const Ctx& c, float* dx, const float* gy) {
+  for (int b = c.b0; b < c.b1; ++b) {
+    float* d = dx + (size_t)b * LEN;
+    const float* g = gy + (size_t)b * N + OFF;
+    for (int i = 0; i < LEN; ++i) d[i] = ACCUM ? d[i] + g[i] : g[i];
+  }
+}
+
+/** softmax (or log-softmax, LOG) over the N features of each sample. */
+template <int N, bool LOG>
+void softmax_fwd(const Ctx& c, float* out, const float* x) {
+  for (int b = c.b0; b < c.b1; ++b) {
+    const float* xb = x + (size_t)b * N;
+    float* o = out + (size_t)b * N;
+    float m = xb[0];
+    for (int i = 1; i < N; ++i) m = xb[i] > m ? xb[i] : m;
+    float s = 0.0f;
+    for (int i = 0; i < N; ++i) s += expf(xb[i] - m);
+    const float l = m + logf(s);
+    for (int i = 0; i < N; ++i) o[i] = LOG ? xb[i] - l : expf(xb[i] - m) / s;
+  }
+}
+
+/** dx (=|+=) from the output y: softmax y·(gy − Σ gy·y), log-softmax gy − exp(y)·Σ gy. */
+template <int N, bool LOG, bool ACCUM>
+void softmax_bwd(const Ctx& c, float* dx, const float* gy, const float* y) {
+  for (int b = c.b0; b < c.b1; ++b) {
+    const float* g = gy + (size_t)b * N;
+    const float* yb = y + (size_t)b * N;
+    float* d = dx + (size_t)b * N;
+    float s = 0.0f;
+    for (int i = 0; i < N; ++i) s += LOG ? g[i] : g[i] * yb[i];
+    for (int i = 0; i < N; ++i) {
+      const float r = LOG ? g[i] - expf(yb[i]) * s : yb[i] * (g[i] - s);
+      d[i] = ACCUM ? d[i] + r : r;
+    }
   }
 }
 
@@ -902,14 +1089,14 @@ TK_INLINE void bn_eval_stats(float* stats, const float* gamma, const float* beta
 }
 
 /** out = act(alpha*z + beta') (+ skip) on the slice, stats [2][C]. */
-template <int C, int HW, int ACT, bool ADD>
+template <int C, int HW, class ACT, bool ADD>
 TK_INLINE void bn_apply(const Ctx& c, float* out, const float* z, const float* skip, const float* stats) {
   for (int b = c.b0; b < c.b1; ++b)
     for (int ch = 0; ch < C; ++ch) {
       const size_t o = ((size_t)b * C + ch) * HW;
       const float al = stats[ch], be = stats[C + ch];
       vmap<HW>(out + o, [&](int i, int k) {
-        vf r = vact<ACT>(TK_LD(z + o, i, k) * al + be);
+        vf r = ACT::f(TK_LD(z + o, i, k) * al + be);
         if (ADD) r += TK_LD(skip + o, i, k);
         return r;
       });
@@ -917,14 +1104,14 @@ TK_INLINE void bn_apply(const Ctx& c, float* out, const float* z, const float* s
 }
 
 /** BatchNorm2d (+act) (+residual add): train mode (batch statistics, running-stat update) and eval mode. */
-template <int C, int HW, int ACT, bool ADD>
+template <int C, int HW, class ACT, bool ADD>
 void bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta,
                   float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
   bn_train_stats<C, HW>(c, c.scratch, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
   bn_apply<C, HW, ACT, ADD>(c, out, z, skip, c.scratch);
 }
 
-template <int C, int HW, int ACT, bool ADD>
+template <int C, int HW, class ACT, bool ADD>
 void bn_fwd_eval(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta,
                  const float* rmean, const float* rvar, float eps) {
   bn_eval_stats<C>(c.scratch, gamma, beta, rmean, rvar, eps);
@@ -963,27 +1150,27 @@ TK_INLINE void bn_bwd_sums(const Ctx& c, float* k1, const float* st, const doubl
 }
 
 /**
- * Backward of train-mode BatchNorm2d (+act) (+add). part: the forward partial
+ * Backward of train-mode BatchNorm (+act) (+add). part: the forward partial
  * sums of this use (to rebuild mean/invstd), bpart: [nt][2C] scratch for the
- * backward sums. y: the group output (needed for tanh). ggamma/gbeta: partials
- * (thread 0 adds the totals). dz (=|+=, only when NEED_DZ), dskip (=|+=) when ADD.
+ * backward sums. y: the group output (the act's derivative comes from it,
+ * unless ADD: then it holds the sum and the pre-activation is recomputed).
+ * ggamma/gbeta: partials (thread 0 adds the totals). dz (=|+=, only when
+ * NEED_DZ), dskip (=|+=, only when NEED_SKIP).
  */
-template <int C, int HW, int ACT, bool ADD, bool NEED_DZ, bool ACCUM_DZ, bool ACCUM_SKIP>
+template <int C, int HW, class ACT, bool ADD, bool NEED_SKIP, bool NEED_DZ, bool ACCUM_DZ, bool ACCUM_SKIP>
 void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float* y, const float* z, const float* gamma,
             const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   float* st = c.scratch;  // [4][C]: mean, invstd, alpha, beta'
   bn_saved_stats<C, HW>(c, st, part, gamma, beta, eps);
-  // d(act input) recomputed where needed: relu from the pre-activation, tanh from y.
+  // d(act input): from the output y, or, when y holds the residual sum, from the pre-activation recomputed
   auto da = [&](size_t o, int i, int k, float al, float be) -> vf {
     const vf g = TK_LD(gy + o, i, k);
-    if constexpr (ACT == ACT_RELU) {
-      const vf a = TK_LD(z + o, i, k) * al + be;
-      return a > 0.0f ? g : vf{};
-    } else if constexpr (ACT == ACT_TANH) {
-      const vf yy = TK_LD(y + o, i, k);
-      return g * (1.0f - yy * yy);
-    } else {
+    if constexpr (ACT::none) {
       return g;
+    } else if constexpr (ADD) {
+      return g * ACT::dx(TK_LD(z + o, i, k) * al + be);
+    } else {
+      return g * ACT::dy(TK_LD(y + o, i, k));
     }
   };
   double* mine = bpart + (size_t)c.t * 2 * C;
@@ -1015,7 +1202,7 @@ void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float*
       const size_t o = ((size_t)b * C + ch) * HW;
       const float mean = st[ch], invstd = st[C + ch], al = st[2 * C + ch], be = st[3 * C + ch];
       const float md = k1[ch], kx = k1[C + ch], gi = gamma[ch] * invstd;
-      if (ADD) {
+      if (NEED_SKIP) {
         float* ds = dskip + o;
         vmap<HW>(ds, [&](int i, int k) {
           vf r = TK_LD(gy + o, i, k);
@@ -1040,7 +1227,7 @@ void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float*
  * the pre-activations are pooled, then activated (tanh and relu are monotonic), and the
  * full-size activation is never stored. am: window index of each first maximum, or NULL.
  */
-template <int C, int H, int W, int ACT>
+template <int C, int H, int W, class ACT>
 TK_INLINE void bn_apply_pool(const Ctx& c, float* out, uint8_t* am, const float* z, const float* stats) {
   constexpr int NV = cdiv(W, VW), OH = H / 2, OW = W / 2;
   for (int b = c.b0; b < c.b1; ++b)
@@ -1061,14 +1248,14 @@ TK_INLINE void bn_apply_pool(const Ctx& c, float* out, uint8_t* am, const float*
 }
 
 /** Train-mode BatchNorm2d (+act) + 2x2/2 max pool: z [B, C, H, W] -> out [B, C, H/2, W/2], am as pool_fwd. */
-template <int C, int H, int W, int ACT>
+template <int C, int H, int W, class ACT>
 void bn_pool_fwd_train(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, float* rmean,
                        float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
   bn_train_stats<C, H * W>(c, c.scratch, z, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
   bn_apply_pool<C, H, W, ACT>(c, out, am, z, c.scratch);
 }
 
-template <int C, int H, int W, int ACT>
+template <int C, int H, int W, class ACT>
 void bn_pool_fwd_eval(const Ctx& c, float* out, const float* z, uint8_t* am, const float* gamma, const float* beta, const float* rmean,
                       const float* rvar, float eps) {
   bn_eval_stats<C>(c.scratch, gamma, beta, rmean, rvar, eps);
@@ -1081,7 +1268,7 @@ void bn_pool_fwd_eval(const Ctx& c, float* out, const float* z, uint8_t* am, con
  * pool, so the act derivative and the two sums visit pooled positions only; dz
  * (=|+=) is dense, as BatchNorm's input gradient is.
  */
-template <int C, int H, int W, int ACT, bool NEED_DZ, bool ACCUM_DZ>
+template <int C, int H, int W, class ACT, bool NEED_DZ, bool ACCUM_DZ>
 void bn_pool_bwd(const Ctx& c, float* dz, const uint8_t* am, const float* gy, const float* y, const float* z, const float* gamma,
                  const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   constexpr int HW = H * W, OH = H / 2, OW = W / 2;
@@ -1091,7 +1278,7 @@ void bn_pool_bwd(const Ctx& c, float* dz, const uint8_t* am, const float* gy, co
   auto da = [&](size_t pp, int p, int* o) -> float {
     const int k = am[pp + p], oh = p / OW, ow = p % OW;
     *o = (2 * oh + k / 2) * W + 2 * ow + k % 2;
-    return gy[pp + p] * dact1<ACT>(ACT == ACT_NONE ? 0.0f : y[pp + p]);
+    return gy[pp + p] * dact1<ACT>(ACT::none ? 0.0f : y[pp + p]);
   };
   double* mine = bpart + (size_t)c.t * 2 * C;
   for (int ch = 0; ch < C; ++ch) {

@@ -33,6 +33,24 @@ constexpr size_t ARENA_BYTES_PER_SAMPLE = 82944;
 constexpr size_t RED_PER_THREAD = 0;
 constexpr int MAX_THREADS = 64;
 
+// ---------------------------------------------------------------- activations
+// Each activation's forward and derivatives on SIMD vectors, printed from
+// src/ops/activations.ts (the interpreter evaluates the same formulas).
+using tk::vf;
+using tk::vsplat;
+using tk::vexp;
+using tk::vtanh;
+using tk::vmax;
+using tk::vmin;
+using tk::vlanes;
+// relu
+struct Act_relu {
+  static constexpr bool none = false;
+  static TK_INLINE vf f(vf x) { return ((x > vsplat(0.0f)) ? x : vsplat(0.0f)); }
+  static TK_INLINE vf dx(vf x) { return ((x > vsplat(0.0f)) ? vsplat(1.0f) : vsplat(0.0f)); }
+  static TK_INLINE vf dy(vf y) { return ((y > vsplat(0.0f)) ? vsplat(1.0f) : vsplat(0.0f)); }
+};
+
 // ---------------------------------------------------------------- kernels
 
 // Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
@@ -49,7 +67,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
@@ -68,7 +86,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
@@ -87,7 +105,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
@@ -98,7 +116,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k3_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 256;
   constexpr int O = 32;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
 }
 
@@ -108,7 +126,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k4_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 32;
   constexpr int O = 2;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
 }
 
@@ -118,7 +136,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k5_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 32;
   constexpr int O = 2;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
   tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
@@ -130,7 +148,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k6_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 256;
   constexpr int O = 32;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
   tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
@@ -150,7 +168,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
@@ -171,7 +189,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
@@ -192,7 +210,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   constexpr bool NEED_DX = false;
   constexpr bool ACCUM_DX = false;

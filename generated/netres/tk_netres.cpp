@@ -2,7 +2,7 @@
 // (tensorkiln codegen 1). Generated file: do not edit.
 //
 // Graph: 15 nodes, input [B, 3, 32, 32], 10 parameters (16130 floats)
-// Plan (14 kernels, 7 forward / 8 backward calls, arena 82944 B per sample):
+// Plan (14 kernels, 7 forward / 7 backward calls, arena 82944 B per sample):
 //   conv2d+relu+maxpool2d [B, 3, 32, 32] -> [B, 32, 16, 16] (conv1 · models/book.ts:157)
 //   conv2d+relu+maxpool2d [B, 32, 16, 16] -> [B, 16, 8, 8] (conv2 · models/book.ts:158)
 //   conv2d+relu [B, 16, 8, 8] -> [B, 16, 8, 8] (conv3 · models/book.ts:160)
@@ -35,6 +35,24 @@ constexpr size_t ARENA_BYTES_PER_SAMPLE = 82944;
 constexpr size_t RED_PER_THREAD = 0;
 constexpr int MAX_THREADS = 64;
 
+// ---------------------------------------------------------------- activations
+// Each activation's forward and derivatives on SIMD vectors, printed from
+// src/ops/activations.ts (the interpreter evaluates the same formulas).
+using tk::vf;
+using tk::vsplat;
+using tk::vexp;
+using tk::vtanh;
+using tk::vmax;
+using tk::vmin;
+using tk::vlanes;
+// relu
+struct Act_relu {
+  static constexpr bool none = false;
+  static TK_INLINE vf f(vf x) { return ((x > vsplat(0.0f)) ? x : vsplat(0.0f)); }
+  static TK_INLINE vf dx(vf x) { return ((x > vsplat(0.0f)) ? vsplat(1.0f) : vsplat(0.0f)); }
+  static TK_INLINE vf dy(vf y) { return ((y > vsplat(0.0f)) ? vsplat(1.0f) : vsplat(0.0f)); }
+};
+
 // ---------------------------------------------------------------- kernels
 
 // Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
@@ -51,7 +69,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
@@ -70,7 +88,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
@@ -89,7 +107,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = false;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
@@ -115,7 +133,8 @@ constexpr int MAX_THREADS = 64;
   constexpr int PH = 0;
   constexpr int PW = 0;
   constexpr bool MAX = true;
-  tk::pool_fwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX>(c, out, am, x);
+  constexpr bool CIP = true;
+  tk::pool_fwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, CIP>(c, out, am, x);
 }
 
 // Linear 256->32 + bias + relu
@@ -124,7 +143,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k5_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 256;
   constexpr int O = 32;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
 }
 
@@ -134,7 +153,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k6_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 32;
   constexpr int O = 2;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
 }
 
@@ -144,7 +163,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k7_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 32;
   constexpr int O = 2;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
   tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
@@ -156,7 +175,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k8_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 256;
   constexpr int O = 32;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
   tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
@@ -176,11 +195,13 @@ constexpr int MAX_THREADS = 64;
   constexpr int PH = 0;
   constexpr int PW = 0;
   constexpr bool MAX = true;
+  constexpr bool CIP = true;
   constexpr bool ACCUM = false;
-  tk::pool_bwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, ACCUM>(c, dx, gy, am);
+  tk::pool_bwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, CIP, ACCUM>(c, dx, gy, am);
 }
 
 // gradient pass-through on [B, 16, 8, 8]
+// first use: conv3 · models/book.ts:160
 [[maybe_unused]] void k10_grad_copy(const Ctx& c, float* dst, const float* src) {
   constexpr int N = 1024;
   constexpr bool ACCUM = false;
@@ -201,7 +222,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = false;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = true;
@@ -222,7 +243,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
@@ -243,7 +264,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   constexpr bool NEED_DX = false;
   constexpr bool ACCUM_DX = false;
@@ -358,13 +379,10 @@ void bwd_steps(tk_netres* m, const Ctx& c, const float* x) {
   // (root) · models/book.ts:160: maxpool2d [B, 16, 8, 8] -> [B, 16, 4, 4]
   TK_BARRIER();  // the output reuses memory other threads may still read
   k9_pool_bwd(c, F(36864), F(41984), U8(43008));
-  // (root) · models/book.ts:160: add [B, 16, 8, 8] -> [B, 16, 8, 8]
-  TK_BARRIER();  // the output reuses memory other threads may still read
-  k10_grad_copy(c, F(40960), F(36864));
-  // (root) · models/book.ts:160: add [B, 16, 8, 8] -> [B, 16, 8, 8]
+  // (root) · models/book.ts:158: gradient of maxpool2d [B, 16, 8, 8]
   k10_grad_copy(c, F(77824), F(36864));
   // conv3 · models/book.ts:160: conv2d+relu [B, 16, 8, 8] -> [B, 16, 8, 8]
-  k11_conv_bwd(c, F(77824), c.gp + GPO(4), c.gp + GPO(5), F(40960), F(32768), nullptr, F(73728), m->P + 5520);
+  k11_conv_bwd(c, F(77824), c.gp + GPO(4), c.gp + GPO(5), F(36864), F(32768), nullptr, F(73728), m->P + 5520);
   // conv2 · models/book.ts:158: conv2d+relu+maxpool2d [B, 32, 16, 16] -> [B, 16, 8, 8]
   TK_BARRIER();  // the output reuses memory other threads may still read
   k12_conv_bwd(c, F(32768), c.gp + GPO(2), c.gp + GPO(3), F(77824), F(73728), U8(81920), F(0), m->P + 896);

@@ -6,7 +6,7 @@
 //   conv2d+relu+maxpool2d [B, 3, 32, 32] -> [B, 32, 16, 16] (conv1 · models/book.ts:206)
 //   10 x [
 //     conv2d [B, 32, 16, 16] -> [B, 32, 16, 16] (resblocks.0.conv · models/book.ts:181)
-//     batchnorm2d+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16] (resblocks.0.batch_norm · models/book.ts:182)
+//     batchnorm+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16] (resblocks.0.batch_norm · models/book.ts:182)
 //   ]
 //   maxpool2d [B, 32, 16, 16] -> [B, 32, 8, 8] ((root) · models/book.ts:208)
 //   reshape [B, 32, 8, 8] -> [B, 2048] ((root) · models/book.ts:209)
@@ -36,6 +36,24 @@ constexpr size_t ARENA_BYTES_PER_SAMPLE = 761856;
 constexpr size_t RED_PER_THREAD = 1280;
 constexpr int MAX_THREADS = 64;
 
+// ---------------------------------------------------------------- activations
+// Each activation's forward and derivatives on SIMD vectors, printed from
+// src/ops/activations.ts (the interpreter evaluates the same formulas).
+using tk::vf;
+using tk::vsplat;
+using tk::vexp;
+using tk::vtanh;
+using tk::vmax;
+using tk::vmin;
+using tk::vlanes;
+// relu
+struct Act_relu {
+  static constexpr bool none = false;
+  static TK_INLINE vf f(vf x) { return ((x > vsplat(0.0f)) ? x : vsplat(0.0f)); }
+  static TK_INLINE vf dx(vf x) { return ((x > vsplat(0.0f)) ? vsplat(1.0f) : vsplat(0.0f)); }
+  static TK_INLINE vf dy(vf y) { return ((y > vsplat(0.0f)) ? vsplat(1.0f) : vsplat(0.0f)); }
+};
+
 // ---------------------------------------------------------------- kernels
 
 // Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
@@ -52,7 +70,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
@@ -71,29 +89,29 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   constexpr bool POOL = false;
   tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
 }
 
-// train mode: BatchNorm2d(32) + relu + residual add
+// train mode: BatchNorm(32) + relu + residual add
 // z [B, 32, 16, 16] -> out [B, 32, 16, 16]
 // first use: resblocks.0.batch_norm · models/book.ts:182
 [[maybe_unused]] void k2_bn_fwd_train(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta, float* rmean, float* rvar, int64_t* nbt, double* part, float momentum, float eps) {
   constexpr int C = 32;
   constexpr int HW = 256;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool ADD = true;
   tk::bn_fwd_train<C, HW, ACT, ADD>(c, out, z, skip, gamma, beta, rmean, rvar, nbt, part, momentum, eps);
 }
 
-// eval mode: BatchNorm2d(32) + relu + residual add
+// eval mode: BatchNorm(32) + relu + residual add
 // z [B, 32, 16, 16] -> out [B, 32, 16, 16]
 // first use: resblocks.0.batch_norm · models/book.ts:182
 [[maybe_unused]] void k3_bn_fwd_eval(const Ctx& c, float* out, const float* z, const float* skip, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
   constexpr int C = 32;
   constexpr int HW = 256;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool ADD = true;
   tk::bn_fwd_eval<C, HW, ACT, ADD>(c, out, z, skip, gamma, beta, rmean, rvar, eps);
 }
@@ -112,7 +130,8 @@ constexpr int MAX_THREADS = 64;
   constexpr int PH = 0;
   constexpr int PW = 0;
   constexpr bool MAX = true;
-  tk::pool_fwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX>(c, out, am, x);
+  constexpr bool CIP = true;
+  tk::pool_fwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, CIP>(c, out, am, x);
 }
 
 // Linear 2048->32 + bias + relu
@@ -121,7 +140,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k5_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 2048;
   constexpr int O = 32;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
 }
 
@@ -131,7 +150,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k6_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
   constexpr int I = 32;
   constexpr int O = 2;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
 }
 
@@ -141,7 +160,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k7_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 32;
   constexpr int O = 2;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
   tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
@@ -153,7 +172,7 @@ constexpr int MAX_THREADS = 64;
 [[maybe_unused]] void k8_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
   constexpr int I = 2048;
   constexpr int O = 32;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = false;
   tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
@@ -173,22 +192,24 @@ constexpr int MAX_THREADS = 64;
   constexpr int PH = 0;
   constexpr int PW = 0;
   constexpr bool MAX = true;
+  constexpr bool CIP = true;
   constexpr bool ACCUM = false;
-  tk::pool_bwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, ACCUM>(c, dx, gy, am);
+  tk::pool_bwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, CIP, ACCUM>(c, dx, gy, am);
 }
 
-// backward of train mode: BatchNorm2d(32) + relu + residual add
+// backward of train mode: BatchNorm(32) + relu + residual add
 // z [B, 32, 16, 16] -> out [B, 32, 16, 16]
 // first use: resblocks.0.batch_norm · models/book.ts:182
 [[maybe_unused]] void k10_bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float* y, const float* z, const float* gamma, const float* beta, const double* part, double* bpart, float* ggamma, float* gbeta, float eps) {
   constexpr int C = 32;
   constexpr int HW = 256;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool ADD = true;
+  constexpr bool NEED_SKIP = true;
   constexpr bool NEED_DZ = true;
   constexpr bool ACCUM_DZ = false;
   constexpr bool ACCUM_SKIP = false;
-  tk::bn_bwd<C, HW, ACT, ADD, NEED_DZ, ACCUM_DZ, ACCUM_SKIP>(c, dz, dskip, gy, y, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
+  tk::bn_bwd<C, HW, ACT, ADD, NEED_SKIP, NEED_DZ, ACCUM_DZ, ACCUM_SKIP>(c, dz, dskip, gy, y, z, gamma, beta, part, bpart, ggamma, gbeta, eps);
 }
 
 // backward of: Conv2d 32->32 3x3 stride 1,1 pad 1,1
@@ -205,7 +226,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_NONE;
+  using ACT = tk::ActNone;
   constexpr bool POOL = false;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = true;
@@ -226,7 +247,7 @@ constexpr int MAX_THREADS = 64;
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
-  constexpr int ACT = tk::ACT_RELU;
+  using ACT = Act_relu;
   constexpr bool POOL = true;
   constexpr bool NEED_DX = false;
   constexpr bool ACCUM_DX = false;
@@ -319,9 +340,9 @@ void fwd_steps(tk_netresdeep* m, const Ctx& c, const float* x) {
   for (int r = 0; r < 10; ++r) {
     // resblocks.0.conv · models/book.ts:181: conv2d [B, 32, 16, 16] -> [B, 32, 16, 16]
     k1_conv_fwd(c, F(TF0[r][0]), nullptr, F(TF0[r][1]), m->P + 896, nullptr);
-    // resblocks.0.batch_norm · models/book.ts:182: batchnorm2d+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
+    // resblocks.0.batch_norm · models/book.ts:182: batchnorm+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
     if (c.train) k2_bn_fwd_train(c, F(TF0[r][2]), F(TF0[r][3]), F(TF0[r][4]), m->P + 10112, m->P + 10144, m->FB + 0, m->FB + 32, m->IB + 0, c.red + (size_t)(TF0[r][5]) * c.nt, 0.1f, 0.00001f);
-    // resblocks.0.batch_norm · models/book.ts:182: batchnorm2d+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
+    // resblocks.0.batch_norm · models/book.ts:182: batchnorm+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
     if (!c.train) k3_bn_fwd_eval(c, F(TF0[r][6]), F(TF0[r][7]), F(TF0[r][8]), m->P + 10112, m->P + 10144, m->FB + 0, m->FB + 32, 0.00001f);
   }
   // (root) · models/book.ts:208: maxpool2d [B, 32, 16, 16] -> [B, 32, 8, 8]
@@ -347,7 +368,7 @@ void bwd_steps(tk_netresdeep* m, const Ctx& c, const float* x) {
   // (root) · models/book.ts:208: maxpool2d [B, 32, 16, 16] -> [B, 32, 8, 8]
   TK_BARRIER();  // the output reuses memory other threads may still read
   k9_pool_bwd(c, F(655360), F(696320), U8(704512));
-  // resblocks.0.batch_norm · models/book.ts:182: batchnorm2d+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
+  // resblocks.0.batch_norm · models/book.ts:182: batchnorm+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
   TK_BARRIER();  // the output reuses memory other threads may still read
   k10_bn_bwd(c, F(720896), F(688128), F(655360), nullptr, F(622592), m->P + 10112, m->P + 10144, c.red + (size_t)(1152) * c.nt, c.red + (size_t)(1216) * c.nt, c.gp + GPO(3), c.gp + GPO(4), 0.00001f);
   // 9 repetitions of 2 call(s); per-sample byte offsets of their buffers, one row per repetition
@@ -355,7 +376,7 @@ void bwd_steps(tk_netresdeep* m, const Ctx& c, const float* x) {
   for (int r = 0; r < 9; ++r) {
     // resblocks.0.conv · models/book.ts:181: conv2d [B, 32, 16, 16] -> [B, 32, 16, 16]
     k11_conv_bwd(c, F(TB0[r][0]), c.gp + GPO(2), nullptr, F(TB0[r][1]), nullptr, nullptr, F(TB0[r][2]), m->P + 896);
-    // resblocks.0.batch_norm · models/book.ts:182: batchnorm2d+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
+    // resblocks.0.batch_norm · models/book.ts:182: batchnorm+relu+add [B, 32, 16, 16] -> [B, 32, 16, 16]
     k10_bn_bwd(c, F(TB0[r][3]), F(TB0[r][4]), F(TB0[r][5]), nullptr, F(TB0[r][6]), m->P + 10112, m->P + 10144, c.red + (size_t)(TB0[r][7]) * c.nt, c.red + (size_t)(TB0[r][8]) * c.nt, c.gp + GPO(3), c.gp + GPO(4), 0.00001f);
   }
   // resblocks.0.conv · models/book.ts:181: conv2d [B, 32, 16, 16] -> [B, 32, 16, 16]

@@ -10,9 +10,9 @@ import { saveSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { addonPath, compilePackage, CXX_FLAGS, readManifest } from './compile.js';
 import { emitDts } from './dts.js';
-import { baseView, CODEGEN_VERSION, emitCpu, prefixOf } from './emit_cpu.js';
+import { baseView, CODEGEN_VERSION, emitCpu, prefixOf } from './cpu/emit.js';
 import { hostIsa, missingFlags } from './isa.js';
-import { plan } from './plan.js';
+import { plan } from './cpu/plan.js';
 import { render, templatesDigestInput } from './templates.js';
 
 export const DEFAULT_MAX_BATCH = 256;

@@ -5,6 +5,8 @@
 // size left open until run time. A node's id is its index in `Graph.nodes` and
 // also names its output value.
 
+import type { ActName, ActParams } from '../ops/activations.js';
+
 export type Dtype = 'F32' | 'I64';
 
 /** A concrete host tensor; structurally compatible with src/io's safetensors Tensor. */
@@ -33,10 +35,27 @@ export interface InputNode extends NodeBase {
   op: 'input';
 }
 
-/** PyTorch Conv2d (cross-correlation). params: [weight [outC,inC,kh,kw], bias [outC]?] */
+/**
+ * PyTorch Conv2d (cross-correlation, zero padding), grouped and dilated:
+ *   out[oc, oy, ox] = bias[oc] + Σ_{ic in oc's group, ky, kx} w[oc, ic, ky, kx] · in[g·inC/groups + ic, oy·sh − ph + ky·dh, ox·sw − pw + kx·dw]
+ * params: [weight [outC, inC/groups, kh, kw], bias [outC]?]
+ */
 export interface Conv2dNode extends NodeBase {
   op: 'conv2d';
-  attrs: { inC: number; outC: number; kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; bias: boolean };
+  attrs: {
+    inC: number;
+    outC: number;
+    kh: number;
+    kw: number;
+    sh: number;
+    sw: number;
+    ph: number;
+    pw: number;
+    dh: number;
+    dw: number;
+    groups: number;
+    bias: boolean;
+  };
 }
 
 /** y = x·Wᵀ + b on a [inF] input. params: [weight [outF,inF], bias [outF]?] */
@@ -45,19 +64,24 @@ export interface LinearNode extends NodeBase {
   attrs: { inF: number; outF: number; bias: boolean };
 }
 
-/** Max or average pooling, floor mode. Padding counts as -inf (max) or 0 included in the count (avg, PyTorch's default). */
+/**
+ * Max or average pooling, floor mode. Padding counts as -inf (max); for the
+ * average it is counted in the divisor when countIncludePad (PyTorch's default).
+ * Adaptive pools with exact divisors and x.mean([2, 3]) trace to these.
+ */
 export interface PoolNode extends NodeBase {
   op: 'maxpool2d' | 'avgpool2d';
-  attrs: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number };
+  attrs: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; countIncludePad: boolean };
 }
 
 /**
- * BatchNorm2d. params: [weight, bias, running_mean, running_var, num_batches_tracked].
+ * BatchNorm1d/2d over a per-sample [C], [C, L] or [C, H, W] input (statistics over batch and the trailing dims).
+ * params: [weight, bias, running_mean, running_var, num_batches_tracked].
  * Train: batch mean and biased variance normalise; running stats take the unbiased
  * variance with `momentum`; num_batches_tracked += 1. Eval: running stats.
  */
 export interface BatchNormNode extends NodeBase {
-  op: 'batchnorm2d';
+  op: 'batchnorm';
   attrs: { C: number; eps: number; momentum: number };
 }
 
@@ -72,13 +96,24 @@ export interface DropoutNode extends NodeBase {
   attrs: { p: number; channelwise: boolean; stream: number };
 }
 
+/** An elementwise function of src/ops/activations.ts (activations, scalar arithmetic). */
 export interface UnaryNode extends NodeBase {
-  op: 'relu' | 'tanh';
+  op: 'unary';
+  attrs: { fn: ActName; p: ActParams };
 }
 
-/** Elementwise sum of two same-shaped inputs (skip connections). */
-export interface AddNode extends NodeBase {
-  op: 'add';
+/**
+ * Elementwise a ∘ b with PyTorch's broadcasting over the per-sample dims
+ * (aligned at the right; a dim of 1 stretches), e.g. [C, H, W] · [C, 1, 1].
+ */
+export interface BinaryNode extends NodeBase {
+  op: 'binary';
+  attrs: { fn: 'add' | 'sub' | 'mul' };
+}
+
+/** torch.cat(inputs, 1): inputs stacked along the channel dim (dim 0 per sample); other dims equal. */
+export interface ConcatNode extends NodeBase {
+  op: 'concat';
 }
 
 /** Same values, new per-sample shape (view / flatten of contiguous NCHW). */
@@ -86,9 +121,29 @@ export interface ReshapeNode extends NodeBase {
   op: 'reshape';
 }
 
-export type Node = InputNode | Conv2dNode | LinearNode | PoolNode | BatchNormNode | DropoutNode | UnaryNode | AddNode | ReshapeNode;
+/** softmax or log-softmax over the features of a [n] input (dim 1 of [B, n]). */
+export interface SoftmaxNode extends NodeBase {
+  op: 'softmax';
+  attrs: { log: boolean };
+}
+
+export type Node =
+  | InputNode
+  | Conv2dNode
+  | LinearNode
+  | PoolNode
+  | BatchNormNode
+  | DropoutNode
+  | UnaryNode
+  | BinaryNode
+  | ConcatNode
+  | ReshapeNode
+  | SoftmaxNode;
 
 export type OpKind = Node['op'];
+
+/** The node type of an op kind. */
+export type NodeOf<K extends OpKind> = Extract<Node, { op: K }>;
 
 /** A parameter or buffer of the model, by its canonical (first) state_dict name. */
 export interface StateInfo {

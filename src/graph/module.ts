@@ -2,6 +2,7 @@
 // instance's fields in definition order, and their field names become
 // state_dict keys. Instances are callable (`this.conv1(x)`), like Python's.
 import type { Dtype, HostTensor } from './ir.js';
+import { callerSource } from './source.js';
 import { currentTracer } from './tracer.js';
 import type { Tensor } from './tensor.js';
 
@@ -38,6 +39,7 @@ export abstract class Module {
     Object.setPrototypeOf(self, new.target.prototype);
     Object.defineProperty(self, '_training', { value: true, writable: true, enumerable: false });
     Object.defineProperty(self, '_named', { value: new Map<string, StateEntry>(), enumerable: false });
+    Object.defineProperty(self, '_source', { value: callerSource(), enumerable: false });
     return self;
   }
 
@@ -45,8 +47,22 @@ export abstract class Module {
 
   /** Runs forward inside this module's scope, so recorded ops know where they came from. */
   call(...inputs: Tensor[]): Tensor {
+    return this.callIn(undefined, inputs);
+  }
+
+  /**
+   * As call(), for library code that runs a child (Sequential): ops the child
+   * records report the line where the child was constructed, not the line of
+   * the Sequential's call, which is the same for all its layers.
+   */
+  callAsChild(...inputs: Tensor[]): Tensor {
+    return this.callIn((this as unknown as { _source: string })._source, inputs);
+  }
+
+  private callIn(defLine: string | undefined, inputs: Tensor[]): Tensor {
     const tracer = currentTracer();
-    tracer.enter(this);
+    if (typeof this.forward !== 'function') tracer.fail(this.constructor.name, 'has no forward method');
+    tracer.enter(this, defLine);
     try {
       return this.forward(...inputs);
     } finally {
@@ -170,7 +186,7 @@ export class Sequential extends IndexedModules {
   }
 
   forward(x: Tensor): Tensor {
-    for (const m of this) x = m(x);
+    for (const m of this) x = m.callAsChild(x);
     return x;
   }
 }

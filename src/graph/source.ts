@@ -2,9 +2,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const graphDir = path.dirname(fileURLToPath(import.meta.url));
+/** tensorkiln's own source folder (src/ or dist/): its frames are never the user's. */
+const libDir = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 
-/** 'models/book.ts:42' for the innermost stack frame outside src/graph and node internals. */
+/** 'models/book.ts:42' for the innermost stack frame outside tensorkiln and node internals. */
 export function callerSource(): string {
   const stack = new Error().stack ?? '';
   for (const line of stack.split('\n').slice(1)) {
@@ -13,7 +14,7 @@ export function callerSource(): string {
     let file = m[1];
     if (file.startsWith('file://')) file = fileURLToPath(file);
     if (file.startsWith('node:') || file.includes('node_modules') || !path.isAbsolute(file)) continue;
-    if (path.dirname(file) === graphDir) continue;
+    if (file.startsWith(libDir + path.sep)) continue;
     return `${path.relative(process.cwd(), file) || file}:${m[2]}`;
   }
   return '<unknown>';

@@ -1,7 +1,20 @@
 // Symbolic tensors: what a model's forward sees while it is traced. They carry
-// a per-sample shape and the id of the graph node that produces them.
+// a per-sample shape and the id of the graph node that produces them. Their
+// methods are PyTorch's; each op file (src/ops/) installs its tracing here.
 import { numel } from './ir.js';
-import { currentTracer } from './tracer.js';
+import { callerSource } from './source.js';
+
+/** The tracing behind Tensor's methods, filled in by src/ops/ (which import this file, not the other way round). */
+export interface TensorOps {
+  view(x: Tensor, dims: number[]): Tensor;
+  flatten(x: Tensor, startDim: number): Tensor;
+  binary(fn: 'add' | 'sub' | 'mul', a: Tensor, b: Tensor | number): Tensor;
+  unary(fn: string, x: Tensor, args: unknown[], call: string): Tensor;
+  mean(x: Tensor, dims: number[], keepdim: boolean): Tensor;
+  softmax(x: Tensor, dim: number, log: boolean): Tensor;
+}
+
+export const tensorOps = {} as TensorOps;
 
 export class Tensor {
   constructor(
@@ -27,25 +40,59 @@ export class Tensor {
 
   /** `x.view(-1, n)` as in PyTorch; the batch must stay the leading dimension. */
   view(...dims: number[]): Tensor {
-    return currentTracer().view(this, dims);
+    return tensorOps.view(this, dims);
   }
 
   /** Flattens every dimension after the batch, like `torch.flatten(x, 1)`. */
   flatten(startDim = 1): Tensor {
-    return currentTracer().flatten(this, startDim);
+    return tensorOps.flatten(this, startDim);
   }
 
-  /** Elementwise sum (skip connections): `out.add(x)` is PyTorch's `out + x`. */
-  add(other: Tensor): Tensor {
-    return currentTracer().binary('add', this, other);
+  /** PyTorch's `x + y`: y a tensor (broadcast per sample, e.g. [C, 1, 1]) or a number. */
+  add(other: Tensor | number): Tensor {
+    return tensorOps.binary('add', this, other);
+  }
+
+  /** PyTorch's `x - y`. */
+  sub(other: Tensor | number): Tensor {
+    return tensorOps.binary('sub', this, other);
+  }
+
+  /** PyTorch's `x * y` (a squeeze-excitation gate [C, 1, 1], or a scalar). */
+  mul(other: Tensor | number): Tensor {
+    return tensorOps.binary('mul', this, other);
   }
 
   relu(): Tensor {
-    return currentTracer().unary('relu', this);
+    return tensorOps.unary('relu', this, [], 'relu()');
   }
 
   tanh(): Tensor {
-    return currentTracer().unary('tanh', this);
+    return tensorOps.unary('tanh', this, [], 'tanh()');
+  }
+
+  sigmoid(): Tensor {
+    return tensorOps.unary('sigmoid', this, [], 'sigmoid()');
+  }
+
+  /** Mean over dims of [B, C, H, W]: only [2, 3] (global average pooling), to [B, C] or with keepdim [B, C, 1, 1]. */
+  mean(dims: number[], keepdim = false): Tensor {
+    return tensorOps.mean(this, dims, keepdim);
+  }
+
+  softmax(dim: number): Tensor {
+    return tensorOps.softmax(this, dim, false);
+  }
+
+  logSoftmax(dim: number): Tensor {
+    return tensorOps.softmax(this, dim, true);
+  }
+
+  /** `x + y` in plain JS would turn tensors into strings: refuse it where it happens. */
+  [Symbol.toPrimitive](): never {
+    throw new Error(
+      `${callerSource()}: a tensor ${this.toString()} was used in plain JS arithmetic or a string (x + y, x * 2, \`\${x}\`): write x.add(y), x.mul(2) or torch.add(x, y)`,
+    );
   }
 
   toString(): string {

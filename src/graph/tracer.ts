@@ -1,33 +1,52 @@
 // Records ops into a graph while a model's forward runs on symbolic tensors.
-import { ModelError, showShape } from './errors.js';
-import { numel, type Node } from './ir.js';
+// The op-specific tracing (shape rules, checks) lives in src/ops/<op>.ts.
+import { ModelError } from './errors.js';
+import type { Node } from './ir.js';
 import { callerSource } from './source.js';
 import { Tensor } from './tensor.js';
 
 type NewNode = Node extends infer N ? (N extends Node ? Omit<N, 'id' | 'module' | 'source'> : never) : never;
 
+interface Scope {
+  module: string;
+  /** for a module called by library code (a Sequential): the user line of that call, and where the module was built */
+  callLine?: string;
+  defLine?: string;
+}
+
 export class Tracer {
   readonly nodes: Node[] = [];
-  private readonly scope: string[] = [];
+  private readonly scope: Scope[] = [];
   private streams = 0;
 
   constructor(private readonly moduleNames: Map<object, string>) {}
 
   /** Path of the module whose forward is running ('' for the root). */
   get module(): string {
-    return this.scope.length ? this.scope[this.scope.length - 1] : '';
+    return this.scope.length ? this.scope[this.scope.length - 1].module : '';
   }
 
   nameOf(module: object): string {
     return this.moduleNames.get(module) ?? '';
   }
 
-  enter(module: object): void {
-    this.scope.push(this.nameOf(module));
+  /** `defLine`: where a module called by library code was constructed (ops it records report that line). */
+  enter(module: object, defLine?: string): void {
+    this.scope.push(defLine ? { module: this.nameOf(module), callLine: callerSource(), defLine } : { module: this.nameOf(module) });
   }
 
   exit(): void {
     this.scope.pop();
+  }
+
+  /** Where the op being recorded was written: the innermost user line, or the layer's own line inside a Sequential. */
+  source(): string {
+    const src = callerSource();
+    for (let i = this.scope.length - 1; i >= 0; i--) {
+      const s = this.scope[i];
+      if (s.defLine && s.callLine === src) return s.defLine;
+    }
+    return src;
   }
 
   /** A fresh stream number for a dropout node's random mask. */
@@ -36,50 +55,19 @@ export class Tracer {
   }
 
   record(node: NewNode): Tensor {
-    const full = { ...node, id: this.nodes.length, module: this.module, source: callerSource() } as Node;
+    const full = { ...node, id: this.nodes.length, module: this.module, source: this.source() } as Node;
     this.nodes.push(full);
     return new Tensor(full.id, full.shape);
   }
 
+  /** Stops the trace with an error naming the module, the op and the model.ts line. */
   fail(op: string, problem: string, hint?: string): never {
-    throw new ModelError(this.module, op, callerSource(), problem, hint);
+    throw new ModelError(this.module, op, this.source(), problem, hint);
   }
 
-  view(x: Tensor, dims: number[]): Tensor {
-    const n = x.numel();
-    const call = `view(${dims.join(', ')})`;
-    if (dims.length < 2 || dims[0] !== -1) this.fail(call, `the batch must stay the first dimension: write view(-1, ...)`);
-    const rest = dims.slice(1);
-    const free = rest.filter((d) => d === -1).length;
-    if (free > 1 || rest.some((d) => d !== -1 && (!Number.isInteger(d) || d < 1)))
-      this.fail(call, `sizes after the batch must be positive integers, with at most one -1`);
-    const known = numel(rest.filter((d) => d !== -1));
-    if (free === 1 && n % known !== 0)
-      this.fail(call, `cannot split ${n} values per sample of ${showShape(x.sampleShape)} into ${showShape(rest)}`);
-    const shape = rest.map((d) => (d === -1 ? n / known : d));
-    if (numel(shape) !== n)
-      this.fail(
-        call,
-        `the input ${showShape(x.sampleShape)} has ${n} values per sample, not ${numel(shape)}`,
-        `view(-1, ${n}) flattens it; if you expected ${numel(shape)}, check the pooling and channel counts before this line`,
-      );
-    return this.record({ op: 'reshape', inputs: [x.id], shape, params: [] });
-  }
-
-  flatten(x: Tensor, startDim: number): Tensor {
-    if (startDim !== 1) this.fail(`flatten(${startDim})`, 'only flatten(1) is supported: the batch stays the first dimension');
-    return this.record({ op: 'reshape', inputs: [x.id], shape: [x.numel()], params: [] });
-  }
-
-  unary(op: 'relu' | 'tanh', x: Tensor): Tensor {
-    return this.record({ op, inputs: [x.id], shape: [...x.sampleShape], params: [] });
-  }
-
-  binary(op: 'add', a: Tensor, b: Tensor): Tensor {
-    if (!(b instanceof Tensor)) this.fail(op, `expected a tensor to add, got ${typeof b}`);
-    if (a.sampleShape.join() !== b.sampleShape.join())
-      this.fail(op, `cannot add ${showShape(a.sampleShape)} and ${showShape(b.sampleShape)}: shapes must match (no broadcasting)`);
-    return this.record({ op, inputs: [a.id, b.id], shape: [...a.sampleShape], params: [] });
+  /** The shape of value `id`. */
+  shapeOf(id: number): number[] {
+    return this.nodes[id].shape;
   }
 }
 

@@ -1,6 +1,6 @@
 // The reference interpreter: runs a Graph forward and backward in float64,
-// one op function per node (src/interp/ops.ts), and trains it with the SGD
-// and penalty rules of src/train/rules.ts. It is the oracle the compiled
+// calling each node's op in the registry (src/ops/), and trains it with the
+// SGD and penalty rules of src/train/rules.ts. It is the oracle the compiled
 // backends are checked against, so it favours clarity over speed.
 import type { Backend, ForwardOptions, StepResult } from '../check/backend.js';
 import type { Graph, HostTensor, Node } from '../graph/ir.js';
@@ -9,7 +9,9 @@ import type { Module } from '../graph/module.js';
 import { canonicalState, expandState } from '../graph/state.js';
 import { trace } from '../graph/trace.js';
 import { numberArith, penaltyGrad, penaltyLoss, sgdStep, stepTerms, type StepOptions } from '../train/rules.js';
-import * as op from './ops.js';
+import { opOf } from '../ops/index.js';
+import type { InterpBackward, InterpForward, Saved } from '../ops/types.js';
+import { crossEntropy, type LossOptions } from '../ops/loss.js';
 
 type F64 = Float64Array;
 
@@ -36,17 +38,6 @@ export interface InterpreterStepResult extends StepResult {
   grads: Map<string, F64>;
 }
 
-/** What one node's forward keeps for its backward (besides the input and output values). */
-interface Saved {
-  /** maxpool2d: flat input index of each output's maximum */
-  argmax?: Int32Array;
-  /** batchnorm2d: normalised input and 1/√(var + eps) used */
-  xhat?: F64;
-  invstd?: F64;
-  /** dropout: per-element multiplier (0 or 1/(1 − p)) */
-  mask?: F64;
-}
-
 /** Everything the last forward recorded, for backward. */
 interface Tape {
   batch: number;
@@ -68,6 +59,10 @@ export class Interpreter implements Backend {
   readonly paramNames: string[];
   /** Gradient w.r.t. the input [batch, C, H, W] from the last backward({ inputGrad: true }). */
   inputGrad: F64 | null = null;
+  /** Dropout multipliers drawn by PyTorch, by module path, replayed instead of the hash (gen check). */
+  masks: Map<string, F64> | null = null;
+  /** The training loss (cross-entropy by default). */
+  lossOptions: LossOptions = { kind: 'cross_entropy' };
   private tape: Tape | null = null;
 
   /**
@@ -141,79 +136,18 @@ export class Interpreter implements Backend {
   }
 
   private forwardNode(node: Node, out: F64, t: Tape, seed: number): Saved {
-    const B = t.batch;
-    const inp = t.values[node.inputs[0]];
-    const inShape = this.graph.nodes[node.inputs[0]].shape;
-    const param = (i: number) => this.values.get(node.params[i])!;
-    switch (node.op) {
-      case 'input':
-        throw new Error('internal: the input node has no forward');
-      case 'conv2d':
-        op.conv2dForward(out, inp, param(0), node.attrs.bias ? param(1) : null, convGeom(node.attrs, inShape, node.shape, B));
-        return {};
-      case 'linear':
-        op.linearForward(out, inp, param(0), node.attrs.bias ? param(1) : null, B, node.attrs.inF, node.attrs.outF);
-        return {};
-      case 'maxpool2d': {
-        const argmax = new Int32Array(out.length);
-        op.maxpool2dForward(out, argmax, inp, poolGeom(node.attrs, inShape, node.shape, B));
-        return { argmax };
-      }
-      case 'avgpool2d':
-        op.avgpool2dForward(out, inp, poolGeom(node.attrs, inShape, node.shape, B));
-        return {};
-      case 'batchnorm2d': {
-        const { C, eps, momentum } = node.attrs;
-        const HW = numel(inShape) / C;
-        const [weight, bias, runningMean, runningVar] = [0, 1, 2, 3].map(param);
-        let mean: F64;
-        let variance: F64;
-        if (t.train) {
-          if (B * HW < 2)
-            throw new Error(
-              `${node.module || 'batchnorm2d'}: expected more than 1 value per channel when training, got input [${[B, ...inShape].join(', ')}] (as PyTorch)`,
-            );
-          mean = new Float64Array(C);
-          variance = new Float64Array(C);
-          op.batchStats(mean, variance, inp, B, C, HW);
-          op.batchnormUpdateRunning(runningMean, runningVar, mean, variance, B * HW, momentum);
-          const counter = node.params[4];
-          this.counters.set(counter, this.counters.get(counter)! + 1n);
-        } else {
-          mean = runningMean.slice();
-          variance = runningVar;
-        }
-        const invstd = variance.map((v) => 1 / Math.sqrt(v + eps));
-        const xhat = new Float64Array(out.length);
-        op.batchnorm2dForward(out, xhat, inp, mean, invstd, weight, bias, B, C, HW);
-        return { xhat, invstd };
-      }
-      case 'dropout': {
-        if (!t.train) {
-          out.set(inp);
-          return {};
-        }
-        const { p, channelwise, stream } = node.attrs;
-        const mask = new Float64Array(out.length);
-        op.dropoutMask(mask, B, numel(node.shape), channelwise ? node.shape[0] : 1, p, channelwise, seed, stream);
-        op.dropoutForward(out, inp, mask);
-        return { mask };
-      }
-      case 'relu':
-        op.reluForward(out, inp);
-        return {};
-      case 'tanh':
-        op.tanhForward(out, inp);
-        return {};
-      case 'add':
-        op.addForward(out, inp, t.values[node.inputs[1]]);
-        return {};
-      case 'reshape':
-        op.reshapeForward(out, inp);
-        return {};
-      default:
-        return unknownOp(node);
-    }
+    const c: InterpForward = {
+      B: t.batch,
+      train: t.train,
+      seed,
+      x: node.inputs.map((i) => t.values[i]),
+      xShape: node.inputs.map((i) => this.graph.nodes[i].shape),
+      out,
+      param: (i) => this.values.get(node.params[i])!,
+      bump: (i) => this.counters.set(node.params[i], this.counters.get(node.params[i])! + 1n),
+      mask: (n) => this.masks?.get(n.module),
+    };
+    return opOf(node).forward(node, c);
   }
 
   // ------------------------------------------------------------ backward
@@ -246,64 +180,19 @@ export class Interpreter implements Backend {
   }
 
   private backwardNode(node: Node, dout: F64, t: Tape, grads: Map<string, F64>, dinput: (id: number) => F64 | null): void {
-    const B = t.batch;
-    const [a, b] = node.inputs;
-    const inp = t.values[a];
-    const out = t.values[node.id];
-    const saved = t.saved[node.id];
-    const inShape = this.graph.nodes[a].shape;
-    const param = (i: number) => this.values.get(node.params[i])!;
-    const grad = (i: number) => grads.get(node.params[i])!;
-    // Ops without parameters have nothing to do when nobody wants their input's gradient.
-    const need = (id: number, f: (d: F64) => void) => {
-      const d = dinput(id);
-      if (d) f(d);
+    const c: InterpBackward = {
+      B: t.batch,
+      train: t.train,
+      x: node.inputs.map((i) => t.values[i]),
+      xShape: node.inputs.map((i) => this.graph.nodes[i].shape),
+      out: t.values[node.id],
+      dout,
+      saved: t.saved[node.id],
+      param: (i) => this.values.get(node.params[i])!,
+      dx: (i) => dinput(node.inputs[i]),
+      grad: (i) => grads.get(node.params[i]) ?? null,
     };
-    switch (node.op) {
-      case 'input':
-        return;
-      case 'conv2d':
-        op.conv2dBackward(
-          dinput(a),
-          grad(0),
-          node.attrs.bias ? grad(1) : null,
-          dout,
-          inp,
-          param(0),
-          convGeom(node.attrs, inShape, node.shape, B),
-        );
-        return;
-      case 'linear':
-        op.linearBackward(dinput(a), grad(0), node.attrs.bias ? grad(1) : null, dout, inp, param(0), B, node.attrs.inF, node.attrs.outF);
-        return;
-      case 'maxpool2d':
-        return need(a, (d) => op.maxpool2dBackward(d, dout, saved.argmax!));
-      case 'avgpool2d':
-        return need(a, (d) => op.avgpool2dBackward(d, dout, poolGeom(node.attrs, inShape, node.shape, B)));
-      case 'batchnorm2d': {
-        const C = node.attrs.C;
-        op.batchnorm2dBackward(dinput(a), grad(0), grad(1), dout, saved.xhat!, saved.invstd!, param(0), B, C, numel(inShape) / C, t.train);
-        return;
-      }
-      case 'dropout':
-        return need(a, (d) => (saved.mask ? op.dropoutBackward(d, dout, saved.mask) : op.reshapeBackward(d, dout)));
-      case 'relu':
-        return need(a, (d) => op.reluBackward(d, dout, out));
-      case 'tanh':
-        return need(a, (d) => op.tanhBackward(d, dout, out));
-      case 'add': {
-        // Both summands may be one value (x + x): dinput returns the same array, which then gets dout twice.
-        const da = dinput(a);
-        const db = dinput(b);
-        if (da) op.reshapeBackward(da, dout);
-        if (db) op.reshapeBackward(db, dout);
-        return;
-      }
-      case 'reshape':
-        return need(a, (d) => op.reshapeBackward(d, dout));
-      default:
-        return unknownOp(node);
-    }
+    opOf(node).backward(node, c);
   }
 
   // ------------------------------------------------------------ loss and training
@@ -325,7 +214,7 @@ export class Interpreter implements Backend {
   loss(logits: ArrayLike<number>, labels: ArrayLike<number>, batch: number, pen: PenaltyOptions = {}): LossResult {
     const classes = logits.length / batch;
     if (labels.length !== batch) throw new Error(`${labels.length} labels for a batch of ${batch}`);
-    const { loss: lossCE, dlogits } = op.crossEntropy(logits, labels, batch, classes);
+    const { loss: lossCE, dlogits } = crossEntropy(logits, labels, batch, classes, this.lossOptions);
     return { loss: lossCE + this.penalty(pen), lossCE, dlogits };
   }
 
@@ -369,26 +258,4 @@ export class Interpreter implements Backend {
     this.sgdUpdate(grads, h);
     return { loss, lossCE, logits, grads };
   }
-}
-
-function convGeom(a: { outC: number } & WindowAttrs, inShape: number[], outShape: number[], B: number): op.ConvGeom {
-  return { ...poolGeom(a, inShape, outShape, B), OC: a.outC };
-}
-
-interface WindowAttrs {
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  ph: number;
-  pw: number;
-}
-
-function poolGeom(a: WindowAttrs, inShape: number[], outShape: number[], B: number): op.Geom2d {
-  const [C, H, W] = inShape;
-  return { B, C, H, W, OH: outShape[1], OW: outShape[2], KH: a.kh, KW: a.kw, SH: a.sh, SW: a.sw, PH: a.ph, PW: a.pw };
-}
-
-function unknownOp(node: never): never {
-  throw new Error(`the interpreter has no op '${(node as Node).op}' (node ${(node as Node).id})`);
 }

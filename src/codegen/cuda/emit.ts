@@ -11,12 +11,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { numel, type Graph, type Node } from '../../graph/ir.js';
+import { numel, type BatchNormNode, type Graph, type Node, type PoolNode } from '../../graph/ir.js';
+import { isPlainConv } from '../../ops/conv2d.js';
+import { opOf } from '../../ops/index.js';
 import { emitDts } from '../dts.js';
-import { baseView, CODEGEN_VERSION } from '../emit_cpu.js';
+import { baseView, CODEGEN_VERSION } from '../cpu/emit.js';
+import {
+  consumers,
+  fuse,
+  fusableAct,
+  GradFlow,
+  monotoneAct,
+  needsGrad,
+  type Contribution,
+  type FusionPolicy,
+  type Group,
+} from '../middle.js';
 import { render } from '../templates.js';
+import type { CudaCtx } from './ctx.js';
 import * as K from './kernels.js';
-import { consumers, epilogueOf, fuse, needsGrad, perSample, type Group } from './plan.js';
 
 export interface CudaOptions {
   /** C identifier: files <name>_cuda.{h,cu}, functions <name>_cuda_* */
@@ -51,7 +64,19 @@ class Registry {
   }
 }
 
-type GradState = { buf: string; owned: boolean } | undefined;
+/** Non-overlapping max pooling (window = stride, no padding): what the CUDA epilogues pool. */
+function fusablePool(n: PoolNode): boolean {
+  const a = n.attrs;
+  return a.kh === a.sh && a.kw === a.sw && a.ph === 0 && a.pw === 0 && a.kh * a.kw <= 255;
+}
+
+/** What the CUDA kernels fuse: conv/linear/BatchNorm + act; conv/BatchNorm + act + (max pool | BatchNorm: residual add). */
+export const cudaPolicy: FusionPolicy = {
+  act: (head, act) => (head.op === 'conv2d' || head.op === 'linear' || head.op === 'batchnorm') && fusableAct(act),
+  pool: (head, act, pool) =>
+    (head.op === 'conv2d' || (head.op === 'batchnorm' && head.shape.length === 3)) && fusablePool(pool) && monotoneAct(act),
+  add: (head) => head.op === 'batchnorm',
+};
 
 export function emitCudaPackage(graph: Graph, opts: CudaOptions): Map<string, string> {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(opts.name)) throw new Error(`CUDA package name must be a C identifier, got '${opts.name}'`);
@@ -60,16 +85,17 @@ export function emitCudaPackage(graph: Graph, opts: CudaOptions): Map<string, st
   return new Emitter(graph, opts).emit();
 }
 
-class Emitter {
+class Emitter implements CudaCtx {
+  readonly graph: Graph;
   private readonly g: Graph;
   private readonly name: string;
-  private readonly maxB: number;
-  private readonly refB: number;
+  readonly maxB: number;
+  readonly refB: number;
   private readonly reg = new Registry();
   private readonly allocs: Alloc[] = [];
   private readonly groups: Group[];
   private readonly cons: Node[][];
-  private readonly need: boolean[];
+  private readonly needs: boolean[];
   /** parameter and float-buffer offsets */
   private readonly pOff = new Map<string, number>();
   private readonly sOff = new Map<string, number>();
@@ -78,24 +104,21 @@ class Emitter {
   private sTotal = 0;
   private nTotal = 0;
   private bnC = 1;
+  private readonly flow = new GradFlow((v) => this.gbuf(v));
 
   constructor(g: Graph, o: CudaOptions) {
     this.g = g;
+    this.graph = g;
     this.name = o.name;
     this.maxB = o.maxBatch;
     this.refB = Math.min(o.maxBatch, 64);
-    this.groups = fuse(g);
+    this.groups = fuse(g, cudaPolicy);
     this.cons = consumers(g);
-    this.directInput = this.cons[0].length > 0 && this.cons[0].every((c) => c.op === 'conv2d') && g.output !== 0;
+    this.directInput = this.cons[0].length > 0 && this.cons[0].every((c) => c.op === 'conv2d' && isPlainConv(c)) && g.output !== 0;
     const last = this.groups[this.groups.length - 1];
-    if (
-      last.kind === 'linear' &&
-      last.act === 'none' &&
-      last.out === g.output &&
-      K.headFits(this.maxB, last.node.attrs.inF, last.node.attrs.outF)
-    )
-      this.head = last;
-    this.need = needsGrad(g);
+    const h = last.head;
+    if (h.op === 'linear' && !last.act && last.out === g.output && K.headFits(this.maxB, h.attrs.inF, h.attrs.outF)) this.head = last;
+    this.needs = needsGrad(g);
     for (const s of g.state) {
       const n = numel(s.shape);
       if (s.dtype === 'I64') this.nIdx.set(s.name, this.nTotal++);
@@ -107,184 +130,78 @@ class Emitter {
         this.sTotal += n;
       }
     }
-    for (const n of g.nodes) {
-      if (n.op === 'input' || n.op === 'reshape') continue;
-      if (!['conv2d', 'linear', 'maxpool2d', 'avgpool2d', 'batchnorm2d', 'dropout', 'relu', 'tanh', 'add'].includes(n.op))
-        throw new Error(`the CUDA backend has no kernel for op '${(n as Node).op}' (node ${n.id}, ${n.source})`);
-    }
     if (g.nodes[g.output].shape.length !== 1) throw new Error('the model output must be logits [B, classes]');
   }
 
   // ---------------------------------------------------------------- buffers
 
-  private alloc(name: string, bytes: number, type = 'float'): string {
+  alloc(name: string, bytes: number, type = 'float'): string {
     if (!this.allocs.some((a) => a.name === name)) this.allocs.push({ name, bytes: Math.max(bytes, 4), type });
     return `m->${name}`;
   }
 
-  private P(name: string): string {
+  P(name: string): string {
     return `(m->P + ${this.pOff.get(name)!})`;
   }
-  private G(name: string): string {
+  G(name: string): string {
     return `(m->G + ${this.pOff.get(name)!})`;
   }
-  private S(name: string): string {
+  S(name: string): string {
     return `(m->S + ${this.sOff.get(name)!})`;
+  }
+  counter(name: string): string {
+    return `(m->NBT + ${this.nIdx.get(name)!})`;
+  }
+
+  need(v: number): boolean {
+    return this.needs[v];
+  }
+
+  kernel(k: K.KernelSrc): string {
+    return this.reg.get(k);
   }
 
   /** Device pointer holding value v's activations in the given mode (reshapes and eval dropouts are views). */
-  private val(v: number, train: boolean): string {
+  val(v: number, train: boolean): string {
     const n = this.g.nodes[v];
     if (n.op === 'input') return 'tk_input';
     if (n.op === 'reshape') return this.val(n.inputs[0], train);
     if (n.op === 'dropout' && !train) return this.val(n.inputs[0], train);
-    return this.alloc(`a${v}`, this.maxB * perSample(n) * 4);
+    return this.alloc(`a${v}`, this.maxB * numel(n.shape) * 4);
   }
 
   // ---------------------------------------------------------------- forward
 
-  private launch(k: string, grid: string, args: string[]): string {
+  launch(k: string, grid: string, args: string[]): string {
     return `  TK_RUN(${k}, ${grid}, dim3(${K.THREADS}), m->stream, ${args.join(', ')});`;
   }
 
-  private convShape(n: Extract<Node, { op: 'conv2d' }>): K.ConvShape {
-    const [C, H, W] = this.g.nodes[n.inputs[0]].shape;
-    const a = n.attrs;
-    return { C, H, W, O: a.outC, OH: n.shape[1], OW: n.shape[2], KH: a.kh, KW: a.kw, SH: a.sh, SW: a.sw, PH: a.ph, PW: a.pw, bias: a.bias };
-  }
-
-  /** Every consumer of the model input is a conv: in a step they read dataset rows through the shuffle order (no gather). */
+  /** Every consumer of the model input is a plain conv: in a step they read dataset rows through the shuffle order (no gather). */
   private directInput = false;
 
-  /** The row indirection argument of a kernel reading value v: only the model input has one. */
-  private rows(v: number): string {
+  rows(v: number): string {
     return v === 0 ? 'tk_rows' : 'nullptr';
   }
 
   /** The output group when the step runs it inside the head kernel (last linear, no act, small). */
-  private head: Extract<Group, { kind: 'linear' }> | null = null;
+  private head: Group | null = null;
   private headBwd: { dx: string; base: string; acc: string } | null = null;
+
+  isHead(g: Group): boolean {
+    return g === this.head;
+  }
+
+  setHeadBackward(h: { dx: string; base: string; acc: string }): void {
+    this.headBwd = h;
+  }
 
   private forward(train: boolean, skipHead = false): string[] {
     const L: string[] = [];
     for (const grp of this.groups) {
       if (skipHead && grp === this.head) continue;
-      const n = grp.node;
+      const n = grp.head;
       L.push(`  // ${n.module || n.op} (${n.source})`);
-      if (grp.kind === 'conv') {
-        const s = this.convShape(grp.node);
-        const ep = epilogueOf(grp);
-        // a train-mode BatchNorm that is this conv's only consumer gets its statistics from the conv's epilogue
-        const bn = train ? this.statsConsumer(grp) : null;
-        const k = K.convFwd(s, ep, this.refB, bn ? { eps: bn.attrs.eps, momentum: bn.attrs.momentum } : null);
-        const name = this.reg.get(k);
-        const idx =
-          train && grp.pool ? this.alloc(`i${grp.out}`, this.maxB * perSample(this.g.nodes[grp.out]), 'unsigned char') : 'nullptr';
-        const args = [
-          this.val(grp.input, train),
-          this.rows(grp.input),
-          'm->sc',
-          this.P(n.params[0]),
-          s.bias ? this.P(n.params[1]) : 'nullptr',
-          this.val(grp.out, train),
-          idx,
-          'B',
-        ];
-        const gridX = `tk_cdiv(B * ${k.TY * k.TX}, ${K.THREADS})`;
-        if (bn) {
-          const [, , rm, rv, nbt] = bn.params;
-          this.fusedStats.add(bn.id);
-          this.bnPartDoubles = Math.max(this.bnPartDoubles, 2 * s.O * Math.ceil((this.maxB * k.TY * k.TX) / K.THREADS));
-          args.push(
-            'm->bnpart',
-            this.alloc(`bm${bn.id}`, bn.attrs.C * 4),
-            this.alloc(`bi${bn.id}`, bn.attrs.C * 4),
-            this.S(rm),
-            this.S(rv),
-            `(m->NBT + ${this.nIdx.get(nbt)!})`,
-            'm->counter',
-          );
-        }
-        L.push(this.launch(name, `dim3(${gridX}, ${s.O / k.OCT})`, args));
-      } else if (grp.kind === 'linear') {
-        const a = grp.node.attrs;
-        const name = this.reg.get(K.linearFwd(a.inF, a.outF, a.bias, grp.act));
-        L.push(
-          this.launch(name, `dim3(tk_cdiv(B * ${a.outF * 32}, ${K.THREADS}))`, [
-            this.val(grp.input, train),
-            this.P(n.params[0]),
-            a.bias ? this.P(n.params[1]) : 'nullptr',
-            this.val(grp.out, train),
-            'B',
-          ]),
-        );
-      } else if (grp.kind === 'bn') {
-        const node = grp.node;
-        const ep = epilogueOf(grp);
-        const { C, eps, momentum } = node.attrs;
-        const HW = ep.H * ep.W;
-        this.bnC = Math.max(this.bnC, C);
-        const [w, b, rm, rv, nbt] = node.params;
-        const outN = perSample(this.g.nodes[grp.out]);
-        if (train) {
-          const mean = this.alloc(`bm${node.id}`, C * 4);
-          const inv = this.alloc(`bi${node.id}`, C * 4);
-          if (this.fusedStats.has(node.id)) {
-            L.push('  // batch statistics: computed by the conv above');
-          } else {
-            const stats = this.reg.get(K.bnStats(C, HW, eps, momentum));
-            L.push(`  { const int S = tk_bn_splits(m, B * ${HW}, ${C});`);
-            L.push(
-              this.launch(stats, `dim3(${C}, S)`, [
-                this.val(grp.input, true),
-                'm->bnpart',
-                'B',
-                'S',
-                mean,
-                inv,
-                this.S(rm),
-                this.S(rv),
-                `(m->NBT + ${this.nIdx.get(nbt)!})`,
-                'm->counter',
-              ]) + ' }',
-            );
-          }
-          const idx = grp.pool ? this.alloc(`i${grp.out}`, this.maxB * outN, 'unsigned char') : 'nullptr';
-          const apply = this.reg.get(K.bnApply(ep, eps, true));
-          const other = grp.add ? this.val(grp.add.other, true) : 'nullptr';
-          L.push(
-            this.launch(apply, `dim3(tk_cdiv(B * ${outN}, ${K.THREADS}))`, [
-              this.val(grp.input, true),
-              mean,
-              inv,
-              this.P(w),
-              this.P(b),
-              other,
-              this.val(grp.out, true),
-              idx,
-              'B',
-            ]),
-          );
-        } else {
-          const apply = this.reg.get(K.bnApply(ep, eps, false));
-          const other = grp.add ? this.val(grp.add.other, false) : 'nullptr';
-          L.push(
-            this.launch(apply, `dim3(tk_cdiv(B * ${outN}, ${K.THREADS}))`, [
-              this.val(grp.input, false),
-              this.S(rm),
-              this.S(rv),
-              this.P(w),
-              this.P(b),
-              other,
-              this.val(grp.out, false),
-              'nullptr',
-              'B',
-            ]),
-          );
-        }
-      } else {
-        L.push(...this.forwardSingle(grp.node, train));
-      }
+      L.push(...opOf(n).cuda.forward(grp as Group<typeof n>, this, train));
     }
     return L;
   }
@@ -292,128 +209,77 @@ class Emitter {
   private fusedStats = new Set<number>();
   private bnPartDoubles = 0;
 
-  /** The BatchNorm node that is a conv group's only consumer (no act, no pool), if any. */
-  private statsConsumer(grp: Group): Extract<Node, { op: 'batchnorm2d' }> | null {
-    if (grp.kind !== 'conv' || grp.act !== 'none' || grp.pool || grp.out === this.g.output) return null;
+  /** The BatchNorm node that is a plain conv group's only consumer (no act, no pool), if any. */
+  statsConsumer(grp: Group): BatchNormNode | null {
+    const h = grp.head;
+    if (h.op !== 'conv2d' || !isPlainConv(h) || grp.act || grp.pool || grp.out === this.g.output) return null;
     const users = this.cons[grp.out];
-    if (users.length !== 1 || users[0].op !== 'batchnorm2d') return null;
+    if (users.length !== 1 || users[0].op !== 'batchnorm' || users[0].shape.length !== 3) return null;
     return users[0];
   }
 
-  private poolShape(n: Extract<Node, { op: 'maxpool2d' | 'avgpool2d' }>): K.PoolShape {
-    const [C, H, W] = this.g.nodes[n.inputs[0]].shape;
-    const a = n.attrs;
-    return { C, H, W, OH: n.shape[1], OW: n.shape[2], kh: a.kh, kw: a.kw, sh: a.sh, sw: a.sw, ph: a.ph, pw: a.pw };
+  fuseStats(bn: BatchNormNode, partDoubles: number): void {
+    this.fusedStats.add(bn.id);
+    this.bnPartDoubles = Math.max(this.bnPartDoubles, partDoubles);
   }
 
-  private forwardSingle(n: Node, train: boolean): string[] {
-    const N = perSample(n);
-    const grid = `dim3(tk_cdiv(B * ${N}, ${K.THREADS}))`;
-    switch (n.op) {
-      case 'maxpool2d':
-      case 'avgpool2d': {
-        const op = n.op === 'maxpool2d' ? 'max' : 'avg';
-        const k = this.reg.get(K.poolFwd(op, this.poolShape(n)));
-        const idx = train && op === 'max' ? this.alloc(`j${n.id}`, this.maxB * N * 4, 'int') : 'nullptr';
-        return [this.launch(k, grid, [this.val(n.inputs[0], train), this.val(n.id, train), idx, 'B'])];
-      }
-      case 'relu':
-      case 'tanh':
-        return [this.launch(this.reg.get(K.actFwd(n.op, N)), grid, [this.val(n.inputs[0], train), this.val(n.id, train), 'B'])];
-      case 'add':
-        return [
-          this.launch(this.reg.get(K.addFwd(N)), grid, [
-            this.val(n.inputs[0], train),
-            this.val(n.inputs[1], train),
-            this.val(n.id, train),
-            'B',
-          ]),
-        ];
-      case 'dropout': {
-        if (!train) return ['  // dropout: identity in eval'];
-        const k = this.reg.get(K.dropoutFwd(this.dropoutSpec(n)));
-        return [this.launch(k, grid, [this.val(n.inputs[0], true), this.val(n.id, true), 'm->sc', 'B'])];
-      }
-      case 'reshape':
-        return ['  // reshape: a view'];
-      case 'input':
-      case 'conv2d':
-      case 'linear':
-      case 'batchnorm2d':
-        throw new Error(`internal: no single-op forward for ${n.op}`);
-    }
+  hasFusedStats(bn: BatchNormNode): boolean {
+    return this.fusedStats.has(bn.id);
   }
 
-  private dropoutSpec(n: Extract<Node, { op: 'dropout' }>): K.DropoutSpec {
-    return {
-      n: perSample(n),
-      C: n.attrs.channelwise ? n.shape[0] : 1,
-      p: n.attrs.p,
-      channelwise: n.attrs.channelwise,
-      stream: n.attrs.stream,
-    };
+  noteChannels(C: number): void {
+    this.bnC = Math.max(this.bnC, C);
   }
 
   // ---------------------------------------------------------------- backward
 
-  private grads = new Map<number, GradState>();
   private written = new Set<string>();
 
   private gbuf(v: number): string {
-    return this.alloc(`g${v}`, this.maxB * perSample(this.g.nodes[v]) * 4);
+    return this.alloc(`g${v}`, this.maxB * numel(this.g.nodes[v].shape) * 4);
   }
 
-  /** Where a computed gradient contribution to value v goes: {out, base}. */
-  private contrib(v: number): { out: string; base: string } {
-    const st = this.grads.get(v);
-    const own = this.gbuf(v);
-    this.grads.set(v, { buf: own, owned: true });
-    if (!st) return { out: own, base: 'nullptr' };
-    return { out: own, base: st.buf };
+  contrib(v: number): Contribution {
+    return this.flow.kernel(v);
   }
 
-  /** An identity contribution (add, reshape): alias when it is the first, else a sum kernel. */
-  private contribIdentity(v: number, src: string, L: string[]): void {
-    const st = this.grads.get(v);
-    if (!st) {
-      this.grads.set(v, { buf: src, owned: false });
-      return;
-    }
-    const N = perSample(this.g.nodes[v]);
-    const own = this.gbuf(v);
-    L.push(this.launch(this.reg.get(K.accumulate(N)), `dim3(tk_cdiv(B * ${N}, ${K.THREADS}))`, [st.buf, src, own, 'B']));
-    this.grads.set(v, { buf: own, owned: true });
+  identity(v: number, src: string, L: string[]): void {
+    const c = this.flow.identity(v, src);
+    if (!c) return;
+    const N = numel(this.g.nodes[v].shape);
+    L.push(this.launch(this.reg.get(K.accumulate(N)), `dim3(tk_cdiv(B * ${N}, ${K.THREADS}))`, [c.base!, src, c.out, 'B']));
   }
 
   /** Conv weights whose gradient the SGD kernel sums from partials: one buffer per weight, one slice per use. */
   private convGrads = new Map<string, K.ConvGradSpec & { buf: string; name: string }>();
 
-  private wgradUse(n: Extract<Node, { op: 'conv2d' }>, s: K.ConvShape, blocks: number): { buf: string; use: number; stride: number } {
+  wgradUse(n: Extract<Node, { op: 'conv2d' }>, blocks: number): { buf: string; use: number; stride: number } {
     const w = n.params[0];
     let spec = this.convGrads.get(w);
     if (!spec) {
-      const KK = s.C * s.KH * s.KW;
+      const [C] = this.g.nodes[n.inputs[0]].shape;
+      const KK = C * n.attrs.kh * n.attrs.kw;
       const name = `wp${this.convGrads.size}`;
+      const bias = n.attrs.bias;
       spec = {
         name,
         buf: `m->${name}`,
         wOff: this.pOff.get(w)!,
-        bOff: s.bias ? this.pOff.get(n.params[1])! : null,
-        O: s.O,
+        bOff: bias ? this.pOff.get(n.params[1])! : null,
+        O: n.attrs.outC,
         K: KK,
         useBlocks: [],
-        stride: K.MAX_SPLITS * s.O * (KK + 1),
+        stride: K.MAX_SPLITS * n.attrs.outC * (KK + 1),
       };
       this.convGrads.set(w, spec);
       this.written.add(w);
-      if (s.bias) this.written.add(n.params[1]);
+      if (bias) this.written.add(n.params[1]);
     }
     spec.useBlocks.push(blocks);
     return { buf: spec.buf, use: spec.useBlocks.length - 1, stride: spec.stride };
   }
 
-  /** 1 when this parameter's gradient was already written by a later use (shared modules), else 0. */
-  private acc(param: string): string {
+  acc(param: string): string {
     if (this.written.has(param)) return '1';
     this.written.add(param);
     return '0';
@@ -422,162 +288,14 @@ class Emitter {
   private backward(): string[] {
     const L: string[] = [];
     const out = this.g.output;
-    this.grads.set(out, { buf: this.gbuf(out), owned: true });
+    this.flow.kernel(out);
     for (let gi = this.groups.length - 1; gi >= 0; gi--) {
       const grp = this.groups[gi];
-      const st = this.grads.get(grp.out);
-      if (!st) continue;
-      const gout = st.buf;
-      const n = grp.node;
+      const gout = this.flow.current(grp.out);
+      if (!gout) continue;
+      const n = grp.head;
       L.push(`  // d ${n.module || n.op} (${n.source})`);
-      if (grp.kind === 'conv') {
-        const s = this.convShape(grp.node);
-        const ep = epilogueOf(grp);
-        const idx = grp.pool ? `m->i${grp.out}` : 'nullptr';
-        const yout = this.val(grp.out, true);
-        const { NCG, NOG } = K.wgradGroup(s, !!grp.pool);
-        const { buf, use, stride } = this.wgradUse(grp.node, s, NOG * NCG);
-        const part = `(${buf} + ${use * stride})`;
-        L.push(`  { int SB; const int splits = tk_splits(B, ${NOG * NCG}, m->sms, &SB);`);
-        if (this.need[grp.input]) {
-          // weight and input gradients in one launch; after a max-pool tiling the output, dZ is scattered once first
-          const scatter = !!ep.pool && ep.H === ep.pool.oh * ep.pool.kh && ep.W === ep.pool.ow * ep.pool.kw;
-          let dz = 'nullptr';
-          if (scatter) {
-            dz = this.alloc(`dz${n.id}`, this.maxB * perSample(n) * 4);
-            L.push(
-              this.launch(this.reg.get(K.poolScatter(ep)), `dim3(tk_cdiv(B * ${perSample(this.g.nodes[grp.out])}, ${K.THREADS}))`, [
-                gout,
-                yout,
-                idx,
-                dz,
-                'B',
-              ]),
-            );
-          }
-          const k = K.convBwd(s, ep, this.refB, scatter);
-          const { out: o, base } = this.contrib(grp.input);
-          L.push(`    const int nw = ${NOG * NCG} * splits, dgx = (int)tk_cdiv(B * ${s.H * k.TX}, ${K.THREADS});`);
-          L.push(
-            this.launch(this.reg.get(k), `dim3(nw + dgx * ${s.C / k.ICT})`, [
-              gout,
-              yout,
-              idx,
-              this.val(grp.input, true),
-              this.rows(grp.input),
-              'm->sc',
-              part,
-              'SB',
-              'nw',
-              this.P(n.params[0]),
-              base,
-              o,
-              'dgx',
-              dz,
-              'B',
-            ]) + ' }',
-          );
-        } else {
-          const kp = this.reg.get(K.convWgradPartial(s, ep));
-          L.push(
-            this.launch(kp, `dim3(${NOG}, ${NCG}, splits)`, [
-              gout,
-              yout,
-              idx,
-              this.val(grp.input, true),
-              this.rows(grp.input),
-              'm->sc',
-              part,
-              'B',
-              'SB',
-            ]) + ' }',
-          );
-        }
-      } else if (grp === this.head) {
-        // the head kernel (after the forward) does this linear's backward
-        const a = grp.node.attrs;
-        const accW = this.acc(n.params[0]);
-        if (a.bias && this.acc(n.params[1]) !== accW) throw new Error(`internal: ${n.params[1]} and ${n.params[0]} are shared differently`);
-        let dx = 'nullptr';
-        let base = 'nullptr';
-        if (this.need[grp.input]) ({ out: dx, base } = this.contrib(grp.input));
-        this.headBwd = { dx, base, acc: accW };
-        L.push('  // (done by the head kernel)');
-      } else if (grp.kind === 'linear') {
-        const a = grp.node.attrs;
-        const k = this.reg.get(K.linearBwd(a.inF, a.outF, a.bias, grp.act));
-        const accW = this.acc(n.params[0]);
-        if (a.bias && this.acc(n.params[1]) !== accW) throw new Error(`internal: ${n.params[1]} and ${n.params[0]} are shared differently`);
-        let dx = 'nullptr';
-        let base = 'nullptr';
-        let extra = '0';
-        if (this.need[grp.input]) {
-          ({ out: dx, base } = this.contrib(grp.input));
-          extra = `B * ${a.inF}`;
-        }
-        L.push(
-          this.launch(k, `dim3(tk_cdiv(${a.outF * a.inF + a.outF} + ${extra}, ${K.THREADS}))`, [
-            gout,
-            this.val(grp.out, true),
-            this.val(grp.input, true),
-            this.P(n.params[0]),
-            this.G(n.params[0]),
-            a.bias ? this.G(n.params[1]) : 'nullptr',
-            accW,
-            base,
-            dx,
-            'B',
-          ]),
-        );
-      } else if (grp.kind === 'bn') {
-        const node = grp.node;
-        const ep = epilogueOf(grp);
-        const { C } = node.attrs;
-        const HW = ep.H * ep.W;
-        const [w, b] = node.params;
-        const idx = grp.pool ? `m->i${grp.out}` : 'nullptr';
-        const accW = this.acc(w);
-        if (this.acc(b) !== accW) throw new Error(`internal: ${b} and ${w} are shared differently`);
-        if (grp.add && this.need[grp.add.other]) this.contribIdentity(grp.add.other, gout, L);
-        const common = [
-          gout,
-          this.val(grp.out, true),
-          idx,
-          this.val(grp.input, true),
-          `m->bm${node.id}`,
-          `m->bi${node.id}`,
-          this.P(w),
-          this.P(b),
-        ];
-        L.push(`  { const int S = tk_bn_splits(m, B * ${HW}, ${C});`);
-        L.push(
-          this.launch(this.reg.get(K.bnBwdStats(ep)), `dim3(${C}, S)`, [
-            ...common,
-            'm->bnpart',
-            'B',
-            'S',
-            'm->bnsums',
-            this.G(w),
-            this.G(b),
-            accW,
-            'm->counter',
-          ]) + ' }',
-        );
-        if (this.need[grp.input]) {
-          const { out: o, base } = this.contrib(grp.input);
-          L.push(
-            this.launch(this.reg.get(K.bnBwdApply(ep)), `dim3(tk_cdiv(B * ${C * HW}, ${K.THREADS}))`, [
-              ...common,
-              'm->bnsums',
-              base,
-              o,
-              'B',
-            ]),
-          );
-        }
-      } else {
-        L.push(...this.backwardSingle(grp.node, gout));
-      }
+      L.push(...opOf(n).cuda.backward(grp as Group<typeof n>, this, gout));
     }
     // parameters no gradient reached (unused, or cut off from the loss) get zeros, as PyTorch's zero_grad + no contribution
     const zero: string[] = [];
@@ -587,48 +305,6 @@ class Emitter {
       zero.push(`  TK_TRY(cudaMemsetAsync(m->G + ${off}, 0, ${numel(info.shape) * 4}, m->stream));`);
     }
     return [...zero, ...L];
-  }
-
-  private backwardSingle(n: Node, gout: string): string[] {
-    const L: string[] = [];
-    const N = perSample(n);
-    const grid = (count: number) => `dim3(tk_cdiv(B * ${count}, ${K.THREADS}))`;
-    const a = n.inputs[0];
-    switch (n.op) {
-      case 'maxpool2d':
-      case 'avgpool2d': {
-        if (!this.need[a]) return L;
-        const op = n.op === 'maxpool2d' ? 'max' : 'avg';
-        const { out, base } = this.contrib(a);
-        const idx = op === 'max' ? `m->j${n.id}` : 'nullptr';
-        L.push(this.launch(this.reg.get(K.poolBwd(op, this.poolShape(n))), grid(perSample(this.g.nodes[a])), [gout, idx, base, out, 'B']));
-        return L;
-      }
-      case 'relu':
-      case 'tanh': {
-        if (!this.need[a]) return L;
-        const { out, base } = this.contrib(a);
-        L.push(this.launch(this.reg.get(K.actBwd(n.op, N)), grid(N), [gout, this.val(n.id, true), base, out, 'B']));
-        return L;
-      }
-      case 'dropout': {
-        if (!this.need[a]) return L;
-        const { out, base } = this.contrib(a);
-        L.push(this.launch(this.reg.get(K.dropoutBwd(this.dropoutSpec(n))), grid(N), [gout, base, out, 'm->sc', 'B']));
-        return L;
-      }
-      case 'add':
-        for (const i of n.inputs) if (this.need[i]) this.contribIdentity(i, gout, L);
-        return L;
-      case 'reshape':
-        if (this.need[a]) this.contribIdentity(a, gout, L);
-        return L;
-      case 'input':
-      case 'conv2d':
-      case 'linear':
-      case 'batchnorm2d':
-        throw new Error(`internal: no single-op backward for ${n.op}`);
-    }
   }
 
   // ---------------------------------------------------------------- package
@@ -643,11 +319,12 @@ class Emitter {
     const classes = outNode.shape[0];
     let lossLaunch: string;
     if (this.head && this.headBwd) {
-      const a = this.head.node.attrs;
+      const h = this.head.head as Extract<Node, { op: 'linear' }>;
+      const a = h.attrs;
       const hk = this.reg.get(K.headKernel(a.inF, a.outF, a.bias, this.maxB));
-      const p = this.head.node.params;
+      const p = h.params;
       lossLaunch = this.launch(hk, 'dim3(1)', [
-        this.val(this.head.input, true),
+        this.val(h.inputs[0], true),
         this.P(p[0]),
         a.bias ? this.P(p[1]) : 'nullptr',
         this.val(this.g.output, true),

@@ -10,9 +10,22 @@
 // (base == out), or add a pending identity contribution (base = other buffer).
 // Reductions are deterministic: fixed-order shuffles and fixed-order sums over
 // per-block partials; no float atomics anywhere.
-import { cArith, penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
+import { actDef, type ActName, type ActParams } from '../../ops/activations.js';
+import { cArith } from '../../ops/expr.js';
+import { penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
 
-export type Act = 'none' | 'relu' | 'tanh';
+/** A fused or standalone elementwise function (src/ops/activations.ts), or none. */
+export type Act = 'none' | { fn: ActName; p: ActParams };
+
+/** The Act of a fused unary node (none without one). */
+export function actOf(u: { attrs: { fn: ActName; p: ActParams } } | undefined): Act {
+  return u ? { fn: u.attrs.fn, p: u.attrs.p } : 'none';
+}
+
+/** Identifier-safe name of an act, for kernel names and comments. */
+export function actLabel(act: Act): string {
+  return act === 'none' ? 'none' : act.fn;
+}
 
 export const THREADS = 256;
 
@@ -47,17 +60,22 @@ export interface Epilogue {
   add?: boolean;
 }
 
+/** act(v) as CUDA C, printed from the table. */
 export function actExpr(act: Act, v: string): string {
-  if (act === 'relu') return `(${v} > 0.f ? ${v} : 0.f)`;
-  if (act === 'tanh') return `tanhf(${v})`;
-  return v;
+  return act === 'none' ? v : actDef(act.fn).f(cArith, v, act.p);
 }
 
-/** d act / d pre-activation, from the activation's output y. */
+/** d act / d pre-activation, from the activation's output y (acts fused into a kernel have it). */
 export function actGradExpr(act: Act, y: string): string {
-  if (act === 'relu') return `(${y} > 0.f ? 1.f : 0.f)`;
-  if (act === 'tanh') return `(1.f - ${y} * ${y})`;
-  return '1.f';
+  if (act === 'none') return '1.f';
+  const dy = actDef(act.fn).dy;
+  if (!dy) throw new Error(`internal: ${act.fn} has no derivative from its output`);
+  return dy(cArith, y, act.p);
+}
+
+/** d act / d input, from the input x. */
+export function actInputGradExpr(act: Act, x: string): string {
+  return act === 'none' ? '1.f' : actDef(act.fn).dx(cArith, x, act.p);
 }
 
 function lit(x: number): string {
@@ -268,7 +286,7 @@ ${LAST_BLOCK}
   const statsArgs = stats
     ? ',\n    double* __restrict__ part, float* __restrict__ mean_out, float* __restrict__ invstd_out, float* __restrict__ rmean, float* __restrict__ rvar, long long* __restrict__ nbt, unsigned* counter'
     : '';
-  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${s.bias ? ' +bias' : ''}${ep.act !== 'none' ? ' +' + ep.act : ''}${ep.pool ? ` +maxpool${ep.pool.kh}x${ep.pool.kw}` : ''}${stats ? ' +batchnorm statistics' : ''}: thread = ${OCT} channels x ${TH}x${TW} pixels
+  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${s.bias ? ' +bias' : ''}${ep.act !== 'none' ? ' +' + actLabel(ep.act) : ''}${ep.pool ? ` +maxpool${ep.pool.kh}x${ep.pool.kw}` : ''}${stats ? ' +batchnorm statistics' : ''}: thread = ${OCT} channels x ${TH}x${TW} pixels
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, const unsigned* __restrict__ rows, const TkScalars* __restrict__ sc,
     const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, unsigned char* __restrict__ idx, int B${statsArgs}) {
   constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW};
@@ -476,7 +494,7 @@ ${loop}
  */
 export function convWgradPartial(s: ConvShape, ep: Epilogue): KernelSrc {
   const { body, CG } = wgradBody(s, ep);
-  const code = `// conv2d ${s.C}->${s.O} k${s.KH}x${s.KW}${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''} weight/bias gradient, partial sums: block = (out channel, ${CG}-channel group, batch split)
+  const code = `// conv2d ${s.C}->${s.O} k${s.KH}x${s.KW}${ep.act !== 'none' ? ' after ' + actLabel(ep.act) : ''}${ep.pool ? ' and maxpool' : ''} weight/bias gradient, partial sums: block = (out channel, ${CG}-channel group, batch split)
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
     const float* __restrict__ x, const unsigned* __restrict__ rows, const TkScalars* __restrict__ sc, float* __restrict__ part, int B, int SB) {
 ${CONV_CONSTS(s)}
@@ -591,7 +609,7 @@ export function convBwd(
   // dzGiven: the input-gradient part reads dZ materialised by poolScatter (see there)
   const d = dgradBody(s, dzGiven ? { act: 'none', pool: null, C: ep.C, H: ep.H, W: ep.W } : ep, refBatch);
   const { NCG, NOG } = wgradGroup(s, !!ep.pool);
-  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''} backward:
+  const code = `// conv2d ${s.C}->${s.O} ${s.H}x${s.W} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW}${ep.act !== 'none' ? ' after ' + actLabel(ep.act) : ''}${ep.pool ? ' and maxpool' : ''} backward:
 // weight-gradient partials (${w.CG}-channel groups) and input gradient (${d.ICT} input channels x ${d.TW} pixels per thread) in one grid
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
     const float* __restrict__ x, const unsigned* __restrict__ rows, const TkScalars* __restrict__ sc, float* __restrict__ part, int SB, int nw,
@@ -618,7 +636,7 @@ ${dzGiven ? '    const float* __restrict__ gout = dz;\n' : ''}${d.body}  }
 export function poolScatter(ep: Epilogue): KernelSrc {
   const p = ep.pool;
   if (!p || ep.H !== p.oh * p.kh || ep.W !== p.ow * p.kw) throw new Error('internal: poolScatter needs pool windows that tile the output');
-  const code = `// gradient through ${ep.act} and maxpool${p.kh}x${p.kw} scattered back to the [${ep.C},${ep.H},${ep.W}] pre-activation
+  const code = `// gradient through ${actLabel(ep.act)} and maxpool${p.kh}x${p.kw} scattered back to the [${ep.C},${ep.H},${ep.W}] pre-activation
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx, float* __restrict__ dz, int B) {
   constexpr int C = ${ep.C}, H = ${ep.H}, W = ${ep.W}, PKH = ${p.kh}, PKW = ${p.kw}, POH = ${p.oh}, POW = ${p.ow};
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
@@ -641,7 +659,7 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ go
 // ------------------------------------------------------------------ linear
 
 export function linearFwd(inF: number, outF: number, bias: boolean, act: Act): KernelSrc {
-  const code = `// linear ${inF}->${outF}${bias ? ' +bias' : ''}${act !== 'none' ? ' +' + act : ''}: one warp per output
+  const code = `// linear ${inF}->${outF}${bias ? ' +bias' : ''}${act !== 'none' ? ' +' + actLabel(act) : ''}: one warp per output
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int B) {
   constexpr int I = ${inF}, O = ${outF};
   (void)bias;
@@ -666,7 +684,7 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x,
 /** One launch, three thread ranges: dW [O×I], db [O], dX [B×I] (when wanted); dZ = gout·act'(y) on the fly. */
 export function linearBwd(inF: number, outF: number, bias: boolean, act: Act): KernelSrc {
   const dzAt = act === 'none' ? 'gout[(bb) * O + o]' : `(gout[(bb) * O + o] * ${actGradExpr(act, 'y[(bb) * O + o]')})`;
-  const code = `// linear ${inF}->${outF}${act !== 'none' ? ' after ' + act : ''} backward: weight, bias and input gradients in one launch
+  const code = `// linear ${inF}->${outF}${act !== 'none' ? ' after ' + actLabel(act) : ''} backward: weight, bias and input gradients in one launch
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ y, const float* __restrict__ x, const float* __restrict__ w,
     float* __restrict__ gw, float* __restrict__ gb, int accumulate, const float* dxbase, float* dx, int B) {
   constexpr int I = ${inF}, O = ${outF};
@@ -811,7 +829,7 @@ export function bnApply(ep: Epilogue, eps: number, train: boolean): KernelSrc {
   if (idx) idx[e] = (unsigned char)bi;`;
   }
   if (ep.add && ep.pool) throw new Error('internal: a fused add after a fused pool');
-  const code = `// batchnorm2d(${C}) ${train ? 'train (batch stats)' : 'eval (running stats)'} apply${ep.act !== 'none' ? ' +' + ep.act : ''}${ep.pool ? ` +maxpool${ep.pool.kh}x${ep.pool.kw}` : ''}${ep.add ? ' +residual add' : ''} on [${C},${H},${W}]
+  const code = `// batchnorm2d(${C}) ${train ? 'train (batch stats)' : 'eval (running stats)'} apply${ep.act !== 'none' ? ' +' + actLabel(ep.act) : ''}${ep.pool ? ` +maxpool${ep.pool.kh}x${ep.pool.kw}` : ''}${ep.add ? ' +residual add' : ''} on [${C},${H},${W}]
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd,
     const float* __restrict__ gamma, const float* __restrict__ beta, const float* __restrict__ other, float* __restrict__ y, unsigned char* __restrict__ idx, int B) {
   constexpr int C = ${C}, H = ${H}, W = ${W}, HW = ${HW};
@@ -825,7 +843,7 @@ ${body}
 /** Backward partial sums Σ dY and Σ dY·x̂ per channel; the last block finalises them and writes dgamma, dbeta. */
 export function bnBwdStats(ep: Epilogue): KernelSrc {
   const { C, H, W } = ep;
-  const code = `// batchnorm2d(${C}) backward${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''}${ep.add ? ' (residual add fused)' : ''}: sums of dy and dy*xhat per channel (float64)
+  const code = `// batchnorm2d(${C}) backward${ep.act !== 'none' ? ' after ' + actLabel(ep.act) : ''}${ep.pool ? ' and maxpool' : ''}${ep.add ? ' (residual add fused)' : ''}: sums of dy and dy*xhat per channel (float64)
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
     const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd, const float* __restrict__ gamma, const float* __restrict__ beta,
     double* __restrict__ part, int B, int S, double* __restrict__ sums, float* __restrict__ ggamma, float* __restrict__ gbeta, int accumulate, unsigned* counter) {
@@ -864,7 +882,7 @@ ${LAST_BLOCK}
 
 export function bnBwdApply(ep: Epilogue): KernelSrc {
   const { C, H, W } = ep;
-  const code = `// batchnorm2d(${C}) backward${ep.act !== 'none' ? ' after ' + ep.act : ''}${ep.pool ? ' and maxpool' : ''}${ep.add ? ' (residual add fused)' : ''}: dz = gamma*invstd*(dy - (sum(dy) + xhat*sum(dy*xhat))/N)
+  const code = `// batchnorm2d(${C}) backward${ep.act !== 'none' ? ' after ' + actLabel(ep.act) : ''}${ep.pool ? ' and maxpool' : ''}${ep.add ? ' (residual add fused)' : ''}: dz = gamma*invstd*(dy - (sum(dy) + xhat*sum(dy*xhat))/N)
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
     const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd, const float* __restrict__ gamma, const float* __restrict__ beta,
     const double* __restrict__ sums, const float* base, float* out, int B) {
@@ -899,6 +917,14 @@ export interface PoolShape {
   sw: number;
   ph: number;
   pw: number;
+  /** average pooling: padding counts in the divisor (PyTorch's default) */
+  countIncludePad: boolean;
+}
+
+/** The divisor of an average-pool window at (oy, ox), as C: KH·KW, or the in-range count. */
+function avgDivisor(s: PoolShape): string {
+  if (s.countIncludePad || (s.ph === 0 && s.pw === 0)) return `${lit(s.kh * s.kw)}`;
+  return `(float)((min(oy * SH - PH + KH, H) - max(oy * SH - PH, 0)) * (min(ox * SW - PW + KW, W) - max(ox * SW - PW, 0)))`;
 }
 
 export function poolFwd(op: 'max' | 'avg', s: PoolShape): KernelSrc {
@@ -924,14 +950,17 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x,
       ${inner}
     }
   }
-  ${op === 'max' ? 'y[e] = best;\n  if (idx) idx[e] = at;' : `y[e] = best * ${lit(1 / (s.kh * s.kw))};\n  (void)at;`}
+  ${op === 'max' ? 'y[e] = best;\n  if (idx) idx[e] = at;' : `y[e] = best / ${avgDivisor(s)};\n  (void)at;`}
 }
 `;
   return { kind: `${op}pool_fwd`, code };
 }
 
 export function poolBwd(op: 'max' | 'avg', s: PoolShape): KernelSrc {
-  const take = op === 'max' ? `if (idx[j] == iy * W + ix) g += gout[j];` : `g += gout[j];`;
+  const take =
+    op === 'max'
+      ? `if (idx[j] == iy * W + ix) g += gout[j];`
+      : `{ const int oy = ty / SH, ox = tx / SW; g += gout[j] / ${avgDivisor(s)}; }`;
   const code = `// ${op}pool2d k${s.kh}x${s.kw} s${s.sh}x${s.sw} p${s.ph}x${s.pw} on [${s.C},${s.H},${s.W}] backward, gathered per input element
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const int* __restrict__ idx, const float* base, float* out, int B) {
   constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, OH = ${s.OH}, OW = ${s.OW}, KH = ${s.kh}, KW = ${s.kw}, SH = ${s.sh}, SW = ${s.sw}, PH = ${s.ph}, PW = ${s.pw};
@@ -952,7 +981,7 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ go
       ${take}
     }
   }
-  out[e] = (base ? base[e] : 0.f) + g${op === 'avg' ? ` * ${lit(1 / (s.kh * s.kw))}` : ''};
+  out[e] = (base ? base[e] : 0.f) + g;
 }
 `;
   return { kind: `${op}pool_bwd`, code };
@@ -961,7 +990,7 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ go
 // ------------------------------------------------------------------ elementwise
 
 export function actFwd(act: Act, n: number): KernelSrc {
-  const code = `// ${act} on ${n} values per sample
+  const code = `// ${actLabel(act)} on ${n} values per sample
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, float* __restrict__ y, int B) {
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= B * ${n}) return;
@@ -969,19 +998,20 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x,
   y[e] = ${actExpr(act, 'v')};
 }
 `;
-  return { kind: `${act}_fwd`, code };
+  return { kind: `${actLabel(act)}_fwd`, code };
 }
 
-export function actBwd(act: Act, n: number): KernelSrc {
-  const code = `// ${act} backward on ${n} values per sample
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ y, const float* base, float* out, int B) {
+/** v is the act's output (fromY) or its input. */
+export function actBwd(act: Act, n: number, fromY: boolean): KernelSrc {
+  const code = `// ${actLabel(act)} backward on ${n} values per sample, from its ${fromY ? 'output' : 'input'}
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ v, const float* base, float* out, int B) {
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= B * ${n}) return;
-  const float yv = y[e];
-  out[e] = (base ? base[e] : 0.f) + gout[e] * ${actGradExpr(act, 'yv')};
+  const float yv = v[e];
+  out[e] = (base ? base[e] : 0.f) + gout[e] * ${fromY ? actGradExpr(act, 'yv') : actInputGradExpr(act, 'yv')};
 }
 `;
-  return { kind: `${act}_bwd`, code };
+  return { kind: `${actLabel(act)}_bwd`, code };
 }
 
 export function addFwd(n: number): KernelSrc {
@@ -1005,6 +1035,271 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* base, const flo
 }
 `;
   return { kind: 'grad_sum', code };
+}
+
+// ------------------------------------------------------------------ broadcast arithmetic, concat, softmax
+
+/** Output [D0, D1, D2] per sample, operand strides (0 where it stretches) and sizes: see src/ops/binary.ts. */
+export interface BroadcastShape {
+  dims: [number, number, number];
+  sa: [number, number, number];
+  sb: [number, number, number];
+  na: number;
+  nb: number;
+}
+
+const BIN_EXPR = {
+  add: (a: string, b: string) => `${a} + ${b}`,
+  sub: (a: string, b: string) => `${a} - ${b}`,
+  mul: (a: string, b: string) => `${a} * ${b}`,
+};
+
+function broadcastIndex(g: BroadcastShape, which: 'a' | 'b', i0: string, i1: string, i2: string): string {
+  const s = which === 'a' ? g.sa : g.sb;
+  return [`${i0} * ${s[0]}`, `${i1} * ${s[1]}`, `${i2} * ${s[2]}`].filter((t) => !t.endsWith(' * 0')).join(' + ') || '0';
+}
+
+/** y = a ∘ b with per-sample broadcasting; one thread per output element. */
+export function binaryFwd(fn: 'add' | 'sub' | 'mul', g: BroadcastShape): KernelSrc {
+  const [D0, D1, D2] = g.dims;
+  const N = D0 * D1 * D2;
+  const code = `// ${fn} [${g.dims}] with broadcast strides a (${g.sa}) b (${g.sb})
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, int B) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${N}) return;
+  const int s = e / ${N}, i = e % ${N}, i2 = i % ${D2}, i1 = (i / ${D2}) % ${D1}, i0 = i / ${D1 * D2};
+  (void)i0; (void)i1; (void)i2;
+  const float u = a[s * ${g.na} + ${broadcastIndex(g, 'a', 'i0', 'i1', 'i2')}], v = b[s * ${g.nb} + ${broadcastIndex(g, 'b', 'i0', 'i1', 'i2')}];
+  y[e] = ${BIN_EXPR[fn]('u', 'v')};
+}
+`;
+  return { kind: `${fn}_bcast_fwd`, code };
+}
+
+/**
+ * Gradient of operand `side` (0: a, 1: b): one thread per element of that operand,
+ * summing over the output positions that read it (a fixed order: deterministic).
+ */
+export function binaryBwd(fn: 'add' | 'sub' | 'mul', g: BroadcastShape, side: 0 | 1): KernelSrc {
+  const [D0, D1, D2] = g.dims;
+  const N = D0 * D1 * D2;
+  const mine = side === 0 ? g.sa : g.sb;
+  const n = side === 0 ? g.na : g.nb;
+  // the operand's own index space: the dims where its stride is not 0
+  const sizes = g.dims.map((d, k) => (mine[k] === 0 ? 1 : d));
+  const factor = fn === 'mul' ? (side === 0 ? 'b[s * NB + ib]' : 'a[s * NA + ia]') : fn === 'sub' && side === 1 ? '-1.f' : '1.f';
+  const code = `// d${side === 0 ? 'a' : 'b'} of ${fn} [${g.dims}] with broadcast strides a (${g.sa}) b (${g.sb})
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ a, const float* __restrict__ b, const float* base, float* out, int B) {
+  constexpr int NA = ${g.na}, NB = ${g.nb};
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${n}) return;
+  const int s = e / ${n}, r = e % ${n};
+  const int j0 = r / ${sizes[1] * sizes[2]}, j1 = (r / ${sizes[2]}) % ${sizes[1]}, j2 = r % ${sizes[2]};
+  float acc = 0.f;
+  for (int i0 = ${mine[0] === 0 ? '0' : 'j0'}; i0 < ${mine[0] === 0 ? D0 : 'j0 + 1'}; i0++)
+    for (int i1 = ${mine[1] === 0 ? '0' : 'j1'}; i1 < ${mine[1] === 0 ? D1 : 'j1 + 1'}; i1++)
+      for (int i2 = ${mine[2] === 0 ? '0' : 'j2'}; i2 < ${mine[2] === 0 ? D2 : 'j2 + 1'}; i2++) {
+        const int ia = ${broadcastIndex(g, 'a', 'i0', 'i1', 'i2')}, ib = ${broadcastIndex(g, 'b', 'i0', 'i1', 'i2')};
+        (void)ia; (void)ib; (void)NA; (void)NB;
+        acc += gout[s * ${N} + (i0 * ${D1} + i1) * ${D2} + i2] * ${factor};
+      }
+  out[e] = (base ? base[e] : 0.f) + acc;
+}
+`;
+  return { kind: `${fn}_bcast_bwd`, code };
+}
+
+/**
+ * A block of LEN values per sample at offset OFF of an N-value sample (torch.cat):
+ * 'in' copies x [B, LEN] into y [B, N]; 'out' takes the block's gradient: out = base + gy[block].
+ */
+export function sliceCopy(N: number, len: number, off: number, dir: 'in' | 'out'): KernelSrc {
+  const code =
+    dir === 'in'
+      ? `// torch.cat: copy [B, ${len}] into [B, ${N}] at ${off}
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, const float* base, float* __restrict__ y, int B) {
+  (void)base;
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${len}) return;
+  y[(e / ${len}) * ${N} + ${off} + e % ${len}] = x[e];
+}
+`
+      : `// torch.cat backward: the gradient of the [B, ${len}] block at ${off} of [B, ${N}]
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* base, float* out, int B) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${len}) return;
+  out[e] = (base ? base[e] : 0.f) + gout[(e / ${len}) * ${N} + ${off} + e % ${len}];
+}
+`;
+  return { kind: dir === 'in' ? 'cat_fwd' : 'cat_bwd', code };
+}
+
+/** softmax / log-softmax over N features; one thread per sample (N is a classifier's width). */
+export function softmaxFwd(N: number, log: boolean): KernelSrc {
+  const code = `// ${log ? 'log_softmax' : 'softmax'} over ${N} features, one thread per sample
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, float* __restrict__ y, int B) {
+  const int b = blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= B) return;
+  const float* xb = x + (size_t)b * ${N};
+  float m = xb[0];
+  for (int i = 1; i < ${N}; i++) m = fmaxf(m, xb[i]);
+  float s = 0.f;
+  for (int i = 0; i < ${N}; i++) s += expf(xb[i] - m);
+  ${
+    log
+      ? `const float l = m + logf(s);
+  for (int i = 0; i < ${N}; i++) y[(size_t)b * ${N} + i] = xb[i] - l;`
+      : `for (int i = 0; i < ${N}; i++) y[(size_t)b * ${N} + i] = expf(xb[i] - m) / s;`
+  }
+}
+`;
+  return { kind: log ? 'log_softmax_fwd' : 'softmax_fwd', code };
+}
+
+export function softmaxBwd(N: number, log: boolean): KernelSrc {
+  const code = `// ${log ? 'log_softmax' : 'softmax'} backward over ${N} features, from the output y
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ y, const float* base, float* out, int B) {
+  const int b = blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= B) return;
+  const size_t o = (size_t)b * ${N};
+  float s = 0.f;
+  for (int i = 0; i < ${N}; i++) s += ${log ? 'gout[o + i]' : 'gout[o + i] * y[o + i]'};
+  for (int i = 0; i < ${N}; i++) out[o + i] = (base ? base[o + i] : 0.f) + ${log ? 'gout[o + i] - expf(y[o + i]) * s' : 'y[o + i] * (gout[o + i] - s)'};
+}
+`;
+  return { kind: log ? 'log_softmax_bwd' : 'softmax_bwd', code };
+}
+
+// ------------------------------------------------------------------ grouped / dilated convolution (direct)
+
+export interface ConvgAttrs {
+  dh: number;
+  dw: number;
+  groups: number;
+}
+
+function convgConsts(s: ConvShape, a: ConvgAttrs): string {
+  return `constexpr int C = ${s.C}, H = ${s.H}, W = ${s.W}, O = ${s.O}, OH = ${s.OH}, OW = ${s.OW}, KH = ${s.KH}, KW = ${s.KW}, SH = ${s.SH}, SW = ${s.SW}, PH = ${s.PH}, PW = ${s.PW}, DH = ${a.dh}, DW = ${a.dw}, G = ${a.groups}, CG = C / G, OG = O / G;`;
+}
+
+/** Grouped/dilated conv + act (+ non-overlapping max pool): one thread per stored output. */
+export function convgFwd(s: ConvShape, a: ConvgAttrs, ep: Epilogue): KernelSrc {
+  const p = ep.pool;
+  const PKH = p ? p.kh : 1;
+  const PKW = p ? p.kw : 1;
+  const YH = p ? p.oh : s.OH;
+  const YW = p ? p.ow : s.OW;
+  const code = `// conv2d ${s.C}->${s.O} k${s.KH}x${s.KW} s${s.SH}x${s.SW} p${s.PH}x${s.PW} dilation ${a.dh}x${a.dw} groups ${a.groups}${ep.act !== 'none' ? ' +' + actLabel(ep.act) : ''}${p ? ` +maxpool${p.kh}x${p.kw}` : ''} (direct)
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, unsigned char* __restrict__ idx, int B) {
+  ${convgConsts(s, a)}
+  (void)idx;
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * O * ${YH * YW}) return;
+  const int yx = e % ${YW}, yy = (e / ${YW}) % ${YH}, o = (e / ${YH * YW}) % O, b = e / (O * ${YH * YW});
+  const float* xb = x + ((size_t)b * C + (o / OG) * CG) * H * W;
+  float best = 0.f; int at = -1;
+  for (int py = 0; py < ${PKH}; py++)
+    for (int px = 0; px < ${PKW}; px++) {
+      const int oy = yy * ${PKH} + py, ox = yx * ${PKW} + px;
+      float acc = bias ? bias[o] : 0.f;
+      for (int ic = 0; ic < CG; ic++)
+        for (int ky = 0; ky < KH; ky++) {
+          const int iy = oy * SH - PH + ky * DH;
+          if (iy < 0 || iy >= H) continue;
+          for (int kx = 0; kx < KW; kx++) {
+            const int ix = ox * SW - PW + kx * DW;
+            if (ix < 0 || ix >= W) continue;
+            acc = fmaf(w[((o * CG + ic) * KH + ky) * KW + kx], xb[((size_t)ic * H + iy) * W + ix], acc);
+          }
+        }
+      const float v = ${actExpr(ep.act, 'acc')};
+      if (at < 0 || v > best || isnan(v)) { best = v; at = py * ${PKW} + px; }
+    }
+  y[e] = best;
+  ${p ? 'if (idx) idx[e] = (unsigned char)at;' : '(void)at;'}
+}
+`;
+  return { kind: 'convg_fwd', code };
+}
+
+/** dZ at pre-activation (b, o, oy, ox) of a direct conv group, from the stored output's gradient. */
+function convgDz(ep: Epilogue, YH: number, YW: number): string {
+  const p = ep.pool;
+  if (!p)
+    return `const size_t j = (((size_t)b * O + o) * OH + oy) * OW + ox; const float dz = ${ep.act === 'none' ? 'gout[j]' : `gout[j] * ${actGradExpr(ep.act, 'yout[j]')}`};`;
+  return `float dz = 0.f; { const int yy = oy / ${p.kh}, yx = ox / ${p.kw}; if (yy < ${YH} && yx < ${YW}) { const size_t j = (((size_t)b * O + o) * ${YH} + yy) * ${YW} + yx; if ((int)idx[j] == (oy - yy * ${p.kh}) * ${p.kw} + (ox - yx * ${p.kw})) dz = ${ep.act === 'none' ? 'gout[j]' : `gout[j] * ${actGradExpr(ep.act, 'yout[j]')}`}; } }`;
+}
+
+/** Weight and bias gradient of a direct conv: one thread per weight (then per bias) element, summing over batch and positions. */
+export function convgWgrad(s: ConvShape, a: ConvgAttrs, ep: Epilogue): KernelSrc {
+  const YH = ep.pool ? ep.pool.oh : s.OH;
+  const YW = ep.pool ? ep.pool.ow : s.OW;
+  const nw = s.O * (s.C / a.groups) * s.KH * s.KW;
+  const code = `// conv2d ${s.C}->${s.O} dilation ${a.dh}x${a.dw} groups ${a.groups} weight/bias gradient (direct, deterministic)
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx, const float* __restrict__ x, float* gw, float* gb, int acc, int B) {
+  ${convgConsts(s, a)}
+  (void)yout; (void)idx;
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= ${nw} + (gb ? O : 0)) return;
+  if (e >= ${nw}) {
+    const int o = e - ${nw};
+    float sum = 0.f;
+    for (int b = 0; b < B; b++) for (int oy = 0; oy < OH; oy++) for (int ox = 0; ox < OW; ox++) { ${convgDz(ep, YH, YW)} sum += dz; }
+    gb[o] = (acc ? gb[o] : 0.f) + sum;
+    return;
+  }
+  const int kx = e % KW, ky = (e / KW) % KH, ic = (e / (KW * KH)) % CG, o = e / (KW * KH * CG);
+  const int c = (o / OG) * CG + ic;
+  float sum = 0.f;
+  for (int b = 0; b < B; b++)
+    for (int oy = 0; oy < OH; oy++) {
+      const int iy = oy * SH - PH + ky * DH;
+      if (iy < 0 || iy >= H) continue;
+      for (int ox = 0; ox < OW; ox++) {
+        const int ix = ox * SW - PW + kx * DW;
+        if (ix < 0 || ix >= W) continue;
+        ${convgDz(ep, YH, YW)}
+        sum = fmaf(dz, x[(((size_t)b * C + c) * H + iy) * W + ix], sum);
+      }
+    }
+  gw[e] = (acc ? gw[e] : 0.f) + sum;
+}
+`;
+  return { kind: 'convg_wgrad', code };
+}
+
+/** Input gradient of a direct conv: one thread per input element, gathering the taps that read it. */
+export function convgDgrad(s: ConvShape, a: ConvgAttrs, ep: Epilogue): KernelSrc {
+  const YH = ep.pool ? ep.pool.oh : s.OH;
+  const YW = ep.pool ? ep.pool.ow : s.OW;
+  const code = `// conv2d ${s.C}->${s.O} dilation ${a.dh}x${a.dw} groups ${a.groups} input gradient (direct)
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx, const float* __restrict__ w, const float* base, float* out, int B) {
+  ${convgConsts(s, a)}
+  (void)yout; (void)idx;
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * C * H * W) return;
+  const int ix = e % W, iy = (e / W) % H, c = (e / (W * H)) % C, b = e / (W * H * C);
+  const int g = c / CG, ic = c % CG;
+  float sum = 0.f;
+  for (int oo = 0; oo < OG; oo++) {
+    const int o = g * OG + oo;
+    for (int ky = 0; ky < KH; ky++) {
+      const int ty = iy + PH - ky * DH;
+      if (ty < 0 || ty % SH != 0 || ty / SH >= OH) continue;
+      const int oy = ty / SH;
+      for (int kx = 0; kx < KW; kx++) {
+        const int tx = ix + PW - kx * DW;
+        if (tx < 0 || tx % SW != 0 || tx / SW >= OW) continue;
+        const int ox = tx / SW;
+        ${convgDz(ep, YH, YW)}
+        sum = fmaf(dz, w[((o * CG + ic) * KH + ky) * KW + kx], sum);
+      }
+    }
+  }
+  out[e] = (base ? base[e] : 0.f) + sum;
+}
+`;
+  return { kind: 'convg_dgrad', code };
 }
 
 export interface DropoutSpec {

@@ -2,10 +2,11 @@
 // deduplicated kernel, the forward/backward call sequences (runs of repeated
 // blocks become loops over a table of buffer offsets, so depth costs a table
 // row, not code), the SGD update printed from src/train/rules.ts.
-import { cArith, penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../train/rules.js';
-import type { Graph } from '../graph/ir.js';
+import { cArith } from '../../ops/expr.js';
+import { penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
+import type { Graph } from '../../graph/ir.js';
 import type { Arg, Call, Kernel, Plan } from './plan.js';
-import { render } from './templates.js';
+import { render } from '../templates.js';
 
 export const CODEGEN_VERSION = '1';
 
@@ -43,6 +44,8 @@ function kernelName(k: Kernel): string {
 function renderKernel(k: Kernel): string {
   const params = ['const Ctx& c', ...k.params.map(([t, n]) => `${t} ${n}`)].join(', ');
   const consts = k.consts.map(([n, v]) => {
+    // activation functors are types; the rest are ints, bools and enum values
+    if (typeof v === 'string' && /^(tk::)?Act/.test(v)) return `  using ${n} = ${v};`;
     const type = typeof v === 'number' ? 'int' : v === 'true' || v === 'false' ? 'bool' : 'int';
     return `  constexpr ${type} ${n} = ${v};`;
   });
@@ -205,6 +208,7 @@ export function emitCpu(plan: Plan, name: string, maxBatch: number): CpuSources 
     numBackward: plan.backward.length,
     groups: foldRuns(plan.groups),
     kernels: plan.kernels.map(renderKernel).join('\n'),
+    functors: plan.functors.map((f) => f.code).join('\n\n'),
     state,
     stateWhere: where.map((w) => `${w},`).join(' '),
     stateOff: off.map((w) => `${w},`).join(' '),
