@@ -12,17 +12,36 @@ Use it to check a port of your own PyTorch model against PyTorch:
 --model is "module:Class"; the module is imported from the current folder,
 this tools/ folder or anywhere on PYTHONPATH. The model must take an input
 [B, *input-shape] and return logits [B, classes].
+
+Extended cases (--extended, implied by any option below; test/fixtures/GOLDEN.md):
+--classes N|auto (auto: the model's output width), --loss nll, --label-smoothing,
+--grad-input (d loss / d x), --optimizer SGD|Adam|AdamW with --nesterov / --betas /
+--eps, --schedule JSON (a torch.optim.lr_scheduler, stepped after every step),
+--steps N, --optim-state (optim.<param>.<key> after the last step). Train-mode
+forwards through nn.Dropout / nn.Dropout2d with p > 0 always record the exact
+masks (mask.<module path>, tools/dropout_masks.py).
 """
 
 import argparse
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # keep tools/ free of __pycache__
+import warnings
+
 import torch
+
+from dropout_masks import DropoutMasks
+import golden_train as gt
+
+# Known and harmless: PyTorch pads an even 'same' kernel by a copy; SequentialLR steps its
+# next scheduler with an epoch argument at a milestone (the closed form, as documented).
+warnings.filterwarnings('ignore', message="Using padding='same' with even kernel lengths")
+warnings.filterwarnings('ignore', message=re.escape('The epoch parameter in `scheduler.step()` was not necessary'))
 
 FORMAT = 'golden-v1'
 DTYPES = {
@@ -33,7 +52,7 @@ DTYPES = {
     torch.uint8: 'U8',
 }
 NOTES = (
-    'Order: model built after torch.manual_seed(seed); x ~ randn and labels ~ randint(0,2) '
+    'Order: model built after torch.manual_seed(seed); x ~ randn and labels ~ randint(0,{classes}) '
     'from a torch.Generator seeded with data_seed; weights = state_dict; logits_eval = '
     'eval-mode forward; then train-mode forward (logits_train; updates BatchNorm running '
     'stats), loss, backward (grad.*), optimizer.step() -> after.* (full state_dict, running '
@@ -67,6 +86,22 @@ def safetensors_bytes(tensors, metadata):
     text = json.dumps(header, separators=(',', ':')).encode('utf-8')
     text += b' ' * (-(8 + len(text)) % 8)
     return len(text).to_bytes(8, 'little') + text + b''.join(chunks)
+
+
+def read_safetensors(path):
+    """{name: tensor} of a file in the format above, in header order."""
+    import numpy as np
+    data = open(path, 'rb').read()
+    n = int.from_bytes(data[:8], 'little')
+    header = json.loads(data[8:8 + n])
+    header.pop('__metadata__', None)
+    kinds = {'F32': np.float32, 'F64': np.float64, 'I64': np.int64, 'I32': np.int32, 'U8': np.uint8}
+    out = {}
+    for name, h in header.items():
+        begin, end = h['data_offsets']
+        values = np.frombuffer(data[8 + n + begin:8 + n + end], dtype=kinds[h['dtype']])
+        out[name] = torch.from_numpy(values.copy()).reshape(h['shape'])
+    return out
 
 
 def write_atomic(path, data):
@@ -140,90 +175,186 @@ def short_float(v):
     return f'{mantissa}e{int(exponent)}'
 
 
-def notes(a):
+def notes(a, model):
     """What the case does beyond the plain step, then the order of operations."""
+    if a.extended:
+        return extended_notes(a, model)
     text = ''
     if a.weight_decay:
         text += (f'SGD weight_decay={short_float(a.weight_decay)}: PyTorch adds weight_decay*param to the '
                  'gradient of EVERY parameter (biases included) inside optimizer.step(); grad.* are the raw '
                  'gradients before that addition and loss does not include any decay term. ')
+    text += penalty_notes(a)
+    if a.momentum:
+        text += f'SGD momentum={short_float(a.momentum)} (one step, so the buffer is the gradient itself). '
+    return text + NOTES.format(classes=a.classes)
+
+
+def penalty_notes(a):
     terms = []
     if a.l2:
         terms.append(f'{short_float(a.l2)} * sum(p.pow(2).sum() for p in model.parameters())')
     if a.l1:
         terms.append(f'{short_float(a.l1)} * sum(p.abs().sum() for p in model.parameters())')
-    if terms:
-        text += (f'loss = CrossEntropyLoss(mean) + {" + ".join(terms)} (biases included). loss_ce holds the '
-                 'cross-entropy term alone; grad.* are gradients of the full loss. ')
-    if a.momentum:
-        text += f'SGD momentum={short_float(a.momentum)} (one step, so the buffer is the gradient itself). '
-    return text + NOTES
+    if not terms:
+        return ''
+    return (f'loss = CrossEntropyLoss(mean) + {" + ".join(terms)} (biases included). loss_ce holds the '
+            'cross-entropy term alone; grad.* are gradients of the full loss. ')
+
+
+def extended_notes(a, model):
+    """The notes of an extended case: every setting that changes the numbers, then the order."""
+    text = f'loss = {gt.loss_text(a.loss, a.label_smoothing)}'
+    text += ' of the model output (log-probabilities). ' if a.loss == 'nll' else ' of the logits. '
+    text += penalty_notes(a).replace('CrossEntropyLoss(mean)', 'that loss')
+    if not list(model.parameters()):
+        text += 'The model has no parameters: no optimizer is built and the steps change no state. '
+    elif a.optimizer == 'SGD':
+        text += (f'torch.optim.SGD(lr={a.lr!r}, momentum={a.momentum!r}, dampening=0, nesterov={a.nesterov}, '
+                 f'weight_decay={a.weight_decay!r}, foreach=False); weight_decay adds wd*param to every gradient '
+                 'inside step() (grad.* are the raw gradients). ')
+    else:
+        text += (f'torch.optim.{a.optimizer}(lr={a.lr!r}, betas={tuple(a.betas)}, eps={a.eps!r}, '
+                 f'weight_decay={a.weight_decay!r}, amsgrad=False, foreach=False)')
+        if a.weight_decay:
+            text += (', decoupled decay: param *= 1 - lr*wd before the moments' if a.optimizer == 'AdamW'
+                     else ', coupled (L2) decay: grad + wd*param enters the moments')
+        text += '. '
+    if a.schedule:
+        text += (f'LR schedule {json.dumps(a.schedule, separators=(",", ":"))}: scheduler.step() after every '
+                 'optimizer.step(); lr_steps / momentum_steps hold the lr and momentum (SGD) or beta1 (Adam) '
+                 'in use at each step. ')
+    text += (f'x ~ randn [{a.batch}, {", ".join(map(str, a.input_shape))}] then labels ~ randint(0,{a.classes}) from '
+             'a torch.Generator seeded with data_seed, after the model is built under torch.manual_seed(seed). '
+             'weights = state_dict; logits_eval = eval-mode forward. ')
+    if not a.eval_only:
+        text += (f'Then {a.steps} step(s) on the same (x, labels): train-mode forward (updates BatchNorm running '
+                 'stats), loss, zero_grad, backward, optimizer.step()' +
+                 (', scheduler.step(). ' if a.schedule else '. ') +
+                 'logits_train, loss, grad.*' + (', grad_input (d loss / d x)' if a.grad_input else '') +
+                 ' are from the first step' +
+                 ('; loss_steps and lr_steps hold every step\'s loss and lr' if a.steps > 1 else '') + '. ' +
+                 (DROPOUT_NOTE if has_dropout(model) else '') +
+                 'after.* = state_dict after the last step' +
+                 ('; optim.<param>.<key> = optimizer state after it' if a.optim_state else '') +
+                 '; logits_eval_after = eval-mode forward after it.')
+    return text
+
+
+DROPOUT_NOTE = ('Dropout modules in train mode: mask.<module path> is the exact multiplier (0 or 1/(1-p)) '
+                'PyTorch applied in the first train forward (mask_steps.<path> stacks every step\'s). ')
+
+
+def has_dropout(model):
+    return any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
 
 
 def state(model, prefix=''):
     return [(prefix + k, v.detach().clone()) for k, v in model.state_dict().items()]
 
 
-def run_case(a):
+def output_width(model, input_shape):
+    """Classes of a model: its output width, from an eval forward on zeros (draws no random numbers)."""
+    model.eval()
+    with torch.no_grad():
+        return model(torch.zeros(1, *input_shape)).shape[1]
+
+
+def build_case(a):
+    """The model (built after manual_seed(seed)), x and labels, as the notes describe."""
     torch.set_num_threads(a.threads)
     cls = load_class(a.model)
     torch.manual_seed(a.seed)
     model = cls(**a.args)
+    if a.classes == 'auto':
+        a.classes = output_width(model, a.input_shape)
     g = torch.Generator().manual_seed(a.data_seed)
     x = torch.randn(a.batch, *a.input_shape, generator=g)
     labels = torch.randint(0, a.classes, (a.batch,), generator=g)
+    return model, x, labels
 
+
+def run_case(a, model=None, x=None, labels=None, replay=None):
+    """weights, io and the dropout masks' record. A given model/x/labels (and masks to replay) recompute a case."""
+    if model is None:
+        model, x, labels = build_case(a)
     weights = state(model)
     io = [('x', x), ('labels', labels)]
-    model.eval()
-    with torch.no_grad():
-        io.append(('logits_eval', model(x)))
-    if not a.eval_only:
-        io += train_step(model, x, labels, a)
-    return model, weights, io
+    with DropoutMasks(model, replay) as masks:
+        model.eval()
+        with torch.no_grad():
+            io.append(('logits_eval', model(x)))
+        if not a.eval_only:
+            io += train_steps(model, x, labels, a, masks)
+    return model, weights, io, masks
 
 
-def train_step(model, x, labels, a):
-    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, dampening=0,
-                          weight_decay=a.weight_decay, nesterov=False)
-    model.train()
-    logits = model(x)
-    ce = torch.nn.CrossEntropyLoss()(logits, labels)
-    extra = penalty(model, a.l2, a.l1) if (a.l2 or a.l1) else None
-    loss = ce if extra is None else ce + extra
-    opt.zero_grad()
-    loss.backward()
-    out = [('logits_train', logits.detach()), ('loss', loss.detach())]
-    if extra is not None:
-        out.append(('loss_ce', ce.detach()))
-    out += [('grad.' + n, p.grad.detach().clone()) for n, p in model.named_parameters()]
-    opt.step()
+def train_steps(model, x, labels, a, masks):
+    """a.steps steps on (x, labels): the first step's tensors, then the trajectory and the final state."""
+    params = list(model.parameters())
+    opt = gt.make_optimizer(params, a) if params else None  # torch refuses an empty parameter list
+    sched = gt.make_schedule(opt, a.schedule) if a.schedule else None
+    loss_fn = gt.make_loss(a.loss, a.label_smoothing)
+    out, losses, lrs, moms = [], [], [], []
+    for s in range(a.steps):
+        model.train()
+        xin = x.detach().clone().requires_grad_() if a.grad_input else x
+        logits = model(xin)
+        main = loss_fn(logits, labels)
+        extra = penalty(model, a.l2, a.l1) if (a.l2 or a.l1) else None
+        loss = main if extra is None else main + extra
+        if opt:
+            opt.zero_grad()
+        loss.backward()
+        if s == 0:
+            out += [('logits_train', logits.detach()), ('loss', loss.detach())]
+            if extra is not None:
+                out.append(('loss_ce', main.detach()))
+            out += [('grad.' + n, p.grad.detach().clone()) for n, p in model.named_parameters()]
+            if a.grad_input:
+                out.append(('grad_input', xin.grad.detach().clone()))
+        losses.append(loss.detach())
+        if opt:
+            lrs.append(opt.param_groups[0]['lr'])
+            moms.append(gt.group_momentum(opt))
+            opt.step()
+        if sched:
+            sched.step()
+    out += masks.io()
+    if a.steps > 1 or a.record_loss_steps:
+        out.append(('loss_steps', torch.stack(losses)))
+    if a.extended and opt and (a.steps > 1 or a.schedule):
+        out.append(('lr_steps', torch.tensor(lrs, dtype=torch.float64)))
+        if a.schedule:
+            out.append(('momentum_steps', torch.tensor(moms, dtype=torch.float64)))
     out += state(model, 'after.')
+    if a.optim_state and opt:
+        out += gt.optimizer_state(model, opt)
     model.eval()
     with torch.no_grad():
         out.append(('logits_eval_after', model(x)))
     return out
 
 
-def case_json(a, model, cls_name):
+def case_json(a, model, cls_name, masks=None):
     params = list(model.named_parameters())
     version, build = torch_build()
-    return {
+    out = {
         'model': cls_name,
         'args': a.args,
         'batch': a.batch,
         'eval_only': a.eval_only,
         'train': {
-            'optimizer': 'SGD',
+            'optimizer': a.optimizer,
             'lr': a.lr,
             'momentum': a.momentum,
             'dampening': 0.0,
-            'nesterov': False,
+            'nesterov': a.nesterov,
             'weight_decay': a.weight_decay,
             'l2_lambda': a.l2,
             'l1_lambda': a.l1,
-            'loss': "CrossEntropyLoss(reduction='mean')",
-            'steps': 0 if a.eval_only else 1,
+            'loss': gt.loss_text(a.loss, a.label_smoothing),
+            'steps': 0 if a.eval_only else a.steps,
         },
         'seed': a.seed,
         'data_seed': a.data_seed,
@@ -236,8 +367,27 @@ def case_json(a, model, cls_name):
         'param_numel': [p.numel() for _, p in params],
         'param_total': sum(p.numel() for _, p in params),
         'shared_modules': shared_modules(model),
-        'notes': notes(a),
+        'notes': notes(a, model),
     }
+    if a.extended:
+        out['train'].update(gt.train_settings(a))
+        out.update(extended_fields(a, masks))
+    return out
+
+
+def extended_fields(a, masks):
+    return {
+        'model_module': a.model.split(':', 1)[0],
+        'input_shape': a.input_shape,
+        'classes': a.classes,
+        'grad_input': a.grad_input,
+        'dropout': [{'module': path, 'kind': kind, 'p': p} for path, kind, p in (masks.modules() if masks else [])],
+        'optim_state': a.optim_state,
+    }
+
+
+def classes_arg(s):
+    return s if s == 'auto' else int(s)
 
 
 def parse_args(argv):
@@ -257,27 +407,52 @@ def parse_args(argv):
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--input-shape', type=lambda s: [int(v) for v in s.split(',')], default=[3, 32, 32],
                    help='C,H,W of one input (default 3,32,32)')
-    p.add_argument('--classes', type=int, default=2)
+    p.add_argument('--classes', type=classes_arg, default=2, help='label range, or "auto": the output width')
     p.add_argument('--eval-only', action='store_true', help='only x, labels and logits_eval')
+    p.add_argument('--steps', type=int, default=1, help='optimizer steps on the same batch')
+    p.add_argument('--extended', action='store_true', help='write the extended case.json fields')
+    p.add_argument('--loss', choices=gt.LOSSES, default='cross_entropy')
+    p.add_argument('--label-smoothing', type=float, default=0.0)
+    p.add_argument('--grad-input', action='store_true', help='store grad_input = d loss / d x')
+    p.add_argument('--optimizer', choices=gt.OPTIMIZERS, default='SGD')
+    p.add_argument('--nesterov', action='store_true')
+    p.add_argument('--betas', type=lambda s: [float(v) for v in s.split(',')], default=[0.9, 0.999])
+    p.add_argument('--eps', type=float, default=1e-8)
+    p.add_argument('--schedule', type=json.loads, default=None, help='LR schedule as JSON, e.g. '
+                   '\'{"kind": "OneCycleLR", "max_lr": 0.1, "total_steps": 10}\'')
+    p.add_argument('--optim-state', action='store_true', help='store optim.<param>.<key> after the last step')
     a = p.parse_args(argv)
     if not isinstance(a.args, dict):
         p.error('--args must be a JSON object')
+    if a.steps < 1:
+        p.error('--steps must be at least 1')
+    a.record_loss_steps = False
+    a.extended = bool(a.extended or a.grad_input or a.loss != 'cross_entropy' or a.label_smoothing
+                      or a.optimizer != 'SGD' or a.nesterov or a.schedule or a.optim_state
+                      or a.classes == 'auto')
     return a
 
 
-def main(argv=None):
-    a = parse_args(argv)
+def write_case(a, notes_text=None):
+    """Runs the case and writes its three files; returns the case.json dict."""
     cls_name = a.model.split(':', 1)[-1]
     case = a.case or os.path.basename(os.path.normpath(a.out))
-    model, weights, io = run_case(a)
+    model, weights, io, masks = run_case(a)
     os.makedirs(a.out, exist_ok=True)
     write_safetensors(os.path.join(a.out, 'weights.safetensors'), weights,
                       {'format': FORMAT, 'model': cls_name})
     write_safetensors(os.path.join(a.out, 'io.safetensors'), io,
                       {'format': FORMAT, 'case': case, 'model': cls_name})
-    text = json.dumps(case_json(a, model, cls_name), indent=2) + '\n'
-    write_atomic(os.path.join(a.out, 'case.json'), text.encode('utf-8'))
-    print(f'wrote {a.out}: {len(weights)} weights, {len(io)} io tensors')
+    meta = case_json(a, model, cls_name, masks)
+    if notes_text:
+        meta['notes'] = notes_text
+    write_atomic(os.path.join(a.out, 'case.json'), (json.dumps(meta, indent=2) + '\n').encode('utf-8'))
+    print(f'wrote {a.out}: {a.steps} step(s), {len(weights)} weights, {len(io)} io tensors')
+    return meta
+
+
+def main(argv=None):
+    write_case(parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -17,14 +17,11 @@ step) and logits_eval_after. case.json `train.steps` is the number of steps.
 """
 
 import argparse
-import json
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch  # noqa: E402
-
 import dump_golden_case as dg  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fixtures', 'golden-extra')
@@ -50,60 +47,11 @@ NOTES = (
 )
 
 
-def run_steps(a, steps):
-    torch.set_num_threads(a.threads)
-    cls = dg.load_class(a.model)
-    torch.manual_seed(a.seed)
-    model = cls(**a.args)
-    g = torch.Generator().manual_seed(a.data_seed)
-    x = torch.randn(a.batch, *a.input_shape, generator=g)
-    labels = torch.randint(0, a.classes, (a.batch,), generator=g)
-    weights = dg.state(model)
-    io = [('x', x), ('labels', labels)]
-    model.eval()
-    with torch.no_grad():
-        io.append(('logits_eval', model(x)))
-    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, dampening=0,
-                          weight_decay=a.weight_decay, nesterov=False)
-    losses = []
-    for s in range(steps):
-        model.train()
-        logits = model(x)
-        ce = torch.nn.CrossEntropyLoss()(logits, labels)
-        extra = dg.penalty(model, a.l2, a.l1) if (a.l2 or a.l1) else None
-        loss = ce if extra is None else ce + extra
-        opt.zero_grad()
-        loss.backward()
-        if s == 0:
-            io += [('logits_train', logits.detach()), ('loss', loss.detach())]
-            if extra is not None:
-                io.append(('loss_ce', ce.detach()))
-            io += [('grad.' + n, p.grad.detach().clone()) for n, p in model.named_parameters()]
-        losses.append(loss.detach())
-        opt.step()
-    io.append(('loss_steps', torch.stack(losses)))
-    io += dg.state(model, 'after.')
-    model.eval()
-    with torch.no_grad():
-        io.append(('logits_eval_after', model(x)))
-    return model, weights, io
-
-
 def write_case(argv, steps):
     a = dg.parse_args(argv)
-    cls_name = a.model.split(':', 1)[-1]
-    case = a.case or os.path.basename(os.path.normpath(a.out))
-    model, weights, io = run_steps(a, steps)
-    os.makedirs(a.out, exist_ok=True)
-    dg.write_safetensors(os.path.join(a.out, 'weights.safetensors'), weights,
-                         {'format': dg.FORMAT, 'model': cls_name})
-    dg.write_safetensors(os.path.join(a.out, 'io.safetensors'), io,
-                         {'format': dg.FORMAT, 'case': case, 'model': cls_name})
-    meta = dg.case_json(a, model, cls_name)
-    meta['train']['steps'] = steps
-    meta['notes'] = NOTES
-    dg.write_atomic(os.path.join(a.out, 'case.json'), (json.dumps(meta, indent=2) + '\n').encode('utf-8'))
-    print(f'wrote {a.out}: {steps} steps, {len(weights)} weights, {len(io)} io tensors')
+    a.steps = steps
+    a.record_loss_steps = True
+    dg.write_case(a, None if a.extended else NOTES)
 
 
 def main():
