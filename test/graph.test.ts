@@ -252,7 +252,11 @@ describe('layer options are never ignored', () => {
     expect(make({ kernel_size: 3 })).toThrow(/unknown option 'kernel_size'/);
     expect(make({ padding: 'same', stride: 2 })).toThrow(/padding 'same' needs stride 1/);
     expect(make({ padding: 'same', dilation: 2 })().padding).toEqual([2, 2]);
-    expect(() => new nn.Conv2d(4, 4, { kernelSize: 2, padding: 'same' })).toThrow(/even effective kernel/);
+    const even = new nn.Conv2d(4, 4, { kernelSize: 4, padding: 'same' }); // PyTorch pads 1 before, 2 after
+    expect([even.padding, even.paddingAfter]).toEqual([
+      [1, 1],
+      [2, 2],
+    ]);
   });
 
   it('Linear, BatchNorm2d and the pools refuse unknown options', () => {

@@ -41,7 +41,7 @@ const node = (n: object): Node => ({ id: 1, module: '', source: 'test', ...n }) 
 describe('ops by hand', () => {
   // inp[r][c] = 4r + c + 1, one sample, one channel; 3x3 kernel, stride 2, padding 1 → 2x2 output
   const inp = f64(Array.from({ length: 16 }, (_, i) => i + 1));
-  const attrs = { inC: 1, outC: 1, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1, dh: 1, dw: 1, groups: 1, bias: false };
+  const attrs = { inC: 1, outC: 1, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1, ph2: 1, pw2: 1, dh: 1, dw: 1, groups: 1, bias: false };
   const conv = node({ op: 'conv2d', inputs: [0], shape: [1, 2, 2], params: ['w'], attrs });
   const convB = node({ op: 'conv2d', inputs: [0], shape: [1, 2, 2], params: ['w', 'b'], attrs: { ...attrs, bias: true } });
 
@@ -69,7 +69,7 @@ describe('ops by hand', () => {
       inputs: [0],
       shape: [2, 1, 1],
       params: ['w'],
-      attrs: { ...attrs, inC: 2, outC: 2, kh: 2, kw: 2, sh: 1, sw: 1, ph: 0, pw: 0, dh: 2, dw: 2, groups: 2 },
+      attrs: { ...attrs, inC: 2, outC: 2, kh: 2, kw: 2, sh: 1, sw: 1, ph: 0, pw: 0, ph2: 0, pw2: 0, dh: 2, dw: 2, groups: 2 },
     });
     const r = run(dw, [x], [[2, 3, 3]], [new Float64Array(8).fill(1)], f64([1, 10]));
     expect([...r.out]).toEqual([1 + 3 + 7 + 9, 10 + 12 + 16 + 18]); // the corners

@@ -604,15 +604,16 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
 }
 
 /**
- * Grouped / dilated convolution, direct (depthwise and MobileNet blocks; the
- * tuned kernels above take groups = 1, dilation = 1): out [B, CO, OH, OW] =
+ * Grouped / dilated / unevenly padded convolution, direct (depthwise and
+ * MobileNet blocks; the tuned kernels above take groups = 1, dilation = 1 and
+ * the same padding on both sides; PH, PW pad before): out [B, CO, OH, OW] =
  * act(bias + Σ w[co, ci, kh, kw] · x[g·CI/G + ci, oh·SH − PH + kh·DH, ow·SW − PW + kw·DW]).
  */
-template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW, int G, class ACT, bool POOL>
+template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int DH, int DW, int G, class ACT,
+          bool POOL>
 void convg_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* bias) {
   static_assert(!POOL, "a grouped conv is not fused with a pool");
   (void)am;
-  constexpr int OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1, OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
   constexpr int CG = CI / G, OG = CO / G;
   for (int b = c.b0; b < c.b1; ++b)
     for (int co = 0; co < CO; ++co) {
@@ -637,13 +638,12 @@ void convg_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const floa
 }
 
 /** Backward of convg_fwd: gw, gb (this thread's partials, +=), dx (=|+=, when NEED_DX). */
-template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW, int G, class ACT, bool POOL,
-          bool NEED_DX, bool ACCUM_DX>
+template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int DH, int DW, int G, class ACT,
+          bool POOL, bool NEED_DX, bool ACCUM_DX>
 void convg_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x,
                const float* w) {
   static_assert(!POOL, "a grouped conv is not fused with a pool");
   (void)am;
-  constexpr int OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1, OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
   constexpr int CG = CI / G, OG = CO / G;
   for (int b = c.b0; b < c.b1; ++b) {
     if (NEED_DX && !ACCUM_DX) memset(dx + (size_t)b * CI * H * W, 0, sizeof(float) * CI * H * W);
@@ -1335,24 +1335,33 @@ struct BnScratch {
  * (double) and count of correct argmax predictions.
  */
 template <int K>
-void ce_loss(const Ctx& c, float* dlogits, const float* logits, const int32_t* labels, double* loss, int64_t* correct) {
+void ce_loss(const Ctx& c, float* dlogits, const float* logits, const int32_t* labels, float label_smoothing, int nll, double* loss,
+             int64_t* correct) {
   double total = 0.0;
   int64_t ok = 0;
+  const double eps = label_smoothing;
+  (void)eps;
   for (int b = c.b0; b < c.b1; ++b) {
     const float* z = logits + (size_t)b * K;
+    float* dz = dlogits + (size_t)b * K;
     float m = z[0];
     int arg = 0;
     for (int k = 1; k < K; ++k)
       if (z[k] > m) m = z[k], arg = k;
+    const int y = labels[b];
+    ok += arg == y;
+    if (nll) {
+      total -= z[y];
+      for (int k = 0; k < K; ++k) dz[k] = (float)(((k == y) ? (-(1.0 / (double)c.B)) : 0.0));
+      continue;
+    }
     double se = 0.0;
     for (int k = 0; k < K; ++k) se += exp((double)z[k] - m);
     const double lse = m + log(se);
-    const int y = labels[b];
-    total += lse - z[y];
-    ok += arg == y;
     for (int k = 0; k < K; ++k) {
-      const double sm = exp((double)z[k] - lse);
-      dlogits[(size_t)b * K + k] = (float)((sm - (k == y ? 1.0 : 0.0)) / c.B);
+      const double p = exp((double)z[k] - lse);
+      total += ((((k == y) ? (1.0 - eps) : 0.0) + (eps / (double)K)) * (lse - (double)z[k]));
+      dz[k] = (float)(((p - (((k == y) ? (1.0 - eps) : 0.0) + (eps / (double)K))) / (double)c.B));
     }
   }
   *loss = total;

@@ -74,6 +74,8 @@ export declare class Model {
   canonicalState(): Map<string, StateTensor>;
   /** Parameter gradients of the last train step. */
   grads(): Map<string, Float32Array>;
+  /** d loss / d x of the last train step, [batch, C, H, W] (packages built with input gradients; otherwise throws). */
+  inputGrad(): Float32Array;
 }
 
 export declare function create(options?: { maxBatch?: number; seed?: number }): Model;

@@ -36,13 +36,22 @@ enum { TK_OK = 0, TK_EINVAL = 1, TK_ENOMEM = 2 };
 enum { TK_PARAM = 0, TK_BUFFER = 1 };
 enum { TK_F32 = 0, TK_I64 = 1 };
 
-/** SGD step options (torch.optim.SGD, dampening 0, no Nesterov) and loss penalties l1*sum|p| + l2*sum p^2. */
+enum { TK_LOSS_CROSS_ENTROPY = 0, TK_LOSS_NLL = 1 };
+
+/**
+ * SGD step options (torch.optim.SGD, dampening 0, no Nesterov), loss penalties
+ * l1*sum|p| + l2*sum p^2, and the loss: cross-entropy of the output as logits
+ * (with label smoothing, as nn.CrossEntropyLoss) or NLL of the output as
+ * log-probabilities (nn.NLLLoss). Zero-initialised fields give plain cross-entropy.
+ */
 typedef struct tk_sgd_options {
   float lr;
   float momentum;
   float weight_decay;
   float l1;
   float l2;
+  int loss_kind;
+  float label_smoothing;
 } tk_sgd_options;
 
 /** What a training step reports. */
@@ -112,6 +121,11 @@ int tk_netdepth_num_state(void);
 const tk_state_info* tk_netdepth_state_info(int i);
 /** Live storage of state i (float* or int64_t*), NULL if i is out of range. */
 void* tk_netdepth_state_data(tk_netdepth* m, int i);
+/**
+ * d loss / d x [batch, 3, 32, 32] of the last train step (batch must be its batch), for
+ * saliency maps and adversarial inputs. TK_EINVAL unless the package was built with input gradients.
+ */
+int tk_netdepth_input_grad(tk_netdepth* m, float* dst, int batch);
 /** Gradient of parameter i from the last train step (penalties included), NULL for buffers. */
 const float* tk_netdepth_grad_data(tk_netdepth* m, int i);
 /** Copies state i out / in (numel elements of its dtype). */

@@ -58,6 +58,21 @@ tk_sgd_options options(const Napi::Env& env, const Napi::Value& v) {
   r.weight_decay = get("weightDecay", false);
   r.l1 = get("l1", false);
   r.l2 = get("l2", false);
+  r.loss_kind = TK_LOSS_CROSS_ENTROPY;
+  r.label_smoothing = 0.0f;
+  Napi::Value loss = o.Get("loss");
+  if (!loss.IsUndefined()) {
+    if (!loss.IsObject()) throw Napi::TypeError::New(env, "training option loss must be {kind: 'cross_entropy', labelSmoothing?} or {kind: 'nll'}");
+    Napi::Object l = loss.As<Napi::Object>();
+    const std::string kind = l.Get("kind").IsString() ? l.Get("kind").As<Napi::String>().Utf8Value() : "";
+    if (kind == "nll") r.loss_kind = TK_LOSS_NLL;
+    else if (kind != "cross_entropy") throw Napi::TypeError::New(env, "training option loss.kind must be 'cross_entropy' or 'nll'");
+    Napi::Value ls = l.Get("labelSmoothing");
+    if (!ls.IsUndefined()) {
+      if (!ls.IsNumber()) throw Napi::TypeError::New(env, "loss.labelSmoothing must be a number in [0, 1]");
+      r.label_smoothing = (float)ls.As<Napi::Number>().DoubleValue();
+    }
+  }
   return r;
 }
 
@@ -73,6 +88,7 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod("getState", &Model::GetState),
                            InstanceMethod("setState", &Model::SetState),
                            InstanceMethod("getGrad", &Model::GetGrad),
+                           InstanceMethod("inputGrad", &Model::InputGrad),
                            InstanceMethod("resetOptimizer", &Model::ResetOptimizer),
                            InstanceMethod("getMomentum", &Model::GetMomentum),
                            InstanceMethod("setMomentum", &Model::SetMomentum),
@@ -227,6 +243,16 @@ class Model : public Napi::ObjectWrap<Model> {
       Check(env, tk_netresdeep_set_state(m_, i, a.Data()));
     }
     return env.Undefined();
+  }
+
+  // inputGrad(batch): d loss / d x [batch, C, H, W] of the last train step (packages built with input gradients)
+  Napi::Value InputGrad(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int batch = integer(env, info[0], "batch");
+    if (batch < 1) throw Napi::RangeError::New(env, "batch must be >= 1");
+    auto a = Napi::Float32Array::New(env, (size_t)batch * IN_NUMEL);
+    Check(env, tk_netresdeep_input_grad(m_, a.Data(), batch));
+    return a;
   }
 
   Napi::Value GetGrad(const Napi::CallbackInfo& info) {

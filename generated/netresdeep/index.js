@@ -292,6 +292,7 @@ export class Model {
   trainStep(x, labels, batch, opts) {
     const r = this._n.trainStep(x, labels, batch, opts, this.stepSeed(this.step), false);
     this.step++;
+    this._lastBatch = batch;
     this.lastCorrect = r.correct;
     return r.loss;
   }
@@ -300,6 +301,7 @@ export class Model {
   trainStepDetailed(x, labels, batch, opts, seed = this.stepSeed(this.step)) {
     const r = this._n.trainStep(x, labels, batch, opts, seed >>> 0, true);
     this.step++;
+    this._lastBatch = batch;
     return r;
   }
 
@@ -393,6 +395,12 @@ export class Model {
   /** Every parameter and buffer once, by canonical name. */
   canonicalState() {
     return new Map(STATE.map((s, i) => [s.name, { dtype: s.dtype, shape: [...s.shape], data: this._n.getState(i) }]));
+  }
+
+  /** d loss / d x of the last train step, [batch, C, H, W] (packages built with input gradients). */
+  inputGrad() {
+    if (!this._lastBatch) throw new Error('NetResDeep: inputGrad() needs a train step first');
+    return this._n.inputGrad(this._lastBatch);
   }
 
   /** Parameter gradients of the last train step (penalties included), by canonical name. */

@@ -226,6 +226,7 @@ struct tk_netwidth {
   int nthreads;
   int training;
   int has_momentum;
+  int last_batch;  // batch of the last train step (its input gradient)
   char* arena;
   float* P;   // parameters
   float* G;   // gradients of the last step
@@ -283,6 +284,12 @@ float* logits_buf(tk_netwidth* m) {
   const size_t mb = (size_t)m->max_batch;
   return F(32896);
 }
+/** d loss / d input [B, IN_NUMEL] after a train step, or NULL when the package was built without input gradients. */
+float* input_grad_buf(tk_netwidth* m) {
+  (void)m;
+  return nullptr;
+}
+
 float* dlogits_buf(tk_netwidth* m) {
   char* const arena = m->arena;
   const size_t mb = (size_t)m->max_batch;
@@ -337,6 +344,8 @@ int check_opts(tk_netwidth* m, const tk_sgd_options* o) {
       snprintf(m->err, sizeof m->err, "training option %s must be a finite number", names[i]);
       return TK_EINVAL;
     }
+  if (o->loss_kind != TK_LOSS_CROSS_ENTROPY && o->loss_kind != TK_LOSS_NLL) return fail(m, "loss_kind must be 0 (cross-entropy) or 1 (NLL), got %ld", o->loss_kind);
+  if (!(o->label_smoothing >= 0.0f && o->label_smoothing <= 1.0f)) return fail(m, "label_smoothing must be in [0, 1]");
   return TK_OK;
 }
 
@@ -393,7 +402,7 @@ int train_impl(tk_netwidth* m, const float* x, const int32_t* labels, int B, con
     memset(c.gp, 0, GP_FLOATS * sizeof(float));
     fwd_steps(m, c, x);
     
-    tk::ce_loss<CLASSES>(c, dlogits_buf(m), logits_buf(m), labels, &lsum[c.t], &ok[c.t]);
+    tk::ce_loss<CLASSES>(c, dlogits_buf(m), logits_buf(m), labels, o->label_smoothing, o->loss_kind, &lsum[c.t], &ok[c.t]);
     if (logits)
       memcpy(logits + (size_t)c.b0 * CLASSES, logits_buf(m) + (size_t)c.b0 * CLASSES, sizeof(float) * (c.b1 - c.b0) * CLASSES);
     bwd_steps(m, c, x);
@@ -404,6 +413,7 @@ int train_impl(tk_netwidth* m, const float* x, const int32_t* labels, int B, con
   int64_t k = 0;
   for (int t = 0; t < used; ++t) l += lsum[t], p += pen[t], k += ok[t];
   if (o->momentum != 0.0f) m->has_momentum = 1;
+  m->last_batch = B;
   if (res) {
     res->loss = (float)(l / B + p);
     res->loss_ce = (float)(l / B);
@@ -565,6 +575,15 @@ void* tk_netwidth_state_data(tk_netwidth* m, int i) {
     case 1: return m->FB + STATE_OFF[i];
     default: return m->IB + STATE_OFF[i];
   }
+}
+
+int tk_netwidth_input_grad(tk_netwidth* m, float* dst, int batch) {
+  if (!m || !dst) return TK_EINVAL;
+  const float* g = input_grad_buf(m);
+  if (!g) return fail(m, "input_grad: this package was built without input gradients (build it with inputGrad)");
+  if (batch != m->last_batch || batch < 1) return fail(m, "input_grad: the last train step had batch %ld, not %ld", m->last_batch, batch);
+  memcpy(dst, g, sizeof(float) * (size_t)batch * IN_NUMEL);
+  return TK_OK;
 }
 
 const float* tk_netwidth_grad_data(tk_netwidth* m, int i) {

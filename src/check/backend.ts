@@ -22,6 +22,8 @@ export interface StepResult {
   logits: FloatArray;
   /** gradient of `loss` (penalties included, weight decay not) by canonical parameter name, as PyTorch's .grad */
   grads: Map<string, FloatArray>;
+  /** d loss / d x [batch, C, H, W], from backends that compute it (the interpreter; packages built with input gradients) */
+  inputGrad?: FloatArray;
 }
 
 export interface Backend {
@@ -35,6 +37,19 @@ export interface Backend {
   stateDict(): Map<string, HostTensor>;
   /** Frees native resources, if any. */
   dispose?(): void;
+  /**
+   * Dropout multipliers drawn by PyTorch, by module path ([batch, ...shape] each),
+   * used by the next train-mode forwards instead of the backend's own masks.
+   * Only the interpreter replays them; a golden case with dropout skips the
+   * train-mode checks on the others.
+   */
+  replayDropout?(masks: Map<string, FloatArray>): void;
 }
 
-export type BackendFactory = (graph: Graph) => Backend | Promise<Backend>;
+/** What a check asks of a backend beyond the basics. */
+export interface BackendNeeds {
+  /** train steps report inputGrad */
+  inputGrad?: boolean;
+}
+
+export type BackendFactory = (graph: Graph, needs?: BackendNeeds) => Backend | Promise<Backend>;

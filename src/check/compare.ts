@@ -28,8 +28,10 @@ export interface TensorCheck {
   /** index of the element with the largest ratio */
   worstIndex: number;
   pass: boolean;
-  /** why the check could not be made (missing tensor, size mismatch) */
+  /** why the check could not be made (missing tensor, size mismatch), or why it was skipped */
   note?: string;
+  /** not compared (the backend cannot compute it the reference's way); does not count for pass */
+  skipped?: boolean;
 }
 
 export function compareTensor(

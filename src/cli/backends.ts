@@ -6,15 +6,15 @@ const factories: Record<string, () => Promise<BackendFactory>> = {
   interp: async () => (graph) => new Interpreter(graph),
   cpu: async () => {
     const { compiledBackend } = await import('../runtime/backend.js');
-    return (graph) => compiledBackend(graph);
+    return (graph, needs) => compiledBackend(graph, { inputGrad: needs?.inputGrad });
   },
   cuda: async () => {
     const { cudaBackend } = await import('../runtime/backend.js');
-    return (graph) => cudaBackend(graph);
+    return (graph, needs) => cudaBackend(graph, { inputGrad: needs?.inputGrad });
   },
   'cuda-emu': async () => {
     const { cudaBackend } = await import('../runtime/backend.js');
-    return (graph) => cudaBackend(graph, { emulator: true });
+    return (graph, needs) => cudaBackend(graph, { emulator: true, inputGrad: needs?.inputGrad });
   },
 };
 

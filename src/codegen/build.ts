@@ -12,7 +12,7 @@ import { addonPath, compilePackage, CXX_FLAGS, readManifest } from './compile.js
 import { emitDts } from './dts.js';
 import { baseView, CODEGEN_VERSION, emitCpu, prefixOf } from './cpu/emit.js';
 import { hostIsa, missingFlags } from './isa.js';
-import { plan } from './cpu/plan.js';
+import { plan, type PlanOptions } from './cpu/plan.js';
 import { render, templatesDigestInput } from './templates.js';
 
 export const DEFAULT_MAX_BATCH = 256;
@@ -32,6 +32,8 @@ export interface BuildOptions {
   initialState?: Map<string, HostTensor>;
   /** where the model came from, recorded in tensorkiln.json */
   origin?: { file: string; model: string; args?: string };
+  /** train steps also compute d loss / d input (src/codegen/cpu/plan.ts PlanOptions) */
+  inputGrad?: boolean;
 }
 
 export interface BuildResult {
@@ -52,17 +54,21 @@ export function canonicalGraph(g: Graph): Graph {
 }
 
 let sourcesDigest: string | undefined;
+/** Every source file the generated code depends on: the code generators, the op registry, the training rules. */
 function generatorDigest(): string {
   if (sourcesDigest) return sourcesDigest;
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const files = [
-    ...fs
-      .readdirSync(here)
-      .filter((f) => f.endsWith('.ts'))
-      .sort()
-      .map((f) => path.join(here, f)),
-    path.join(here, '../train/rules.ts'),
-  ];
+  const files: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const f = path.join(d, e.name);
+      if (e.isDirectory()) walk(f);
+      else if (/\.(ts|js)$/.test(e.name)) files.push(f);
+    }
+  };
+  for (const d of [here, path.join(here, '../ops')]) walk(d);
+  const rules = fs.readdirSync(path.join(here, '../train')).find((f) => /^rules\.(ts|js)$/.test(f));
+  if (rules) files.push(path.join(here, '../train', rules));
   const h = crypto.createHash('sha256');
   for (const f of files) h.update(fs.readFileSync(f));
   h.update(templatesDigestInput());
@@ -70,12 +76,12 @@ function generatorDigest(): string {
   return sourcesDigest;
 }
 
-export function cacheKey(graph: Graph, name: string, maxBatch: number): string {
+export function cacheKey(graph: Graph, name: string, maxBatch: number, inputGrad = false): string {
   const isa = hostIsa();
   const h = crypto.createHash('sha256');
   h.update(JSON.stringify(canonicalGraph(graph)));
   h.update(
-    `\0${name}\0${maxBatch}\0${CODEGEN_VERSION}\0${generatorDigest()}\0${CXX_FLAGS}\0${isa.march}\0${isa.flags.join(' ')}\0${isa.compiler}`,
+    `\0${name}\0${maxBatch}\0${inputGrad}\0${CODEGEN_VERSION}\0${generatorDigest()}\0${CXX_FLAGS}\0${isa.march}\0${isa.flags.join(' ')}\0${isa.compiler}`,
   );
   return h.digest('hex').slice(0, 32);
 }
@@ -86,9 +92,10 @@ export function generatePackage(
   name: string,
   maxBatch = DEFAULT_MAX_BATCH,
   origin?: BuildOptions['origin'],
+  o: PlanOptions = {},
 ): Map<string, string> {
   const g = canonicalGraph(graph);
-  const p = plan(g);
+  const p = plan(g, o);
   const prefix = prefixOf(name);
   const cpu = emitCpu(p, name, maxBatch);
   const infoObj = {
@@ -153,7 +160,7 @@ export function buildPackage(graph: Graph, o: BuildOptions = {}): BuildResult {
     throw new Error(`--max-batch must be an integer in [1, 1048576], got ${maxBatch}`);
   const dir = path.resolve(o.outRoot ?? 'generated', name);
   const prefix = prefixOf(name);
-  const key = cacheKey(graph, name, maxBatch);
+  const key = cacheKey(graph, name, maxBatch, !!o.inputGrad);
   const compile = o.compile ?? true;
   const m = readManifest(dir);
   if (
@@ -166,7 +173,7 @@ export function buildPackage(graph: Graph, o: BuildOptions = {}): BuildResult {
     fs.existsSync(path.join(dir, `${prefix}.cpp`))
   )
     return { dir, name, prefix, cached: true, key, written: [], seconds: (performance.now() - t0) / 1000 };
-  const files = generatePackage(graph, name, maxBatch, o.origin);
+  const files = generatePackage(graph, name, maxBatch, o.origin, { inputGrad: o.inputGrad });
   const written = writeFiles(dir, files);
   if (compile) {
     compilePackage(dir, { key, model: graph.name, name, prefix });

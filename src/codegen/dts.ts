@@ -214,6 +214,11 @@ export function emitDts(graph: Graph, prefix: string, version: string, cuda = fa
       },
       { name: 'canonicalState', returnType: 'Map<string, StateTensor>', docs: ['Every parameter and buffer once, by canonical name.'] },
       { name: 'grads', returnType: 'Map<string, Float32Array>', docs: ['Parameter gradients of the last train step.'] },
+      {
+        name: 'inputGrad',
+        returnType: 'Float32Array',
+        docs: ['d loss / d x of the last train step, [batch, C, H, W] (packages built with input gradients; otherwise throws).'],
+      },
     ],
   });
   f.addFunction({

@@ -49,8 +49,11 @@ export interface Conv2dNode extends NodeBase {
     kw: number;
     sh: number;
     sw: number;
+    /** zero padding before (top, left) and after (bottom, right): they differ only for 'same' with an even kernel */
     ph: number;
     pw: number;
+    ph2: number;
+    pw2: number;
     dh: number;
     dw: number;
     groups: number;

@@ -8,7 +8,8 @@ import { numel } from '../graph/ir.js';
 import type { Module } from '../graph/module.js';
 import { canonicalState, expandState } from '../graph/state.js';
 import { trace } from '../graph/trace.js';
-import { numberArith, penaltyGrad, penaltyLoss, sgdStep, stepTerms, type StepOptions } from '../train/rules.js';
+import { numberArith } from '../ops/expr.js';
+import { penaltyGrad, penaltyLoss, sgdStep, stepTerms, type StepOptions } from '../train/rules.js';
 import { opOf } from '../ops/index.js';
 import type { InterpBackward, InterpForward, Saved } from '../ops/types.js';
 import { crossEntropy, type LossOptions } from '../ops/loss.js';
@@ -61,8 +62,10 @@ export class Interpreter implements Backend {
   inputGrad: F64 | null = null;
   /** Dropout multipliers drawn by PyTorch, by module path, replayed instead of the hash (gen check). */
   masks: Map<string, F64> | null = null;
-  /** The training loss (cross-entropy by default). */
-  lossOptions: LossOptions = { kind: 'cross_entropy' };
+
+  replayDropout(masks: Map<string, Float32Array | Float64Array>): void {
+    this.masks = new Map([...masks].map(([k, v]) => [k, Float64Array.from(v)]));
+  }
   private tape: Tape | null = null;
 
   /**
@@ -211,10 +214,16 @@ export class Interpreter implements Backend {
   }
 
   /** Mean cross-entropy of logits [batch, classes] plus the penalties; dlogits is the cross-entropy's gradient. */
-  loss(logits: ArrayLike<number>, labels: ArrayLike<number>, batch: number, pen: PenaltyOptions = {}): LossResult {
+  loss(
+    logits: ArrayLike<number>,
+    labels: ArrayLike<number>,
+    batch: number,
+    pen: PenaltyOptions = {},
+    kind: LossOptions = { kind: 'cross_entropy' },
+  ): LossResult {
     const classes = logits.length / batch;
     if (labels.length !== batch) throw new Error(`${labels.length} labels for a batch of ${batch}`);
-    const { loss: lossCE, dlogits } = crossEntropy(logits, labels, batch, classes, this.lossOptions);
+    const { loss: lossCE, dlogits } = crossEntropy(logits, labels, batch, classes, kind);
     return { loss: lossCE + this.penalty(pen), lossCE, dlogits };
   }
 
@@ -252,10 +261,10 @@ export class Interpreter implements Backend {
   trainStep(x: Float32Array | Float64Array, labels: ArrayLike<number>, batch: number, step: StepOptions, seed = 0): InterpreterStepResult {
     const h = stepTerms(step);
     const logits = this.forward(x, batch, { train: true, seed });
-    const { loss, lossCE, dlogits } = this.loss(logits, labels, batch, h);
-    const grads = this.backward(dlogits);
+    const { loss, lossCE, dlogits } = this.loss(logits, labels, batch, h, step.loss);
+    const grads = this.backward(dlogits, { inputGrad: true });
     this.addPenaltyGrads(grads, h);
     this.sgdUpdate(grads, h);
-    return { loss, lossCE, logits, grads };
+    return { loss, lossCE, logits, grads, inputGrad: this.inputGrad! };
   }
 }

@@ -12,13 +12,13 @@ import { NULL_ARG, fmtShape, type CpuCtx } from '../codegen/cpu/ctx.js';
 import type { CudaCtx } from '../codegen/cuda/ctx.js';
 import type { Group } from '../codegen/middle.js';
 import { describeAct } from './activations.js';
-import { anyValue, checkOptions, isPositiveInt, pairOf, validRange, windowOut, type Pair } from './util.js';
+import { anyValue, checkOptions, isPositiveInt, pairOf, validRange, type Pair } from './util.js';
 import type { F64, OpDef } from './types.js';
 
 export interface Conv2dOptions {
   kernelSize: Pair;
   stride?: Pair;
-  /** zero padding per side, or 'same' (stride 1, odd effective kernel) / 'valid' (none) */
+  /** zero padding per side, or 'same' (stride 1; an even effective kernel pads one more after, as PyTorch) / 'valid' (none) */
   padding?: Pair | 'same' | 'valid';
   dilation?: Pair;
   /** inChannels and outChannels must divide by it; groups = inChannels is a depthwise conv */
@@ -33,7 +33,9 @@ export class Conv2d extends Module {
   bias: Parameter | null;
   readonly kernel: [number, number];
   readonly stride: [number, number];
+  /** before (top, left); after (bottom, right) differs only for 'same' with an even effective kernel */
   readonly padding: [number, number];
+  readonly paddingAfter: [number, number];
   readonly dilation: [number, number];
   readonly groups: number;
 
@@ -65,22 +67,25 @@ export class Conv2d extends Module {
     const dilation = pairOf(o.dilation ?? 1, 'dilation', 1);
     bad.push(...[kernel, stride, dilation].map((p) => p.problem).filter(Boolean));
     let padding: [number, number] = [0, 0];
+    let after: [number, number] = [0, 0];
     if (o.padding === 'same') {
       if (stride.value.some((s) => s !== 1)) bad.push(`padding 'same' needs stride 1 (as PyTorch)`);
+      // PyTorch: total d·(k − 1), half before, the rest after
       const total = [0, 1].map((i) => dilation.value[i] * (kernel.value[i] - 1));
-      if (total.some((t) => t % 2 !== 0))
-        bad.push(`padding 'same' with an even effective kernel needs asymmetric padding, which is not supported`);
-      padding = [total[0] / 2, total[1] / 2];
+      padding = [Math.floor(total[0] / 2), Math.floor(total[1] / 2)];
+      after = [total[0] - padding[0], total[1] - padding[1]];
     } else if (o.padding !== 'valid') {
       const p = pairOf(o.padding ?? 0, 'padding', 0);
       if (p.problem) bad.push(p.problem);
       padding = p.value;
+      after = p.value;
     }
     if (bad.length) throw new Error(`${name}: ${bad.join('; ')}`);
     this.kernel = kernel.value;
     this.stride = stride.value;
     this.dilation = dilation.value;
     this.padding = padding;
+    this.paddingAfter = after;
     this.groups = groups;
     this.weight = new Parameter(new Float32Array(outChannels * (inChannels / groups) * this.kernel[0] * this.kernel[1]), [
       outChannels,
@@ -106,9 +111,10 @@ export class Conv2d extends Module {
     const [kh, kw] = this.kernel;
     const [sh, sw] = this.stride;
     const [ph, pw] = this.padding;
+    const [ph2, pw2] = this.paddingAfter;
     const [dh, dw] = this.dilation;
-    const oh = windowOut(s[1], kh, sh, ph, dh);
-    const ow = windowOut(s[2], kw, sw, pw, dw);
+    const oh = Math.floor((s[1] + ph + ph2 - dh * (kh - 1) - 1) / sh) + 1;
+    const ow = Math.floor((s[2] + pw + pw2 - dw * (kw - 1) - 1) / sw) + 1;
     if (oh < 1 || ow < 1)
       t.fail(op, `kernel ${kh}x${kw} (dilation ${dh},${dw}) does not fit input ${showShape(s)} with padding ${ph},${pw}`);
     const name = t.nameOf(this);
@@ -126,6 +132,8 @@ export class Conv2d extends Module {
         sw,
         ph,
         pw,
+        ph2,
+        pw2,
         dh,
         dw,
         groups: this.groups,
@@ -261,9 +269,10 @@ export function conv2dBackward(
   }
 }
 
-/** The book's convs: no groups, no dilation. The tuned kernel families of both backends take only these. */
+/** The book's convs: no groups, no dilation, the same padding on both sides. The tuned kernel families of both backends take only these. */
 export function isPlainConv(n: Conv2dNode): boolean {
-  return n.attrs.groups === 1 && n.attrs.dh === 1 && n.attrs.dw === 1;
+  const a = n.attrs;
+  return a.groups === 1 && a.dh === 1 && a.dw === 1 && a.ph2 === a.ph && a.pw2 === a.pw;
 }
 
 /** stride 1 and padding inside the kernel: the CPU's register-tiled path (else its general one). */
@@ -305,6 +314,8 @@ function cpuPlan(g: Group<Conv2dNode>, c: CpuCtx) {
     ...(plain
       ? []
       : ([
+          ['OH', n.shape[1]],
+          ['OW', n.shape[2]],
           ['DH', a.dh],
           ['DW', a.dw],
           ['G', a.groups],

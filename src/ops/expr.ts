@@ -103,6 +103,23 @@ export const cArith: Arith<string> & U32Arith<string> = {
   select: (c, a, b) => `(${c} ? ${a} : ${b})`,
 };
 
+/** Plain C on double (the loss kernels accumulate in double). */
+export const cDoubleArith: Arith<string> = {
+  ...cArith,
+  lit: (x) => {
+    if (!Number.isFinite(x)) throw new Error(`internal: non-finite constant ${x}`);
+    return Number.isInteger(x) ? x.toFixed(1) : String(x);
+  },
+  max: (a, b) => `fmax(${a}, ${b})`,
+  min: (a, b) => `fmin(${a}, ${b})`,
+  exp: (a) => `exp(${a})`,
+  log: (a) => `log(${a})`,
+  tanh: (a) => `tanh(${a})`,
+  erf: (a) => `erf(${a})`,
+  sqrt: (a) => `sqrt(${a})`,
+  sign: (a) => `(double)((${a} > 0.0) - (${a} < 0.0))`,
+};
+
 /**
  * C++ on the CPU runtime's SIMD vectors `tk::vf` (GCC vector extensions):
  * comparisons give lane masks, `?:` selects lanewise, literals are splats.

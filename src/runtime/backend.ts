@@ -25,6 +25,8 @@ export interface CompiledBackendOptions {
   origin?: { file: string; model: string; args?: string };
   /** told when a package was (re)built */
   log?: (line: string) => void;
+  /** train steps also compute d loss / d input (a package of its own) */
+  inputGrad?: boolean;
 }
 
 export interface CudaPackageOptions extends CompiledBackendOptions {
@@ -39,23 +41,27 @@ const defaultRoot = () => path.join(os.tmpdir(), 'tensorkiln-packages');
 /** Builds (when missing or stale) and loads `graph` as a compiled CPU model. */
 export async function openCpuPackage(graph: Graph, o: CompiledBackendOptions = {}): Promise<CompiledModel> {
   const maxBatch = o.maxBatch ?? 256;
-  const r = buildPackage(graph, { outRoot: o.outRoot ?? defaultRoot(), name: o.name ?? packageNameOf(graph), maxBatch, origin: o.origin });
+  const name = o.name ?? packageNameOf(graph) + (o.inputGrad ? '_ig' : '');
+  const r = buildPackage(graph, { outRoot: o.outRoot ?? defaultRoot(), name, maxBatch, origin: o.origin, inputGrad: o.inputGrad });
   if (!r.cached) o.log?.(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
   return load(r.dir, { maxBatch, seed: o.seed, init: false });
 }
 
 /** Builds (when missing or stale) and loads `graph` as a CUDA model, on a GPU or on the CPU emulator. */
 export async function openCudaPackage(graph: Graph, o: CudaPackageOptions = {}): Promise<CudaModel> {
-  const name = o.name ?? packageNameOf(graph);
-  const r = buildCudaPackage(graph, path.join(o.outRoot ?? defaultRoot(), name), name, o.maxBatch ?? 256, { emulator: o.emulator });
+  const name = o.name ?? packageNameOf(graph) + (o.inputGrad ? '_ig' : '');
+  const r = buildCudaPackage(graph, path.join(o.outRoot ?? defaultRoot(), name), name, o.maxBatch ?? 256, {
+    emulator: o.emulator,
+    inputGrad: o.inputGrad,
+  });
   if (!r.cached) o.log?.(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
   return loadCuda(r.dir, { device: o.device, seed: o.seed });
 }
 
 export async function compiledBackend(graph: Graph, o: CompiledBackendOptions = {}): Promise<CompiledBackend> {
-  return new CompiledBackend(graph, await openCpuPackage(graph, o));
+  return new CompiledBackend(graph, await openCpuPackage(graph, o), !!o.inputGrad);
 }
 
 export async function cudaBackend(graph: Graph, o: CudaPackageOptions = {}): Promise<CompiledBackend> {
-  return new CompiledBackend(graph, await openCudaPackage(graph, o));
+  return new CompiledBackend(graph, await openCudaPackage(graph, o), !!o.inputGrad);
 }

@@ -11,6 +11,8 @@ export class CompiledBackend implements Backend {
   constructor(
     readonly graph: Graph,
     readonly model: NativeModel,
+    /** the package computes the input gradient in train steps */
+    readonly inputGrad = false,
   ) {}
 
   loadState(state: Map<string, HostTensor>): void {
@@ -30,7 +32,8 @@ export class CompiledBackend implements Backend {
       step,
       seed,
     );
-    return { loss: r.loss, lossCE: r.lossCE, logits: r.logits, grads: this.model.grads() };
+    const inputGrad = this.inputGrad ? this.model.inputGrad() : undefined;
+    return { loss: r.loss, lossCE: r.lossCE, logits: r.logits, grads: this.model.grads(), ...(inputGrad && { inputGrad }) };
   }
 
   stateDict(): Map<string, HostTensor> {

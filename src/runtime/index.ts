@@ -83,6 +83,8 @@ export interface NativeModel {
   /** every parameter and buffer once, by canonical name */
   canonicalState(): Map<string, StateTensor>;
   grads(): Map<string, Float32Array>;
+  /** d loss / d x of the last train step (packages built with input gradients) */
+  inputGrad(): Float32Array;
 }
 
 /** A model compiled for the CPU (generated/<name>/). */

@@ -1,17 +1,10 @@
-// The optimiser and penalty math, written once over an abstract arithmetic so
-// the interpreter runs it on numbers and the code generators print it as C++/CUDA.
+// The optimiser and penalty math, written once over the abstract arithmetic of
+// src/ops/expr.ts, so the interpreter runs it on numbers and the code
+// generators print it as C++/CUDA.
 // (DESIGN.md: "one definition of the math".)
+import type { Arith } from '../ops/expr.js';
 import { mix32 } from '../util/rng.js';
-
-export interface Arith<T> {
-  add(a: T, b: T): T;
-  sub(a: T, b: T): T;
-  mul(a: T, b: T): T;
-  sign(a: T): T;
-  /** `cond ? a : b`, cond a flag (0 or 1) */
-  select(cond: T, a: T, b: T): T;
-  lit(x: number): T;
-}
+import { checkLoss, type LossOptions } from '../ops/loss.js';
 
 /** Hyper-parameters of one SGD step; penalties are added to the loss (the book's training_loop_l2reg). */
 export interface StepOptions {
@@ -22,6 +15,8 @@ export interface StepOptions {
   l1?: number;
   /** λ of λ·Σp² added to the loss */
   l2?: number;
+  /** the loss of the model's output (default: cross-entropy of logits) */
+  loss?: LossOptions;
 }
 
 export interface StepTerms<T> {
@@ -53,29 +48,11 @@ export function sgdStep<T>(o: Arith<T>, p: T, g: T, buf: T, first: T, h: StepTer
   return { p: o.sub(p, o.mul(h.lr, b)), buf: b };
 }
 
-export const numberArith: Arith<number> = {
-  add: (a, b) => a + b,
-  sub: (a, b) => a - b,
-  mul: (a, b) => a * b,
-  sign: (a) => (a > 0 ? 1 : a < 0 ? -1 : 0),
-  select: (c, a, b) => (c ? a : b),
-  lit: (x) => x,
-};
-
-/** Prints C/C++/CUDA float expressions; `sign` and literals are plain C. */
-export const cArith: Arith<string> = {
-  add: (a, b) => `(${a} + ${b})`,
-  sub: (a, b) => `(${a} - ${b})`,
-  mul: (a, b) => `(${a} * ${b})`,
-  sign: (a) => `(float)((${a} > 0.0f) - (${a} < 0.0f))`,
-  select: (c, a, b) => `(${c} ? ${a} : ${b})`,
-  lit: (x) => `${Number.isInteger(x) ? x.toFixed(1) : x}f`,
-};
-
 export function stepTerms(o: StepOptions): StepTerms<number> {
   const h = { lr: o.lr, momentum: o.momentum ?? 0, weightDecay: o.weightDecay ?? 0, l1: o.l1 ?? 0, l2: o.l2 ?? 0 };
   for (const [k, v] of Object.entries(h))
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`training option ${k} must be a finite number, got ${v}`);
+  if (o.loss) checkLoss(o.loss);
   return h;
 }
 

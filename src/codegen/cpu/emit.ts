@@ -3,6 +3,7 @@
 // blocks become loops over a table of buffer offsets, so depth costs a table
 // row, not code), the SGD update printed from src/train/rules.ts.
 import { cArith } from '../../ops/expr.js';
+import { lossC } from '../../ops/loss.js';
 import { penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
 import type { Graph } from '../../graph/ir.js';
 import type { Arg, Call, Kernel, Plan } from './plan.js';
@@ -164,6 +165,12 @@ export function emitCalls(calls: Call[], offset: Map<string, { off: number; elem
   return out.join('\n');
 }
 
+/** The loss formulas of src/ops/loss.ts as C, in ce_loss's variables. */
+function lossView() {
+  const l = lossC({ z: '(double)z[k]', isLabel: '(k == y)', lse: 'lse', p: 'p', eps: 'eps', K: '(double)K', B: '(double)c.B' });
+  return { ceTerm: l.ce.term, ceGrad: l.ce.grad, nllGrad: l.nllGrad };
+}
+
 const TERMS: StepTerms<string> = { lr: 'lr', momentum: 'momentum', weightDecay: 'wd', l1: 'l1', l2: 'l2' };
 
 export function emitCpu(plan: Plan, name: string, maxBatch: number): CpuSources {
@@ -221,11 +228,14 @@ export function emitCpu(plan: Plan, name: string, maxBatch: number): CpuSources 
     logitsOff: offset.get(plan.loss.logits)!.off,
     lossBarrier: plan.loss.barrier ? 'TK_BARRIER();' : '',
     dlogitsOff: offset.get(plan.loss.dlogits)!.off,
+    hasInputGrad: plan.inputGrad !== undefined,
+    inputGradOff: plan.inputGrad ? offset.get(plan.inputGrad)!.off : 0,
     penaltyLoss: penaltyLoss(cArith, 'p', TERMS),
     penaltyGrad: penaltyGrad(cArith, 'p', TERMS),
     sgdBuf: step.buf,
     // the parameter update reads the momentum buffer just written (M[j]) instead of recomputing it
     sgdParam: step.p.split(step.buf).join('M[j]'),
+    ...lossView(),
     runningVar: plan.fbuffers.filter((b) => b.name.endsWith('.running_var')).map((b) => ({ numel: b.numel, offset: b.offset })),
   };
   return {

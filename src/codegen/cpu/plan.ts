@@ -82,6 +82,13 @@ export interface Plan {
   classes: number;
   /** fused groups, for reports */
   groups: string[];
+  /** the arena buffer holding d loss / d input after a train step (plans made with inputGrad) */
+  inputGrad?: string;
+}
+
+export interface PlanOptions {
+  /** also compute the gradient of the loss with respect to the model input (saliency, attacks, gen check's grad_input) */
+  inputGrad?: boolean;
 }
 
 /** 2×2 max pool, stride 2, no padding: what the CPU's fused epilogues pool. */
@@ -143,8 +150,11 @@ class CpuPlanner implements CpuCtx {
   private readonly flow = new GradFlow((v) => this.gradName(v));
   private readonly vec = new Map<string, boolean>();
 
-  constructor(readonly graph: Graph) {
-    this.need = needsGrad(graph);
+  constructor(
+    readonly graph: Graph,
+    inputGrad: boolean,
+  ) {
+    this.need = needsGrad(graph, inputGrad);
     for (const n of graph.nodes) if (n.op === 'reshape') this.storage.set(n.id, this.root(n.inputs[0]));
     let pOff = 0;
     let fOff = 0;
@@ -272,10 +282,35 @@ class CpuPlanner implements CpuCtx {
     this.forwardCalls.push(this.call(g, c));
   }
 
-  gout(g: Group): Arg {
+  gout(g: Pick<Group, 'out'>): { buf: string } {
     const b = this.flow.current(g.out);
     if (!b) throw new Error(`internal: no gradient reached node ${g.out}`);
     return { buf: b };
+  }
+
+  /** The arena buffer the loss reads: the output's own, or a copy when the output is a view of the model input. */
+  outputBuffer(v: number): { buf: string } {
+    const a = this.val(v);
+    if ('buf' in a) return a;
+    const name = 'vout';
+    const N = numel(this.shape(v));
+    this.bufs.set(name, { bytes: N * 4, elem: 'float' });
+    const kernel = this.kernel({
+      kind: 'grad_copy',
+      fn: 'tk::grad_copy',
+      consts: [
+        ['N', N],
+        ['ACCUM', 'false'],
+      ],
+      params: [
+        ['float*', 'dst'],
+        ['const float*', 'src'],
+      ],
+      scratch: '0',
+      doc: ['the model output is its input: a copy for the loss'],
+    });
+    this.forwardCalls.push({ kernel, args: [{ buf: name }, a], comment: 'the output is a view of the input' });
+    return { buf: name };
   }
 
   /** Whether any gradient contribution reached value v. */
@@ -331,8 +366,8 @@ function opName(n: Node): string {
   return n.op;
 }
 
-export function plan(graph: Graph): Plan {
-  const p = new CpuPlanner(graph);
+export function plan(graph: Graph, o: PlanOptions = {}): Plan {
+  const p = new CpuPlanner(graph, !!o.inputGrad);
   const groups = fuse(graph, cpuPolicy);
   const describe: string[] = [];
   const bwd: { g: Group; f: () => Call[] }[] = [];
@@ -345,7 +380,7 @@ export function plan(graph: Graph): Plan {
     const f = opOf(n).cpu.plan(g as Group<typeof n>, p);
     if (f) bwd.push({ g, f });
   }
-  const logits = p.val(graph.output) as { buf: string };
+  const logits = p.outputBuffer(graph.output);
   const dlogits = p.seedOutput(graph.output) as { buf: string };
   const backward: Call[] = [];
   // a group whose output does not reach the loss gets no gradient: its parameters' stay zero
@@ -356,6 +391,9 @@ export function plan(graph: Graph): Plan {
   }
   p.current = null;
   const forward = p.forwardCalls;
+  // the input's gradient: zeros when no path from the input reaches the loss
+  const inputGrad = o.inputGrad && p.reached(0) ? p.gout({ out: 0 }).buf : undefined;
+  if (o.inputGrad && !inputGrad) throw new Error(`${graph.name}: the loss does not depend on the input, so it has no input gradient`);
 
   // ---------------------------------------------------------------- memory plan
   // schedule slots: a train/eval pair of forward variants shares one slot
@@ -374,6 +412,8 @@ export function plan(graph: Graph): Plan {
   steps.forEach((s, t) => s.forEach((c) => c.args.forEach((a) => 'buf' in a && touch(a.buf, t))));
   touch(logits.buf, lossStep);
   touch(dlogits.buf, lossStep);
+  // read after the step: alive to the end
+  if (inputGrad) touch(inputGrad, steps.length);
   const buffers: Buffer[] = [...p.bufs].map(([name, b]) => ({
     name,
     bytes: Math.ceil(b.bytes / 64) * 64,
@@ -417,6 +457,7 @@ export function plan(graph: Graph): Plan {
     inputNumel: numel(graph.inputShape),
     classes: graph.nodes[graph.output].shape[0],
     groups: describe,
+    inputGrad,
   };
 }
 

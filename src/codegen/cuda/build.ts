@@ -27,6 +27,8 @@ export interface CudaBuildOptions {
   force?: boolean;
   /** CMAKE_CUDA_ARCHITECTURES (default "80;90": sm_80 and sm_90 code plus PTX) */
   archs?: string;
+  /** train steps also compute d loss / d input */
+  inputGrad?: boolean;
 }
 
 export interface CudaBuildResult {
@@ -61,7 +63,7 @@ export function buildCudaPackage(
   const t0 = performance.now();
   const dir = cudaPackageDir(path.resolve(modelDir), o.emulator); // absolute: cmake-js runs in it
   const prefix = `tk_${name}_cuda`;
-  const files = emitCudaPackage(graph, { name: `tk_${name}`, maxBatch });
+  const files = emitCudaPackage(graph, { name: `tk_${name}`, maxBatch, inputGrad: o.inputGrad });
   const written = writeFiles(dir, files);
   const done = (compiled: boolean, cached: boolean): CudaBuildResult => ({
     dir,

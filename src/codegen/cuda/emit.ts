@@ -36,6 +36,8 @@ export interface CudaOptions {
   name: string;
   /** largest batch one call accepts; buffers are sized for it */
   maxBatch: number;
+  /** train steps also compute d loss / d input */
+  inputGrad?: boolean;
 }
 
 const TEMPLATES = fileURLToPath(new URL('../../../templates/cuda/', import.meta.url));
@@ -105,6 +107,9 @@ class Emitter implements CudaCtx {
   private nTotal = 0;
   private bnC = 1;
   private readonly flow = new GradFlow((v) => this.gbuf(v));
+  private readonly wantInputGrad: boolean;
+  /** device buffer of d loss / d input after a step (packages built with inputGrad) */
+  private inputGradBuf: string | undefined;
 
   constructor(g: Graph, o: CudaOptions) {
     this.g = g;
@@ -118,7 +123,8 @@ class Emitter implements CudaCtx {
     const last = this.groups[this.groups.length - 1];
     const h = last.head;
     if (h.op === 'linear' && !last.act && last.out === g.output && K.headFits(this.maxB, h.attrs.inF, h.attrs.outF)) this.head = last;
-    this.needs = needsGrad(g);
+    this.needs = needsGrad(g, !!o.inputGrad);
+    this.wantInputGrad = !!o.inputGrad;
     for (const s of g.state) {
       const n = numel(s.shape);
       if (s.dtype === 'I64') this.nIdx.set(s.name, this.nTotal++);
@@ -164,6 +170,8 @@ class Emitter implements CudaCtx {
   /** Device pointer holding value v's activations in the given mode (reshapes and eval dropouts are views). */
   val(v: number, train: boolean): string {
     const n = this.g.nodes[v];
+    // the loss and the host read the output: when it is a view of the input, forward() copies it
+    if (v === this.g.output && this.viewOfInput(v, train)) return this.alloc('aout', this.maxB * numel(n.shape) * 4);
     if (n.op === 'input') return 'tk_input';
     if (n.op === 'reshape') return this.val(n.inputs[0], train);
     if (n.op === 'dropout' && !train) return this.val(n.inputs[0], train);
@@ -195,8 +203,29 @@ class Emitter implements CudaCtx {
     this.headBwd = h;
   }
 
+  /** Whether value v is the model input seen through views (reshape, eval dropout). */
+  private viewOfInput(v: number, train: boolean): boolean {
+    const n = this.g.nodes[v];
+    if (n.op === 'input') return true;
+    if (n.op === 'reshape' || (n.op === 'dropout' && !train)) return this.viewOfInput(n.inputs[0], train);
+    return false;
+  }
+
   private forward(train: boolean, skipHead = false): string[] {
     const L: string[] = [];
+    const out = this.g.output;
+    if (this.viewOfInput(out, train)) {
+      const N = numel(this.g.nodes[out].shape);
+      L.push('  // the model output is its input: a copy for the loss');
+      L.push(
+        this.launch(this.reg.get(K.sliceCopy(N, N, 0, 'in')), `dim3(tk_cdiv(B * ${N}, ${K.THREADS}))`, [
+          'tk_input',
+          'nullptr',
+          this.val(out, train),
+          'B',
+        ]),
+      );
+    }
     for (const grp of this.groups) {
       if (skipHead && grp === this.head) continue;
       const n = grp.head;
@@ -296,6 +325,10 @@ class Emitter implements CudaCtx {
       const n = grp.head;
       L.push(`  // d ${n.module || n.op} (${n.source})`);
       L.push(...opOf(n).cuda.backward(grp as Group<typeof n>, this, gout));
+    }
+    if (this.wantInputGrad) {
+      this.inputGradBuf = this.flow.current(0);
+      if (!this.inputGradBuf) throw new Error(`${this.g.name}: the loss does not depend on the input, so it has no input gradient`);
     }
     // parameters no gradient reached (unused, or cut off from the loss) get zeros, as PyTorch's zero_grad + no contribution
     const zero: string[] = [];
@@ -455,13 +488,22 @@ enum { TK_OK = 0, TK_EINVAL = 1, TK_ENOMEM = 2 };
 enum { TK_PARAM = 0, TK_BUFFER = 1 };
 enum { TK_F32 = 0, TK_I64 = 1 };
 
-/** SGD step options (torch.optim.SGD, dampening 0, no Nesterov) and loss penalties l1*sum|p| + l2*sum p^2. */
+enum { TK_LOSS_CROSS_ENTROPY = 0, TK_LOSS_NLL = 1 };
+
+/**
+ * SGD step options (torch.optim.SGD, dampening 0, no Nesterov), loss penalties
+ * l1*sum|p| + l2*sum p^2, and the loss: cross-entropy of the output as logits
+ * (with label smoothing, as nn.CrossEntropyLoss) or NLL of the output as
+ * log-probabilities (nn.NLLLoss). Zero-initialised fields give plain cross-entropy.
+ */
 typedef struct tk_sgd_options {
   float lr;
   float momentum;
   float weight_decay;
   float l1;
   float l2;
+  int loss_kind;
+  float label_smoothing;
 } tk_sgd_options;
 
 /** What a training step reports. */
@@ -545,6 +587,8 @@ int ${P}_get_state(${P}* m, int i, void* dst);
 int ${P}_set_state(${P}* m, int i, const void* src);
 /** Gradient of parameter i from the last train step (penalties included, weight decay not). */
 int ${P}_get_grad(${P}* m, int i, float* dst);
+/** d loss / d x [batch, ...input] of the last train_step (batch must be its batch); TK_EINVAL unless built with input gradients. */
+int ${P}_input_grad(${P}* m, float* dst, int batch);
 /** SGD momentum buffer of parameter i; meaningful when has_momentum is 1. */
 int ${P}_get_momentum(${P}* m, int i, float* dst);
 int ${P}_set_momentum(${P}* m, int i, const float* src);
@@ -677,6 +721,7 @@ struct ProfRec {
 
 struct ${P} {
   int device = 0;
+  int last_batch = 0;  // batch of the last train_step (its input gradient)
   int sms = 1;
   int training = 1;
   int graphs_on = 1;
@@ -769,9 +814,10 @@ ${
 }
   if (int r = enqueue_forward_step(m, B, gather)) return r;
   {
+    const float* tk_input = ${this.directInput ? 'gather ? m->data : m->x' : 'm->x'};
     const int* tk_labels = ${this.directInput ? 'gather ? m->labels : m->y' : 'm->y'};
     const unsigned* tk_rows = ${this.directInput ? 'gather ? m->order : nullptr' : 'nullptr'};
-    (void)tk_rows;
+    (void)tk_input; (void)tk_rows;
 ${x.lossLaunch}
   }
   if (int r = enqueue_backward(m, B, gather)) return r;
@@ -793,7 +839,8 @@ int set_scalars(${P}* m, const tk_sgd_options* o, uint32_t seed, int use_step_se
   TK_TRY(cudaMemcpyAsync(m->sc, &s, offsetof(TkScalars, momentum_started), cudaMemcpyHostToDevice, m->stream));
   if (o) {
     s.lr = o->lr; s.momentum = o->momentum; s.weight_decay = o->weight_decay; s.l1 = o->l1; s.l2 = o->l2;
-    TK_TRY(cudaMemcpyAsync(&m->sc->lr, &s.lr, sizeof(float) * 5, cudaMemcpyHostToDevice, m->stream));
+    s.label_smoothing = o->label_smoothing; s.nll = o->loss_kind == TK_LOSS_NLL;
+    TK_TRY(cudaMemcpyAsync(&m->sc->lr, &s.lr, sizeof(TkScalars) - offsetof(TkScalars, lr), cudaMemcpyHostToDevice, m->stream));
   }
   return 0;
 }
@@ -815,6 +862,8 @@ int check_options(const tk_sgd_options* o) {
   const char* names[5] = {"lr", "momentum", "weight_decay", "l1", "l2"};
   for (int i = 0; i < 5; i++)
     if (!(v[i] == v[i]) || v[i] - v[i] != 0.f) return fail(TK_EINVAL, "SGD option %s is not a finite number", names[i]);
+  if (o->loss_kind != TK_LOSS_CROSS_ENTROPY && o->loss_kind != TK_LOSS_NLL) return fail(TK_EINVAL, "loss_kind must be 0 (cross-entropy) or 1 (NLL), got %d", o->loss_kind);
+  if (!(o->label_smoothing >= 0.f && o->label_smoothing <= 1.f)) return fail(TK_EINVAL, "label_smoothing must be in [0, 1]");
   return 0;
 }
 
@@ -1006,6 +1055,7 @@ int ${P}_train_step(${P}* m, const float* x, const int32_t* labels, int batch, c
   if (int r = set_scalars(m, opts, seed, 0, 0)) return r;
   if (int r = enqueue_step(m, batch, false)) return r;
   if (int r = check_launches("training step kernels")) return r;
+  m->last_batch = batch;
   if (logits) TK_TRY(cudaMemcpyAsync(logits, ${outVal}, sizeof(float) * (size_t)batch * kClasses, cudaMemcpyDeviceToHost, m->stream));
   if (int r = read_scalars(m)) return r;
   if (result) {
@@ -1124,6 +1174,17 @@ int ${P}_set_state(${P}* m, int i, const void* src) {
   return copy_in(m, state_ptr(m, i), src, state_bytes(i));
 }
 
+int ${P}_input_grad(${P}* m, float* dst, int batch) {
+  if (!m || !dst) return fail(TK_EINVAL, "input_grad: NULL argument");
+${
+  this.inputGradBuf
+    ? `  if (batch != m->last_batch || batch < 1) return fail(TK_EINVAL, "input_grad: the last train step had batch %d, not %d", m->last_batch, batch);
+  return copy_out(m, dst, ${this.inputGradBuf}, sizeof(float) * (size_t)batch * kInputNumel);`
+    : `  (void)batch;
+  return fail(TK_EINVAL, "input_grad: this package was built without input gradients (build it with inputGrad)");`
+}
+}
+
 int ${P}_get_grad(${P}* m, int i, float* dst) {
   if (!m || !dst) return fail(TK_EINVAL, "get_grad: NULL argument");
   if (int r = check_index(i, true)) return r;
@@ -1175,7 +1236,7 @@ int ${P}_profile(${P}* m, int steps, int batch, char* out, size_t cap) {
   std::vector<uint32_t> order(total);
   for (int i = 0; i < total; i++) order[i] = (uint32_t)(i % m->n_data);
   TK_TRY(cudaMemcpyAsync(m->order, order.data(), sizeof(uint32_t) * order.size(), cudaMemcpyHostToDevice, m->stream));
-  const tk_sgd_options zero = {0.f, 0.f, 0.f, 0.f, 0.f};  // lr 0: the parameters do not move (BatchNorm running stats do)
+  const tk_sgd_options zero = {0.f, 0.f, 0.f, 0.f, 0.f, TK_LOSS_CROSS_ENTROPY, 0.f};  // lr 0: the parameters do not move (BatchNorm running stats do)
   if (int r = set_scalars(m, &zero, 0, 1, 0)) return r;
   if (int r = enqueue_step(m, batch, true)) return r;  // warm-up
   TK_TRY(cudaStreamSynchronize(m->stream));

@@ -12,6 +12,7 @@
 // per-block partials; no float atomics anywhere.
 import { actDef, type ActName, type ActParams } from '../../ops/activations.js';
 import { cArith } from '../../ops/expr.js';
+import { lossC } from '../../ops/loss.js';
 import { penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
 
 /** A fused or standalone elementwise function (src/ops/activations.ts), or none. */
@@ -1366,6 +1367,30 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ da
 }
 
 /** Mean cross-entropy, its logits gradient, correct count; one block, fixed-order sums. */
+/**
+ * The loss of one sample from its K outputs z (max m, label) as statements:
+ * adds the loss to v[0], writes d loss / d z to dz (which may be z itself).
+ * The formulas are src/ops/loss.ts's; sc says which loss.
+ */
+function lossBody(z: string, dz: string): string {
+  const l = lossC({ z: `(double)${z}[k]`, isLabel: '(k == label)', lse: 'lse', p: 'p', eps: 'eps', K: '(double)K', B: '(double)B' });
+  return `    const double eps = sc->label_smoothing;
+    (void)eps;
+    if (sc->nll) {
+      v[0] -= ${z}[label];
+      for (int k = 0; k < K; k++) ${dz}[k] = (float)(${l.nllGrad});
+    } else {
+      double se = 0.0;
+      for (int k = 0; k < K; k++) se += exp((double)${z}[k] - m);
+      const double lse = (double)m + log(se);
+      for (int k = 0; k < K; k++) {
+        const double p = exp((double)${z}[k] - lse);
+        v[0] += ${l.ce.term};
+        ${dz}[k] = (float)(${l.ce.grad});
+      }
+    }`;
+}
+
 export function lossKernel(K: number): KernelSrc {
   const code = `// cross-entropy (mean over the batch) of ${K} logits: loss, dlogits = (softmax - onehot)/B, correct count
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ z, const int* __restrict__ labels, const unsigned* __restrict__ rows, float* __restrict__ dz, TkScalars* sc, int B) {
@@ -1378,13 +1403,8 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ z,
     int arg = 0;
     #pragma unroll
     for (int k = 1; k < K; k++) if (zr[k] > m) { m = zr[k]; arg = k; }
-    double s = 0.0;
-    #pragma unroll
-    for (int k = 0; k < K; k++) s += exp((double)zr[k] - m);
-    v[0] += (double)m + log(s) - zr[label];
     v[1] += arg == label ? 1.0 : 0.0;
-    #pragma unroll
-    for (int k = 0; k < K; k++) dz[(size_t)b * K + k] = (float)((exp((double)zr[k] - m) / s - (k == label ? 1.0 : 0.0)) / B);
+${lossBody('zr', '(dz + (size_t)b * K)')}
   }
   __shared__ double tot[2];
 ${blockSumDoubles(2)}
@@ -1431,11 +1451,8 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ h,
     float m = zr[0];
     int arg = 0;
     for (int k = 1; k < K; k++) if (zr[k] > m) { m = zr[k]; arg = k; }
-    double s = 0.0;
-    for (int k = 0; k < K; k++) s += exp((double)zr[k] - m);
-    v[0] += (double)m + log(s) - zr[label];
     v[1] += arg == label ? 1.0 : 0.0;
-    for (int k = 0; k < K; k++) zr[k] = (float)((exp((double)zr[k] - m) / s - (k == label ? 1.0 : 0.0)) / B);
+${lossBody('zr', 'zr')}
   }
   __shared__ double tot[2];
 ${blockSumDoubles(2)}
@@ -1585,6 +1602,8 @@ struct TkScalars {
   unsigned long long first_step;
   int momentum_started;  // 0 until a step with momentum != 0 (PyTorch's first-step rule)
   float lr, momentum, weight_decay, l1, l2;
+  float label_smoothing;  // the loss: cross-entropy with this smoothing, or (nll) NLL of log-probabilities
+  int nll;
 };
 
 // murmur3 fmix32 and the counter-based uniform of src/util/rng.ts (hashUniform), bit for bit
