@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { loadData } from '../src/api/data.ts';
 import { FASHION_MNIST_CLASSES, loadIdx, parseIdx, readIdx } from '../src/data/idx.ts';
 import { readData } from '../src/data/source.ts';
 import { FASHION_DIR, idxBytes, tmpDir } from './fixtures/data-files.ts';
@@ -123,7 +124,7 @@ describe.skipIf(!fs.existsSync(FASHION_DIR))('real Fashion-MNIST (skipped withou
       for (let c = 0; c < 10; c++) expect(split.labels.filter((l) => l === c).length).toBe(per);
   });
 
-  it.skipIf(!python)('equals an independent Python reader: labels, and pixel sums of chosen images', () => {
+  it.skipIf(!python)('equals an independent Python reader: labels, pixel sums of chosen images, normalisation', () => {
     const script = `
 import gzip, struct, json
 def imgs(f):
@@ -134,9 +135,21 @@ for split, pre in (('train', 'train'), ('val', 't10k')):
     px, per = imgs('${FASHION_DIR}/%s-images-idx3-ubyte.gz' % pre)
     out[split] = {'labels': labs('${FASHION_DIR}/%s-labels-idx1-ubyte.gz' % pre),
                   'sums': [sum(px[i * per:(i + 1) * per]) for i in (0, 1, 777, len(px) // per - 1)]}
+try:
+    import numpy as np
+    px = np.frombuffer(imgs('${FASHION_DIR}/train-images-idx3-ubyte.gz')[0], np.uint8) / 255.0
+    out['stats'] = [px.mean(), px.std(ddof=1)]
+except ImportError:
+    pass
 print(json.dumps(out))`;
     const r = spawnSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8', maxBuffer: 1 << 26 });
-    const ref = JSON.parse(r.stdout) as Record<'train' | 'val', { labels: number[]; sums: number[] }>;
+    const ref = JSON.parse(r.stdout) as Record<'train' | 'val', { labels: number[]; sums: number[] }> & { stats?: number[] };
+    if (ref.stats) {
+      // the training split's normalisation, against numpy's float64 mean and unbiased std
+      const { normalization } = loadData(`fashion-mnist:${FASHION_DIR}`);
+      expect(Math.abs(normalization.mean[0] - ref.stats[0])).toBeLessThan(1e-12);
+      expect(Math.abs(normalization.std[0] - ref.stats[1])).toBeLessThan(1e-12);
+    }
     for (const split of ['train', 'val'] as const) {
       const s = d[split];
       expect(Array.from(s.labels)).toEqual(ref[split].labels);
