@@ -79,6 +79,12 @@ export function dataLine(d: ImageData): string {
 
 const pad = (s: string, w: number) => s.padStart(w);
 
+/** The book's two accuracy lines; an empty split has none to give. */
+export function accuracyLines(train: { n: number; accuracy: number }, val: { n: number; accuracy: number }): string {
+  const acc = (s: { n: number; accuracy: number }) => (s.n ? s.accuracy.toFixed(4) : 'none (no images)');
+  return `Accuracy train: ${acc(train)}\nAccuracy val: ${acc(val)}\n`;
+}
+
 function confusionText(r: SplitReport, classes: string[]): string {
   const w = Math.max(6, ...classes.map((c) => c.length), ...r.confusion.flat().map((v) => String(v).length)) + 1;
   const head = '  ' + ''.padEnd(w) + classes.map((c) => pad(c, w)).join('');
@@ -93,8 +99,7 @@ export function reportText(r: EvalReport): string {
     (c) => `  ${c.className.padEnd(w)}  ${c.accuracy === null ? '   -  ' : c.accuracy.toFixed(4)}  (${c.n} images)`,
   );
   return [
-    `Accuracy train: ${r.train.accuracy.toFixed(4)}`,
-    `Accuracy val: ${r.val.accuracy.toFixed(4)}`,
+    accuracyLines(r.train, r.val).trimEnd(),
     'Per-class accuracy (val):',
     ...perClass,
     'Confusion matrix (val; rows: true class, columns: predicted):',

@@ -5,7 +5,7 @@ import { evaluateReport } from '../api/evaluate.js';
 import { openModel, type BackendName } from '../api/open.js';
 import { loadWeights, predict, train, weightsInfo, type Prediction } from '../api/workflow.js';
 import { modelOptions, type ModelOptions } from './common.js';
-import { dataFor, dataLine, dataOptions, json, reportText, type DataCli } from './data.js';
+import { accuracyLines, dataFor, dataLine, dataOptions, json, reportText, type DataCli } from './data.js';
 
 interface TrainCli extends ModelOptions, DataCli {
   epochs: string;
@@ -102,7 +102,7 @@ export function register(program: Command): void {
       process.stdout.write(
         `Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`,
       );
-      process.stdout.write(`Accuracy train: ${r.trainAccuracy.toFixed(4)}\nAccuracy val: ${r.valAccuracy.toFixed(4)}\n`);
+      process.stdout.write(accuracyLines({ n: data.train.n, accuracy: r.trainAccuracy }, { n: data.val.n, accuracy: r.valAccuracy }));
       if (o.save) process.stdout.write(`Saved ${o.save}\n`);
     });
 
