@@ -13,7 +13,7 @@ import { IMAGE_BYTES, readCifarBatch } from '../src/data/cifar.ts';
 import { loadImageFolder } from '../src/data/folder.ts';
 import { toInputBytes } from '../src/data/image-input.ts';
 import { GrayNet } from './fixtures/data-models.ts';
-import { SHARED_CIFAR, bookNet, gen, repoFile, tmpDir, writeChwPng } from './fixtures/data-files.ts';
+import { SHARED_CIFAR, bookNet, tmpDir, writeChwPng } from './fixtures/data-files.ts';
 
 /** A 2x3 RGB image whose bytes are `base + k`. */
 const tiny = (base: number) => Uint8Array.from({ length: 18 }, (_, k) => base + k);
