@@ -6,7 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { manualSeed } from 'tensorkiln';
 import { openModel } from '../src/api/open.js';
-import { cifar2Data, train } from '../src/api/workflow.js';
+import { cifar2Data } from '../src/api/data.js';
+import { train } from '../src/api/workflow.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);

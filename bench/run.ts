@@ -22,7 +22,7 @@ import { trace } from '../src/graph/trace.js';
 import { Interpreter } from '../src/interp/index.js';
 import { load } from '../src/runtime/index.js';
 import { bookModels } from '../models/book.js';
-import { cifar2, readCifarBatch } from '../src/data/cifar.js';
+import { CIFAR_SHAPE, cifar2, readCifarBatch } from '../src/data/cifar.js';
 import { channelStats, normalize } from '../src/data/transforms.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,8 +42,8 @@ function cifar2Batch(n: number): { x: Float32Array; y: Int32Array } {
   const raw = cifar2(readCifarBatch(path.resolve(root, '../shared/data/cifar10/data_batch_1.bin')));
   const k = Math.min(n, raw.labels.length);
   const images = raw.images.subarray(0, k * 3072);
-  const stats = channelStats(images);
-  return { x: normalize(images, stats.mean, stats.std), y: Int32Array.from(raw.labels.subarray(0, k)) };
+  const stats = channelStats(images, CIFAR_SHAPE);
+  return { x: normalize(images, stats, CIFAR_SHAPE), y: Int32Array.from(raw.labels.subarray(0, k)) };
 }
 
 // ---------------------------------------------------------------- FLOPs per image

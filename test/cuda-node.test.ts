@@ -15,7 +15,9 @@ import { BnFirst } from './fixtures/bn-first.js';
 import { cudaBackend } from '../src/runtime/backend.js';
 import { Net, NetDropout } from '../models/book.js';
 import { openModule } from '../src/api/open.js';
-import { cifar2Data, evaluate, loadWeights, saveWeights, train, type Cifar2Data } from '../src/api/workflow.js';
+import { cifar2Data, type ImageData } from '../src/api/data.js';
+import { evaluate } from '../src/api/evaluate.js';
+import { loadWeights, saveWeights, train } from '../src/api/workflow.js';
 import { formatReport, listGoldenCases, runGoldenCase } from '../src/check/golden.js';
 import { backendFactory } from '../src/cli/backends.js';
 import { buildCudaPackage, findNvcc } from '../src/codegen/cuda/build.js';
@@ -30,9 +32,9 @@ const gxx = spawnSync('g++', ['--version']).status === 0;
 const nvcc = findNvcc();
 const outDir = path.join(os.tmpdir(), 'tensorkiln-test-packages');
 
-function small(n: number): Cifar2Data {
+function small(n: number): ImageData {
   const d = cifar2Data();
-  const cut = (s: Cifar2Data['train']) => ({ ...s, n, x: s.x.slice(0, n * 3072), y: s.y.slice(0, n) });
+  const cut = (s: ImageData['train']) => ({ ...s, n, x: s.x.slice(0, n * 3072), y: s.y.slice(0, n) });
   return { ...d, train: cut(d.train), val: cut(d.val) };
 }
 
@@ -97,7 +99,7 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
     const cuda = await fresh('cuda-emu');
     await train(cuda, data, { ...opts, epochs: 1 });
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tk-cuda-ck-')), 'w.safetensors');
-    saveWeights(cuda, file, data.normalization, 1);
+    saveWeights(cuda, file, data, 1);
     const cpu = await fresh('cpu');
     loadWeights(cpu, file);
     expect(evaluate(cpu, data)).toEqual(evaluate(cuda, data));

@@ -17,7 +17,7 @@ function fakeRecords(labels: number[]): Uint8Array {
   return out;
 }
 
-function count(labels: Uint8Array, value: number): number {
+function count(labels: Int32Array, value: number): number {
   return labels.filter((l) => l === value).length;
 }
 

@@ -92,11 +92,16 @@ describe('batches', () => {
 describe('makeDataset', () => {
   it('normalises bytes and widens labels', () => {
     const images = new Uint8Array(2 * IMAGE).fill(255);
-    const ds = makeDataset({ images, labels: new Uint8Array([1, 0]) }, { mean: [0.5, 0.5, 0.5], std: [0.5, 0.25, 0.5] });
+    const ds = makeDataset(
+      { images, labels: new Int32Array([1, 0]), shape: [3, 32, 32] },
+      { mean: [0.5, 0.5, 0.5], std: [0.5, 0.25, 0.5] },
+    );
     expect(ds.n).toBe(2);
     expect(ds.shape).toEqual([3, 32, 32]);
     expect(Array.from(ds.y)).toEqual([1, 0]);
     expect([ds.x[0], ds.x[1024], ds.x[2 * IMAGE - 1]]).toEqual([1, 2, 1]);
-    expect(() => makeDataset({ images, labels: new Uint8Array(3) }, { mean: [0, 0, 0], std: [1, 1, 1] })).toThrow(/expected 9216/);
+    expect(() => makeDataset({ images, labels: new Int32Array(3), shape: [3, 32, 32] }, { mean: [0, 0, 0], std: [1, 1, 1] })).toThrow(
+      /expected 9216/,
+    );
   });
 });

@@ -1,11 +1,13 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadCifar2 } from '../src/data/cifar.ts';
+import type { ImageShape } from '../src/data/dataset.ts';
 import { channelStats, normalize, toTensor } from '../src/data/transforms.ts';
 
 const REAL_DIR = process.env.CIFAR10_DIR ?? '/work/shared/data/cifar10';
 const PLANE = 1024;
 const IMAGE = 3072;
+const RGB: ImageShape = [3, 32, 32];
 
 /** Straightforward float64 two-pass mean and unbiased std of channel c. */
 function naiveStats(images: Uint8Array, c: number): [number, number] {
@@ -41,22 +43,23 @@ describe('toTensor / normalize', () => {
     // B = 0
     const mean = [0.5, 0.2, 0.25];
     const std = [0.25, 0.5, 0.125];
-    const out = normalize(bytes, mean, std);
+    const out = normalize(bytes, { mean, std }, RGB);
     expect([out[0], out[2 * PLANE + 1023]]).toEqual([2, -2]);
     expect(out[PLANE + 7]).toBeCloseTo(0, 6); // float32(0.2) - 0.2
-    expect(normalize(toTensor(bytes), mean, std)).toEqual(out);
+    expect(normalize(toTensor(bytes), { mean, std }, RGB)).toEqual(out);
   });
 
   it('rejects a partial image and wrong stat lengths', () => {
-    expect(() => normalize(new Uint8Array(100), [0, 0, 0], [1, 1, 1])).toThrow(/100 values is not a positive multiple/);
-    expect(() => normalize(new Uint8Array(IMAGE), [0, 0], [1, 1, 1])).toThrow(/need 3 means/);
+    const stats = { mean: [0, 0, 0], std: [1, 1, 1] };
+    expect(() => normalize(new Uint8Array(100), stats, RGB)).toThrow(/100 values is not a positive multiple of one 3x32x32 image/);
+    expect(() => normalize(new Uint8Array(IMAGE), { mean: [0, 0], std: [1, 1, 1] }, RGB)).toThrow(/need 3 means and 3 stds, got 2 and 3/);
   });
 });
 
 describe('channelStats', () => {
   it('equals a straightforward float64 mean and unbiased std', () => {
     const images = pseudoRandomImages(7);
-    const stats = channelStats(images);
+    const stats = channelStats(images, RGB);
     for (let c = 0; c < 3; c++) {
       const [m, s] = naiveStats(images, c);
       expect(stats.mean[c]).toBeCloseTo(m, 12);
@@ -66,8 +69,8 @@ describe('channelStats', () => {
 
   it('gives normalised data mean 0 and std 1 per channel', () => {
     const images = pseudoRandomImages(5);
-    const stats = channelStats(images);
-    const x = normalize(images, stats.mean, stats.std);
+    const stats = channelStats(images, RGB);
+    const x = normalize(images, stats, RGB);
     for (let c = 0; c < 3; c++) {
       let sum = 0;
       let sq = 0;
@@ -79,13 +82,13 @@ describe('channelStats', () => {
   });
 
   it('rejects an empty or partial image set', () => {
-    expect(() => channelStats(new Uint8Array(0))).toThrow(/0 values is not a positive multiple/);
+    expect(() => channelStats(new Uint8Array(0), RGB)).toThrow(/0 values is not a positive multiple/);
   });
 });
 
 describe.skipIf(!existsSync(REAL_DIR))('CIFAR-2 training-set statistics', () => {
   const { train } = loadCifar2(REAL_DIR);
-  const stats = channelStats(train.images);
+  const stats = channelStats(train.images, RGB);
 
   it('match an independent float64 computation (naive sums over 10M values: ~1e-12 off)', () => {
     for (let c = 0; c < 3; c++) {

@@ -114,6 +114,19 @@ describe('loadImage', () => {
     expect([at(gray, 0, 0, 0), at(gray, 1, 31, 31), at(gray, 2, 16, 8)].map(Math.round)).toEqual([100, 100, 100]);
   });
 
+  it('covers a non-square target, then centre-crops', () => {
+    // 64x48 into 16 (high) x 32 (wide): width binds (scale 1/2), 32x24, rows 4..19 kept.
+    const img = loadImage(
+      writePng('rect.png', 64, 48, (x, y) => [4 * x, 5 * y, 0, 255]),
+      [16, 32],
+    );
+    expect(img.length).toBe(3 * 16 * 32);
+    const px = (c: number, x: number, y: number) => img[c * 512 + y * 32 + x] * 255;
+    expect(px(0, 3, 0)).toBeCloseTo(4 * 6.5, 4); // source columns 6, 7
+    expect(px(1, 0, 0)).toBeCloseTo(5 * 8.5, 4); // output row 0 = resized row 4 = source rows 8, 9
+    expect(px(1, 0, 15)).toBeCloseTo(5 * 38.5, 4);
+  });
+
   it('keeps a 32x32 image exactly', () => {
     const img = loadImage(writePng('exact.png', 32, 32, (x, y) => [x * 7, y * 3, (x * y) % 256, 255]));
     expect(at(img, 0, 13, 2)).toBeCloseTo(91, 4);

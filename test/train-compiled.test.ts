@@ -7,13 +7,14 @@ import { describe, expect, it } from 'vitest';
 import { manualSeed } from 'tensorkiln';
 import { NetDropout } from '../models/book.js';
 import { openModule } from '../src/api/open.js';
-import { cifar2Data, train, type Cifar2Data } from '../src/api/workflow.js';
+import { cifar2Data, type ImageData } from '../src/api/data.js';
+import { train } from '../src/api/workflow.js';
 
 const outDir = path.join(os.tmpdir(), 'tensorkiln-test-packages');
 
-function small(n: number): Cifar2Data {
+function small(n: number): ImageData {
   const d = cifar2Data();
-  const cut = (s: Cifar2Data['train']) => ({ ...s, n, x: s.x.slice(0, n * 3072), y: s.y.slice(0, n) });
+  const cut = (s: ImageData['train']) => ({ ...s, n, x: s.x.slice(0, n * 3072), y: s.y.slice(0, n) });
   return { ...d, train: cut(d.train), val: cut(d.val) };
 }
 

@@ -7,15 +7,17 @@ import { describe, expect, it } from 'vitest';
 import { manualSeed } from 'tensorkiln';
 import { NetDropout, Net } from '../models/book.js';
 import { openModule } from '../src/api/open.js';
-import { cifar2Data, evaluate, loadWeights, predict, saveWeights, train, type Cifar2Data } from '../src/api/workflow.js';
+import { cifar2Data, type ImageData } from '../src/api/data.js';
+import { evaluate } from '../src/api/evaluate.js';
+import { loadWeights, predict, saveWeights, train } from '../src/api/workflow.js';
 import { saveSafetensors, loadSafetensors } from '../src/io/safetensors.js';
 import { timestamp } from '../src/train/loop.js';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'tk-train-'));
 
-function small(n: number): Cifar2Data {
+function small(n: number): ImageData {
   const d = cifar2Data();
-  const cut = (s: Cifar2Data['train']) => ({ ...s, n, x: s.x.slice(0, n * 3072), y: s.y.slice(0, n) });
+  const cut = (s: ImageData['train']) => ({ ...s, n, x: s.x.slice(0, n * 3072), y: s.y.slice(0, n) });
   return { ...d, train: cut(d.train), val: cut(d.val) };
 }
 
@@ -107,7 +109,7 @@ describe('training workflow (interpreter backend)', () => {
     const dir = tmp();
     const ck = path.join(dir, 'net.safetensors');
     const net = await openModule(new Net(), { backend: 'interp' });
-    saveWeights(net, ck, data.normalization);
+    saveWeights(net, ck, data);
     const other = await openModule(new NetDropout(), { backend: 'interp' });
     expect(() => loadWeights(other, ck)).toThrow(/net\.safetensors was saved from model Net \(graph [0-9a-f]+\), not this NetDropout/);
     const cut = path.join(dir, 'cut.safetensors');
@@ -125,14 +127,14 @@ describe('training workflow (interpreter backend)', () => {
     const ck = path.join(dir, 'w.safetensors');
     const a = await openModule(new Net(), { backend: 'interp' });
     await train(a, data, { ...opts, epochs: 1 });
-    saveWeights(a, ck, data.normalization, 1);
+    saveWeights(a, ck, data, 1);
     const b = await openModule(new Net(), { backend: 'interp' });
-    expect(loadWeights(b, ck)).toEqual(data.normalization);
+    expect(loadWeights(b, ck)).toEqual({ normalization: data.normalization, classes: ['airplane', 'bird'] });
     expect(evaluate(b, data)).toEqual(evaluate(a, data));
     const img = path.resolve(import.meta.dirname, 'fixtures/images/gray-40x20.jpg');
-    const [p] = predict(b, [img], data.normalization);
+    const [p] = predict(b, [img], data);
     expect(p.className).toMatch(/^(airplane|bird)$/);
     expect(p.probabilities[0] + p.probabilities[1]).toBeCloseTo(1, 6);
-    expect(predict(a, [img], data.normalization)[0].probabilities).toEqual(p.probabilities);
+    expect(predict(a, [img], data)[0].probabilities).toEqual(p.probabilities);
   });
 });

@@ -20,7 +20,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cifar2Data, train, type Cifar2Data } from '../src/api/workflow.js';
+import { cifar2Data, type ImageData } from '../src/api/data.js';
+import { train } from '../src/api/workflow.js';
 import { formatReport, listGoldenCases, runGoldenCase, type GoldenReport } from '../src/check/golden.js';
 import { camelArgs } from '../src/graph/load.js';
 import { manualSeed } from '../src/graph/init.js';
@@ -151,9 +152,9 @@ async function run(outDir: string | undefined): Promise<void> {
   );
   // TK_NODE_EPOCHS / TK_NODE_LIMIT shorten the runs (a rehearsal on the CPU emulator)
   const limit = Number(process.env.TK_NODE_LIMIT ?? 0);
-  const cut = (s: Cifar2Data['train']) =>
+  const cut = (s: ImageData['train']) =>
     limit > 0 && limit < s.n ? { ...s, n: limit, x: s.x.subarray(0, limit * 3072), y: s.y.subarray(0, limit) } : s;
-  let data: Cifar2Data | undefined;
+  let data: ImageData | undefined;
   for (const [name, fullEpochs] of TIMED) {
     const epochs = Number(process.env.TK_NODE_EPOCHS ?? fullEpochs);
     try {

@@ -35,7 +35,7 @@ const { values } = parseArgs({
 });
 
 /** Record indices of the first `k` of each of labels 0 and 2, in file order. */
-function select(labels: Uint8Array, k: number): number[] {
+function select(labels: Int32Array, k: number): number[] {
   const taken = new Map([
     [0, 0],
     [2, 0],

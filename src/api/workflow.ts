@@ -1,38 +1,15 @@
-// The book's CIFAR-2 workflow as functions: the CLI verbs are thin wrappers.
+// The workflow as functions (train, predict, weights): the CLI verbs are thin wrappers.
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadCifar2, type RawSplits } from '../data/cifar.js';
-import { makeDataset, type Dataset } from '../data/loader.js';
-import { channelStats, normalize, type ChannelStats } from '../data/transforms.js';
-import { loadImage } from '../io/image.js';
-import { applyCheckpoint, loadCheckpointInto, readCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
-import { accuracy, fit, softmax, argmax, NonFiniteLossError } from '../train/loop.js';
+import { numel } from '../data/dataset.js';
+import { loadImageBytes } from '../data/image-input.js';
+import { normalize, type ChannelStats } from '../data/transforms.js';
+import { applyCheckpoint, loadCheckpointInto, readCheckpoint, saveCheckpoint, type CheckpointMeta } from '../train/checkpoint.js';
+import { accuracy, fit, softmax, NonFiniteLossError } from '../train/loop.js';
 import type { TrainableModel } from '../train/model.js';
 import type { StepOptions } from '../train/rules.js';
 import { Rng } from '../util/rng.js';
-
-export const CIFAR2_CLASSES = ['airplane', 'bird'];
-
-export interface Cifar2Data {
-  train: Dataset;
-  val: Dataset;
-  normalization: ChannelStats;
-}
-
-/**
- * CIFAR-2 normalised with the training set's per-channel mean and std (or the
- * given ones, e.g. a checkpoint's). `dir` holds CIFAR-10 binary batches; none → the shipped sample.
- */
-export function cifar2Data(dir?: string, normalization?: ChannelStats): Cifar2Data {
-  const raw: RawSplits = loadCifar2(dir);
-  const stats = normalization ?? channelStats(raw.train.images);
-  return { train: makeDataset(raw.train, stats), val: makeDataset(raw.val, stats), normalization: stats };
-}
-
-/** The training split's per-channel mean and std (what cifar2Data normalises with), without building the datasets. */
-export function cifar2Normalization(dir?: string): ChannelStats {
-  return channelStats(loadCifar2(dir).train.images);
-}
+import { checkFits, modelClasses, modelInput, type DataInfo, type ImageData } from './data.js';
 
 export interface TrainOptions extends StepOptions {
   epochs: number;
@@ -55,7 +32,8 @@ export interface TrainResult {
 }
 
 /** Trains on data.train, then measures accuracy on both splits (the book's validate()). */
-export async function train(model: TrainableModel, data: Cifar2Data, o: TrainOptions): Promise<TrainResult> {
+export async function train(model: TrainableModel, data: ImageData, o: TrainOptions): Promise<TrainResult> {
+  checkFits(model, data);
   let rng = new Rng(o.seed);
   let startEpoch = 1;
   if (o.resume) {
@@ -69,6 +47,8 @@ export async function train(model: TrainableModel, data: Cifar2Data, o: TrainOpt
     ] as const)
       if (saved[k] !== undefined && saved[k] !== now)
         throw new Error(`${o.resume} was trained with ${flag} ${saved[k]}; resume it with the same (got ${now})`);
+    if (ck.meta.classes && ck.meta.classes.join('\n') !== data.classes.join('\n'))
+      throw new Error(`${o.resume} was trained on classes ${ck.meta.classes.join(', ')}, not ${data.classes.join(', ')}`);
     applyCheckpoint(ck, o.resume, model, true);
     rng = new Rng(Uint32Array.from(ck.meta.rngState));
     startEpoch = ck.meta.epoch + 1;
@@ -80,8 +60,9 @@ export async function train(model: TrainableModel, data: Cifar2Data, o: TrainOpt
     saveCheckpoint(o.save, model, {
       epoch,
       normalization: data.normalization,
+      classes: data.classes,
       rngState: [...rng.state],
-      extra: { ...stepOf(o), batchSize: o.batchSize, seed: o.seed },
+      extra: { ...stepOf(o), batchSize: o.batchSize, seed: o.seed, ...(data.valSplit !== undefined && { valSplit: data.valSplit }) },
     });
     saved = epoch;
   };
@@ -111,54 +92,99 @@ function stepOf(o: StepOptions): StepOptions {
   return { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, l1: o.l1, l2: o.l2 };
 }
 
-/** Accuracy on both splits, as the book's validate(). */
-export function evaluate(model: TrainableModel, data: Cifar2Data): { train: number; val: number } {
-  return { train: accuracy(model, data.train), val: accuracy(model, data.val) };
+/** What weights files carry besides the weights (tensorkiln checkpoints; nothing for a plain state_dict). */
+export interface WeightsInfo {
+  normalization?: ChannelStats;
+  classes?: string[];
+  /** the validation split of the image folder it was trained on */
+  valSplit?: number;
 }
 
-/** Loads weights from a checkpoint, a safetensors state_dict or a PyTorch .pt; returns its normalisation if it has one. */
-export function loadWeights(model: TrainableModel, file: string): ChannelStats | undefined {
-  return loadCheckpointInto(file, model).meta?.normalization;
+function infoOf(meta: CheckpointMeta | undefined): WeightsInfo {
+  const split = meta?.extra?.valSplit;
+  return {
+    normalization: meta?.normalization,
+    classes: meta?.classes,
+    ...(typeof split === 'number' && { valSplit: split }),
+  };
 }
 
-export function saveWeights(model: TrainableModel, file: string, normalization?: ChannelStats, epoch = 0): void {
-  saveCheckpoint(file, model, { epoch, normalization });
+/** Loads weights from a checkpoint, a safetensors state_dict or a PyTorch .pt; returns what it says of its data. */
+export function loadWeights(model: TrainableModel, file: string): WeightsInfo {
+  return infoOf(loadCheckpointInto(file, model).meta);
+}
+
+/** Saves weights with the data's normalisation and class names (an ImageData will do). */
+export function saveWeights(model: TrainableModel, file: string, info: Partial<DataInfo> = {}, epoch = 0): void {
+  saveCheckpoint(file, model, { epoch, normalization: info.normalization, classes: info.classes });
+}
+
+/** What a weights file carries, without loading it into a model. */
+export function weightsInfo(file: string): WeightsInfo {
+  if (!fs.existsSync(file)) throw new Error(`weights file not found: ${file}`);
+  return infoOf(readCheckpoint(file).meta);
+}
+
+export interface Ranked {
+  label: number;
+  className: string;
+  probability: number;
 }
 
 export interface Prediction {
   file: string;
   label: number;
   className: string;
+  /** softmax over the classes, in label order */
   probabilities: number[];
+  /** the `top` most probable classes, most probable first */
+  top: Ranked[];
 }
 
-/** Classifies image files (PNG/JPEG, resized and centre-cropped to 32×32) after the training normalisation. */
-export function predict(model: TrainableModel, files: string[], normalization: ChannelStats, classes = CIFAR2_CLASSES): Prediction[] {
+export interface PredictOptions {
+  /** how many classes to rank per image (default 1) */
+  top?: number;
+}
+
+/**
+ * Classifies image files (PNG/JPEG, resized and centre-cropped to the model's
+ * input, grayscale or RGB as it takes) after the training normalisation.
+ * Class names default to the label numbers.
+ */
+export function predict(model: TrainableModel, files: string[], info: WeightsInfo, o: PredictOptions = {}): Prediction[] {
+  const { normalization } = info;
+  if (!normalization) throw new Error('predict needs the training normalisation (a checkpoint carries it; else compute it from the data)');
+  const k = modelClasses(model);
+  const classes = info.classes ?? Array.from({ length: k }, (_, i) => String(i));
+  if (classes.length !== k) throw new Error(`${model.graph.name} outputs ${k} classes but ${classes.length} class names were given`);
+  const top = o.top ?? 1;
+  if (!Number.isInteger(top) || top < 1 || top > k) throw new Error(`top must be an integer in 1..${k} (the model's classes), got ${top}`);
   if (!files.length) return [];
-  const per = 3 * 32 * 32;
+  const shape = modelInput(model);
+  const per = numel(shape);
   const x = new Float32Array(files.length * per);
-  files.forEach((f, i) => x.set(normalize(loadImage(f), normalization.mean, normalization.std), i * per));
+  files.forEach((f, i) => x.set(normalize(loadImageBytes(f, shape), normalization, shape), i * per));
   const out: Prediction[] = [];
   model.eval();
   for (let start = 0; start < files.length; start += model.maxBatch) {
     const size = Math.min(model.maxBatch, files.length - start);
     const logits = model.forward(x.subarray(start * per, (start + size) * per), size);
     const probs = softmax(logits, size);
-    const labels = argmax(logits, size);
-    const k = logits.length / size;
-    for (let i = 0; i < size; i++)
+    for (let i = 0; i < size; i++) {
+      const p = [...probs.subarray(i * k, (i + 1) * k)];
+      // ranked by logit, and sort is stable: ties keep label order, as argmax (and so eval) takes the first
+      const ranked = p
+        .map((probability, label) => ({ label, className: classes[label], probability, logit: logits[i * k + label] }))
+        .sort((a, b) => b.logit - a.logit)
+        .map(({ label, className, probability }) => ({ label, className, probability }));
       out.push({
         file: files[start + i],
-        label: labels[i],
-        className: classes[labels[i]] ?? String(labels[i]),
-        probabilities: [...probs.subarray(i * k, (i + 1) * k)],
+        label: ranked[0].label,
+        className: ranked[0].className,
+        probabilities: p,
+        top: ranked.slice(0, top),
       });
+    }
   }
   return out;
-}
-
-/** The normalisation stored in a checkpoint, if any. */
-export function checkpointNormalization(file: string): ChannelStats | undefined {
-  if (!fs.existsSync(file)) throw new Error(`weights file not found: ${file}`);
-  return readCheckpoint(file).meta?.normalization;
 }

@@ -1,20 +1,13 @@
-// gen train | eval | predict: the book's CIFAR-2 workflow from the command line.
+// gen train | eval | predict: the book's workflow from the command line, on CIFAR-2 or any --data.
 import type { Command } from 'commander';
+import type { ImageData } from '../api/data.js';
+import { evaluateReport } from '../api/evaluate.js';
 import { openModel, type BackendName } from '../api/open.js';
-import {
-  cifar2Data,
-  cifar2Normalization,
-  checkpointNormalization,
-  evaluate,
-  loadWeights,
-  predict,
-  train,
-  type Cifar2Data,
-} from '../api/workflow.js';
+import { loadWeights, predict, train, weightsInfo, type Prediction } from '../api/workflow.js';
 import { modelOptions, type ModelOptions } from './common.js';
+import { accuracyLines, dataFor, dataLine, dataOptions, json, reportText, type DataCli } from './data.js';
 
-interface TrainCli extends ModelOptions {
-  data?: string;
+interface TrainCli extends ModelOptions, DataCli {
   epochs: string;
   batchSize: string;
   lr: string;
@@ -37,9 +30,9 @@ const num = (name: string, v: string, integer = false): number => {
 };
 
 /** Keeps the first `n` images of each split: quick runs and demos. */
-function limit(d: Cifar2Data, n: number | undefined): Cifar2Data {
+function limit(d: ImageData, n: number | undefined): ImageData {
   if (n === undefined) return d;
-  const cut = (s: Cifar2Data['train']) => {
+  const cut = (s: ImageData['train']) => {
     const k = Math.min(n, s.n);
     return { ...s, n: k, x: s.x.subarray(0, (k * s.x.length) / s.n), y: s.y.subarray(0, k) };
   };
@@ -58,10 +51,14 @@ export function register(program: Command): void {
     'cpu | cuda | interp | cuda-emu (the CUDA kernels on the CPU emulator: slow, for tests)',
     'cpu',
   ] as const;
-  modelOptions(
-    program.command('train <model.ts>').description("train on CIFAR-2 (the shipped sample unless --data), printing the book's loss lines"),
+  dataOptions(
+    modelOptions(
+      program
+        .command('train <model.ts>')
+        .description("train on CIFAR-2 (the shipped sample) or any --data, printing the book's loss lines"),
+    ),
+    'training data',
   )
-    .option('--data <dir>', 'folder with CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)')
     .option('--epochs <n>', 'epochs', '100')
     .option('--batch-size <n>', 'batch size', '64')
     .option('--lr <x>', 'learning rate', '1e-2')
@@ -81,8 +78,10 @@ export function register(program: Command): void {
         { file, ...o },
         { backend: o.backend, seed: num('seed', o.seed, true), maxBatch: Math.max(batchSize, 256) },
       );
-      const norm = o.resume ? checkpointNormalization(o.resume) : undefined;
-      const data = limit(cifar2Data(o.data, norm), o.limit === undefined ? undefined : num('limit', o.limit, true));
+      // a resumed run keeps its normalisation and classes
+      const all = dataFor(model, o, o.resume ? { file: o.resume, info: weightsInfo(o.resume) } : undefined);
+      const data = limit(all, o.limit === undefined ? undefined : num('limit', o.limit, true));
+      process.stdout.write(dataLine(data));
       const tty = process.stderr.isTTY;
       const r = await train(model, data, {
         epochs,
@@ -103,39 +102,61 @@ export function register(program: Command): void {
       process.stdout.write(
         `Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`,
       );
-      process.stdout.write(`Accuracy train: ${r.trainAccuracy.toFixed(4)}\nAccuracy val: ${r.valAccuracy.toFixed(4)}\n`);
+      process.stdout.write(accuracyLines({ n: data.train.n, accuracy: r.trainAccuracy }, { n: data.val.n, accuracy: r.valAccuracy }));
       if (o.save) process.stdout.write(`Saved ${o.save}\n`);
     });
 
-  modelOptions(program.command('eval <model.ts>').description('accuracy of saved weights on the train and val splits'))
+  dataOptions(
+    modelOptions(
+      program
+        .command('eval <model.ts>')
+        .description('accuracy of saved weights on the train and val splits, per class, and the confusion matrix'),
+    ),
+    'data to evaluate on',
+  )
     .requiredOption('--weights <file>', 'checkpoint, safetensors state_dict or PyTorch .pt')
-    .option('--data <dir>', 'folder with CIFAR-10 binary batches (default: the shipped sample)')
     .option(...backendOpt)
-    .action(async (file: string, o: ModelOptions & { weights: string; data?: string; backend: BackendName }) => {
+    .option('--json', 'print JSON: accuracy, per-class accuracy and confusion matrix of both splits')
+    .action(async (file: string, o: ModelOptions & DataCli & { weights: string; backend: BackendName; json?: boolean }) => {
       const model = await openModel({ file, ...o }, { backend: o.backend });
-      const norm = loadWeights(model, o.weights);
-      const acc = evaluate(model, cifar2Data(o.data, norm));
-      process.stdout.write(`Accuracy train: ${acc.train.toFixed(4)}\nAccuracy val: ${acc.val.toFixed(4)}\n`);
+      const data = dataFor(model, o, { file: o.weights, info: loadWeights(model, o.weights) });
+      const r = evaluateReport(model, data);
+      if (o.json) process.stdout.write(json({ data: data.source, ...r }));
+      else process.stdout.write(dataLine(data) + reportText(r));
     });
 
-  modelOptions(program.command('predict <model.ts> <images...>').description('class and probabilities for PNG/JPEG images'))
-    .requiredOption('--weights <file>', 'checkpoint (holds the normalisation) or state_dict')
-    .option('--data <dir>', 'compute the normalisation from this CIFAR-10 folder when the weights carry none')
+  dataOptions(
+    modelOptions(program.command('predict <model.ts> <images...>').description('class and probabilities for PNG/JPEG images')),
+    'where to take the normalisation and class names from when the weights carry none',
+  )
+    .requiredOption('--weights <file>', 'checkpoint (holds the normalisation and class names) or state_dict')
     .option(...backendOpt)
+    .option('--top <k>', 'the k most probable classes of each image, with their probabilities')
     .option('--json', 'print JSON')
     .action(
       async (
         file: string,
         images: string[],
-        o: ModelOptions & { weights: string; data?: string; backend: BackendName; json?: boolean },
+        o: ModelOptions & DataCli & { weights: string; backend: BackendName; top?: string; json?: boolean },
       ) => {
         const model = await openModel({ file, ...o }, { backend: o.backend });
-        const norm = loadWeights(model, o.weights) ?? cifar2Normalization(o.data);
-        const preds = predict(model, images, norm);
-        if (o.json) process.stdout.write(JSON.stringify(preds, null, 2) + '\n');
-        else
-          for (const p of preds)
-            process.stdout.write(`${p.file}: ${p.className} (${p.probabilities.map((v) => v.toFixed(3)).join(', ')})\n`);
+        let info = loadWeights(model, o.weights);
+        if (!info.normalization || !info.classes) {
+          const d = dataFor(model, o, { file: o.weights, info });
+          const missing = [!info.normalization && 'normalisation', !info.classes && 'class names'].filter(Boolean).join(' or ');
+          process.stderr.write(`${o.weights} carries no ${missing}: using those of ${d.source}\n`);
+          info = { normalization: d.normalization, classes: d.classes };
+        }
+        const top = o.top === undefined ? undefined : num('top', o.top, true);
+        const preds = predict(model, images, info, { top });
+        if (o.json) process.stdout.write(json(preds));
+        else for (const p of preds) process.stdout.write(predictionLine(p, top !== undefined) + '\n');
       },
     );
+}
+
+/** `file: class (p0, p1, …)`, or with --top the ranked classes and their probabilities. */
+function predictionLine(p: Prediction, ranked: boolean): string {
+  if (ranked) return `${p.file}: ${p.top.map((t) => `${t.className} ${t.probability.toFixed(3)}`).join(', ')}`;
+  return `${p.file}: ${p.className} (${p.probabilities.map((v) => v.toFixed(3)).join(', ')})`;
 }

@@ -11,21 +11,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliDecompressSync } from 'node:zlib';
+import { concatRaw, selectLabels, type ImageShape, type RawImages, type RawSplits } from './dataset.ts';
 
+export type { RawImages, RawSplits } from './dataset.ts';
+
+export const CIFAR_SHAPE: ImageShape = [3, 32, 32];
 export const IMAGE_BYTES = 3 * 32 * 32;
 export const RECORD_BYTES = 1 + IMAGE_BYTES;
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'] as const;
-
-/** Images as bytes, N*3072 in CHW order, with one label per image. */
-export interface RawImages {
-  images: Uint8Array;
-  labels: Uint8Array;
-}
-
-export interface RawSplits {
-  train: RawImages;
-  val: RawImages;
-}
+/** The class names file of the binary release: line i names label i. */
+export const META_FILE = 'batches.meta.txt';
 
 export const TRAIN_FILES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
 export const TEST_FILE = 'test_batch.bin';
@@ -59,7 +54,7 @@ export function readCifarBytes(bytes: Uint8Array, source: string): RawImages {
   }
   const n = bytes.length / RECORD_BYTES;
   const images = new Uint8Array(n * IMAGE_BYTES);
-  const labels = new Uint8Array(n);
+  const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const at = i * RECORD_BYTES;
     const label = bytes[at];
@@ -67,21 +62,7 @@ export function readCifarBytes(bytes: Uint8Array, source: string): RawImages {
     labels[i] = label;
     images.set(bytes.subarray(at + 1, at + RECORD_BYTES), i * IMAGE_BYTES);
   }
-  return { images, labels };
-}
-
-/** Joins splits in order (e.g. the five training batches). */
-export function concatRaw(parts: RawImages[]): RawImages {
-  const n = parts.reduce((s, p) => s + p.labels.length, 0);
-  const images = new Uint8Array(n * IMAGE_BYTES);
-  const labels = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    images.set(p.images, at * IMAGE_BYTES);
-    labels.set(p.labels, at);
-    at += p.labels.length;
-  }
-  return { images, labels };
+  return { images, labels, shape: [...CIFAR_SHAPE] };
 }
 
 /** The path of `name` in `dir`, plain or compressed; undefined when neither exists. */
@@ -93,8 +74,27 @@ function findBatch(dir: string, name: string): string | undefined {
   return undefined;
 }
 
+/** True when `dir` holds the first CIFAR-10 training batch (plain or compressed). */
+export function isCifarDir(dir: string): boolean {
+  return findBatch(dir, TRAIN_FILES[0]) !== undefined;
+}
+
+/** The ten class names: batches.meta.txt when present (blank lines ignored), else CIFAR-10's. */
+export function readCifarClasses(dir: string): string[] {
+  const file = join(dir, META_FILE);
+  if (!existsSync(file)) return [...CIFAR10_CLASSES];
+  const names = readFileSync(file, 'utf8')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  if (names.length !== 10) throw new Error(`${file}: ${names.length} class names, expected 10 (one per line, line i names label i)`);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new Error(`${file}: class name '${twice}' appears twice`);
+  return names;
+}
+
 /**
- * Reads data_batch_1..5 as the training split and test_batch as the
+ * All ten classes: data_batch_1..5 as the training split and test_batch as the
  * validation split (the book validates on the CIFAR-10 test set).
  */
 export function loadCifar10(dir: string): RawSplits {
@@ -108,36 +108,31 @@ export function loadCifar10(dir: string): RawSplits {
         `expected the binary version, cifar-10-batches-bin`,
     );
   }
+  const classes = readCifarClasses(dir);
   const batches = paths.map((p) => readCifarBatch(p as string));
-  return { train: concatRaw(batches.slice(0, TRAIN_FILES.length)), val: batches[TRAIN_FILES.length] };
+  return { train: concatRaw(batches.slice(0, TRAIN_FILES.length)), val: batches[TRAIN_FILES.length], classes, source: `cifar10:${dir}` };
 }
 
 /** The book's `label_map = {0: 0, 2: 1}`: airplane -> 0, bird -> 1. */
-export const CIFAR2_LABEL_MAP: ReadonlyMap<number, number> = new Map([
-  [0, 0],
-  [2, 1],
-]);
+export const CIFAR2_LABELS = [0, 2] as const;
 
 /** Keeps airplanes and birds, in their order, relabelled 0 and 1. */
 export function cifar2(ds: RawImages): RawImages {
-  const keep: number[] = [];
-  for (let i = 0; i < ds.labels.length; i++) if (CIFAR2_LABEL_MAP.has(ds.labels[i])) keep.push(i);
-  const images = new Uint8Array(keep.length * IMAGE_BYTES);
-  const labels = new Uint8Array(keep.length);
-  keep.forEach((src, dst) => {
-    images.set(ds.images.subarray(src * IMAGE_BYTES, (src + 1) * IMAGE_BYTES), dst * IMAGE_BYTES);
-    labels[dst] = CIFAR2_LABEL_MAP.get(ds.labels[src]) as number;
-  });
-  return { images, labels };
+  return selectLabels(ds, CIFAR2_LABELS);
 }
 
 /** The sample shipped with the repository (see data/README.md). */
-export const SAMPLE_DIR = fileURLToPath(new URL('../../data/cifar2/', import.meta.url));
+export const SAMPLE_DIR = fileURLToPath(new URL('../../data/cifar2', import.meta.url));
 
 /** CIFAR-2 (airplanes 0, birds 1) from a CIFAR-10 directory, or the shipped sample when none is given. */
 export function loadCifar2(dir?: string): RawSplits {
-  const { train, val } = loadCifar10(dir ?? SAMPLE_DIR);
-  return { train: cifar2(train), val: cifar2(val) };
+  const ten = loadCifar10(dir ?? SAMPLE_DIR);
+  return {
+    train: cifar2(ten.train),
+    val: cifar2(ten.val),
+    classes: CIFAR2_LABELS.map((l) => ten.classes[l]),
+    source: `cifar2:${dir ?? SAMPLE_DIR}`,
+  };
 }
 
 /** CIFAR-2 from the shipped sample. */

@@ -3,18 +3,16 @@
 // per epoch when shuffling, and the last partial batch kept (drop_last=False).
 
 import type { Rng } from '../util/rng.ts';
-import type { RawImages } from './cifar.ts';
+import { numel, type ImageShape, type RawImages } from './dataset.ts';
 import { normalize, type ChannelStats } from './transforms.ts';
 
-export const IMAGE_SHAPE: [3, 32, 32] = [3, 32, 32];
-const IMAGE = 3 * 32 * 32;
-
-/** Normalised images (N*3*32*32, CHW) and their class indices. */
+/** Normalised images (N*C*H*W, CHW) and their class indices. */
 export interface Dataset {
   x: Float32Array;
   y: Int32Array;
   n: number;
-  shape: [3, 32, 32];
+  /** per-sample [C, H, W] */
+  shape: ImageShape;
 }
 
 /** One mini-batch; `size` is below the batch size only for the last one. */
@@ -33,10 +31,12 @@ export interface BatchOptions {
 /** Normalises byte images with the given (training-set) statistics. */
 export function makeDataset(raw: RawImages, stats: ChannelStats): Dataset {
   const n = raw.labels.length;
-  if (raw.images.length !== n * IMAGE) {
-    throw new Error(`makeDataset: ${raw.images.length} image bytes for ${n} labels, expected ${n * IMAGE}`);
+  const per = numel(raw.shape);
+  if (raw.images.length !== n * per) {
+    throw new Error(`makeDataset: ${raw.images.length} image bytes for ${n} labels, expected ${n * per}`);
   }
-  return { x: normalize(raw.images, stats.mean, stats.std), y: Int32Array.from(raw.labels), n, shape: [...IMAGE_SHAPE] };
+  const x = n ? normalize(raw.images, stats, raw.shape) : new Float32Array(0);
+  return { x, y: Int32Array.from(raw.labels), n, shape: [...raw.shape] };
 }
 
 /** A seeded permutation of 0..n-1: the visiting order of one shuffled epoch. */
@@ -58,21 +58,22 @@ export function batches(ds: Dataset, batchSize: number, opts: BatchOptions = {})
 }
 
 function* iterate(ds: Dataset, batchSize: number, order: Uint32Array | undefined): Generator<Batch> {
-  const xBuf = new Float32Array(Math.min(batchSize, ds.n) * IMAGE);
+  const per = numel(ds.shape);
+  const xBuf = new Float32Array(Math.min(batchSize, ds.n) * per);
   const yBuf = new Int32Array(Math.min(batchSize, ds.n));
   for (let start = 0; start < ds.n; start += batchSize) {
     const size = Math.min(batchSize, ds.n - start);
     if (order) {
       for (let i = 0; i < size; i++) {
         const src = order[start + i];
-        xBuf.set(ds.x.subarray(src * IMAGE, (src + 1) * IMAGE), i * IMAGE);
+        xBuf.set(ds.x.subarray(src * per, (src + 1) * per), i * per);
         yBuf[i] = ds.y[src];
       }
     } else {
       // Sequential: one contiguous copy.
-      xBuf.set(ds.x.subarray(start * IMAGE, (start + size) * IMAGE));
+      xBuf.set(ds.x.subarray(start * per, (start + size) * per));
       yBuf.set(ds.y.subarray(start, start + size));
     }
-    yield { x: xBuf.subarray(0, size * IMAGE), y: yBuf.subarray(0, size), size };
+    yield { x: xBuf.subarray(0, size * per), y: yBuf.subarray(0, size), size };
   }
 }

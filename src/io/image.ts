@@ -1,5 +1,5 @@
-// Loads a photo (PNG or JPEG) as a network input: a [3, 32, 32] CHW
-// Float32Array in [0, 1], like torchvision's
+// Loads a photo (PNG or JPEG) as a network input: a [3, H, W] CHW
+// Float32Array in [0, 1] (default 32x32), like torchvision's
 // `Compose([Resize(32), CenterCrop(32), ToTensor()])`. Normalise it with the
 // training statistics (data/transforms.ts `normalize`) before inference.
 //
@@ -8,7 +8,8 @@
 // - Transparency is composited onto white: fully transparent pixels often
 //   hold arbitrary colours, and a cut-out bird on white is what a viewer sees.
 // - Grayscale and palette images come out with R = G = B.
-// - Resize: shorter side to 32 (longer side truncated, as torchvision), by
+// - Resize: shorter side to 32 (longer side truncated, as torchvision; for an
+//   H x W target, the side that makes the image cover H x W), by
 //   area averaging when shrinking (each output pixel is the exact mean of
 //   the source area it covers, so no aliasing from big photos) and bilinear
 //   interpolation when enlarging; then the centre 32x32 crop.
@@ -69,8 +70,11 @@ export function decodeImage(bytes: Uint8Array, source: string): RgbaImage {
   return img;
 }
 
-/** Reads a PNG or JPEG file as a [3, size, size] CHW Float32Array in [0, 1]. */
-export function loadImage(path: string, size = 32): Float32Array {
+/** Output size: one number for size x size, or [height, width]. */
+export type ImageSize = number | readonly [height: number, width: number];
+
+/** Reads a PNG or JPEG file as a [3, height, width] CHW Float32Array in [0, 1]. */
+export function loadImage(path: string, size: ImageSize = 32): Float32Array {
   if (!existsSync(path)) throw new Error(`image file not found: ${path} (expected a PNG or JPEG)`);
   return resizeCenterCrop(decodeImage(readFileSync(path), path), size);
 }
@@ -115,20 +119,21 @@ function roundHalfEven(x: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
-/** Shorter side to `size`, centre crop to size x size, RGBA -> RGB on white; CHW in [0, 1]. */
-export function resizeCenterCrop(img: RgbaImage, size = 32): Float32Array {
+/** Resize to cover the target (shorter side to `size` when square), centre crop, RGBA -> RGB on white; CHW in [0, 1]. */
+export function resizeCenterCrop(img: RgbaImage, size: ImageSize = 32): Float32Array {
   const { width: w, height: h, data } = img;
-  const short = Math.min(w, h);
-  // torchvision Resize(int): the longer side is truncated, not rounded.
-  const rw = w === short ? size : Math.floor((size * w) / short);
-  const rh = h === short ? size : Math.floor((size * h) / short);
-  const cols = axisTaps(w, rw, roundHalfEven((rw - size) / 2), size);
-  const rows = axisTaps(h, rh, roundHalfEven((rh - size) / 2), size);
+  const [th, tw] = typeof size === 'number' ? [size, size] : size;
+  // torchvision Resize(int): the binding side is exact, the other truncated, not rounded.
+  const byHeight = th * w >= tw * h;
+  const rh = byHeight ? th : Math.floor((tw * h) / w);
+  const rw = byHeight ? Math.floor((th * w) / h) : tw;
+  const cols = axisTaps(w, rw, roundHalfEven((rw - tw) / 2), tw);
+  const rows = axisTaps(h, rh, roundHalfEven((rh - th) / 2), th);
 
-  // Horizontal pass over every source row, into row-major [h][size][3].
-  const mid = new Float64Array(h * size * 3);
+  // Horizontal pass over every source row, into row-major [h][tw][3].
+  const mid = new Float64Array(h * tw * 3);
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < size; x++) {
+    for (let x = 0; x < tw; x++) {
       const { index, weight } = cols[x];
       let r = 0,
         g = 0,
@@ -141,7 +146,7 @@ export function resizeCenterCrop(img: RgbaImage, size = 32): Float32Array {
         g += wk * (data[p + 1] * a + 255 * (1 - a));
         b += wk * (data[p + 2] * a + 255 * (1 - a));
       }
-      const o = (y * size + x) * 3;
+      const o = (y * tw + x) * 3;
       mid[o] = r;
       mid[o + 1] = g;
       mid[o + 2] = b;
@@ -149,14 +154,14 @@ export function resizeCenterCrop(img: RgbaImage, size = 32): Float32Array {
   }
 
   // Vertical pass, into CHW.
-  const out = new Float32Array(3 * size * size);
-  for (let y = 0; y < size; y++) {
+  const out = new Float32Array(3 * th * tw);
+  for (let y = 0; y < th; y++) {
     const { index, weight } = rows[y];
-    for (let x = 0; x < size; x++) {
+    for (let x = 0; x < tw; x++) {
       for (let c = 0; c < 3; c++) {
         let v = 0;
-        for (let k = 0; k < index.length; k++) v += weight[k] * mid[(index[k] * size + x) * 3 + c];
-        out[c * size * size + y * size + x] = v;
+        for (let k = 0; k < index.length; k++) v += weight[k] * mid[(index[k] * tw + x) * 3 + c];
+        out[c * th * tw + y * tw + x] = v;
       }
     }
   }

@@ -1,6 +1,6 @@
 // Checkpoints: one safetensors file holding the state_dict under PyTorch's
 // names, the optimiser/RNG state under `train.` keys, and metadata (model,
-// graph hash, epoch, normalisation). Written atomically, checked on load.
+// graph hash, epoch, normalisation, class names). Written atomically, checked on load.
 import { graphHash } from '../graph/hash.js';
 import type { HostTensor } from '../graph/ir.js';
 import fs from 'node:fs';
@@ -18,6 +18,8 @@ export interface CheckpointMeta {
   graphHash: string;
   epoch: number;
   normalization?: ChannelStats;
+  /** the dataset's class names: label i is classes[i] */
+  classes?: string[];
   /** shuffle generator state, to resume the same sequence of epochs */
   rngState?: number[];
   /** anything else worth keeping (options of the run) */
@@ -34,6 +36,7 @@ export function saveCheckpoint(file: string, model: TrainableModel, meta: Omit<C
     graph_hash: graphHash(model.graph),
     epoch: String(meta.epoch),
     ...(meta.normalization && { normalization: JSON.stringify(meta.normalization) }),
+    ...(meta.classes && { classes: JSON.stringify(meta.classes) }),
     ...(meta.rngState && { rng_state: JSON.stringify(meta.rngState) }),
     ...(meta.extra && { extra: JSON.stringify(meta.extra) }),
   });
@@ -70,11 +73,24 @@ export function readCheckpoint(file: string): Checkpoint {
     model: metadata.model ?? '',
     graphHash: metadata.graph_hash ?? '',
     epoch: Number(metadata.epoch ?? 0),
-    normalization: json<ChannelStats>('normalization'),
+    normalization: checked(file, 'normalization', json<ChannelStats>('normalization'), isStats),
+    classes: checked(file, 'classes', json<string[]>('classes'), isNames),
     rngState: json<number[]>('rng_state'),
     extra: json<Record<string, unknown>>('extra'),
   };
   return { state, training, meta };
+}
+
+const isNumbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+const isStats = (v: unknown): boolean => {
+  const s = v as ChannelStats;
+  return isNumbers(s?.mean) && isNumbers(s.std) && s.mean.length === s.std.length && s.mean.length > 0;
+};
+const isNames = (v: unknown): boolean => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string');
+
+function checked<T>(file: string, key: string, v: T | undefined, ok: (v: unknown) => boolean): T | undefined {
+  if (v !== undefined && !ok(v)) throw new Error(`${file}: metadata '${key}' is malformed: ${JSON.stringify(v).slice(0, 80)}`);
+  return v;
 }
 
 /**

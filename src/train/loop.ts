@@ -66,16 +66,23 @@ export function argmax(logits: Float32Array, batch: number): Int32Array {
   return out;
 }
 
-/** Fraction of `data` classified correctly in eval mode. */
-export function accuracy(model: TrainableModel, data: Dataset, batchSize = Math.min(256, model.maxBatch)): number {
+/** The predicted class of every image of `data`, in eval mode. */
+export function predictLabels(model: TrainableModel, data: Dataset, batchSize = Math.min(256, model.maxBatch)): Int32Array {
   model.eval();
   const per = data.x.length / data.n;
-  let correct = 0;
+  const out = new Int32Array(data.n);
   for (let start = 0; start < data.n; start += batchSize) {
     const size = Math.min(batchSize, data.n - start);
-    const pred = argmax(model.forward(data.x.subarray(start * per, (start + size) * per), size), size);
-    for (let i = 0; i < size; i++) if (pred[i] === data.y[start + i]) correct++;
+    out.set(argmax(model.forward(data.x.subarray(start * per, (start + size) * per), size), size), start);
   }
+  return out;
+}
+
+/** Fraction of `data` classified correctly in eval mode. */
+export function accuracy(model: TrainableModel, data: Dataset, batchSize?: number): number {
+  const pred = predictLabels(model, data, batchSize);
+  let correct = 0;
+  for (let i = 0; i < data.n; i++) if (pred[i] === data.y[i]) correct++;
   return data.n ? correct / data.n : 0;
 }
 
