@@ -54,14 +54,16 @@ export function canonicalGraph(g: Graph): Graph {
 let sourcesDigest: string | undefined;
 function generatorDigest(): string {
   if (sourcesDigest) return sourcesDigest;
-  const here = path.dirname(fileURLToPath(import.meta.url));
+  const self = fileURLToPath(import.meta.url);
+  const here = path.dirname(self);
+  const ext = path.extname(self); // .ts in a checkout, .js in the npm package's dist/
   const files = [
     ...fs
       .readdirSync(here)
-      .filter((f) => f.endsWith('.ts'))
+      .filter((f) => f.endsWith(ext) && !f.endsWith(`.d${ext}`))
       .sort()
       .map((f) => path.join(here, f)),
-    path.join(here, '../train/rules.ts'),
+    path.join(here, `../train/rules${ext}`),
   ];
   const h = crypto.createHash('sha256');
   for (const f of files) h.update(fs.readFileSync(f));
@@ -111,6 +113,7 @@ export function generatePackage(
   files.set('package.json', render('js/package.json.hbs', view));
   files.set('index.js', render('js/index.js.hbs', view));
   files.set('index.d.ts', emitDts(g, prefix, CODEGEN_VERSION));
+  files.set('README.md', render('js/README.md.hbs', view));
   files.set(
     'tensorkiln.json',
     JSON.stringify(
@@ -164,13 +167,20 @@ export function buildPackage(graph: Graph, o: BuildOptions = {}): BuildResult {
     fs.existsSync(addonPath(dir, prefix)) &&
     missingFlags(m.isa).length === 0 &&
     fs.existsSync(path.join(dir, `${prefix}.cpp`))
-  )
+  ) {
+    saveInitialState(dir, o.initialState);
     return { dir, name, prefix, cached: true, key, written: [], seconds: (performance.now() - t0) / 1000 };
+  }
   const files = generatePackage(graph, name, maxBatch, o.origin);
   const written = writeFiles(dir, files);
-  if (compile) {
-    compilePackage(dir, { key, model: graph.name, name, prefix });
-    if (o.initialState) saveSafetensors(path.join(dir, 'build', 'init.safetensors'), o.initialState);
-  }
+  if (compile) compilePackage(dir, { key, model: graph.name, name, prefix });
+  saveInitialState(dir, o.initialState);
   return { dir, name, prefix, cached: false, key, written, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** build/init.safetensors: the weights the package's Model starts from (written on every build: init code may change without the graph). */
+export function saveInitialState(dir: string, state: Map<string, HostTensor> | undefined): void {
+  if (!state) return;
+  fs.mkdirSync(path.join(dir, 'build'), { recursive: true });
+  saveSafetensors(path.join(dir, 'build', 'init.safetensors'), state);
 }
