@@ -12,6 +12,7 @@ import {
   type Cifar2Data,
 } from '../api/workflow.js';
 import { modelOptions, type ModelOptions } from './common.js';
+import { example, redraws } from './help.js';
 
 interface TrainCli extends ModelOptions {
   data?: string;
@@ -27,6 +28,7 @@ interface TrainCli extends ModelOptions {
   save?: string;
   resume?: string;
   limit?: string;
+  json?: boolean;
 }
 
 const num = (name: string, v: string, integer = false): number => {
@@ -46,11 +48,14 @@ function limit(d: Cifar2Data, n: number | undefined): Cifar2Data {
   return { ...d, train: cut(d.train), val: cut(d.val) };
 }
 
+// The progress bar redraws one stderr line; stdout keeps only the results, so it can be redirected.
 function progress(epoch: number, total: number): void {
   const width = 30;
   const done = Math.round((epoch / total) * width);
   process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] epoch ${epoch}/${total}${epoch === total ? '\n' : ''}`);
 }
+
+const clearProgress = () => process.stderr.write('\r\x1b[K');
 
 export function register(program: Command): void {
   const backendOpt = [
@@ -59,7 +64,13 @@ export function register(program: Command): void {
     'cpu',
   ] as const;
   modelOptions(
-    program.command('train <model.ts>').description("train on CIFAR-2 (the shipped sample unless --data), printing the book's loss lines"),
+    example(
+      program
+        .command('train <model.ts>')
+        .description("train on CIFAR-2 (the shipped sample unless --data), printing the book's loss lines"),
+      'gen train models/book.ts --model Net --epochs 20 --save runs/net.safetensors',
+      'gen train models/book.ts --model Net --epochs 5 --json > run.json',
+    ),
   )
     .option('--data <dir>', 'folder with CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)')
     .option('--epochs <n>', 'epochs', '100')
@@ -74,6 +85,7 @@ export function register(program: Command): void {
     .option('--save <ckpt.safetensors>', 'checkpoint after every epoch (atomic)')
     .option('--resume <ckpt.safetensors>', 'continue a run from its checkpoint')
     .option('--limit <n>', 'use only the first n images of each split')
+    .option('--json', 'print one JSON object (losses, accuracies, time) instead of the loss lines')
     .action(async (file: string, o: TrainCli) => {
       const epochs = num('epochs', o.epochs, true);
       const batchSize = num('batch-size', o.batchSize, true);
@@ -83,7 +95,7 @@ export function register(program: Command): void {
       );
       const norm = o.resume ? checkpointNormalization(o.resume) : undefined;
       const data = limit(cifar2Data(o.data, norm), o.limit === undefined ? undefined : num('limit', o.limit, true));
-      const tty = process.stderr.isTTY;
+      const bar = redraws(process.stderr);
       const r = await train(model, data, {
         epochs,
         batchSize,
@@ -95,10 +107,21 @@ export function register(program: Command): void {
         l2: num('l2', o.l2),
         save: o.save,
         resume: o.resume,
-        log: (line) => process.stdout.write((tty ? '\r\x1b[K' : '') + line + '\n'),
-        onEpoch: tty ? (e) => progress(e, epochs) : undefined,
+        log: (line) => {
+          if (o.json) return;
+          if (bar) clearProgress();
+          process.stdout.write(line + '\n');
+        },
+        onEpoch: bar ? (e) => progress(e, epochs) : undefined,
       });
       const ips = (r.losses.length * data.train.n) / r.seconds;
+      if (o.json) {
+        const { losses, seconds, trainAccuracy, valAccuracy } = r;
+        const run = { model: model.graph.name, backend: o.backend, device: model.device ?? null, images: data.train.n };
+        const json = { ...run, epochs: losses.length, losses, seconds, imagesPerSecond: ips, trainAccuracy, valAccuracy };
+        process.stdout.write(JSON.stringify({ ...json, saved: o.save ?? null }, null, 2) + '\n');
+        return;
+      }
       const on = model.device ? `, ${model.device}` : '';
       process.stdout.write(
         `Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`,
@@ -107,18 +130,30 @@ export function register(program: Command): void {
       if (o.save) process.stdout.write(`Saved ${o.save}\n`);
     });
 
-  modelOptions(program.command('eval <model.ts>').description('accuracy of saved weights on the train and val splits'))
+  modelOptions(
+    example(
+      program.command('eval <model.ts>').description('accuracy of saved weights on the train and val splits'),
+      'gen eval models/book.ts --model Net --weights runs/net.safetensors',
+    ),
+  )
     .requiredOption('--weights <file>', 'checkpoint, safetensors state_dict or PyTorch .pt')
     .option('--data <dir>', 'folder with CIFAR-10 binary batches (default: the shipped sample)')
     .option(...backendOpt)
-    .action(async (file: string, o: ModelOptions & { weights: string; data?: string; backend: BackendName }) => {
+    .option('--json', 'print JSON: {"train": accuracy, "val": accuracy}')
+    .action(async (file: string, o: ModelOptions & { weights: string; data?: string; backend: BackendName; json?: boolean }) => {
       const model = await openModel({ file, ...o }, { backend: o.backend });
       const norm = loadWeights(model, o.weights);
       const acc = evaluate(model, cifar2Data(o.data, norm));
-      process.stdout.write(`Accuracy train: ${acc.train.toFixed(4)}\nAccuracy val: ${acc.val.toFixed(4)}\n`);
+      if (o.json) process.stdout.write(JSON.stringify(acc, null, 2) + '\n');
+      else process.stdout.write(`Accuracy train: ${acc.train.toFixed(4)}\nAccuracy val: ${acc.val.toFixed(4)}\n`);
     });
 
-  modelOptions(program.command('predict <model.ts> <images...>').description('class and probabilities for PNG/JPEG images'))
+  modelOptions(
+    example(
+      program.command('predict <model.ts> <images...>').description('class and probabilities for PNG/JPEG images'),
+      'gen predict models/book.ts --model Net --weights runs/net.safetensors examples/images/bird.png',
+    ),
+  )
     .requiredOption('--weights <file>', 'checkpoint (holds the normalisation) or state_dict')
     .option('--data <dir>', 'compute the normalisation from this CIFAR-10 folder when the weights carry none')
     .option(...backendOpt)
