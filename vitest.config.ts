@@ -1,6 +1,16 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+// 'tensorkiln' is the sources here (package.json's exports point at the compiled dist/), as in tsconfig's paths.
+const src = (f: string) => fileURLToPath(new URL(`./src/${f}`, import.meta.url));
+
 export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^tensorkiln$/, replacement: src('index.ts') },
+      { find: /^tensorkiln\/api$/, replacement: src('api/index.ts') },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
