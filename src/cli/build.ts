@@ -45,8 +45,8 @@ export function register(program: Command): void {
       program
         .command('build <model.ts>')
         .description('compile a model into generated/<name>/: C++ kernels, C API, Node addon, typed wrapper, README'),
-      'gen build models/book.ts --model Net',
-      'gen build models/book.ts --model NetResDeep --args \'{"nBlocks":20}\' --backend auto',
+      'gen build model.ts',
+      'gen build model.ts --model NetResDeep --args \'{"nBlocks":20}\' --backend auto',
     ),
   )
     .option('--max-batch <N>', `largest batch the compiled model accepts (default ${DEFAULT_MAX_BATCH})`)

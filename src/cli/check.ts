@@ -19,7 +19,7 @@ interface CheckOptions {
 export function register(program: Command): void {
   example(
     program.command('check <model.ts>').description('compare a backend with a PyTorch golden case (or a folder of cases)'),
-    'gen check models/book.ts --golden ../shared/golden --backend cpu',
+    'gen check model.ts --golden golden/Net --backend cpu',
   )
     .option('--model <Name>', "model class; must match the case (default: the case's own)")
     .requiredOption('--golden <caseDir>', 'a case folder (case.json, weights.safetensors, io.safetensors), or a folder of them')

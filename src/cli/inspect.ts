@@ -60,8 +60,8 @@ export function register(program: Command): void {
   modelOptions(
     example(
       program.command('inspect <model.ts>').description("show each layer's output shape and parameter count"),
-      'gen inspect models/book.ts --model Net',
-      'gen inspect models/book.ts --model NetResDeep --args \'{"nBlocks":100}\' --json',
+      'gen inspect model.ts',
+      'gen inspect model.ts --model NetResDeep --args \'{"nBlocks":100}\' --json',
     ),
   )
     .option('--json', 'print JSON: {"params":[{"name","shape","numel"}],"total":N,...}')

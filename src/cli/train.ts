@@ -68,8 +68,8 @@ export function register(program: Command): void {
       program
         .command('train <model.ts>')
         .description("train on CIFAR-2 (the shipped sample unless --data), printing the book's loss lines"),
-      'gen train models/book.ts --model Net --epochs 20 --save runs/net.safetensors',
-      'gen train models/book.ts --model Net --epochs 5 --json > run.json',
+      'gen train model.ts --epochs 20 --save runs/net.safetensors',
+      'gen train model.ts --epochs 5 --json > run.json',
     ),
   )
     .option('--data <dir>', 'folder with CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)')
@@ -133,7 +133,7 @@ export function register(program: Command): void {
   modelOptions(
     example(
       program.command('eval <model.ts>').description('accuracy of saved weights on the train and val splits'),
-      'gen eval models/book.ts --model Net --weights runs/net.safetensors',
+      'gen eval model.ts --weights runs/net.safetensors',
     ),
   )
     .requiredOption('--weights <file>', 'checkpoint, safetensors state_dict or PyTorch .pt')
@@ -151,7 +151,7 @@ export function register(program: Command): void {
   modelOptions(
     example(
       program.command('predict <model.ts> <images...>').description('class and probabilities for PNG/JPEG images'),
-      'gen predict models/book.ts --model Net --weights runs/net.safetensors examples/images/bird.png',
+      'gen predict model.ts --weights runs/net.safetensors bird.png airplane.jpg',
     ),
   )
     .requiredOption('--weights <file>', 'checkpoint (holds the normalisation) or state_dict')
