@@ -7,9 +7,11 @@ import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { emitDts } from '../src/codegen/dts.js';
-import { baseView, CODEGEN_VERSION } from '../src/codegen/emit_cpu.js';
+import { baseView, CODEGEN_VERSION } from '../src/codegen/cpu/emit.js';
 import { render } from '../src/codegen/templates.js';
 import { trace } from '../src/graph/trace.js';
+import * as tensorkiln from '../src/index.js';
+import { activationModules } from '../src/ops/unary.js';
 import { bookModels } from '../models/book.js';
 
 const USE = `import { Model, create, info, readSafetensors, writeSafetensors, INIT_WEIGHTS, type SgdOptions } from './index.js';
@@ -77,4 +79,15 @@ describe('generated index.d.ts', () => {
       expect(surface(dts, 'index.d.ts')).toEqual([...surface(js, 'index.js'), ...fields].sort());
     });
   }
+});
+
+describe("the package's declarations", () => {
+  it("name every nn layer class at the top level, so a user's declaration emit can name model fields", () => {
+    const made = new Set<unknown>(Object.values(activationModules)); // built from a table; their instances are typed Module
+    const classes = Object.entries(tensorkiln.nn).filter(
+      ([, v]) => typeof v === 'function' && (v as { prototype?: unknown }).prototype instanceof tensorkiln.Module && !made.has(v),
+    );
+    expect(classes.length).toBeGreaterThan(10);
+    for (const [name, cls] of classes) expect((tensorkiln as Record<string, unknown>)[name], name).toBe(cls);
+  });
 });
