@@ -55,16 +55,14 @@ let sourcesDigest: string | undefined;
 function generatorDigest(): string {
   if (sourcesDigest) return sourcesDigest;
   const self = fileURLToPath(import.meta.url);
-  const here = path.dirname(self);
+  const src = path.dirname(path.dirname(self));
   const ext = path.extname(self); // .ts in a checkout, .js in the npm package's dist/
-  const files = [
-    ...fs
-      .readdirSync(here)
-      .filter((f) => f.endsWith(ext) && !f.endsWith(`.d${ext}`))
-      .sort()
-      .map((f) => path.join(here, f)),
-    path.join(here, `../train/rules${ext}`),
-  ];
+  // everything that decides the emitted code: the generators, the op registry, the SGD rules
+  const files = ['codegen', 'ops']
+    .flatMap((d) => fs.readdirSync(path.join(src, d), { recursive: true, encoding: 'utf8' }).map((f) => path.join(src, d, f)))
+    .filter((f) => f.endsWith(ext) && !f.endsWith(`.d${ext}`))
+    .sort()
+    .concat(path.join(src, `train/rules${ext}`));
   const h = crypto.createHash('sha256');
   for (const f of files) h.update(fs.readFileSync(f));
   h.update(templatesDigestInput());
