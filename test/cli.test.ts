@@ -43,6 +43,39 @@ describe('gen inspect', () => {
   });
 });
 
+describe('gen itself', () => {
+  it('--version, and help with an example per verb', () => {
+    expect(gen('--version').out.trim()).toBe(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version);
+    const help = gen('--help').out;
+    for (const verb of ['inspect', 'build', 'train', 'eval', 'predict', 'check', 'convert'])
+      expect(help).toMatch(new RegExp(`\\$ gen ${verb} `));
+    expect(gen('train', '--help').out).toMatch(/Examples:\n {2}\$ gen train /);
+  });
+
+  it('--model may be left out when the file exports one model, and must be given when it exports several', () => {
+    expect(gen('inspect', 'models/book.ts').err).toMatch(/exports 8 models \(Net, NetBatchNorm, .*\); pick one with --model <Name>/);
+    expect(gen('inspect', 'test/fixtures/bn-first.ts').code).toBe(0);
+  });
+
+  const script = spawnSync('script', ['--version']).status === 0;
+  it.skipIf(!script)('escape codes go to a terminal only: none in redirected stdout, none with NO_COLOR or TERM=dumb', () => {
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tk-tty-')), 'out.txt');
+    const train = `${process.execPath} bin/gen.js train models/book.ts --model Net --backend interp --epochs 2 --limit 16 > ${out}`;
+    const terminal = (env: Record<string, string>) => {
+      const { NO_COLOR: _, ...rest } = process.env;
+      return spawnSync('script', ['-qec', train, '/dev/null'], { cwd: root, encoding: 'utf8', env: { ...rest, ...env } }).stdout;
+    };
+    const bar = terminal({ TERM: 'xterm' }); // stderr: the progress bar, redrawn
+    expect(bar).toContain('\r\x1b[K');
+    expect(bar).toContain('] epoch 2/2');
+    const lines = fs.readFileSync(out, 'utf8');
+    expect(lines).toMatch(/Epoch 1, Training loss \d/);
+    expect(lines).not.toContain('\x1b');
+    expect(terminal({ NO_COLOR: '1', TERM: 'xterm' })).not.toContain('\x1b');
+    expect(terminal({ TERM: 'dumb' })).not.toContain('\x1b');
+  });
+});
+
 describe('gen check', () => {
   it('passes every golden case on the interpreter', () => {
     const r = gen('check', 'models/book.ts', '--golden', golden, '--backend', 'interp');

@@ -23,6 +23,7 @@ describe('CUDA package emission', () => {
     const files = emitCudaPackage(trace(new bookModels.Net()), { name: 'tk_net', maxBatch: 64 });
     expect([...files.keys()].sort()).toEqual([
       'CMakeLists.txt',
+      'README.md',
       'binding.cpp',
       'index.d.ts',
       'index.js',
@@ -83,7 +84,7 @@ describe('CUDA package emission', () => {
 });
 
 describe.skipIf(!nvcc)('CUDA packages compile with nvcc (sm_90)', () => {
-  it('every book model', { timeout: 240_000 }, async () => {
+  it('every book model', { timeout: 2_400_000 }, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-cuda-compile-'));
     try {
       const jobs = Object.entries(bookModels).map(async ([name, Model]) => {

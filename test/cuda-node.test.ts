@@ -47,7 +47,7 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
   const data = small(160);
   const opts = { batchSize: 32, lr: 1e-2, momentum: 0.9, weightDecay: 1e-3, l1: 1e-5, l2: 1e-4, seed: 5 };
 
-  it('resident training equals the interpreter: shuffles, dropout masks, momentum, penalties', { timeout: 120_000 }, async () => {
+  it('resident training equals the interpreter: shuffles, dropout masks, momentum, penalties', { timeout: 1_200_000 }, async () => {
     const cuda = await fresh('cuda-emu');
     expect(cuda.device).toMatch(/emulation/);
     const c = await train(cuda, data, { ...opts, epochs: 2 });
@@ -59,7 +59,7 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
 
   it(
     'a resumed run (momentum buffers and step count through the checkpoint) equals an uninterrupted one, bit for bit',
-    { timeout: 120_000 },
+    { timeout: 1_200_000 },
     async () => {
       const full = await fresh('cuda-emu');
       const a = await train(full, data, { ...opts, epochs: 3 });
@@ -75,7 +75,7 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
 
   it(
     'setDataset uploads an array changed in place, which trainEpoch alone would keep (same array, n and sampled values)',
-    { timeout: 120_000 },
+    { timeout: 1_200_000 },
     async () => {
       const x = data.train.x.slice(0, 64 * 3072);
       const y = data.train.y.slice(0, 64);
@@ -95,7 +95,7 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
     },
   );
 
-  it('weights saved from CUDA load into the CPU backend and classify the same', { timeout: 120_000 }, async () => {
+  it('weights saved from CUDA load into the CPU backend and classify the same', { timeout: 1_200_000 }, async () => {
     const cuda = await fresh('cuda-emu');
     await train(cuda, data, { ...opts, epochs: 1 });
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tk-cuda-ck-')), 'w.safetensors');
@@ -113,7 +113,7 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
 
   it.skipIf(!haveGolden)(
     'gen check --backend cuda-emu: every PyTorch golden case passes, 20-step ones (momentum, wd, L1, L2, BatchNorm buffers) included',
-    { timeout: 180_000 },
+    { timeout: 1_800_000 },
     async () => {
       const factory = await backendFactory('cuda-emu');
       const extra = path.join(ROOT, 'test/fixtures/golden-extra');
@@ -128,7 +128,7 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
 
   it(
     'a conv shared between a pooled and an unpooled use sums both weight gradients (different blockings)',
-    { timeout: 60_000 },
+    { timeout: 600_000 },
     async () => {
       class SharedConv extends nn.Module {
         static inputShape = [4, 16, 16];
@@ -160,7 +160,7 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
     },
   );
 
-  it('BatchNorms whose inputs need no gradient (the model input, an average pool of it)', { timeout: 60_000 }, async () => {
+  it('BatchNorms whose inputs need no gradient (the model input, an average pool of it)', { timeout: 600_000 }, async () => {
     manualSeed(4);
     const model = new BnFirst();
     const graph = trace(model);
@@ -181,7 +181,7 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
     }
   });
 
-  it('misuse is a JS error naming the problem; no device is one too', { timeout: 60_000 }, async () => {
+  it('misuse is a JS error naming the problem; no device is one too', { timeout: 600_000 }, async () => {
     const r = buildCudaPackage(trace(new Net()), path.join(outDir, 'net_cuda_misuse'), 'net_cuda_misuse', 16, { emulator: true });
     const m = await loadCuda(r.dir);
     expect(() => m.forward(new Float32Array(3072), 2)).toThrow(/x has 3072 floats, expected 2 x 3 x 32 x 32 = 6144/);
@@ -200,7 +200,7 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
 });
 
 describe.skipIf(!nvcc)('CUDA package in Node, real GPU build', () => {
-  it('compiles with nvcc; without a GPU, loading throws a JS error and the process carries on', { timeout: 240_000 }, async () => {
+  it('compiles with nvcc; without a GPU, loading throws a JS error and the process carries on', { timeout: 2_400_000 }, async () => {
     const r = buildCudaPackage(trace(new Net()), path.join(outDir, 'net_cuda_gpu'), 'net_cuda_gpu', 64, { archs: '90' });
     expect(fs.existsSync(path.join(r.dir, 'build', 'Release', 'tk_net_cuda_gpu_cuda.node'))).toBe(true);
     const again = buildCudaPackage(trace(new Net()), path.join(outDir, 'net_cuda_gpu'), 'net_cuda_gpu', 64, { archs: '90' });

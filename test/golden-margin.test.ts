@@ -15,7 +15,7 @@ describe('golden-extra fixtures are well-conditioned', () => {
     expect(cases.length).toBeGreaterThanOrEqual(2);
   });
 
-  it.each(cases.map((d) => [path.basename(d), d]))('%s: replay margin', { timeout: 60_000 }, (name, dir) => {
+  it.each(cases.map((d) => [path.basename(d), d]))('%s: replay margin', { timeout: 600_000 }, (name, dir) => {
     const m = replayMargin(dir, true);
     const need = requiredMargin(m);
     console.log(`${name}: relu ${m.relu.toExponential(3)} maxpool ${m.maxpool.toExponential(3)} (needs ${need.toExponential(0)})`);

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { bundle } from '../tools/gpu-node.js';
 
 describe('the GPU Node check bundle', () => {
-  it('loads without node_modules and reports a missing package as an error, not a crash', { timeout: 60_000 }, async () => {
+  it('loads without node_modules and reports a missing package as an error, not a crash', { timeout: 600_000 }, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-gpu-node-'));
     const file = path.join(dir, 'gpu-node.mjs');
     await bundle(file);

@@ -3,17 +3,24 @@
 export interface SgdOptions {
   /** learning rate (finite) */
   lr: number;
-  momentum?: number;
+  momentum?: number | undefined;
   /** applied to every parameter, biases included */
-  weightDecay?: number;
-  l1?: number;
-  l2?: number;
+  weightDecay?: number | undefined;
+  l1?: number | undefined;
+  l2?: number | undefined;
 }
 
 export interface StateTensor {
   dtype: 'F32' | 'I64';
   shape: number[];
   data: Float32Array | BigInt64Array;
+}
+
+/** A tensor of a safetensors file. */
+export interface FileTensor {
+  dtype: 'F32' | 'F64' | 'I64' | 'I32';
+  shape: number[];
+  data: Float32Array | Float64Array | BigInt64Array | Int32Array;
 }
 
 export interface StateInfo {
@@ -23,8 +30,29 @@ export interface StateInfo {
   shape: number[];
 }
 
+export interface ModelOptions {
+  /** largest batch of any call (default and upper bound: info.maxBatch) */
+  maxBatch?: number | undefined;
+  /** base seed of the dropout masks (default 0) */
+  seed?: number | undefined;
+  /** safetensors file to start from (default INIT_WEIGHTS); null: all zeros, to load a state next */
+  weights?: string | null | undefined;
+}
+
 /** Shapes and names of the model. */
-export declare const info: { readonly model: string; readonly name: string; readonly prefix: string; readonly inputShape: [3, 32, 32]; readonly classes: 2; readonly maxBatch: number; readonly state: readonly StateInfo[]; readonly keys: Readonly<Record<string, string>> };
+export declare const info: {
+  readonly model: string;
+  readonly name: string;
+  readonly prefix: string;
+  readonly inputShape: [3, 32, 32];
+  readonly classes: 2;
+  readonly maxBatch: number;
+  readonly state: readonly StateInfo[];
+  readonly keys: Readonly<Record<string, string>>;
+};
+
+/** build/init.safetensors: the model's initial weights, written by gen build. */
+export declare const INIT_WEIGHTS: string;
 
 /** CPU feature flags of this machine (/proc/cpuinfo). */
 export declare function cpuFlags(): Set<string> | null;
@@ -39,9 +67,11 @@ export declare class Model {
   step: number;
   /** Correct predictions of the last trainStep. */
   lastCorrect?: number;
-  /** maxBatch bounds every batch (default info.maxBatch); seed is the dropout base seed. */
-  constructor(options?: { maxBatch?: number; seed?: number });
-  public get maxBatch(): number;
+  /** Starts from options.weights (default INIT_WEIGHTS; throws when that file is missing). */
+  constructor(options?: ModelOptions);
+  /** A model starting from the weights in `file`: a safetensors state_dict, or a gen train checkpoint. */
+  static load(file: string, options?: Omit<ModelOptions, 'weights'>): Model;
+  get maxBatch(): number;
   get training(): boolean;
   get numThreads(): number;
   set numThreads(n: number);
@@ -53,12 +83,31 @@ export declare class Model {
   stepSeed(step?: number): number;
   /** Logits [batch, 2] of x [batch, 3, 32, 32]. In train mode BatchNorm updates its running statistics, as PyTorch, and dropout uses seed (default stepSeed()). */
   forward(x: Float32Array, batch: number, seed?: number): Float32Array;
+  /** Class indices [batch] and softmax probabilities [batch, 2] of x, in eval mode (the mode is restored). */
+  predict(x: Float32Array, batch: number): { classes: Int32Array; probabilities: Float32Array };
   /** One SGD step on x [batch, 3, 32, 32], labels [batch] in [0, 2); returns the loss (mean cross-entropy + penalties). */
   trainStep(x: Float32Array, labels: Int32Array, batch: number, opts: SgdOptions): number;
   /** As trainStep, also returning the train-mode logits [batch, 2]; seed overrides the dropout seed. */
-  trainStepDetailed(x: Float32Array, labels: Int32Array, batch: number, opts: SgdOptions, seed?: number): { loss: number; lossCE: number; correct: number; logits: Float32Array };
+  trainStepDetailed(
+    x: Float32Array,
+    labels: Int32Array,
+    batch: number,
+    opts: SgdOptions,
+    seed?: number,
+  ): { loss: number; lossCE: number; correct: number; logits: Float32Array };
   /** Every step of an epoch in one native call: x [n, 3, 32, 32], labels [n], batches of order[] (indices < n; the last batch may be smaller). loss is the sum of the step losses. */
-  trainEpoch(x: Float32Array, labels: Int32Array, n: number, batchSize: number, order: Uint32Array, opts: SgdOptions): { loss: number; correct: number; steps: number };
+  trainEpoch(
+    x: Float32Array,
+    labels: Int32Array,
+    n: number,
+    batchSize: number,
+    order: Uint32Array,
+    opts: SgdOptions,
+  ): { loss: number; correct: number; steps: number };
+  /** Writes the state_dict under PyTorch names (trainingState: also the optimiser state under 'train.' keys), atomically. */
+  save(file: string, options?: { trainingState?: boolean | undefined; metadata?: Record<string, string> | undefined }): void;
+  /** Strict load of a safetensors state_dict or gen train checkpoint (its 'train.' entries restore the optimiser); returns the file's metadata. */
+  loadWeights(file: string): Record<string, string>;
   /** Optimiser and dropout-step state: 'step' and 'momentum.<param>'. */
   trainingState(): Map<string, StateTensor>;
   loadTrainingState(state: Map<string, StateTensor>): void;
@@ -78,4 +127,13 @@ export declare class Model {
   inputGrad(): Float32Array;
 }
 
-export declare function create(options?: { maxBatch?: number; seed?: number }): Model;
+export declare function create(options?: ModelOptions): Model;
+
+/** Reads a safetensors file; any problem throws, naming the file. */
+export declare function readSafetensors(file: string): { tensors: Map<string, FileTensor>; metadata: Record<string, string> };
+/** Writes tensors and string metadata to a safetensors file, atomically. */
+export declare function writeSafetensors(
+  file: string,
+  tensors: Map<string, FileTensor | StateTensor> | Record<string, FileTensor | StateTensor>,
+  metadata?: Record<string, string>,
+): void;

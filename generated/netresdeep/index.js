@@ -1,6 +1,8 @@
 // tk_netresdeep — typed wrapper of the compiled model NetResDeep (tensorkiln codegen 1).
-// Generated file: do not edit. Standalone: needs only Node and build/Release/tk_netresdeep.node
-// (build it with `cmake-js compile` in this folder). Types: index.d.ts.
+// Generated file: do not edit. Standalone: needs only Node (>= 20.19 to require() it from CommonJS),
+// build/Release/tk_netresdeep.node and build/init.safetensors, the model's initial weights
+// (gen build writes both; or `cmake-js compile` here).
+// Types: index.d.ts; API: README.md.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -195,6 +197,9 @@ export const info = Object.freeze({
   }
 });
 
+/** The weights new Model() starts from: the model's initialisation, saved by gen build. */
+export const INIT_WEIGHTS = path.join(here, 'build', 'init.safetensors');
+
 /** CPU feature flags of this machine (from /proc/cpuinfo), or null where unknown. */
 export function cpuFlags() {
   try {
@@ -252,6 +257,15 @@ export class Model {
     this.seed = options.seed ?? 0;
     /** Number of training steps taken (the dropout step counter). */
     this.step = 0;
+    const weights = options.weights === undefined ? INIT_WEIGHTS : options.weights;
+    if (weights === INIT_WEIGHTS && !fs.existsSync(weights))
+      throw new Error(`NetResDeep: no initial weights at ${weights} (gen build writes them); pass { weights: 'file.safetensors' }, or { weights: null } to start from zeros`);
+    if (weights !== null) this.loadWeights(weights);
+  }
+
+  /** A model starting from the weights in `file` (a safetensors state_dict, or a gen train checkpoint). */
+  static load(file, options = {}) {
+    return new Model({ ...options, weights: file });
   }
 
   get maxBatch() {
@@ -310,6 +324,60 @@ export class Model {
     const r = this._n.trainEpoch(x, labels, n, batchSize, order, opts, this.seed >>> 0, this.step);
     this.step += r.steps;
     return { loss: r.loss, correct: r.correct, steps: r.steps };
+  }
+
+  /** Class indices and softmax probabilities [batch, 2] of x, in eval mode (the mode is restored). */
+  predict(x, batch) {
+    const was = this.training;
+    let logits;
+    try {
+      logits = this.eval().forward(x, batch);
+    } finally {
+      this.train(was);
+    }
+    const k = info.classes;
+    const classes = new Int32Array(batch);
+    const probabilities = new Float32Array(batch * k);
+    for (let b = 0; b < batch; b++) {
+      const row = logits.subarray(b * k, (b + 1) * k);
+      const max = Math.max(...row);
+      let sum = 0;
+      for (let j = 0; j < k; j++) sum += probabilities[b * k + j] = Math.exp(row[j] - max);
+      for (let j = 0; j < k; j++) {
+        probabilities[b * k + j] /= sum;
+        if (row[j] > row[classes[b]]) classes[b] = j;
+      }
+    }
+    return { classes, probabilities };
+  }
+
+  /**
+   * Writes the state_dict under PyTorch names to a safetensors file, atomically (torch:
+   * model.load_state_dict(safetensors.torch.load_file(file))). trainingState: also the optimiser
+   * state under 'train.' keys, as gen train's checkpoints, to resume training.
+   */
+  save(file, { trainingState = false, metadata } = {}) {
+    const tensors = this.stateDict();
+    if (trainingState) for (const [k, t] of this.trainingState()) tensors.set(`train.${k}`, t);
+    writeSafetensors(file, tensors, metadata);
+  }
+
+  /**
+   * Strict load of a safetensors state_dict (or a gen train checkpoint, whose 'train.' entries
+   * restore the optimiser state); nothing changes on error. Returns the file's metadata.
+   */
+  loadWeights(file) {
+    const { tensors, metadata } = readSafetensors(file);
+    const state = new Map();
+    const training = new Map();
+    for (const [k, t] of tensors) (k.startsWith('train.') ? training : state).set(k.replace(/^train\./, ''), t);
+    try {
+      this.loadStateDict(state);
+      if (training.size) this.loadTrainingState(training);
+    } catch (e) {
+      throw new Error(`${file}: ${e.message}`, { cause: e });
+    }
+    return metadata;
   }
 
   /** Optimiser and dropout-step state ('step', 'momentum.<param>'), as the interpreter's training state. */
@@ -415,4 +483,75 @@ export class Model {
 
 export function create(options) {
   return new Model(options);
+}
+
+// safetensors: u64 LE header length, JSON header {name: {dtype, shape, data_offsets}, __metadata__}, data.
+const DTYPES = { F32: Float32Array, F64: Float64Array, I64: BigInt64Array, I32: Int32Array };
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** Reads a safetensors file: { tensors: Map<name, { dtype, shape, data }>, metadata }. Any problem throws, naming the file. */
+export function readSafetensors(file) {
+  const fail = (what) => {
+    throw new Error(`${file}: ${what}`);
+  };
+  if (!LITTLE_ENDIAN) fail('safetensors needs a little-endian machine');
+  if (!fs.existsSync(file)) fail('no such file');
+  const bytes = fs.readFileSync(file);
+  if (bytes.length < 8) fail(`${bytes.length} bytes: too short for a safetensors file`);
+  const n = bytes.readBigUInt64LE(0);
+  if (n > BigInt(bytes.length - 8)) fail(`header length ${n} runs past the end of the file (${bytes.length} bytes): not a safetensors file?`);
+  const start = 8 + Number(n);
+  let header;
+  try {
+    header = JSON.parse(bytes.toString('utf8', 8, start));
+  } catch (e) {
+    fail(`header is not valid JSON (${e.message})`);
+  }
+  if (!header || typeof header !== 'object' || Array.isArray(header)) fail('header is not a JSON object');
+  const tensors = new Map();
+  for (const [name, e] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const Array_ = DTYPES[e?.dtype];
+    if (!Array_) fail(`tensor '${name}': dtype ${JSON.stringify(e?.dtype)} is not one of ${Object.keys(DTYPES).join(', ')}`);
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor '${name}': shape ${JSON.stringify(e.shape)} is not a list of sizes`);
+    const count = numel(e.shape);
+    const [begin, end] = Array.isArray(e.data_offsets) ? e.data_offsets : [];
+    if (!Number.isSafeInteger(begin) || begin < 0 || end !== begin + count * Array_.BYTES_PER_ELEMENT || start + end > bytes.length)
+      fail(`tensor '${name}': data_offsets ${JSON.stringify(e.data_offsets)} do not hold ${e.dtype} [${e.shape}] inside the file`);
+    const copy = new Uint8Array(bytes.subarray(start + begin, start + end)); // aligned for the typed array
+    tensors.set(name, { dtype: e.dtype, shape: [...e.shape], data: new Array_(copy.buffer, 0, count) });
+  }
+  return { tensors, metadata: { ...header.__metadata__ } };
+}
+
+/** Writes tensors (Map or object of { dtype, shape, data }) and string metadata to a safetensors file, atomically. */
+export function writeSafetensors(file, tensors, metadata) {
+  if (!LITTLE_ENDIAN) throw new Error(`${file}: safetensors needs a little-endian machine`);
+  const header = metadata ? { __metadata__: metadata } : {};
+  const parts = [];
+  let offset = 0;
+  for (const [name, t] of tensors instanceof Map ? tensors : Object.entries(tensors)) {
+    if (!DTYPES[t.dtype] || !(t.data instanceof DTYPES[t.dtype]) || t.data.length !== numel(t.shape))
+      throw new Error(`${file}: tensor '${name}' is not a ${t.dtype} [${t.shape}] typed array`);
+    parts.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+  }
+  const json = JSON.stringify(header);
+  const text = Buffer.from(json + ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8));
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(text.length));
+  writeFileAtomic(file, Buffer.concat([size, text, ...parts]));
+}
+
+/** A temporary file beside `file`, then a rename: a crash never leaves half a file. */
+function writeFileAtomic(file, bytes) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(tmp, bytes, { flush: true });
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }

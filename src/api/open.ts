@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Module } from '../graph/module.js';
 import { declaredInput, trace } from '../graph/trace.js';
-import { loadModel, parseArgs, parseInputShape } from '../graph/load.js';
+import { loadModelExport, parseArgs, parseInputShape } from '../graph/load.js';
 import type { Graph } from '../graph/ir.js';
 import { InterpreterModel } from '../train/interp-model.js';
 import type { TrainableModel } from '../train/model.js';
@@ -33,7 +33,8 @@ export interface OpenOptions {
 
 export interface ModelSource {
   file: string;
-  model: string;
+  /** the exported class or instance (default: the only model the file exports) */
+  model?: string;
   /** constructor arguments as JSON (the CLI's --args) */
   args?: string;
   /** the CLI's --input C,H,W */
@@ -79,14 +80,13 @@ export async function openModule(module: Module, o: OpenOptions = {}): Promise<T
 
 /** Loads a model class from a file and opens it, as the CLI does. */
 export async function openModel(src: ModelSource, o: OpenOptions = {}): Promise<TrainableModel> {
-  const module = await loadModel(src.file, src.model, parseArgs(src.args));
+  const { model: module, name: model } = await loadModelExport(src.file, src.model, parseArgs(src.args));
   const input = o.input ?? parseInputShape(src.input);
   // The same package name as `gen build`, so the CLI reuses generated/<name>/.
   const { packageNameFor } = await import('../cli/build.js');
   const name =
-    o.name ??
-    (await packageNameFor(src.file, { model: src.model, args: src.args, input: src.input }, trace(module, input ?? declaredInput(module))));
-  return openModule(module, { ...o, input, name, origin: o.origin ?? { file: src.file, model: src.model, args: src.args } });
+    o.name ?? (await packageNameFor(src.file, { model, args: src.args, input: src.input }, trace(module, input ?? declaredInput(module))));
+  return openModule(module, { ...o, input, name, origin: o.origin ?? { file: src.file, model, args: src.args } });
 }
 
 /** The origin a package already records, so rebuilding it from the API leaves its files unchanged. */

@@ -2,11 +2,12 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { buildCudaPackage, findNvcc } from '../codegen/cuda/build.js';
-import { buildPackage, canonicalGraph, DEFAULT_MAX_BATCH } from '../codegen/build.js';
+import { buildPackage, canonicalGraph, DEFAULT_MAX_BATCH, saveInitialState } from '../codegen/build.js';
 import { loadModel, parseInputShape } from '../graph/load.js';
 import { trace, declaredInput } from '../graph/trace.js';
 
 import { modelFrom, modelOptions, type ModelOptions } from './common.js';
+import { example } from './help.js';
 
 interface BuildFlags extends ModelOptions {
   maxBatch?: string;
@@ -19,8 +20,8 @@ interface BuildFlags extends ModelOptions {
 }
 
 /** 'netresdeep', plus '_nblocks100' when the arguments change the graph and '_in3x64x64' when --input does. */
-export async function packageNameFor(file: string, o: ModelOptions, graph: ReturnType<typeof trace>): Promise<string> {
-  const base = o.model.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+export async function packageNameFor(file: string, o: ModelOptions & { model: string }, graph: ReturnType<typeof trace>): Promise<string> {
+  const base = (o.model === 'default' ? graph.name : o.model).toLowerCase().replace(/[^a-z0-9_]/g, '_');
   const hasArgs = Boolean(o.args && !['', '{}', '[]'].includes(o.args.trim()));
   if (!hasArgs && !o.input) return base;
   const plain = await loadModel(file, o.model);
@@ -40,9 +41,13 @@ export async function packageNameFor(file: string, o: ModelOptions, graph: Retur
 
 export function register(program: Command): void {
   modelOptions(
-    program
-      .command('build <model.ts>')
-      .description('compile a model into generated/<name>/: C++ kernels, C API, Node addon, typed wrapper'),
+    example(
+      program
+        .command('build <model.ts>')
+        .description('compile a model into generated/<name>/: C++ kernels, C API, Node addon, typed wrapper, README'),
+      'gen build model.ts',
+      'gen build model.ts --model NetResDeep --args \'{"nBlocks":20}\' --backend auto',
+    ),
   )
     .option('--max-batch <N>', `largest batch the compiled model accepts (default ${DEFAULT_MAX_BATCH})`)
     .option('--out <dir>', 'folder of the generated packages', 'generated')
@@ -59,8 +64,8 @@ export function register(program: Command): void {
       if (!['cpu', 'cuda', 'cuda-emu', 'auto'].includes(o.backend ?? ''))
         throw new Error(`--backend must be cpu, cuda, cuda-emu or auto; got '${o.backend}'`);
       const maxBatch = o.maxBatch === undefined ? undefined : Number(o.maxBatch);
-      const { model, graph } = await modelFrom(file, o);
-      const name = o.name ?? (await packageNameFor(file, o, graph));
+      const { model, graph, name: picked } = await modelFrom(file, o);
+      const name = o.name ?? (await packageNameFor(file, { ...o, model: picked }, graph));
       const cuda = o.backend === 'cuda' || o.backend === 'cuda-emu' || (o.backend === 'auto' && findNvcc() !== undefined);
       if (o.backend === 'auto' && !cuda) process.stdout.write('no nvcc found: building the CPU package only\n');
       if (cuda) {
@@ -70,6 +75,7 @@ export function register(program: Command): void {
           force: o.force,
           archs: o.cudaArch,
         });
+        saveInitialState(c.dir, model.stateDict());
         const what = c.cached ? 'up to date (cache hit)' : c.compiled ? 'compiled' : 'written';
         process.stdout.write(`${c.dir}: CUDA package ${what} (${c.written.length} file(s) changed) in ${c.seconds.toFixed(2)} s\n`);
         if (o.backend !== 'auto') return;
@@ -82,7 +88,7 @@ export function register(program: Command): void {
         force: o.force,
         compile: o.compile,
         initialState: model.stateDict(),
-        origin: { file, model: o.model, args: o.args },
+        origin: { file, model: picked, args: o.args },
       });
       const what = r.cached ? 'up to date (cache hit)' : `built, ${r.written.length} file(s) written`;
       process.stdout.write(`${r.dir}: ${what} in ${r.seconds.toFixed(2)} s\n`);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { formatReport, listGoldenCases, runGoldenCase, saveGoldenDump, type GoldenReport } from '../check/golden.js';
 import { backendFactory } from './backends.js';
+import { example } from './help.js';
 
 interface CheckOptions {
   model?: string;
@@ -16,9 +17,10 @@ interface CheckOptions {
 }
 
 export function register(program: Command): void {
-  program
-    .command('check <model.ts>')
-    .description('compare a backend with a PyTorch golden case (or a folder of cases)')
+  example(
+    program.command('check <model.ts>').description('compare a backend with a PyTorch golden case (or a folder of cases)'),
+    'gen check model.ts --golden golden/Net --backend cpu',
+  )
     .option('--model <Name>', "model class; must match the case (default: the case's own)")
     .requiredOption('--golden <caseDir>', 'a case folder (case.json, weights.safetensors, io.safetensors), or a folder of them')
     .option('--backend <name>', 'interp | cpu | cuda | cuda-emu (the CUDA kernels on the CPU emulator)', 'interp')

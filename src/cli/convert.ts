@@ -1,11 +1,17 @@
 // gen convert: move weights between PyTorch (.pt state_dict) and safetensors.
 import type { Command } from 'commander';
 import { convertFile } from '../io/convert.js';
+import { example } from './help.js';
 
 export function register(program: Command): void {
-  program
-    .command('convert <in> <out>')
-    .description('convert a PyTorch .pt state_dict or a checkpoint into a safetensors state_dict (loadable by safetensors.torch.load_file)')
+  example(
+    program
+      .command('convert <in> <out>')
+      .description(
+        'convert a PyTorch .pt state_dict or a checkpoint into a safetensors state_dict (loadable by safetensors.torch.load_file)',
+      ),
+    'gen convert net.pt net.safetensors',
+  )
     .option('--keep-training-state', "keep a checkpoint's optimiser state (train.* tensors); PyTorch's load_state_dict would reject them")
     .option('--keep-f64', 'keep F64 tensors instead of narrowing them to F32')
     .action((input: string, out: string, o: { keepTrainingState?: boolean; keepF64?: boolean }) => {

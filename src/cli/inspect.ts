@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { formatShape, numel, type Graph } from '../graph/ir.js';
 import { modelFrom, modelOptions, type ModelOptions } from './common.js';
+import { example } from './help.js';
 
 export interface Inspection {
   model: string;
@@ -56,7 +57,13 @@ export function formatInspection(r: Inspection): string {
 }
 
 export function register(program: Command): void {
-  modelOptions(program.command('inspect <model.ts>').description("show each layer's output shape and parameter count"))
+  modelOptions(
+    example(
+      program.command('inspect <model.ts>').description("show each layer's output shape and parameter count"),
+      'gen inspect model.ts',
+      'gen inspect model.ts --model NetResDeep --args \'{"nBlocks":100}\' --json',
+    ),
+  )
     .option('--json', 'print JSON: {"params":[{"name","shape","numel"}],"total":N,...}')
     .action(async (file: string, o: ModelOptions & { json?: boolean }) => {
       const { graph } = await modelFrom(file, o);

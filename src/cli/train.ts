@@ -6,6 +6,7 @@ import { openModel, type BackendName } from '../api/open.js';
 import { loadWeights, predict, train, weightsInfo, type Prediction } from '../api/workflow.js';
 import { modelOptions, type ModelOptions } from './common.js';
 import { accuracyLines, dataFor, dataLine, dataOptions, json, reportText, type DataCli } from './data.js';
+import { example, redraws } from './help.js';
 
 interface TrainCli extends ModelOptions, DataCli {
   epochs: string;
@@ -20,6 +21,7 @@ interface TrainCli extends ModelOptions, DataCli {
   save?: string;
   resume?: string;
   limit?: string;
+  json?: boolean;
 }
 
 const num = (name: string, v: string, integer = false): number => {
@@ -39,11 +41,14 @@ function limit(d: ImageData, n: number | undefined): ImageData {
   return { ...d, train: cut(d.train), val: cut(d.val) };
 }
 
+// The progress bar redraws one stderr line; stdout keeps only the results, so it can be redirected.
 function progress(epoch: number, total: number): void {
   const width = 30;
   const done = Math.round((epoch / total) * width);
   process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] epoch ${epoch}/${total}${epoch === total ? '\n' : ''}`);
 }
+
+const clearProgress = () => process.stderr.write('\r\x1b[K');
 
 export function register(program: Command): void {
   const backendOpt = [
@@ -53,9 +58,13 @@ export function register(program: Command): void {
   ] as const;
   dataOptions(
     modelOptions(
-      program
-        .command('train <model.ts>')
-        .description("train on CIFAR-2 (the shipped sample) or any --data, printing the book's loss lines"),
+      example(
+        program
+          .command('train <model.ts>')
+          .description("train on CIFAR-2 (the shipped sample) or any --data, printing the book's loss lines"),
+        'gen train model.ts --epochs 20 --save runs/net.safetensors',
+        'gen train model.ts --data fashion-mnist:/usr/share/dataset-fashion-mnist --epochs 10 --json > run.json',
+      ),
     ),
     'training data',
   )
@@ -71,6 +80,7 @@ export function register(program: Command): void {
     .option('--save <ckpt.safetensors>', 'checkpoint after every epoch (atomic)')
     .option('--resume <ckpt.safetensors>', 'continue a run from its checkpoint')
     .option('--limit <n>', 'use only the first n images of each split')
+    .option('--json', 'print one JSON object (losses, accuracies, time) instead of the loss lines')
     .action(async (file: string, o: TrainCli) => {
       const epochs = num('epochs', o.epochs, true);
       const batchSize = num('batch-size', o.batchSize, true);
@@ -81,8 +91,8 @@ export function register(program: Command): void {
       // a resumed run keeps its normalisation and classes
       const all = dataFor(model, o, o.resume ? { file: o.resume, info: weightsInfo(o.resume) } : undefined);
       const data = limit(all, o.limit === undefined ? undefined : num('limit', o.limit, true));
-      process.stdout.write(dataLine(data));
-      const tty = process.stderr.isTTY;
+      if (!o.json) process.stdout.write(dataLine(data));
+      const bar = redraws(process.stderr);
       const r = await train(model, data, {
         epochs,
         batchSize,
@@ -94,10 +104,21 @@ export function register(program: Command): void {
         l2: num('l2', o.l2),
         save: o.save,
         resume: o.resume,
-        log: (line) => process.stdout.write((tty ? '\r\x1b[K' : '') + line + '\n'),
-        onEpoch: tty ? (e) => progress(e, epochs) : undefined,
+        log: (line) => {
+          if (o.json) return;
+          if (bar) clearProgress();
+          process.stdout.write(line + '\n');
+        },
+        onEpoch: bar ? (e) => progress(e, epochs) : undefined,
       });
       const ips = (r.losses.length * data.train.n) / r.seconds;
+      if (o.json) {
+        const { losses, seconds, trainAccuracy, valAccuracy } = r;
+        const run = { model: model.graph.name, backend: o.backend, device: model.device ?? null, images: data.train.n };
+        const json = { ...run, epochs: losses.length, losses, seconds, imagesPerSecond: ips, trainAccuracy, valAccuracy };
+        process.stdout.write(JSON.stringify({ ...json, saved: o.save ?? null }, null, 2) + '\n');
+        return;
+      }
       const on = model.device ? `, ${model.device}` : '';
       process.stdout.write(
         `Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`,
@@ -108,9 +129,13 @@ export function register(program: Command): void {
 
   dataOptions(
     modelOptions(
-      program
-        .command('eval <model.ts>')
-        .description('accuracy of saved weights on the train and val splits, per class, and the confusion matrix'),
+      example(
+        program
+          .command('eval <model.ts>')
+          .description('accuracy of saved weights on the train and val splits, per class, and the confusion matrix'),
+        'gen eval model.ts --weights runs/net.safetensors',
+        'gen eval model.ts --weights runs/lenet.safetensors --data fashion-mnist:/usr/share/dataset-fashion-mnist --json',
+      ),
     ),
     'data to evaluate on',
   )
@@ -126,7 +151,13 @@ export function register(program: Command): void {
     });
 
   dataOptions(
-    modelOptions(program.command('predict <model.ts> <images...>').description('class and probabilities for PNG/JPEG images')),
+    modelOptions(
+      example(
+        program.command('predict <model.ts> <images...>').description('class and probabilities for PNG/JPEG images'),
+        'gen predict model.ts --weights runs/net.safetensors bird.png airplane.jpg',
+        'gen predict model.ts --weights runs/net.safetensors --top 3 bird.png',
+      ),
+    ),
     'where to take the normalisation and class names from when the weights carry none',
   )
     .requiredOption('--weights <file>', 'checkpoint (holds the normalisation and class names) or state_dict')

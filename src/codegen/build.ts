@@ -57,18 +57,15 @@ let sourcesDigest: string | undefined;
 /** Every source file the generated code depends on: the code generators, the op registry, the training rules. */
 function generatorDigest(): string {
   if (sourcesDigest) return sourcesDigest;
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const files: string[] = [];
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const f = path.join(d, e.name);
-      if (e.isDirectory()) walk(f);
-      else if (/\.(ts|js)$/.test(e.name)) files.push(f);
-    }
-  };
-  for (const d of [here, path.join(here, '../ops')]) walk(d);
-  const rules = fs.readdirSync(path.join(here, '../train')).find((f) => /^rules\.(ts|js)$/.test(f));
-  if (rules) files.push(path.join(here, '../train', rules));
+  const self = fileURLToPath(import.meta.url);
+  const src = path.dirname(path.dirname(self));
+  const ext = path.extname(self); // .ts in a checkout, .js in the npm package's dist/
+  // everything that decides the emitted code: the generators, the op registry, the SGD rules
+  const files = ['codegen', 'ops']
+    .flatMap((d) => fs.readdirSync(path.join(src, d), { recursive: true, encoding: 'utf8' }).map((f) => path.join(src, d, f)))
+    .filter((f) => f.endsWith(ext) && !f.endsWith(`.d${ext}`))
+    .sort()
+    .concat(path.join(src, `train/rules${ext}`));
   const h = crypto.createHash('sha256');
   for (const f of files) h.update(fs.readFileSync(f));
   h.update(templatesDigestInput());
@@ -118,6 +115,7 @@ export function generatePackage(
   files.set('package.json', render('js/package.json.hbs', view));
   files.set('index.js', render('js/index.js.hbs', view));
   files.set('index.d.ts', emitDts(g, prefix, CODEGEN_VERSION));
+  files.set('README.md', render('js/README.md.hbs', view));
   files.set(
     'tensorkiln.json',
     JSON.stringify(
@@ -171,13 +169,20 @@ export function buildPackage(graph: Graph, o: BuildOptions = {}): BuildResult {
     fs.existsSync(addonPath(dir, prefix)) &&
     missingFlags(m.isa).length === 0 &&
     fs.existsSync(path.join(dir, `${prefix}.cpp`))
-  )
+  ) {
+    saveInitialState(dir, o.initialState);
     return { dir, name, prefix, cached: true, key, written: [], seconds: (performance.now() - t0) / 1000 };
+  }
   const files = generatePackage(graph, name, maxBatch, o.origin, { inputGrad: o.inputGrad });
   const written = writeFiles(dir, files);
-  if (compile) {
-    compilePackage(dir, { key, model: graph.name, name, prefix });
-    if (o.initialState) saveSafetensors(path.join(dir, 'build', 'init.safetensors'), o.initialState);
-  }
+  if (compile) compilePackage(dir, { key, model: graph.name, name, prefix });
+  saveInitialState(dir, o.initialState);
   return { dir, name, prefix, cached: false, key, written, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** build/init.safetensors: the weights the package's Model starts from (written on every build: init code may change without the graph). */
+export function saveInitialState(dir: string, state: Map<string, HostTensor> | undefined): void {
+  if (!state) return;
+  fs.mkdirSync(path.join(dir, 'build'), { recursive: true });
+  saveSafetensors(path.join(dir, 'build', 'init.safetensors'), state);
 }

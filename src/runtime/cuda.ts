@@ -20,6 +20,9 @@ export async function loadCuda(dir: string, o: CudaLoadOptions = {}): Promise<Cu
   const abs = path.resolve(dir);
   if (!fs.existsSync(path.join(abs, 'index.js')))
     throw new Error(`${dir} is not a CUDA package (no index.js); create it with gen build --backend cuda`);
-  const pkg = (await import(pathToFileURL(path.join(abs, 'index.js')).href)) as { create(o: CudaLoadOptions): CudaModel };
-  return pkg.create({ device: o.device, seed: o.seed, maxBatch: o.maxBatch });
+  const pkg = (await import(pathToFileURL(path.join(abs, 'index.js')).href)) as {
+    create(o: CudaLoadOptions & { weights: null }): CudaModel;
+  };
+  // weights: null, as the callers load a state next (a CUDA build may have no build/init.safetensors)
+  return pkg.create({ device: o.device, seed: o.seed, maxBatch: o.maxBatch, weights: null });
 }

@@ -14,7 +14,6 @@ import { pathToFileURL } from 'node:url';
 import { addonPath, compilePackage, readManifest } from '../codegen/compile.js';
 import { missingFlags } from '../codegen/isa.js';
 import type { HostTensor } from '../graph/ir.js';
-import { loadSafetensors } from '../io/safetensors.js';
 import { stepSeed } from '../train/rules.js';
 
 export interface SgdOptions {
@@ -108,7 +107,7 @@ export interface LoadOptions {
   seed?: number;
   /** compile when the build is missing or was made for another CPU (default true) */
   rebuild?: boolean;
-  /** load the model's initial weights saved by gen build (default true) */
+  /** start from the initial weights saved by gen build (default true); false: all zeros, to load a state next */
   init?: boolean;
 }
 
@@ -138,10 +137,8 @@ export async function load(dir: string, o: LoadOptions = {}): Promise<CompiledMo
     compilePackage(abs, { key: '', model: info.model, name: info.name, prefix: info.prefix });
   }
   const pkg = (await import(pathToFileURL(path.join(abs, 'index.js')).href)) as {
-    create(o: { maxBatch?: number; seed?: number }): CompiledModel;
+    create(o: { maxBatch?: number; seed?: number; weights?: null }): CompiledModel;
   };
-  const model = pkg.create({ maxBatch: o.maxBatch, seed: o.seed });
-  const init = path.join(abs, 'build', 'init.safetensors');
-  if (o.init !== false && fs.existsSync(init)) model.loadStateDict(loadSafetensors(init).tensors as Map<string, StateTensor>);
-  return model;
+  // The package's own default: build/init.safetensors, an error naming it when missing.
+  return pkg.create({ maxBatch: o.maxBatch, seed: o.seed, ...(o.init === false && { weights: null }) });
 }

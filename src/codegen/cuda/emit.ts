@@ -432,6 +432,7 @@ class Emitter implements CudaCtx {
       ['index.js', render('js/index.js.hbs', view)],
       ['index.d.ts', emitDts(this.g, prefix, CODEGEN_VERSION, true)],
       ['package.json', render('js/package.json.hbs', view)],
+      ['README.md', render('js/README.md.hbs', view)],
     ]);
   }
 
