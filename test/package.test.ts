@@ -137,7 +137,8 @@ describe('gen from the installed package', () => {
     expect(r.losses[0]).toBeLessThan(Math.log(2)); // one epoch already learns something
     expect(r.valAccuracy).toBeGreaterThan(0.7);
     const e = gen(app, 'eval', 'model.ts', '--weights', 'runs/net.safetensors', '--json');
-    expect(JSON.parse(e.out)).toEqual({ train: r.trainAccuracy, val: r.valAccuracy });
+    const ev = JSON.parse(e.out);
+    expect([ev.train.accuracy, ev.val.accuracy, ev.classes]).toEqual([r.trainAccuracy, r.valAccuracy, ['airplane', 'bird']]);
   });
 });
 
@@ -187,7 +188,7 @@ export async function main(): Promise<void> {
   const data = cifar2Data();
   const r = await train(model, data, { epochs: 1, batchSize: 64, lr: 1e-2, seed: 0 });
   const images = ['airplane', 'bird'].map((c) => \`../node_modules/tensorkiln/examples/images/\${c}.png\`);
-  console.log(JSON.stringify({ val: r.valAccuracy, classes: predict(model, images, data.normalization).map((p) => p.className) }));
+  console.log(JSON.stringify({ val: r.valAccuracy, classes: predict(model, images, data).map((p) => p.className) }));
 }
 `;
   // The generated package's types, as a user's code meets them.
@@ -238,8 +239,8 @@ export function step(file: string): number {
 
 async function main(): Promise<void> {
   const model = await openModel({ file: 'model.ts', model: 'Net' }, { outDir: 'generated', log: (l) => console.error(l) });
-  const norm = loadWeights(model, 'runs/cjs.safetensors');
-  console.log(JSON.stringify(evaluate(model, cifar2Data(undefined, norm))));
+  const info = loadWeights(model, 'runs/cjs.safetensors');
+  console.log(JSON.stringify(evaluate(model, cifar2Data(undefined, info.normalization))));
 }
 await main();
 `,

@@ -272,7 +272,7 @@ static std::vector<double> get_state(Model* m, const std::string& name) {
 static std::vector<double> tod(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
 
 static tk_sgd_options options_of(const RefFile& r) {
-  tk_sgd_options o;
+  tk_sgd_options o = {};  // loss_kind 0, label_smoothing 0: plain cross-entropy
   o.lr = (float)r.num("lr", 0.01);
   o.momentum = (float)r.num("momentum", 0);
   o.weight_decay = (float)r.num("weight_decay", 0);
@@ -448,7 +448,7 @@ static int bench(int argc, char** argv) {
     for (size_t i = 0; i < ntr; i++) o[i] = (uint32_t)i;
     std::shuffle(o.begin(), o.end(), gen);
   }
-  const tk_sgd_options opts = {lr, 0.f, 0.f, 0.f, 0.f};
+  const tk_sgd_options opts = {lr, 0.f, 0.f, 0.f, 0.f, TK_LOSS_CROSS_ENTROPY, 0.f};
   FN(set_graphs)(m, graphs);
   const int batches = (int)((ntr + batch - 1) / batch);
   double first_loss = 0, last_loss = 0;

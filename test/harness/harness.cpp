@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   std::vector<int32_t> labels(maxb);
   for (auto& v : x) v = frand();
   for (int b = 0; b < maxb; ++b) labels[b] = b % K;
-  tk_sgd_options o = { 0.01f, 0.9f, 1e-4f, 1e-5f, 1e-4f };
+  tk_sgd_options o = { 0.01f, 0.9f, 1e-4f, 1e-5f, 1e-4f, TK_LOSS_CROSS_ENTROPY, 0.0f };
   if (!strcmp(mode, "bench")) {
     const int steps = argc > 2 ? atoi(argv[2]) : 100, B = argc > 3 ? atoi(argv[3]) : 64;
     tk_step_result r;

@@ -815,10 +815,9 @@ ${
 }
   if (int r = enqueue_forward_step(m, B, gather)) return r;
   {
-    const float* tk_input = ${this.directInput ? 'gather ? m->data : m->x' : 'm->x'};
-    const int* tk_labels = ${this.directInput ? 'gather ? m->labels : m->y' : 'm->y'};
+${x.lossLaunch.includes('tk_input') ? '    const float* tk_input = m->x;  // the head reads the input (flatten → linear)\n' : ''}    const int* tk_labels = ${this.directInput ? 'gather ? m->labels : m->y' : 'm->y'};
     const unsigned* tk_rows = ${this.directInput ? 'gather ? m->order : nullptr' : 'nullptr'};
-    (void)tk_input; (void)tk_rows;
+    (void)tk_rows;
 ${x.lossLaunch}
   }
   if (int r = enqueue_backward(m, B, gather)) return r;
