@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { F, nn, trace, manualSeed, ModelError } from 'tensorkiln';
+import { F, nn, trace, manualSeed, ModelError, torch } from 'tensorkiln';
 import type { Tensor } from 'tensorkiln';
 import { bookModels, Net, NetBatchNorm, NetResDeep, ResBlock } from '../models/book.js';
 import { inspectGraph } from '../src/cli/inspect.js';
@@ -269,5 +269,26 @@ describe('layer options are never ignored', () => {
       }
     }
     expect(() => trace(new P())).toThrow(/MaxPool2d .*unknown option 'ceilMode'/);
+  });
+});
+
+describe('what the builder API does not have is an error naming it and the line', () => {
+  it('torch.roll, F.interpolate, nn.LSTM, x + y, and layers in a Sequential report their own line', () => {
+    const t = torch as unknown as Record<string, unknown>;
+    expect(() => t.roll).toThrow(/^torch\.roll at test\/graph\.test\.ts:\d+: not supported by tensorkiln \(it has: .*cat/);
+    expect(() => (F as unknown as Record<string, unknown>).interpolate).toThrow(/F\.interpolate at test\/graph\.test\.ts:\d+/);
+    expect(() => (nn as unknown as Record<string, unknown>).LSTM).toThrow(/nn\.LSTM .*not supported/);
+    class Plus extends nn.Module {
+      forward(x: Tensor): Tensor {
+        return ((x as unknown as number) + (x as unknown as number)) as unknown as Tensor;
+      }
+    }
+    expect(() => trace(new Plus())).toThrow(/test\/graph\.test\.ts:\d+: a tensor Tensor\[B, 3, 32, 32\] was used in plain JS arithmetic/);
+    const here = Number(/graph\.test\.ts:(\d+)/.exec(new Error().stack ?? '')![1]);
+    const seq = new nn.Sequential(
+      new nn.Conv2d(3, 4, { kernelSize: 3 }),
+      new nn.Linear(4, 2), // line here + 3: a shape error
+    );
+    expect(() => trace(seq)).toThrow(new RegExp(`1 \\(Linear\\(4, 2\\)\\) at test/graph\\.test\\.ts:${here + 3}:`));
   });
 });

@@ -23,9 +23,24 @@ import { Flatten, Identity, flatten } from '../ops/reshape.js';
 import { LogSoftmax, Softmax, logSoftmaxFn, softmaxFn } from '../ops/softmax.js';
 import { activationFunctions, activationMethods, activationModules } from '../ops/unary.js';
 import { init, manualSeed } from './init.js';
+import { callerSource } from './source.js';
 import { Buffer, Module, ModuleList, Parameter, Sequential } from './module.js';
 
-export const nn = {
+/**
+ * An unknown name (torch.roll, F.interpolate, nn.LSTM) is an error naming it
+ * and the model.ts line, not `undefined is not a function` later.
+ */
+function strict<T extends object>(what: string, api: T): T {
+  const quiet = new Set(['then', 'toJSON', 'constructor', 'prototype', '__esModule', 'default']);
+  return new Proxy(api, {
+    get(target, prop, receiver) {
+      if (typeof prop === 'symbol' || prop in target || quiet.has(prop)) return Reflect.get(target, prop, receiver);
+      throw new Error(`${what}.${prop} at ${callerSource()}: not supported by tensorkiln (it has: ${Object.keys(target).sort().join(', ')})`);
+    },
+  });
+}
+
+export const nn = strict('nn', {
   Module,
   Sequential,
   ModuleList,
@@ -47,7 +62,7 @@ export const nn = {
   Softmax,
   LogSoftmax,
   ...activationModules,
-};
+});
 // Types under the nn namespace too, so `nn.Conv2d` works as a type.
 export declare namespace nn {
   type Module = import('./module.js').Module;
@@ -72,7 +87,7 @@ export declare namespace nn {
 }
 
 /** torch.nn.functional */
-export const F = {
+export const F = strict('F', {
   ...activationFunctions,
   maxPool2d: maxPool2dFn,
   avgPool2d: avgPool2dFn,
@@ -85,9 +100,20 @@ export const F = {
   logSoftmax: logSoftmaxFn,
   flatten,
   add,
-};
+});
 
-export const torch = { ...activationMethods, add, sub, mul, cat, flatten, mean, softmax: softmaxFn, logSoftmax: logSoftmaxFn, manualSeed };
+export const torch = strict('torch', {
+  ...activationMethods,
+  add,
+  sub,
+  mul,
+  cat,
+  flatten,
+  mean,
+  softmax: softmaxFn,
+  logSoftmax: logSoftmaxFn,
+  manualSeed,
+});
 
 export { manualSeed };
 export { Tensor } from './tensor.js';
