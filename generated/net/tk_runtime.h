@@ -981,13 +981,17 @@ void softmax_bwd(const Ctx& c, float* dx, const float* gy, const float* y) {
  * b*numel+i. Identity outside training.
  */
 template <int C, int HW, bool CH>
-void dropout_fwd(const Ctx& c, float* out, const float* x, float p, uint32_t stream) {
+void dropout_fwd(const Ctx& c, float* out, const float* x, float p, uint32_t stream, const float* mask) {
   constexpr int N = C * HW;
   const float scale = 1.0f / (1.0f - p);
   for (int b = c.b0; b < c.b1; ++b) {
     const size_t o = (size_t)b * N;
     if (!c.train) {
       memcpy(out + o, x + o, sizeof(float) * N);
+      continue;
+    }
+    if (mask) {  // given from outside (PyTorch's, replayed by gen check)
+      for (int i = 0; i < N; ++i) out[o + i] = x[o + i] * mask[o + i];
       continue;
     }
     if (CH) {
@@ -1003,14 +1007,14 @@ void dropout_fwd(const Ctx& c, float* out, const float* x, float p, uint32_t str
 }
 
 template <int C, int HW, bool CH, bool ACCUM>
-void dropout_bwd(const Ctx& c, float* dx, const float* gy, float p, uint32_t stream) {
+void dropout_bwd(const Ctx& c, float* dx, const float* gy, float p, uint32_t stream, const float* mask) {
   constexpr int N = C * HW;
   const float scale = 1.0f / (1.0f - p);
   for (int b = c.b0; b < c.b1; ++b) {
     const size_t o = (size_t)b * N;
     for (int i = 0; i < N; ++i) {
       const uint32_t idx = CH ? (uint32_t)(b * C + i / HW) : (uint32_t)(b * N + i);
-      const float g = hash_uniform(c.seed, stream, idx) >= p ? gy[o + i] * scale : 0.0f;
+      const float g = mask ? gy[o + i] * mask[o + i] : hash_uniform(c.seed, stream, idx) >= p ? gy[o + i] * scale : 0.0f;
       dx[o + i] = ACCUM ? dx[o + i] + g : g;
     }
   }

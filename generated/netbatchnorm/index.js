@@ -192,7 +192,8 @@ export const info = Object.freeze({
     "fc1.bias": "fc1.bias",
     "fc2.weight": "fc2.weight",
     "fc2.bias": "fc2.bias"
-  }
+  },
+  "dropout": []
 });
 
 /** The weights new Model() starts from: the model's initialisation, saved by gen build. */
@@ -461,6 +462,18 @@ export class Model {
   /** Every parameter and buffer once, by canonical name. */
   canonicalState() {
     return new Map(STATE.map((s, i) => [s.name, { dtype: s.dtype, shape: [...s.shape], data: this._n.getState(i) }]));
+  }
+
+  /**
+   * Dropout multipliers drawn elsewhere (PyTorch's, replayed by gen check), by module path,
+   * each [batch, values per sample], used by the following train steps; an absent path (or no map) goes back to the hash.
+   */
+  replayDropout(masks, batch) {
+    for (const d of info.dropout) {
+      const m = masks ? masks.get(d.module) : undefined;
+      if (m && m.length !== batch * d.numel) throw new RangeError(`NetBatchNorm: the dropout mask of ${d.module} has ${m.length} values, not ${batch} x ${d.numel}`);
+      this._n.setDropoutMask(d.stream, m ? Float32Array.from(m) : null, batch);
+    }
   }
 
   /** d loss / d x of the last train step, [batch, C, H, W] (packages built with input gradients). */

@@ -33,6 +33,9 @@ constexpr size_t IBUF_COUNT = 0;
 constexpr size_t ARENA_BYTES_PER_SAMPLE = 115712;
 constexpr size_t RED_PER_THREAD = 0;
 constexpr int MAX_THREADS = 64;
+// dropout nodes by stream: values per sample
+constexpr int NUM_DROPOUT = 2;
+const size_t DROPOUT_NUMEL[NUM_DROPOUT + 1] = { 8192, 1024, 0 };
 
 // ---------------------------------------------------------------- activations
 // Each activation's forward and derivatives on SIMD vectors, printed from
@@ -75,11 +78,11 @@ struct Act_tanh {
 
 // Dropout2d(p=0.4) on [B, 32, 16, 16]
 // first use: conv1_dropout · models/book.ts:70
-[[maybe_unused]] void k1_dropout_fwd(const Ctx& c, float* out, const float* x, float p, uint32_t stream) {
+[[maybe_unused]] void k1_dropout_fwd(const Ctx& c, float* out, const float* x, float p, uint32_t stream, const float* mask) {
   constexpr int C = 32;
   constexpr int HW = 256;
   constexpr bool CH = true;
-  tk::dropout_fwd<C, HW, CH>(c, out, x, p, stream);
+  tk::dropout_fwd<C, HW, CH>(c, out, x, p, stream, mask);
 }
 
 // Conv2d 32->16 3x3 stride 1,1 pad 1,1 + bias + tanh + maxpool 2x2
@@ -103,11 +106,11 @@ struct Act_tanh {
 
 // Dropout2d(p=0.4) on [B, 16, 8, 8]
 // first use: conv2_dropout · models/book.ts:72
-[[maybe_unused]] void k3_dropout_fwd(const Ctx& c, float* out, const float* x, float p, uint32_t stream) {
+[[maybe_unused]] void k3_dropout_fwd(const Ctx& c, float* out, const float* x, float p, uint32_t stream, const float* mask) {
   constexpr int C = 16;
   constexpr int HW = 64;
   constexpr bool CH = true;
-  tk::dropout_fwd<C, HW, CH>(c, out, x, p, stream);
+  tk::dropout_fwd<C, HW, CH>(c, out, x, p, stream, mask);
 }
 
 // Linear 1024->32 + bias + tanh
@@ -156,12 +159,12 @@ struct Act_tanh {
 
 // backward of Dropout2d(p=0.4) on [B, 16, 8, 8]
 // first use: conv2_dropout · models/book.ts:72
-[[maybe_unused]] void k8_dropout_bwd(const Ctx& c, float* dx, const float* gy, float p, uint32_t stream) {
+[[maybe_unused]] void k8_dropout_bwd(const Ctx& c, float* dx, const float* gy, float p, uint32_t stream, const float* mask) {
   constexpr int C = 16;
   constexpr int HW = 64;
   constexpr bool CH = true;
   constexpr bool ACCUM = false;
-  tk::dropout_bwd<C, HW, CH, ACCUM>(c, dx, gy, p, stream);
+  tk::dropout_bwd<C, HW, CH, ACCUM>(c, dx, gy, p, stream, mask);
 }
 
 // backward of: Conv2d 32->16 3x3 stride 1,1 pad 1,1 + bias + tanh + maxpool 2x2
@@ -187,12 +190,12 @@ struct Act_tanh {
 
 // backward of Dropout2d(p=0.4) on [B, 32, 16, 16]
 // first use: conv1_dropout · models/book.ts:70
-[[maybe_unused]] void k10_dropout_bwd(const Ctx& c, float* dx, const float* gy, float p, uint32_t stream) {
+[[maybe_unused]] void k10_dropout_bwd(const Ctx& c, float* dx, const float* gy, float p, uint32_t stream, const float* mask) {
   constexpr int C = 32;
   constexpr int HW = 256;
   constexpr bool CH = true;
   constexpr bool ACCUM = false;
-  tk::dropout_bwd<C, HW, CH, ACCUM>(c, dx, gy, p, stream);
+  tk::dropout_bwd<C, HW, CH, ACCUM>(c, dx, gy, p, stream, mask);
 }
 
 // backward of: Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias + tanh + maxpool 2x2
@@ -267,6 +270,7 @@ struct tk_netdropout {
   int training;
   int has_momentum;
   int last_batch;  // batch of the last train step (its input gradient)
+  float* dmask[NUM_DROPOUT + 1];  // dropout multipliers given from outside, by stream; NULL: the hash
   char* arena;
   float* P;   // parameters
   float* G;   // gradients of the last step
@@ -295,11 +299,11 @@ void fwd_steps(tk_netdropout* m, const Ctx& c, const float* x) {
   // conv1 · models/book.ts:69: conv2d+tanh+maxpool2d [B, 3, 32, 32] -> [B, 32, 16, 16]
   k0_conv_fwd(c, F(0), U8(98304), x, m->P + 0, m->P + 864);
   // conv1_dropout · models/book.ts:70: dropout [B, 32, 16, 16] -> [B, 32, 16, 16]
-  k1_dropout_fwd(c, F(32768), F(0), 0.4f, 0u);
+  k1_dropout_fwd(c, F(32768), F(0), 0.4f, 0u, m->dmask[0]);
   // conv2 · models/book.ts:71: conv2d+tanh+maxpool2d [B, 32, 16, 16] -> [B, 16, 8, 8]
   k2_conv_fwd(c, F(106496), U8(114688), F(32768), m->P + 896, m->P + 5504);
   // conv2_dropout · models/book.ts:72: dropout [B, 16, 8, 8] -> [B, 16, 8, 8]
-  k3_dropout_fwd(c, F(65536), F(106496), 0.4f, 1u);
+  k3_dropout_fwd(c, F(65536), F(106496), 0.4f, 1u, m->dmask[1]);
   // fc1 · models/book.ts:74: linear+tanh [B, 1024] -> [B, 32]
   k4_linear_fwd(c, F(73728), F(65536), m->P + 5520, m->P + 38288);
   // fc2 · models/book.ts:75: linear [B, 32] -> [B, 2]
@@ -317,12 +321,12 @@ void bwd_steps(tk_netdropout* m, const Ctx& c, const float* x) {
   TK_BARRIER();  // the output reuses memory other threads may still read
   k7_linear_bwd(c, F(69632), c.gp + GPO(4), c.gp + GPO(5), F(73856), F(73728), F(65536), m->P + 5520);
   // conv2_dropout · models/book.ts:72: dropout [B, 16, 8, 8] -> [B, 16, 8, 8]
-  k8_dropout_bwd(c, F(110592), F(69632), 0.4f, 1u);
+  k8_dropout_bwd(c, F(110592), F(69632), 0.4f, 1u, m->dmask[1]);
   // conv2 · models/book.ts:71: conv2d+tanh+maxpool2d [B, 32, 16, 16] -> [B, 16, 8, 8]
   TK_BARRIER();  // the output reuses memory other threads may still read
   k9_conv_bwd(c, F(65536), c.gp + GPO(2), c.gp + GPO(3), F(110592), F(106496), U8(114688), F(32768), m->P + 896);
   // conv1_dropout · models/book.ts:70: dropout [B, 32, 16, 16] -> [B, 32, 16, 16]
-  k10_dropout_bwd(c, F(32768), F(65536), 0.4f, 0u);
+  k10_dropout_bwd(c, F(32768), F(65536), 0.4f, 0u, m->dmask[0]);
   // conv1 · models/book.ts:69: conv2d+tanh+maxpool2d [B, 3, 32, 32] -> [B, 32, 16, 16]
   k11_conv_bwd(c, nullptr, c.gp + GPO(0), c.gp + GPO(1), F(32768), F(0), U8(98304), x, m->P + 0);
 }
@@ -531,6 +535,7 @@ void tk_netdropout_destroy(tk_netdropout* m) {
   free(m->FB);
   free(m->IB);
   free(m->GP);
+  for (int k = 0; k < NUM_DROPOUT; ++k) free(m->dmask[k]);
   free(m->scratch);
   free(m->red);
   free(m->xb);
@@ -623,6 +628,23 @@ void* tk_netdropout_state_data(tk_netdropout* m, int i) {
     case 1: return m->FB + STATE_OFF[i];
     default: return m->IB + STATE_OFF[i];
   }
+}
+
+int tk_netdropout_num_dropout(void) { return NUM_DROPOUT; }
+
+int tk_netdropout_set_dropout_mask(tk_netdropout* m, int k, const float* mask, int batch) {
+  if (!m) return TK_EINVAL;
+  if (k < 0 || k >= NUM_DROPOUT) return fail(m, "set_dropout_mask: dropout %ld is outside 0..%ld", k, NUM_DROPOUT - 1);
+  if (!mask) {
+    free(m->dmask[k]);
+    m->dmask[k] = nullptr;
+    return TK_OK;
+  }
+  if (int r = check_batch(m, batch)) return r;
+  if (!m->dmask[k]) m->dmask[k] = (float*)calloc((size_t)m->max_batch * DROPOUT_NUMEL[k], sizeof(float));
+  if (!m->dmask[k]) return TK_ENOMEM;
+  memcpy(m->dmask[k], mask, sizeof(float) * (size_t)batch * DROPOUT_NUMEL[k]);
+  return TK_OK;
 }
 
 int tk_netdropout_input_grad(tk_netdropout* m, float* dst, int batch) {

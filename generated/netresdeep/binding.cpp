@@ -89,6 +89,7 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod("setState", &Model::SetState),
                            InstanceMethod("getGrad", &Model::GetGrad),
                            InstanceMethod("inputGrad", &Model::InputGrad),
+                           InstanceMethod("setDropoutMask", &Model::SetDropoutMask),
                            InstanceMethod("resetOptimizer", &Model::ResetOptimizer),
                            InstanceMethod("getMomentum", &Model::GetMomentum),
                            InstanceMethod("setMomentum", &Model::SetMomentum),
@@ -253,6 +254,21 @@ class Model : public Napi::ObjectWrap<Model> {
     auto a = Napi::Float32Array::New(env, (size_t)batch * IN_NUMEL);
     Check(env, tk_netresdeep_input_grad(m_, a.Data(), batch));
     return a;
+  }
+
+  // setDropoutMask(k, mask | null, batch): dropout k multiplies by mask [batch, its values per sample] in train steps
+  Napi::Value SetDropoutMask(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int k = integer(env, info[0], "dropout index");
+    if (info[1].IsNull() || info[1].IsUndefined()) {
+      Check(env, tk_netresdeep_set_dropout_mask(m_, k, nullptr, 0));
+      return env.Undefined();
+    }
+    auto a = typed<Napi::Float32Array>(env, info[1], napi_float32_array, "dropout mask", "Float32Array");
+    const int batch = integer(env, info[2], "batch");
+    if (batch < 1 || a.ElementLength() % (size_t)batch != 0) throw Napi::RangeError::New(env, "dropout mask: its length must be batch x values per sample");
+    Check(env, tk_netresdeep_set_dropout_mask(m_, k, a.Data(), batch));
+    return env.Undefined();
   }
 
   Napi::Value GetGrad(const Napi::CallbackInfo& info) {

@@ -35,6 +35,9 @@ constexpr size_t IBUF_COUNT = 1;
 constexpr size_t ARENA_BYTES_PER_SAMPLE = 761856;
 constexpr size_t RED_PER_THREAD = 1280;
 constexpr int MAX_THREADS = 64;
+// dropout nodes by stream: values per sample
+constexpr int NUM_DROPOUT = 0;
+const size_t DROPOUT_NUMEL[NUM_DROPOUT + 1] = {  0 };
 
 // ---------------------------------------------------------------- activations
 // Each activation's forward and derivatives on SIMD vectors, printed from
@@ -309,6 +312,7 @@ struct tk_netresdeep {
   int training;
   int has_momentum;
   int last_batch;  // batch of the last train step (its input gradient)
+  float* dmask[NUM_DROPOUT + 1];  // dropout multipliers given from outside, by stream; NULL: the hash
   char* arena;
   float* P;   // parameters
   float* G;   // gradients of the last step
@@ -591,6 +595,7 @@ void tk_netresdeep_destroy(tk_netresdeep* m) {
   free(m->FB);
   free(m->IB);
   free(m->GP);
+  for (int k = 0; k < NUM_DROPOUT; ++k) free(m->dmask[k]);
   free(m->scratch);
   free(m->red);
   free(m->xb);
@@ -683,6 +688,23 @@ void* tk_netresdeep_state_data(tk_netresdeep* m, int i) {
     case 1: return m->FB + STATE_OFF[i];
     default: return m->IB + STATE_OFF[i];
   }
+}
+
+int tk_netresdeep_num_dropout(void) { return NUM_DROPOUT; }
+
+int tk_netresdeep_set_dropout_mask(tk_netresdeep* m, int k, const float* mask, int batch) {
+  if (!m) return TK_EINVAL;
+  if (k < 0 || k >= NUM_DROPOUT) return fail(m, "set_dropout_mask: dropout %ld is outside 0..%ld", k, NUM_DROPOUT - 1);
+  if (!mask) {
+    free(m->dmask[k]);
+    m->dmask[k] = nullptr;
+    return TK_OK;
+  }
+  if (int r = check_batch(m, batch)) return r;
+  if (!m->dmask[k]) m->dmask[k] = (float*)calloc((size_t)m->max_batch * DROPOUT_NUMEL[k], sizeof(float));
+  if (!m->dmask[k]) return TK_ENOMEM;
+  memcpy(m->dmask[k], mask, sizeof(float) * (size_t)batch * DROPOUT_NUMEL[k]);
+  return TK_OK;
 }
 
 int tk_netresdeep_input_grad(tk_netresdeep* m, float* dst, int batch) {

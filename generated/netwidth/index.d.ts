@@ -123,6 +123,8 @@ export declare class Model {
   canonicalState(): Map<string, StateTensor>;
   /** Parameter gradients of the last train step. */
   grads(): Map<string, Float32Array>;
+  /** PyTorch's dropout multipliers by module path, each [batch, values per sample], for the next train steps; null: back to the own masks. */
+  replayDropout(masks: Map<string, Float32Array | Float64Array> | null, batch: number): void;
   /** d loss / d x of the last train step, [batch, C, H, W] (packages built with input gradients; otherwise throws). */
   inputGrad(): Float32Array;
 }

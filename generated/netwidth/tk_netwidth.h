@@ -126,6 +126,14 @@ void* tk_netwidth_state_data(tk_netwidth* m, int i);
  * saliency maps and adversarial inputs. TK_EINVAL unless the package was built with input gradients.
  */
 int tk_netwidth_input_grad(tk_netwidth* m, float* dst, int batch);
+/** Dropout nodes, numbered by stream (the order they were traced in). */
+int tk_netwidth_num_dropout(void);
+/**
+ * Makes dropout k multiply by mask [batch, its values per sample] in train-mode
+ * forwards and their backward, instead of drawing its own (gen check replays
+ * PyTorch's masks this way); NULL goes back to the hash.
+ */
+int tk_netwidth_set_dropout_mask(tk_netwidth* m, int k, const float* mask, int batch);
 /** Gradient of parameter i from the last train step (penalties included), NULL for buffers. */
 const float* tk_netwidth_grad_data(tk_netwidth* m, int i);
 /** Copies state i out / in (numel elements of its dtype). */

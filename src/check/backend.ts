@@ -40,8 +40,7 @@ export interface Backend {
   /**
    * Dropout multipliers drawn by PyTorch, by module path ([batch, ...shape] each),
    * used by the next train-mode forwards instead of the backend's own masks.
-   * Only the interpreter replays them; a golden case with dropout skips the
-   * train-mode checks on the others.
+   * A golden case with dropout skips the train-mode checks on a backend without it.
    */
   replayDropout?(masks: Map<string, FloatArray>): void;
 }

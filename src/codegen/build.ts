@@ -10,7 +10,7 @@ import { saveSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { addonPath, compilePackage, CXX_FLAGS, readManifest } from './compile.js';
 import { emitDts } from './dts.js';
-import { baseView, CODEGEN_VERSION, emitCpu, prefixOf } from './cpu/emit.js';
+import { baseView, CODEGEN_VERSION, dropoutView, emitCpu, prefixOf } from './cpu/emit.js';
 import { hostIsa, missingFlags } from './isa.js';
 import { plan, type PlanOptions } from './cpu/plan.js';
 import { render, templatesDigestInput } from './templates.js';
@@ -104,6 +104,7 @@ export function generatePackage(
     maxBatch,
     state: g.state.map((s) => ({ name: s.name, kind: s.kind, dtype: s.dtype, shape: s.shape })),
     keys: g.keys,
+    dropout: dropoutView(g).dropouts,
   };
   const view = { ...baseView(g, name, p.classes), infoJson: JSON.stringify(infoObj, null, 2) };
   const files = new Map<string, string>();

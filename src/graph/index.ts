@@ -35,7 +35,9 @@ function strict<T extends object>(what: string, api: T): T {
   return new Proxy(api, {
     get(target, prop, receiver) {
       if (typeof prop === 'symbol' || prop in target || quiet.has(prop)) return Reflect.get(target, prop, receiver);
-      throw new Error(`${what}.${prop} at ${callerSource()}: not supported by tensorkiln (it has: ${Object.keys(target).sort().join(', ')})`);
+      throw new Error(
+        `${what}.${prop} at ${callerSource()}: not supported by tensorkiln (it has: ${Object.keys(target).sort().join(', ')})`,
+      );
     },
   });
 }

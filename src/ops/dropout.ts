@@ -117,6 +117,8 @@ export const dropoutDef: OpDef<DropoutNode> = {
       const label = `${n.attrs.channelwise ? 'Dropout2d' : 'Dropout'}(p=${n.attrs.p}) on [B, ${n.shape.join(', ')}]`;
       const p = { expr: cfloat(n.attrs.p) };
       const stream = { expr: `${n.attrs.stream}u` };
+      // a mask given from outside (PyTorch's, replayed by gen check), else NULL: the hash
+      const mask = { expr: `m->dmask[${n.attrs.stream}]` };
       c.forward(g, {
         kernel: c.kernel({
           kind: 'dropout_fwd',
@@ -127,11 +129,12 @@ export const dropoutDef: OpDef<DropoutNode> = {
             ['const float*', 'x'],
             ['float', 'p'],
             ['uint32_t', 'stream'],
+            ['const float*', 'mask'],
           ],
           scratch: '0',
           doc: [label],
         }),
-        args: [c.val(n.id), c.val(n.inputs[0]), p, stream],
+        args: [c.val(n.id), c.val(n.inputs[0]), p, stream, mask],
       });
       const x = n.inputs[0];
       if (!c.needsGrad(x)) return undefined;
@@ -146,11 +149,12 @@ export const dropoutDef: OpDef<DropoutNode> = {
             ['const float*', 'gy'],
             ['float', 'p'],
             ['uint32_t', 'stream'],
+            ['const float*', 'mask'],
           ],
           scratch: '0',
           doc: [`backward of ${label}`],
         });
-        return [...d.before, c.call(g, { kernel, args: [d.arg, c.gout(g), p, stream] })];
+        return [...d.before, c.call(g, { kernel, args: [d.arg, c.gout(g), p, stream, mask] })];
       };
     },
   },
@@ -160,7 +164,15 @@ export const dropoutDef: OpDef<DropoutNode> = {
       if (!train) return ['  // dropout: identity in eval'];
       const N = numel(n.shape);
       const k = c.kernel(K.dropoutFwd(spec(n)));
-      return [c.launch(k, `dim3(tk_cdiv(B * ${N}, ${K.THREADS}))`, [c.val(n.inputs[0], true), c.val(n.id, true), 'm->sc', 'B'])];
+      return [
+        c.launch(k, `dim3(tk_cdiv(B * ${N}, ${K.THREADS}))`, [
+          c.val(n.inputs[0], true),
+          c.val(n.id, true),
+          'm->sc',
+          `m->dmask[${n.attrs.stream}]`,
+          'B',
+        ]),
+      ];
     },
     backward(g, c, gout) {
       const n = g.head;
@@ -169,7 +181,14 @@ export const dropoutDef: OpDef<DropoutNode> = {
       const N = numel(n.shape);
       const { out, base } = c.contrib(x);
       return [
-        c.launch(c.kernel(K.dropoutBwd(spec(n))), `dim3(tk_cdiv(B * ${N}, ${K.THREADS}))`, [gout, base ?? 'nullptr', out, 'm->sc', 'B']),
+        c.launch(c.kernel(K.dropoutBwd(spec(n))), `dim3(tk_cdiv(B * ${N}, ${K.THREADS}))`, [
+          gout,
+          base ?? 'nullptr',
+          out,
+          'm->sc',
+          `m->dmask[${n.attrs.stream}]`,
+          'B',
+        ]),
       ];
     },
   },

@@ -25,6 +25,7 @@ export class CompiledBackend implements Backend {
   }
 
   trainStep(x: FloatArray, labels: ArrayLike<number>, batch: number, step: StepOptions, seed = 0): StepResult {
+    if (this.pendingMasks) this.model.replayDropout(this.pendingMasks, batch);
     const r = this.model.trainStepDetailed(
       x instanceof Float32Array ? x : Float32Array.from(x),
       Int32Array.from(labels),
@@ -35,6 +36,13 @@ export class CompiledBackend implements Backend {
     const inputGrad = this.inputGrad ? this.model.inputGrad() : undefined;
     return { loss: r.loss, lossCE: r.lossCE, logits: r.logits, grads: this.model.grads(), ...(inputGrad && { inputGrad }) };
   }
+
+  replayDropout(masks: Map<string, FloatArray>): void {
+    this.pendingMasks = masks;
+  }
+
+  /** set at the next train step, whose batch sizes them */
+  private pendingMasks: Map<string, FloatArray> | null = null;
 
   stateDict(): Map<string, HostTensor> {
     return this.model.canonicalState() as Map<string, HostTensor>;

@@ -84,6 +84,8 @@ export interface NativeModel {
   grads(): Map<string, Float32Array>;
   /** d loss / d x of the last train step (packages built with input gradients) */
   inputGrad(): Float32Array;
+  /** PyTorch's dropout multipliers by module path for the next train steps (null: back to the own masks) */
+  replayDropout(masks: Map<string, Float32Array | Float64Array> | null, batch: number): void;
 }
 
 /** A model compiled for the CPU (generated/<name>/). */

@@ -165,6 +165,20 @@ export function emitCalls(calls: Call[], offset: Map<string, { off: number; elem
   return out.join('\n');
 }
 
+/** Dropout nodes by stream: their count and values per sample. */
+export function dropoutView(g: Graph): {
+  numDropout: number;
+  dropoutNumel: string;
+  dropouts: { module: string; stream: number; numel: number }[];
+} {
+  const ds = g.nodes.flatMap((n) =>
+    n.op === 'dropout' ? [{ module: n.module, stream: n.attrs.stream, numel: n.shape.reduce((a, b) => a * b, 1) }] : [],
+  );
+  ds.sort((a, b) => a.stream - b.stream);
+  if (ds.some((d, i) => d.stream !== i)) throw new Error('internal: dropout streams are not 0..n-1');
+  return { numDropout: ds.length, dropoutNumel: ds.map((d) => `${d.numel},`).join(' '), dropouts: ds };
+}
+
 /** The loss formulas of src/ops/loss.ts as C, in ce_loss's variables. */
 function lossView() {
   const l = lossC({ z: '(double)z[k]', isLabel: '(k == y)', lse: 'lse', p: 'p', eps: 'eps', K: '(double)K', B: '(double)c.B' });
@@ -228,6 +242,7 @@ export function emitCpu(plan: Plan, name: string, maxBatch: number): CpuSources 
     logitsOff: offset.get(plan.loss.logits)!.off,
     lossBarrier: plan.loss.barrier ? 'TK_BARRIER();' : '',
     dlogitsOff: offset.get(plan.loss.dlogits)!.off,
+    ...dropoutView(g),
     hasInputGrad: plan.inputGrad !== undefined,
     inputGradOff: plan.inputGrad ? offset.get(plan.inputGrad)!.off : 0,
     penaltyLoss: penaltyLoss(cArith, 'p', TERMS),

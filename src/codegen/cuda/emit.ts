@@ -15,7 +15,7 @@ import { numel, type BatchNormNode, type Graph, type Node, type PoolNode } from 
 import { isPlainConv } from '../../ops/conv2d.js';
 import { opOf } from '../../ops/index.js';
 import { emitDts } from '../dts.js';
-import { baseView, CODEGEN_VERSION } from '../cpu/emit.js';
+import { baseView, CODEGEN_VERSION, dropoutView } from '../cpu/emit.js';
 import {
   consumers,
   fuse,
@@ -425,6 +425,7 @@ class Emitter implements CudaCtx {
       maxBatch: this.maxB,
       state: this.g.state.map((s) => ({ name: s.name, kind: s.kind, dtype: s.dtype, shape: s.shape })),
       keys: this.g.keys,
+      dropout: dropoutView(this.g).dropouts,
     };
     const view = { ...baseView(this.g, `${info.name}_cuda`, classes), cuda: true, infoJson: JSON.stringify(info, null, 2) };
     return new Map([
@@ -503,6 +504,7 @@ class Emitter implements CudaCtx {
       'B',
     ]);
     return render('cuda/model.cu.hbs', {
+      ...dropoutView(this.g),
       P,
       model: this.g.name,
       kernelCount: this.reg.count,

@@ -1322,9 +1322,11 @@ function dropoutKeep(d: DropoutSpec): string {
 
 export function dropoutFwd(d: DropoutSpec): KernelSrc {
   const code = `// ${d.channelwise ? 'dropout2d' : 'dropout'} p=${d.p} (stream ${d.stream}) on ${d.n} values per sample; mask = tk_hash_uniform(seed, stream, index) >= p
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, float* __restrict__ y, const TkScalars* __restrict__ sc, int B) {
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x, float* __restrict__ y, const TkScalars* __restrict__ sc, const float* __restrict__ mask, int B) {
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= B * ${d.n}) return;
+  // a mask given from outside (PyTorch's, replayed by gen check) replaces the hash
+  if (mask) { y[e] = x[e] * mask[e]; return; }
   const unsigned seed = tk_dropout_seed(sc);
   ${dropoutKeep(d)}
   y[e] = keep ? x[e] * ${lit(1 / (1 - d.p))} : 0.f;
@@ -1335,9 +1337,10 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ x,
 
 export function dropoutBwd(d: DropoutSpec): KernelSrc {
   const code = `// ${d.channelwise ? 'dropout2d' : 'dropout'} p=${d.p} (stream ${d.stream}) backward
-__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* base, float* out, const TkScalars* __restrict__ sc, int B) {
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* base, float* out, const TkScalars* __restrict__ sc, const float* __restrict__ mask, int B) {
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= B * ${d.n}) return;
+  if (mask) { out[e] = (base ? base[e] : 0.f) + gout[e] * mask[e]; return; }
   const unsigned seed = tk_dropout_seed(sc);
   ${dropoutKeep(d)}
   out[e] = (base ? base[e] : 0.f) + (keep ? gout[e] * ${lit(1 / (1 - d.p))} : 0.f);
