@@ -45,6 +45,7 @@ CASES = {
     'sigmoid': (module('Sigmoid'), [4, 5, 6], 3, []),
     'hardswish': (module('Hardswish'), [8, 8, 8], 4, []),  # enough values beyond +-3
     'tanh': (module('Tanh'), [4, 5, 6], 3, []),
+    'relu6': (module('ReLU6', scale=4), [4, 5, 6], 3, []),  # x·4 reaches past both clamps
     'conv_stride2': (conv(stride=2, padding=1), [4, 7, 6], 3, []),
     'conv_same': (conv(padding='same'), [4, 7, 6], 3, []),
     'conv_same_k4': (conv(kernel_size=4, padding='same'), [4, 7, 6], 3, []),  # PyTorch pads 1 before, 2 after

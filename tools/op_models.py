@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 # The parameter-free modules ModuleOp builds, by family.
 MODULES = (
-    'ReLU', 'LeakyReLU', 'ELU', 'GELU', 'SiLU', 'Sigmoid', 'Hardswish', 'Tanh',
+    'ReLU', 'LeakyReLU', 'ELU', 'GELU', 'SiLU', 'Sigmoid', 'Hardswish', 'Tanh', 'ReLU6',
     'MaxPool2d', 'AvgPool2d', 'AdaptiveAvgPool2d', 'AdaptiveMaxPool2d',
     'Dropout', 'Dropout2d', 'Identity',
 )
@@ -27,16 +27,18 @@ def randomise_batchnorm(bn):
 
 
 class ModuleOp(nn.Module):
-    """One parameter-free module nn.<kind>(**options), e.g. kind='ELU', alpha=0.5, then flatten(1)."""
+    """One parameter-free module nn.<kind>(**options), e.g. kind='ELU', alpha=0.5, then flatten(1);
+    `scale` multiplies the input first (to reach an activation's far ends)."""
 
-    def __init__(self, kind, **options):
+    def __init__(self, kind, scale=1, **options):
         super().__init__()
         if kind not in MODULES:
             raise ValueError(f'ModuleOp: unknown kind {kind!r}')
+        self.scale = scale
         self.op = getattr(nn, kind)(**options)
 
     def forward(self, x):
-        return self.op(x).flatten(1)
+        return self.op(x * self.scale if self.scale != 1 else x).flatten(1)
 
 
 class ConvOp(nn.Module):

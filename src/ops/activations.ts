@@ -151,6 +151,17 @@ export const ACTIVATIONS = {
     dx: (o, x) => o.select(o.lt(x, o.lit(-3)), o.lit(0), o.select(o.le(x, o.lit(3)), o.add(o.div(x, o.lit(3)), o.lit(0.5)), o.lit(1))),
     monotone: () => false,
   }),
+  relu6: def({
+    torch: 'relu6',
+    module: 'ReLU6',
+    functional: 'relu6',
+    params: {},
+    // min(max(x, 0), 6); PyTorch's hardtanh backward: gradient 1 strictly inside (0, 6)
+    f: (o, x) => o.min(o.max(x, o.lit(0)), o.lit(6)),
+    dx: (o, x) => o.select(o.gt(x, o.lit(0)), o.select(o.lt(x, o.lit(6)), o.lit(1), o.lit(0)), o.lit(0)),
+    dy: (o, y) => o.select(o.gt(y, o.lit(0)), o.select(o.lt(y, o.lit(6)), o.lit(1), o.lit(0)), o.lit(0)),
+    monotone: always,
+  }),
   /** x·scale + shift: scalar arithmetic on a tensor (x.mul(2), x.add(1), x.sub(0.5)) */
   affine: def<{ scale: number; shift: number }>({
     torch: 'affine',
