@@ -82,7 +82,7 @@ TK_INLINE void slice(int n, int t, int nt, int& lo, int& hi) {
 
 // ------------------------------------------------------------ random numbers
 
-/** murmur3 fmix32, twin of mix32 in src/util/rng.ts. */
+// printed from src/ops/hash.ts (murmur3 fmix32, counter-based): bit for bit what the interpreter draws
 TK_INLINE uint32_t mix32(uint32_t h) {
   h ^= h >> 16;
   h *= 0x85ebca6bu;
@@ -91,17 +91,10 @@ TK_INLINE uint32_t mix32(uint32_t h) {
   h ^= h >> 16;
   return h;
 }
-
-/** Bit-identical twin of hashUniform(seed, stream, index) in src/util/rng.ts. */
-TK_INLINE float hash_uniform(uint32_t seed, uint32_t stream, uint32_t index) {
-  uint32_t h = mix32(mix32(seed ^ mix32(stream)) ^ index);
-  return (float)(h >> 8) / 16777216.0f;
-}
-
-/** The dropout seed of training step `step` for base seed `base` (documented in src/runtime). */
-TK_INLINE uint32_t step_seed(uint32_t base, uint64_t step) {
-  return mix32(base ^ mix32((uint32_t)step ^ mix32((uint32_t)(step >> 32) + 0x9e3779b9u)));
-}
+TK_INLINE uint32_t hash_bits(uint32_t seed, uint32_t stream, uint32_t index) { return mix32((mix32((seed ^ mix32(stream))) ^ index)); }
+TK_INLINE float hash_uniform(uint32_t seed, uint32_t stream, uint32_t index) { return (float)(hash_bits(seed, stream, index) >> 8) / 16777216.0f; }
+/** the dropout seed of training step `step` for base seed `base` */
+TK_INLINE uint32_t step_seed(uint32_t base, uint64_t step) { return mix32((base ^ mix32(((uint32_t)step ^ mix32(((uint32_t)(step >> 32) + 0x9e3779b9u)))))); }
 
 // ------------------------------------------------------------ vector helpers
 

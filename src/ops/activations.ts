@@ -39,7 +39,14 @@ const oneOf =
 
 const always = () => true;
 
-function def<P extends ActParams>(d: ActDef<P>): ActDef<P> {
+/** The builder names of an entry, kept as literal types (nn.ReLU6 and F.relu6 are then typed from the table). */
+interface Names {
+  module?: string;
+  functional?: string;
+  method?: string;
+}
+
+function def<P extends ActParams, const N extends Names>(d: ActDef<P> & N): ActDef<P> & N {
   return d;
 }
 
@@ -86,7 +93,7 @@ export const ACTIVATIONS = {
     dy: (o, y) => o.mul(y, o.sub(o.lit(1), y)),
     monotone: always,
   }),
-  leaky_relu: def<{ negativeSlope: number }>({
+  leaky_relu: def({
     torch: 'leaky_relu',
     module: 'LeakyReLU',
     functional: 'leakyRelu',
@@ -98,7 +105,7 @@ export const ACTIVATIONS = {
     dyValid: (p) => p.negativeSlope > 0,
     monotone: (p) => p.negativeSlope >= 0,
   }),
-  elu: def<{ alpha: number }>({
+  elu: def({
     torch: 'elu',
     module: 'ELU',
     functional: 'elu',
@@ -110,7 +117,7 @@ export const ACTIVATIONS = {
     dyValid: (p) => p.alpha > 0,
     monotone: (p) => p.alpha >= 0,
   }),
-  gelu: def<{ approximate: string }>({
+  gelu: def({
     torch: 'gelu',
     module: 'GELU',
     functional: 'gelu',
@@ -163,7 +170,7 @@ export const ACTIVATIONS = {
     monotone: always,
   }),
   /** x·scale + shift: scalar arithmetic on a tensor (x.mul(2), x.add(1), x.sub(0.5)) */
-  affine: def<{ scale: number; shift: number }>({
+  affine: def({
     torch: 'affine',
     params: { scale: { default: 1, check: finite }, shift: { default: 0, check: finite } },
     f: (o, x, p) => o.add(o.mul(x, o.lit(p.scale)), o.lit(p.shift)),
@@ -174,6 +181,17 @@ export const ACTIVATIONS = {
 };
 
 export type ActName = keyof typeof ACTIVATIONS;
+
+type Entries = typeof ACTIVATIONS;
+type NameOf<K extends 'module' | 'functional' | 'method'> = {
+  [A in keyof Entries]: Entries[A] extends { [P in K]: infer M extends string } ? M : never;
+}[keyof Entries];
+/** 'ReLU' | 'Tanh' | ... : every entry's module name */
+export type ActModuleName = NameOf<'module'>;
+/** 'relu' | 'leakyRelu' | ... */
+export type ActFunctionalName = NameOf<'functional'>;
+/** 'relu' | 'tanh' | 'sigmoid' */
+export type ActMethodName = NameOf<'method'>;
 
 function geluInner<T>(o: Arith<T>, x: T, p: { approximate: string }): T {
   if (p.approximate === 'none') return o.erf(o.mul(x, o.lit(Math.SQRT1_2)));

@@ -7,7 +7,18 @@ import { callerSource } from '../graph/source.js';
 import { tensorOps, Tensor } from '../graph/tensor.js';
 import { currentTracer } from '../graph/tracer.js';
 import { numberArith } from './expr.js';
-import { ACTIVATIONS, actDef, actParams, describeAct, hasDy, type ActName, type ActParams } from './activations.js';
+import {
+  ACTIVATIONS,
+  actDef,
+  actParams,
+  describeAct,
+  hasDy,
+  type ActFunctionalName,
+  type ActMethodName,
+  type ActModuleName,
+  type ActName,
+  type ActParams,
+} from './activations.js';
 import * as K from '../codegen/cuda/kernels.js';
 import type { OpDef } from './types.js';
 
@@ -73,29 +84,11 @@ const made = build();
 
 type Ctor = new (...args: unknown[]) => Module;
 /** nn.ReLU, nn.LeakyReLU, ... (one per entry of the table with a module name) */
-export const activationModules = made.modules as {
-  ReLU: Ctor;
-  Tanh: Ctor;
-  Sigmoid: Ctor;
-  LeakyReLU: Ctor;
-  ELU: Ctor;
-  GELU: Ctor;
-  SiLU: Ctor;
-  Hardswish: Ctor;
-} & Record<string, Ctor>;
+export const activationModules = made.modules as Record<ActModuleName, Ctor>;
 /** F.relu, F.leakyRelu, ... */
-export const activationFunctions = made.functions as {
-  relu: Fn;
-  tanh: Fn;
-  sigmoid: Fn;
-  leakyRelu: Fn;
-  elu: Fn;
-  gelu: Fn;
-  silu: Fn;
-  hardswish: Fn;
-} & Record<string, Fn>;
+export const activationFunctions = made.functions as Record<ActFunctionalName, Fn>;
 /** torch.relu, torch.tanh, torch.sigmoid */
-export const activationMethods = made.methods as { relu: Fn; tanh: Fn; sigmoid: Fn } & Record<string, Fn>;
+export const activationMethods = made.methods as Record<ActMethodName, Fn>;
 
 export const unary: OpDef<UnaryNode> = {
   forward(n, c) {

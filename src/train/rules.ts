@@ -3,7 +3,6 @@
 // generators print it as C++/CUDA.
 // (DESIGN.md: "one definition of the math".)
 import type { Arith } from '../ops/expr.js';
-import { mix32 } from '../util/rng.js';
 import { checkLoss, type LossOptions } from '../ops/loss.js';
 
 /** Hyper-parameters of one SGD step; penalties are added to the loss (the book's training_loop_l2reg). */
@@ -56,12 +55,5 @@ export function stepTerms(o: StepOptions): StepTerms<number> {
   return h;
 }
 
-/**
- * Dropout seed of training step `step` (0-based) for a run seeded with `seed`.
- * Every backend uses this rule; C++ twin: `step_seed` in templates/cpu/tk_runtime.h.hbs.
- */
-export function stepSeed(seed: number, step: number): number {
-  const hi = Math.floor(step / 4294967296) >>> 0;
-  const lo = step >>> 0;
-  return mix32((seed ^ mix32((lo ^ mix32((hi + 0x9e3779b9) >>> 0)) >>> 0)) >>> 0);
-}
+/** Dropout seed of training step `step` (0-based) for a run seeded with `seed`: src/ops/hash.ts, printed for every backend. */
+export { stepSeed } from '../ops/hash.js';

@@ -1,27 +1,10 @@
 // Seeded, portable random numbers. Everything random in tensorkiln (weight
 // init, data shuffles, dropout masks) comes from here, so a seed reproduces a
-// run exactly, and the stateless `hashUniform` can be re-implemented bit for
-// bit in C++ and CUDA (see templates/) for dropout masks.
+// run exactly. The stateless hash of dropout masks lives in src/ops/hash.ts,
+// which prints its C++ and CUDA twins.
 
-/** 32-bit finaliser (murmur3 fmix32): a good bijective mixer of one word. */
-export function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-/**
- * Counter-based uniform in [0, 1) with 24 bits of resolution:
- * u = mix32(mix32(seed ^ mix32(stream)) ^ index) >> 8, / 2^24.
- * C++ twin: `tk_hash_uniform` in templates/cpu/runtime.h.hbs.
- */
-export function hashUniform(seed: number, stream: number, index: number): number {
-  const h = mix32((mix32((seed ^ mix32(stream >>> 0)) >>> 0) ^ (index >>> 0)) >>> 0);
-  return (h >>> 8) / 16777216;
-}
+export { hashUniform, mix32 } from '../ops/hash.js';
+import { mix32 } from '../ops/hash.js';
 
 /** Sequential generator (sfc32), with a state that can be saved and restored. */
 export class Rng {

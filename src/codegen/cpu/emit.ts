@@ -3,6 +3,7 @@
 // blocks become loops over a table of buffer offsets, so depth costs a table
 // row, not code), the SGD update printed from src/train/rules.ts.
 import { cArith } from '../../ops/expr.js';
+import { hashC } from '../../ops/hash.js';
 import { lossC } from '../../ops/loss.js';
 import { penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
 import type { Graph } from '../../graph/ir.js';
@@ -251,6 +252,7 @@ export function emitCpu(plan: Plan, name: string, maxBatch: number): CpuSources 
     // the parameter update reads the momentum buffer just written (M[j]) instead of recomputing it
     sgdParam: step.p.split(step.buf).join('M[j]'),
     ...lossView(),
+    hashFunctions: hashC('TK_INLINE', { mix: 'mix32', bits: 'hash_bits', uniform: 'hash_uniform', step: 'step_seed' }),
     runningVar: plan.fbuffers.filter((b) => b.name.endsWith('.running_var')).map((b) => ({ numel: b.numel, offset: b.offset })),
   };
   return {

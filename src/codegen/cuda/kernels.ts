@@ -12,6 +12,7 @@
 // per-block partials; no float atomics anywhere.
 import { actDef, type ActName, type ActParams } from '../../ops/activations.js';
 import { cArith } from '../../ops/expr.js';
+import { hashC } from '../../ops/hash.js';
 import { lossC } from '../../ops/loss.js';
 import { penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
 
@@ -1609,26 +1610,8 @@ struct TkScalars {
   int nll;
 };
 
-// murmur3 fmix32 and the counter-based uniform of src/util/rng.ts (hashUniform), bit for bit
-__device__ __forceinline__ unsigned tk_mix32(unsigned h) {
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
-__device__ __forceinline__ unsigned tk_hash(unsigned seed, unsigned stream, unsigned index) {
-  return tk_mix32(tk_mix32(seed ^ tk_mix32(stream)) ^ index);
-}
-// the dropout seed of training step \`step\` (src/train/rules.ts stepSeed)
-__device__ __forceinline__ unsigned tk_step_seed(unsigned base, unsigned long long step) {
-  return tk_mix32(base ^ tk_mix32((unsigned)step ^ tk_mix32((unsigned)(step >> 32) + 0x9e3779b9u)));
-}
+${hashC('__host__ __device__ __forceinline__', { mix: 'tk_mix32', bits: 'tk_hash', uniform: 'tk_hash_uniform', step: 'tk_step_seed' })}
 __device__ __forceinline__ unsigned tk_dropout_seed(const TkScalars* sc) {
   return sc->use_step_seed ? tk_step_seed(sc->seed_base, sc->first_step + (unsigned long long)sc->step) : sc->seed_base;
-}
-__device__ __forceinline__ float tk_hash_uniform(unsigned seed, unsigned stream, unsigned index) {
-  return (float)(tk_hash(seed, stream, index) >> 8) * (1.0f / 16777216.0f);
 }
 `;
