@@ -1028,7 +1028,7 @@ TK_INLINE void bn_each_stat(const Ctx& c, const double* part, float eps, F f) {
     const double mean = s / n;
     double var = ss / n - mean * mean;
     if (var < 0.0) var = 0.0;
-    f(ch, mean, var, (float)(1.0 / sqrt(var + (double)eps)));
+    f(ch, mean, var, (float)((1.0 / sqrt((var + (double)eps)))));
   }
 }
 
@@ -1068,8 +1068,9 @@ TK_INLINE void bn_train_stats(const Ctx& c, float* stats, const float* z, const 
     stats[ch] = al;
     stats[C + ch] = beta[ch] - (float)mean * al;
     if (c.t == 0) {
-      rmean[ch] = (float)((1.0 - momentum) * rmean[ch] + momentum * mean);
-      rvar[ch] = (float)((1.0 - momentum) * rvar[ch] + momentum * (n > 1 ? var * n / (n - 1) : var));
+      // the formulas of src/ops/batchnorm.ts (bnMath)
+      rmean[ch] = (float)((((1.0 - (double)momentum) * (double)rmean[ch]) + ((double)momentum * mean)));
+      rvar[ch] = (float)((((1.0 - (double)momentum) * (double)rvar[ch]) + ((double)momentum * ((n > 1.0) ? ((var * n) / (n - 1.0)) : var))));
     }
   });
   if (c.t == 0) *nbt += 1;
@@ -1079,7 +1080,8 @@ TK_INLINE void bn_train_stats(const Ctx& c, float* stats, const float* z, const 
 template <int C>
 TK_INLINE void bn_eval_stats(float* stats, const float* gamma, const float* beta, const float* rmean, const float* rvar, float eps) {
   for (int ch = 0; ch < C; ++ch) {
-    const float invstd = (float)(1.0 / sqrt((double)rvar[ch] + (double)eps));
+    const double var = rvar[ch];
+    const float invstd = (float)((1.0 / sqrt((var + (double)eps))));
     stats[ch] = gamma[ch] * invstd;
     stats[C + ch] = beta[ch] - rmean[ch] * stats[ch];
   }

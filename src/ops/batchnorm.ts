@@ -9,7 +9,7 @@ import * as K from '../codegen/cuda/kernels.js';
 import { epilogueOf } from '../codegen/cuda/epilogue.js';
 import { NULL_ARG, fmtShape, type Arg } from '../codegen/cpu/ctx.js';
 import { describeAct } from './activations.js';
-import { cfloat } from './expr.js';
+import { cDoubleArith, cfloat, numberArith, type Arith } from './expr.js';
 import { anyValue, checkOptions } from './util.js';
 import type { F64, OpDef } from './types.js';
 
@@ -75,6 +75,31 @@ export class BatchNorm1d extends BatchNorm {
 }
 
 /**
+ * The statistics formulas, written once over Arith: the interpreter evaluates
+ * them, the CPU runtime and the CUDA kernels get them printed (bnStatsC).
+ *   invstd = 1/√(var + eps);  unbiased = var·n/(n − 1) (n > 1);  running ← (1 − m)·running + m·stat
+ */
+export const bnMath = {
+  invstd: <T>(o: Arith<T>, variance: T, eps: T): T => o.div(o.lit(1), o.sqrt(o.add(variance, eps))),
+  unbiased: <T>(o: Arith<T>, variance: T, n: T): T => o.select(o.gt(n, o.lit(1)), o.div(o.mul(variance, n), o.sub(n, o.lit(1))), variance),
+  running: <T>(o: Arith<T>, running: T, stat: T, momentum: T): T => o.add(o.mul(o.sub(o.lit(1), momentum), running), o.mul(momentum, stat)),
+};
+
+/** The formulas as C (double) in the given variable names: invstd, and the new running mean and variance. */
+export function bnStatsC(v: { mean: string; variance: string; n: string; eps: string; momentum: string; rmean: string; rvar: string }): {
+  invstd: string;
+  rmean: string;
+  rvar: string;
+} {
+  const o = cDoubleArith;
+  return {
+    invstd: bnMath.invstd(o, v.variance, v.eps),
+    rmean: bnMath.running(o, v.rmean, v.mean, v.momentum),
+    rvar: bnMath.running(o, v.rvar, bnMath.unbiased(o, v.variance, v.n), v.momentum),
+  };
+}
+
+/**
  * Per-channel batch statistics over (B, HW), n = B·HW values each:
  *   mean[c] = Σ x / n,  variance[c] = Σ (x − mean)² / n  (biased).
  * mean [C], variance [C], inp [B, C, HW].
@@ -102,10 +127,10 @@ export function batchStats(mean: F64, variance: F64, inp: F64, B: number, C: num
  *   running_var  = (1 − momentum)·running_var  + momentum·variance·n/(n − 1)   (unbiased)
  */
 export function batchnormUpdateRunning(runningMean: F64, runningVar: F64, mean: F64, variance: F64, n: number, momentum: number): void {
-  const unbias = n / (n - 1); // n > 1: PyTorch refuses to train BatchNorm on one value per channel
+  const o = numberArith;
   for (let c = 0; c < mean.length; c++) {
-    runningMean[c] = (1 - momentum) * runningMean[c] + momentum * mean[c];
-    runningVar[c] = (1 - momentum) * runningVar[c] + momentum * variance[c] * unbias;
+    runningMean[c] = bnMath.running(o, runningMean[c], mean[c], momentum);
+    runningVar[c] = bnMath.running(o, runningVar[c], bnMath.unbiased(o, variance[c], n), momentum);
   }
 }
 
@@ -138,7 +163,7 @@ export const batchnorm: OpDef<BatchNormNode> = {
       mean = runningMean.slice();
       variance = runningVar;
     }
-    const invstd = variance.map((v) => 1 / Math.sqrt(v + eps));
+    const invstd = variance.map((v) => bnMath.invstd(numberArith, v, eps));
     const xhat = new Float64Array(c.out.length);
     for (let b = 0; b < B; b++)
       for (let ch = 0; ch < C; ch++)

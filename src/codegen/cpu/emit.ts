@@ -3,6 +3,7 @@
 // blocks become loops over a table of buffer offsets, so depth costs a table
 // row, not code), the SGD update printed from src/train/rules.ts.
 import { cArith } from '../../ops/expr.js';
+import { bnStatsC } from '../../ops/batchnorm.js';
 import { hashC } from '../../ops/hash.js';
 import { lossC } from '../../ops/loss.js';
 import { penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
@@ -180,6 +181,20 @@ export function dropoutView(g: Graph): {
   return { numDropout: ds.length, dropoutNumel: ds.map((d) => `${d.numel},`).join(' '), dropouts: ds };
 }
 
+/** The BatchNorm formulas of src/ops/batchnorm.ts as C, in the runtime's variables. */
+function bnView() {
+  const b = bnStatsC({
+    mean: 'mean',
+    variance: 'var',
+    n: 'n',
+    eps: '(double)eps',
+    momentum: '(double)momentum',
+    rmean: '(double)rmean[ch]',
+    rvar: '(double)rvar[ch]',
+  });
+  return { bnInvstd: b.invstd, bnRunningMean: b.rmean, bnRunningVar: b.rvar };
+}
+
 /** The loss formulas of src/ops/loss.ts as C, in ce_loss's variables. */
 function lossView() {
   const l = lossC({ z: '(double)z[k]', isLabel: '(k == y)', lse: 'lse', p: 'p', eps: 'eps', K: '(double)K', B: '(double)c.B' });
@@ -252,6 +267,7 @@ export function emitCpu(plan: Plan, name: string, maxBatch: number): CpuSources 
     // the parameter update reads the momentum buffer just written (M[j]) instead of recomputing it
     sgdParam: step.p.split(step.buf).join('M[j]'),
     ...lossView(),
+    ...bnView(),
     hashFunctions: hashC('TK_INLINE', { mix: 'mix32', bits: 'hash_bits', uniform: 'hash_uniform', step: 'step_seed' }),
     runningVar: plan.fbuffers.filter((b) => b.name.endsWith('.running_var')).map((b) => ({ numel: b.numel, offset: b.offset })),
   };

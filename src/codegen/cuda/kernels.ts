@@ -12,6 +12,7 @@
 // per-block partials; no float atomics anywhere.
 import { actDef, type ActName, type ActParams } from '../../ops/activations.js';
 import { cArith } from '../../ops/expr.js';
+import { bnMath, bnStatsC } from '../../ops/batchnorm.js';
 import { hashC } from '../../ops/hash.js';
 import { lossC } from '../../ops/loss.js';
 import { penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
@@ -277,10 +278,7 @@ ${LAST_BLOCK}
     double var = q / N - mean * mean;
     if (var < 0.0) var = 0.0;
     mean_out[k] = (float)mean;
-    invstd_out[k] = (float)(1.0 / sqrt(var + ${dlit(stats.eps)}));
-    const double unbiased = N > 1 ? var * N / (N - 1) : var;
-    rmean[k] = (float)((1.0 - ${dlit(stats.momentum)}) * rmean[k] + ${dlit(stats.momentum)} * mean);
-    rvar[k] = (float)((1.0 - ${dlit(stats.momentum)}) * rvar[k] + ${dlit(stats.momentum)} * unbiased);
+${bnFinish(stats.eps, stats.momentum)}
   }
   if (threadIdx.x == 0) nbt[0] += 1;
 `
@@ -760,6 +758,22 @@ function blockSumDoubles(nv: number): string {
 }
 
 /** Train-mode batch statistics: per-(channel, split) partial sums in double, the last block finalises mean/invstd and updates the running stats. */
+/** invstd and the running statistics of channel k from its batch mean and variance (the formulas of src/ops/batchnorm.ts). */
+function bnFinish(eps: number, momentum: number): string {
+  const b = bnStatsC({
+    mean: 'mean',
+    variance: 'var',
+    n: '(double)N',
+    eps: dlit(eps),
+    momentum: dlit(momentum),
+    rmean: '(double)rmean[k]',
+    rvar: '(double)rvar[k]',
+  });
+  return `    invstd_out[k] = (float)(${b.invstd});
+    rmean[k] = (float)(${b.rmean});
+    rvar[k] = (float)(${b.rvar});`;
+}
+
 export function bnStats(C: number, HW: number, eps: number, momentum: number): KernelSrc {
   const code = `// batchnorm2d(${C}) over ${HW} pixels: batch mean and biased variance (float64 sums), running stats update, num_batches_tracked += 1
 __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ z, double* __restrict__ part, int B, int S,
@@ -785,10 +799,7 @@ ${LAST_BLOCK}
     double var = q / N - mean * mean;
     if (var < 0.0) var = 0.0;
     mean_out[k] = (float)mean;
-    invstd_out[k] = (float)(1.0 / sqrt(var + ${dlit(eps)}));
-    const double unbiased = N > 1 ? var * N / (N - 1) : var;
-    rmean[k] = (float)((1.0 - ${dlit(momentum)}) * rmean[k] + ${dlit(momentum)} * mean);
-    rvar[k] = (float)((1.0 - ${dlit(momentum)}) * rvar[k] + ${dlit(momentum)} * unbiased);
+${bnFinish(eps, momentum)}
   }
   if (threadIdx.x == 0) nbt[0] += 1;
 }
@@ -800,7 +811,10 @@ ${LAST_BLOCK}
 export function bnApply(ep: Epilogue, eps: number, train: boolean): KernelSrc {
   const { C, H, W } = ep;
   const HW = H * W;
-  const stats = train ? `const float mu = mean[c], is = invstd[c];` : `const float mu = mean[c], is = rsqrtf(invstd[c] + ${lit(eps)});`;
+  // eval: `invstd` holds running_var
+  const stats = train
+    ? `const float mu = mean[c], is = invstd[c];`
+    : `const float mu = mean[c], is = ${bnMath.invstd(cArith, 'invstd[c]', lit(eps))};`;
   let body: string;
   if (!ep.pool) {
     body = `  const int e = blockIdx.x * blockDim.x + threadIdx.x;
