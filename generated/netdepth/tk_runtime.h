@@ -166,6 +166,7 @@ struct ActNone {
   static TK_INLINE vf f(vf x) { return x; }
   static TK_INLINE vf dx(vf) { return vsplat(1.0f); }
   static TK_INLINE vf dy(vf) { return vsplat(1.0f); }
+  static TK_INLINE float dy1(float) { return 1.0f; }
 };
 template <class ACT>
 TK_INLINE float act1(float v) {
@@ -175,8 +176,7 @@ TK_INLINE float act1(float v) {
 /** d act / d input expressed with the activation's output y. */
 template <class ACT>
 TK_INLINE float dact1(float y) {
-  vf t = ACT::dy(vsplat(y));
-  return t[0];
+  return ACT::dy1(y);
 }
 
 // even / odd lanes of the 2·VW lanes of (a, b); interleave is the inverse

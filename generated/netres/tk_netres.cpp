@@ -54,6 +54,7 @@ struct Act_relu {
   static TK_INLINE vf f(vf x) { return ((x > vsplat(0.0f)) ? x : vsplat(0.0f)); }
   static TK_INLINE vf dx(vf x) { return ((x > vsplat(0.0f)) ? vsplat(1.0f) : vsplat(0.0f)); }
   static TK_INLINE vf dy(vf y) { return ((y > vsplat(0.0f)) ? vsplat(1.0f) : vsplat(0.0f)); }
+  static TK_INLINE float dy1(float y) { return ((y > 0.0f) ? 1.0f : 0.0f); }
 };
 
 // ---------------------------------------------------------------- kernels

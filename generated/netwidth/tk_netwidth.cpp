@@ -51,6 +51,7 @@ struct Act_tanh {
   static TK_INLINE vf f(vf x) { return vtanh(x); }
   static TK_INLINE vf dx(vf x) { return (vsplat(1.0f) - (vtanh(x) * vtanh(x))); }
   static TK_INLINE vf dy(vf y) { return (vsplat(1.0f) - (y * y)); }
+  static TK_INLINE float dy1(float y) { return (1.0f - (y * y)); }
 };
 
 // ---------------------------------------------------------------- kernels

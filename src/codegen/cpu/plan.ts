@@ -9,7 +9,7 @@
 // The result is typed data; emit.ts renders it as C++.
 import { numel, type Graph, type Node, type PoolNode, type UnaryNode } from '../../graph/ir.js';
 import { actDef, describeAct } from '../../ops/activations.js';
-import { vecArith } from '../../ops/expr.js';
+import { cArith, vecArith } from '../../ops/expr.js';
 import { cpuFastConv } from '../../ops/conv2d.js';
 import { opOf } from '../../ops/index.js';
 import { fuse, fusableAct, GradFlow, monotoneAct, needsGrad, type FusionPolicy, type Group } from '../middle.js';
@@ -128,7 +128,11 @@ function functorCode(a: UnaryNode, name: string): string {
     `  static TK_INLINE vf f(vf x) { return ${d.f(vecArith, 'x', p)}; }`,
     `  static TK_INLINE vf dx(vf x) { return ${d.dx(vecArith, 'x', p)}; }`,
   ];
-  if (d.dy && (!d.dyValid || d.dyValid(p))) lines.push(`  static TK_INLINE vf dy(vf y) { return ${d.dy(vecArith, 'y', p)}; }`);
+  if (d.dy && (!d.dyValid || d.dyValid(p))) {
+    lines.push(`  static TK_INLINE vf dy(vf y) { return ${d.dy(vecArith, 'y', p)}; }`);
+    // the same formula on one float: the scalar loops (pooled BatchNorm backward, linear backward) call it per element
+    lines.push(`  static TK_INLINE float dy1(float y) { return ${d.dy(cArith, 'y', p)}; }`);
+  }
   lines.push('};');
   return lines.join('\n');
 }
