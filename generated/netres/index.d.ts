@@ -73,6 +73,14 @@ export declare class Model {
   static load(file: string, options?: Omit<ModelOptions, 'weights'>): Model;
   get maxBatch(): number;
   get training(): boolean;
+  /** Whether dispose() has freed the native model. */
+  get disposed(): boolean;
+  /** Heap bytes of the native model (reported to the GC); 0 once disposed. */
+  get nativeBytes(): number;
+  /** Frees the native memory now; any later call throws. */
+  dispose(): void;
+  /** dispose(), for `using`. */
+  [Symbol.dispose](): void;
   get numThreads(): number;
   set numThreads(n: number);
   /** Train mode (BatchNorm batch statistics, dropout on), as PyTorch. */
