@@ -14,9 +14,10 @@
 //   the source area it covers, so no aliasing from big photos) and bilinear
 //   interpolation when enlarging; then the centre 32x32 crop.
 
-import { existsSync, readFileSync } from 'node:fs';
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
+import { readRegularFile } from '../util/fs.js';
+import { MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS } from './limits.js';
 
 // pngjs ships no type declarations (src/types/pngjs.d.ts); this is the part we use.
 interface PngImage {
@@ -44,10 +45,24 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Decodes PNG or JPEG bytes to RGBA; `source` names the image in errors. */
+function tooLarge(source: string, what: string): Error {
+  return new Error(`${source}: ${what}, over the limit of ${MAX_IMAGE_PIXELS.toLocaleString('en')} pixels`);
+}
+
+/** A PNG's size from its IHDR chunk (always first), checked before anything is decoded. */
+function checkPngSize(bytes: Uint8Array, source: string): void {
+  if (bytes.length < 24) return; // pngjs reports the truncation
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const w = v.getUint32(16);
+  const h = v.getUint32(20);
+  if (w * h > MAX_IMAGE_PIXELS) throw tooLarge(source, `PNG of ${w}x${h} pixels`);
+}
+
+/** Decodes PNG or JPEG bytes to RGBA; `source` names the image in errors. At most MAX_IMAGE_PIXELS pixels. */
 export function decodeImage(bytes: Uint8Array, source: string): RgbaImage {
   let img: RgbaImage;
   if (startsWith(bytes, PNG_MAGIC)) {
+    checkPngSize(bytes, source);
     try {
       img = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     } catch (e) {
@@ -56,8 +71,15 @@ export function decodeImage(bytes: Uint8Array, source: string): RgbaImage {
   } else if (startsWith(bytes, JPEG_MAGIC)) {
     try {
       // Not tolerant: a truncated file should fail, not come back half grey.
-      img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false });
+      img = jpeg.decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: true,
+        tolerantDecoding: false,
+        maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6,
+        maxMemoryUsageInMB: 1024,
+      });
     } catch (e) {
+      if (/maxResolutionInMP/.test(message(e))) throw tooLarge(source, `JPEG with more pixels (jpeg-js: ${message(e)})`);
       throw new Error(`${source}: corrupt JPEG image: ${message(e)}`, { cause: e });
     }
   } else {
@@ -75,8 +97,7 @@ export type ImageSize = number | readonly [height: number, width: number];
 
 /** Reads a PNG or JPEG file as a [3, height, width] CHW Float32Array in [0, 1]. */
 export function loadImage(path: string, size: ImageSize = 32): Float32Array {
-  if (!existsSync(path)) throw new Error(`image file not found: ${path} (expected a PNG or JPEG)`);
-  return resizeCenterCrop(decodeImage(readFileSync(path), path), size);
+  return resizeCenterCrop(decodeImage(readRegularFile(path, 'image file', MAX_IMAGE_FILE_BYTES), path), size);
 }
 
 /** One output pixel along an axis: source indices and their weights (summing to 1). */
