@@ -68,14 +68,20 @@ export function readRegularFile(file: string, what: string, maxBytes: number): B
 /** `.<name>.<pid>.<random>.tmp`: the temp file of writeFileAtomic, beside its target. */
 const TEMP = /^\.(.+)\.(\d+)\.[a-z0-9]+\.tmp$/;
 
-/** Whether a process of this machine is alive (EPERM: alive, owned by another user). */
+/** Whether a process of this machine is alive (EPERM: alive, owned by another user; a zombie has ended). */
 export function pidAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/<pid>/stat: "pid (name) S ...", state Z for an exited child not yet reaped
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: kill(0) said it exists
   }
 }
 
