@@ -169,7 +169,24 @@ describe('images: a pixel cap on every decoder, checked before decoding', () => 
     const v = new DataView(jpg.buffer);
     v.setUint16(sof + 5, 9000);
     v.setUint16(sof + 7, 9000);
-    expect(() => decodeImage(jpg, 'big.jpg')).toThrow(/^big\.jpg: JPEG with more pixels .*, over the limit of 50,000,000 pixels$/);
+    expect(() => decodeImage(jpg, 'big.jpg')).toThrow('big.jpg: JPEG of 9000x9000 pixels, over the limit of 50,000,000 pixels');
+  });
+
+  it('a size the file is too short to hold is refused before the decoder allocates for it', () => {
+    const jpg = new Uint8Array(fs.readFileSync(path.join(root, 'test/fixtures/images/gray-40x20.jpg')));
+    const sof = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xc0);
+    // 5000 x 5000: 625 x 625 blocks of 8x8, one bit each at least: 48,829 bytes
+    new DataView(jpg.buffer).setUint16(sof + 5, 5000);
+    new DataView(jpg.buffer).setUint16(sof + 7, 5000);
+    expect(() => decodeImage(jpg, 'forged.jpg')).toThrow(
+      `forged.jpg: JPEG claims 5000x5000 pixels, which take at least 48829 bytes, but the file has ${jpg.length}: truncated or corrupt`,
+    );
+    const png = new Uint8Array(fs.readFileSync(path.join(root, 'examples/images/bird.png')));
+    new DataView(png.buffer).setUint32(16, 7000);
+    new DataView(png.buffer).setUint32(20, 7000);
+    expect(() => decodeImage(png, 'forged.png')).toThrow(
+      /^forged\.png: PNG claims 7000x7000 pixels, which take at least \d+ bytes, but the file has \d+: truncated or corrupt$/,
+    );
   });
 });
 

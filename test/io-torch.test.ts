@@ -27,7 +27,7 @@ function expectSameTensors(got: Map<string, Tensor>, want: Map<string, Tensor>):
 }
 
 function forbiddenMessage(global: string, file: string): string {
-  return `forbidden global '${global}' in ${file}: only tensors, storages and dicts are accepted`;
+  return `${file}: forbidden global '${global}': only tensors, storages and dicts are accepted`;
 }
 
 describe('torch.save files', () => {

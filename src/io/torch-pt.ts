@@ -95,7 +95,7 @@ function isCount(v: unknown): v is number {
 // ---------------------------------------------------------------- unpickling
 
 function forbidden(module: string, name: string, source: string): never {
-  throw new Error(`forbidden global '${module}.${name}' in ${source}: only tensors, storages and dicts are accepted`);
+  throw new Error(`${source}: forbidden global '${module}.${name}': only tensors, storages and dicts are accepted`);
 }
 
 function intList(v: unknown, what: string, source: string): number[] {
