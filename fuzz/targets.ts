@@ -8,8 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { brotliDecompressSync } from 'node:zlib';
+import { brotliDecompressSync, gzipSync } from 'node:zlib';
 import { readCifarBytes, RECORD_BYTES } from '../src/data/cifar.js';
+import { idxFromFile } from '../src/data/idx.js';
 import { decodeImage, resizeCenterCrop } from '../src/io/image.js';
 import { PyDict, PyGlobal, unpickle } from '../src/io/pickle.js';
 import { f32, readSafetensors, saveSafetensors, writeSafetensors } from '../src/io/safetensors.js';
@@ -48,6 +49,15 @@ function zipEntries(match: RegExp): Uint8Array[] {
     const entries = readZipDirectory(z);
     for (const e of entries.values()) if (match.test(e.name)) out.push(readZipEntry(z, e));
   }
+  return out;
+}
+
+/** IDX bytes: magic 00 00 08 <rank>, big-endian dimensions, unsigned bytes. */
+function idx(dims: number[], data: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(4 + 4 * dims.length + data.length);
+  out.set([0, 0, 0x08, dims.length]);
+  dims.forEach((d, i) => new DataView(out.buffer).setUint32(4 + 4 * i, d, false));
+  out.set(Array.from(data), 4 + 4 * dims.length);
   return out;
 }
 
@@ -118,6 +128,16 @@ export const targets: Target[] = [
       return [1, 3].map((n) => new Uint8Array(batch.subarray(0, n * RECORD_BYTES)));
     },
     run: (b) => void readCifarBytes(b, SOURCE),
+  },
+  {
+    // IDX (MNIST, Fashion-MNIST), plain and gzipped as distributed: an image file and a label file made from the CIFAR sample
+    name: 'idx',
+    seeds: () => {
+      const pixels = brotliDecompressSync(fs.readFileSync(path.join(root, 'data/cifar2/test_batch.bin.br'))).subarray(1, 1 + 2 * 28 * 28);
+      const images = idx([2, 28, 28], pixels);
+      return [images, idx([2], [3, 7]), new Uint8Array(gzipSync(images))];
+    },
+    run: (b) => void idxFromFile(b, SOURCE),
   },
   {
     name: 'image',

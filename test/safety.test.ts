@@ -227,11 +227,12 @@ describe('item 10: messages name the thing and the place', () => {
   });
 
   it('Linear(3072, -2), view(-1, -1) and a missing forward are errors naming the layer', async () => {
-    await expect(loadModel(hostile, 'NegativeLinear')).rejects.toThrow('Linear(3072, -2): out_features must be a positive integer, got -2');
+    const neg = await loadModel(hostile, 'NegativeLinear').catch((e: Error) => e);
+    expect(String(neg)).toMatch(/Linear\(3072, -2\): feature counts must be positive integers, got -2/);
     const two = await loadModel(hostile, 'TwoInferred');
-    expect(() => trace(two)).toThrow(/view\(-1, -1\).*only one dimension can be inferred, and the batch is it/);
+    expect(() => trace(two)).toThrow(/view\(-1, -1\) at .*hostile-models\.ts:27: only one dimension can be inferred, and the batch is it/);
     const none = await loadModel(hostile, 'NoForward');
-    expect(() => trace(none)).toThrow('NoForward has no forward(x) method: an nn.Module must define one');
+    expect(() => trace(none)).toThrow(/NoForward .*has no forward method/);
   });
 
   it.each([
