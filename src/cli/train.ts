@@ -113,7 +113,7 @@ export function register(program: Command): void {
         const { losses, seconds, trainAccuracy, valAccuracy } = r;
         const run = { model: model.graph.name, backend: o.backend, device: model.device ?? null, images: data.train.n };
         const json = { ...run, epochs: losses.length, losses, seconds, imagesPerSecond: ips, trainAccuracy, valAccuracy };
-        process.stdout.write(JSON.stringify({ ...json, saved: r.saved ?? null }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ ...json, saved: r.saved?.file ?? null, savedEpoch: r.saved?.epoch ?? null }, null, 2) + '\n');
         return;
       }
       const on = model.device ? `, ${model.device}` : '';
