@@ -24,6 +24,7 @@ import { load } from '../src/runtime/index.js';
 import { bookModels } from '../models/book.js';
 import { CIFAR_SHAPE, cifar2, readCifarBatch } from '../src/data/cifar.js';
 import { channelStats, normalize } from '../src/data/transforms.js';
+import { intFlag } from '../src/cli/flags.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -33,7 +34,7 @@ const opt = (k: string) => {
 };
 const flag = (k: string) => argv.includes(`--${k}`);
 const models = (opt('models') ?? 'Net,NetWidth,NetBatchNorm,NetResDeep').split(',') as (keyof typeof bookModels)[];
-const reps = Number(opt('reps') ?? 7);
+const reps = intFlag('reps', opt('reps') ?? '7', { min: 1 });
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
 
 // ---------------------------------------------------------------- data: CIFAR-2 from data_batch_1.bin
@@ -89,7 +90,7 @@ interface Row {
 async function main(): Promise<void> {
   const { x, y } = cifar2Batch(2048);
   const n = y.length;
-  const threads = Number(opt('threads') ?? Math.min(2, os.cpus().length));
+  const threads = intFlag('threads', opt('threads') ?? String(Math.min(2, os.cpus().length)), { min: 1, max: 64 });
   const rows: Row[] = [];
   const out = path.join(os.tmpdir(), 'tk-bench');
   for (const name of models) {

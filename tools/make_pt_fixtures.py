@@ -102,8 +102,28 @@ def save_both(name, obj):
     torch.save(obj, os.path.join(OUT, f'{name}_legacy.pt'), _use_new_zipfile_serialization=False)
 
 
+def deflated_copy(src_path, dst_path):
+    """The same archive with deflated entries, as a zip tool would rewrite it."""
+    with zipfile.ZipFile(src_path) as src, zipfile.ZipFile(dst_path, 'w', zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+
+
+def bounds_fixtures():
+    """Files that must not amplify memory: one storage under 300 names, a deflated 4 MB of zeros."""
+    base = torch.arange(16384, dtype=torch.float32)
+    shared = {f'v{i}': base.view(16384) for i in range(300)}
+    shared['transposed'] = base.view(128, 128).t()
+    torch.save(shared, os.path.join(OUT, 'shared_storage_zip.pt'))
+    plain = os.path.join(OUT, 'zeros_stored.tmp')
+    torch.save({'z': torch.zeros(1 << 20)}, plain)
+    deflated_copy(plain, os.path.join(OUT, 'zeros_deflated.pt'))
+    os.remove(plain)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    bounds_fixtures()
     for name, state in [('tiny', tiny_state()), ('views', views_state())]:
         save_both(name, state)
         write_safetensors(os.path.join(OUT, f'{name}.safetensors'), reference(state), {'fixture': name})
@@ -115,11 +135,7 @@ def main():
         pickle.dump(Evil(os.system, 'echo pwned'), f, protocol=2)
     # A whole module rather than its state_dict: the classes are globals too.
     torch.save(Tiny(), os.path.join(OUT, 'whole_model_zip.pt'))
-    # The same archive with deflated entries, as a zip tool would rewrite it.
-    with zipfile.ZipFile(os.path.join(OUT, 'tiny_zip.pt')) as src, \
-            zipfile.ZipFile(os.path.join(OUT, 'tiny_deflated.pt'), 'w', zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            dst.writestr(info.filename, src.read(info.filename))
+    deflated_copy(os.path.join(OUT, 'tiny_zip.pt'), os.path.join(OUT, 'tiny_deflated.pt'))
     big_endian_copy(os.path.join(OUT, 'tiny_zip.pt'), os.path.join(OUT, 'tiny_big_endian.pt'), tiny_state())
     # stride 0: one stored element seen as many
     torch.save({'expanded': torch.ones(1).expand(1000)}, os.path.join(OUT, 'expanded_zip.pt'))

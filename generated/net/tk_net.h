@@ -76,6 +76,8 @@ typedef struct tk_net tk_net;
 
 /** A model with zeroed parameters (BatchNorm running_var 1); max_batch <= 0 takes the default. NULL if out of memory. */
 tk_net* tk_net_create(int max_batch);
+/** Bytes the model holds on the heap (what a binding reports to its garbage collector). */
+size_t tk_net_memory_bytes(const tk_net* m);
 void tk_net_destroy(tk_net* m);
 const char* tk_net_last_error(const tk_net* m);
 int tk_net_max_batch(const tk_net* m);

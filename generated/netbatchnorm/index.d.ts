@@ -59,6 +59,13 @@ export declare function cpuFlags(): Set<string> | null;
 /** Throws if there is no build, or if it was compiled for instructions this CPU lacks. */
 export declare function checkBuild(dir?: string): { addonPath: string; manifest: unknown };
 
+declare global {
+  interface SymbolConstructor {
+    /** Symbol.dispose (Node 20.4+, for `using`), declared as @types/node does for libs that lack it. */
+    readonly dispose: unique symbol;
+  }
+}
+
 /** NetBatchNorm compiled for the CPU. Input x [batch, 3, 32, 32] float32 (NCHW, batch × 3072 values), output logits [batch, 2]. */
 export declare class Model {
   /** Base seed of the dropout masks: training step s uses stepSeed(s). */
@@ -73,6 +80,14 @@ export declare class Model {
   static load(file: string, options?: Omit<ModelOptions, 'weights'>): Model;
   get maxBatch(): number;
   get training(): boolean;
+  /** Whether dispose() has freed the native model. */
+  get disposed(): boolean;
+  /** Heap bytes of the native model (reported to the GC); 0 once disposed. */
+  get nativeBytes(): number;
+  /** Frees the native memory now; any later call throws. */
+  dispose(): void;
+  /** dispose(), for `using`. */
+  [Symbol.dispose](): void;
   get numThreads(): number;
   set numThreads(n: number);
   /** Train mode (BatchNorm batch statistics, dropout on), as PyTorch. */

@@ -76,6 +76,8 @@ typedef struct tk_netbatchnorm tk_netbatchnorm;
 
 /** A model with zeroed parameters (BatchNorm running_var 1); max_batch <= 0 takes the default. NULL if out of memory. */
 tk_netbatchnorm* tk_netbatchnorm_create(int max_batch);
+/** Bytes the model holds on the heap (what a binding reports to its garbage collector). */
+size_t tk_netbatchnorm_memory_bytes(const tk_netbatchnorm* m);
 void tk_netbatchnorm_destroy(tk_netbatchnorm* m);
 const char* tk_netbatchnorm_last_error(const tk_netbatchnorm* m);
 int tk_netbatchnorm_max_batch(const tk_netbatchnorm* m);

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#endif
 
 #include "tk_runtime.h"
 
@@ -35,6 +38,7 @@ constexpr int MAX_THREADS = 64;
 // dropout nodes by stream: values per sample
 constexpr int NUM_DROPOUT = 0;
 const size_t DROPOUT_NUMEL[NUM_DROPOUT + 1] = {  0 };
+constexpr int NUM_BUFFERS = 11;  // arena, P, G, M, FB, IB, GP, scratch, red, xb, lb
 
 // ---------------------------------------------------------------- activations
 // Each activation's forward and derivatives on SIMD vectors, printed from
@@ -287,10 +291,65 @@ struct tk_netdepth {
   double* red;
   float* xb;  // staging for train_epoch batches
   int32_t* lb;
+  size_t bytes;  // heap bytes of the model (memory_bytes)
+  void* block;   // the one mapping holding every buffer (see alloc_buffers)
+  void* parts[NUM_BUFFERS];
   char err[512];
 };
 
 namespace {
+
+// The model's buffers, zero-filled and 64-byte aligned: carved from one
+// anonymous mapping that destroy returns to the OS whole (malloc would keep
+// freed blocks this large in a fragmented heap, so a process that creates and
+// frees models would grow); under AddressSanitizer one allocation each, so that
+// its red zones guard every buffer.
+#if defined(__SANITIZE_ADDRESS__)
+#define TK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TK_ASAN 1
+#endif
+#endif
+#if (defined(__unix__) || defined(__APPLE__)) && !defined(TK_ASAN)
+#define TK_ONE_MAPPING 1
+#else
+#define TK_ONE_MAPPING 0
+#endif
+
+size_t rup64(size_t n) { return (n + 63) / 64 * 64; }
+
+bool alloc_buffers(tk_netdepth* m, const size_t* sizes, void** out) {
+  size_t total = 0;
+  for (int i = 0; i < NUM_BUFFERS; ++i) total += rup64(sizes[i]);
+  m->bytes = sizeof(tk_netdepth) + total;
+#if TK_ONE_MAPPING
+  void* block = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (block == MAP_FAILED) return false;
+  m->block = block;
+  char* p = (char*)block;
+  for (int i = 0; i < NUM_BUFFERS; ++i) {
+    out[i] = p;
+    p += rup64(sizes[i]);
+  }
+  return true;
+#else
+  for (int i = 0; i < NUM_BUFFERS; ++i) {
+    m->parts[i] = out[i] = aligned_alloc(64, rup64(sizes[i]));
+    if (!out[i]) return false;
+    memset(out[i], 0, rup64(sizes[i]));
+  }
+  return true;
+#endif
+}
+
+void free_buffers(tk_netdepth* m) {
+#if TK_ONE_MAPPING
+  if (m->block) munmap(m->block, m->bytes - sizeof(tk_netdepth));
+#else
+  for (int i = 0; i < NUM_BUFFERS; ++i) free(m->parts[i]);
+#endif
+}
 
 #define F(off) ((float*)(arena + (size_t)(off) * mb))
 #define U8(off) ((uint8_t*)(arena + (size_t)(off) * mb))
@@ -500,50 +559,43 @@ tk_netdepth* tk_netdepth_create(int max_batch) {
   m->training = 1;
   const size_t mb = (size_t)max_batch;
   m->scratch_stride = (scratch_floats(mb) + 15) / 16 * 16;
-  auto alloc = [](size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); };
-  m->arena = (char*)alloc(ARENA_BYTES_PER_SAMPLE * mb + 64);
-  m->P = (float*)alloc(sizeof(float) * (PARAM_FLOATS + 16));
-  m->G = (float*)alloc(sizeof(float) * (PARAM_FLOATS + 16));
-  m->M = (float*)alloc(sizeof(float) * (PARAM_FLOATS + 16));
-  m->FB = (float*)alloc(sizeof(float) * (FBUF_FLOATS + 16));
-  m->IB = (int64_t*)alloc(sizeof(int64_t) * (IBUF_COUNT + 8));
-  m->GP = (float*)alloc(sizeof(float) * (GP_FLOATS + 16) * MAX_THREADS);
-  m->scratch = (float*)alloc(sizeof(float) * m->scratch_stride * MAX_THREADS);
-  m->red = (double*)alloc(sizeof(double) * (RED_PER_THREAD * MAX_THREADS + 8));
-  m->xb = (float*)alloc(sizeof(float) * IN_NUMEL * mb);
-  m->lb = (int32_t*)alloc(sizeof(int32_t) * mb);
-  if (!m->arena || !m->P || !m->G || !m->M || !m->FB || !m->IB || !m->GP || !m->scratch || !m->red || !m->xb || !m->lb) {
-    tk_netdepth_destroy(m);
+  const size_t sizes[NUM_BUFFERS] = {
+      ARENA_BYTES_PER_SAMPLE * mb + 64,           sizeof(float) * (PARAM_FLOATS + 16),
+      sizeof(float) * (PARAM_FLOATS + 16),        sizeof(float) * (PARAM_FLOATS + 16),
+      sizeof(float) * (FBUF_FLOATS + 16),         sizeof(int64_t) * (IBUF_COUNT + 8),
+      sizeof(float) * (GP_FLOATS + 16) * MAX_THREADS, sizeof(float) * m->scratch_stride * MAX_THREADS,
+      sizeof(double) * (RED_PER_THREAD * MAX_THREADS + 8), sizeof(float) * IN_NUMEL * mb,
+      sizeof(int32_t) * mb,
+  };
+  void* b[NUM_BUFFERS];
+  if (!alloc_buffers(m, sizes, b)) {
+    free_buffers(m);
+    free(m);
     return nullptr;
   }
-  memset(m->arena, 0, ARENA_BYTES_PER_SAMPLE * mb + 64);
-  memset(m->P, 0, sizeof(float) * (PARAM_FLOATS + 16));
-  memset(m->G, 0, sizeof(float) * (PARAM_FLOATS + 16));
-  memset(m->M, 0, sizeof(float) * (PARAM_FLOATS + 16));
-  memset(m->FB, 0, sizeof(float) * (FBUF_FLOATS + 16));
-  memset(m->IB, 0, sizeof(int64_t) * (IBUF_COUNT + 8));
-  memset(m->scratch, 0, sizeof(float) * m->scratch_stride * MAX_THREADS);
+  m->arena = (char*)b[0];
+  m->P = (float*)b[1];
+  m->G = (float*)b[2];
+  m->M = (float*)b[3];
+  m->FB = (float*)b[4];
+  m->IB = (int64_t*)b[5];
+  m->GP = (float*)b[6];
+  m->scratch = (float*)b[7];
+  m->red = (double*)b[8];
+  m->xb = (float*)b[9];
+  m->lb = (int32_t*)b[10];
   return m;
 }
 
 void tk_netdepth_destroy(tk_netdepth* m) {
   if (!m) return;
-  free(m->arena);
-  free(m->P);
-  free(m->G);
-  free(m->M);
-  free(m->FB);
-  free(m->IB);
-  free(m->GP);
-  for (int k = 0; k < NUM_DROPOUT; ++k) free(m->dmask[k]);
-  free(m->scratch);
-  free(m->red);
-  free(m->xb);
-  free(m->lb);
+  for (int k = 0; k < NUM_DROPOUT; ++k) free(m->dmask[k]);  // replayed masks: allocated when given
+  free_buffers(m);
   free(m);
 }
 
 const char* tk_netdepth_last_error(const tk_netdepth* m) { return m ? m->err : "no model"; }
+size_t tk_netdepth_memory_bytes(const tk_netdepth* m) { return m ? m->bytes : 0; }
 int tk_netdepth_max_batch(const tk_netdepth* m) { return m->max_batch; }
 const char* tk_netdepth_isa(void) {
 #if defined(__AVX512F__)

@@ -76,6 +76,8 @@ typedef struct tk_netdepth tk_netdepth;
 
 /** A model with zeroed parameters (BatchNorm running_var 1); max_batch <= 0 takes the default. NULL if out of memory. */
 tk_netdepth* tk_netdepth_create(int max_batch);
+/** Bytes the model holds on the heap (what a binding reports to its garbage collector). */
+size_t tk_netdepth_memory_bytes(const tk_netdepth* m);
 void tk_netdepth_destroy(tk_netdepth* m);
 const char* tk_netdepth_last_error(const tk_netdepth* m);
 int tk_netdepth_max_batch(const tk_netdepth* m);

@@ -1,10 +1,22 @@
 // Node-API binding of tk_netdropout (tensorkiln codegen 1). Generated file: do not edit.
 // Every misuse (wrong array type or length, bad batch, labels out of range,
 // non-finite options) becomes a JS exception; nothing here aborts the process.
+//
+// Lifecycle (worker_threads included): the addon pins itself in memory, so no
+// thread can outlive its code; an env cleanup hook joins the OpenMP pool of
+// the env's thread; dispose() frees the model at once, and the native bytes are
+// reported to V8 (napi_adjust_external_memory) so the GC sees what a model costs.
+// A call that ends while the env is terminating (worker.terminate()) returns
+// quietly instead of throwing an unthrowable Napi::Error (which would abort).
+#define NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
+#include <dlfcn.h>
 #include <napi.h>
 
 #include <cmath>
 #include <string>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "tk_netdropout.h"
 
@@ -91,11 +103,14 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod("inputGrad", &Model::InputGrad),
                            InstanceMethod("setDropoutMask", &Model::SetDropoutMask),
                            InstanceMethod("resetOptimizer", &Model::ResetOptimizer),
+                           InstanceMethod("dispose", &Model::Dispose),
                            InstanceMethod("getMomentum", &Model::GetMomentum),
                            InstanceMethod("setMomentum", &Model::SetMomentum),
                            InstanceMethod("setNumThreads", &Model::SetNumThreads),
                            InstanceAccessor("training", &Model::Training, nullptr),
                            InstanceAccessor("maxBatch", &Model::MaxBatch, nullptr),
+                           InstanceAccessor("disposed", &Model::Disposed, nullptr),
+                           InstanceAccessor("nativeBytes", &Model::NativeBytes, nullptr),
                            InstanceAccessor("numThreads", &Model::NumThreads, nullptr),
                        });
   }
@@ -106,11 +121,35 @@ class Model : public Napi::ObjectWrap<Model> {
     if (mb < 0 || mb > (1 << 20)) throw Napi::RangeError::New(env, "maxBatch must be in [1, 1048576]");
     m_ = tk_netdropout_create(mb);
     if (!m_) throw Napi::Error::New(env, "tk_netdropout_create: out of memory");
+    Account(env, tk_netdropout_memory_bytes(m_));
   }
-  ~Model() override { tk_netdropout_destroy(m_); }
+  // The GC finalizer (or env teardown): never throws.
+  ~Model() override { Free(Env()); }
 
  private:
   tk_netdropout* m_ = nullptr;
+  int64_t bytes_ = 0;
+
+  void Account(napi_env env, size_t bytes) {
+    int64_t total = 0;
+    bytes_ = (int64_t)bytes;
+    napi_adjust_external_memory(env, bytes_, &total);
+  }
+
+  void Free(napi_env env) {
+    if (!m_) return;
+    tk_netdropout_destroy(m_);
+    m_ = nullptr;
+    int64_t total = 0;
+    napi_adjust_external_memory(env, -bytes_, &total);
+    bytes_ = 0;
+  }
+
+  // The model, or a JS error once dispose() has freed it (never a NULL dereference).
+  tk_netdropout* Live(const Napi::Env& env) {
+    if (!m_) throw Napi::Error::New(env, "NetDropout: this model was disposed (dispose() frees it; create another)");
+    return m_;
+  }
 
   void Check(const Napi::Env& env, int rc) {
     if (rc != TK_OK) throw Napi::RangeError::New(env, tk_netdropout_last_error(m_));
@@ -118,10 +157,17 @@ class Model : public Napi::ObjectWrap<Model> {
 
   int Batch(const Napi::Env& env, const Napi::Value& v) {
     const int b = integer(env, v, "batch");
-    if (b < 1 || b > tk_netdropout_max_batch(m_))
-      throw Napi::RangeError::New(env, "batch must be in [1, " + std::to_string(tk_netdropout_max_batch(m_)) + "], got " + std::to_string(b));
+    const int mb = tk_netdropout_max_batch(Live(env));
+    if (b < 1 || b > mb) throw Napi::RangeError::New(env, "batch must be in [1, " + std::to_string(mb) + "], got " + std::to_string(b));
     return b;
   }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Free(info.Env());
+    return info.Env().Undefined();
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), m_ == nullptr); }
+  Napi::Value NativeBytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)bytes_); }
 
   Napi::Float32Array Input(const Napi::Env& env, const Napi::Value& v, size_t n, const char* what) {
     auto x = typed<Napi::Float32Array>(env, v, napi_float32_array, what, "Float32Array");
@@ -145,7 +191,7 @@ class Model : public Napi::ObjectWrap<Model> {
     auto x = Input(env, info[0], B, "x");
     const uint32_t seed = info.Length() > 2 ? seed32(env, info[2], "seed") : 0u;
     auto out = Napi::Float32Array::New(env, (size_t)B * CLASSES);
-    Check(env, tk_netdropout_forward(m_, x.Data(), B, out.Data(), seed));
+    Check(env, tk_netdropout_forward(Live(info.Env()), x.Data(), B, out.Data(), seed));
     return out;
   }
 
@@ -161,7 +207,7 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Float32Array logits;
     if (want) logits = Napi::Float32Array::New(env, (size_t)B * CLASSES);
     tk_step_result res = { 0.0f, 0.0f, 0 };
-    Check(env, tk_netdropout_train_step(m_, x.Data(), l.Data(), B, &o, seed, &res, want ? logits.Data() : nullptr));
+    Check(env, tk_netdropout_train_step(Live(info.Env()), x.Data(), l.Data(), B, &o, seed, &res, want ? logits.Data() : nullptr));
     Napi::Object r = Napi::Object::New(env);
     r.Set("loss", Napi::Number::New(env, res.loss));
     r.Set("lossCE", Napi::Number::New(env, res.loss_ce));
@@ -186,7 +232,7 @@ class Model : public Napi::ObjectWrap<Model> {
     double loss = 0.0;
     int64_t correct = 0;
     const int no = (int)order.ElementLength();
-    Check(env, tk_netdropout_train_epoch(m_, x.Data(), l.Data(), n, order.Data(), no, bs, &o, seed, (uint64_t)first, &loss, &correct));
+    Check(env, tk_netdropout_train_epoch(Live(info.Env()), x.Data(), l.Data(), n, order.Data(), no, bs, &o, seed, (uint64_t)first, &loss, &correct));
     Napi::Object r = Napi::Object::New(env);
     r.Set("loss", Napi::Number::New(env, loss));
     r.Set("correct", Napi::Number::New(env, (double)correct));
@@ -195,14 +241,14 @@ class Model : public Napi::ObjectWrap<Model> {
   }
 
   Napi::Value SetTraining(const Napi::CallbackInfo& info) {
-    tk_netdropout_set_training(m_, info[0].ToBoolean().Value() ? 1 : 0);
+    tk_netdropout_set_training(Live(info.Env()), info[0].ToBoolean().Value() ? 1 : 0);
     return info.Env().Undefined();
   }
-  Napi::Value Training(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), tk_netdropout_training(m_) != 0); }
-  Napi::Value MaxBatch(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tk_netdropout_max_batch(m_)); }
-  Napi::Value NumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tk_netdropout_num_threads(m_)); }
+  Napi::Value Training(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), tk_netdropout_training(Live(info.Env())) != 0); }
+  Napi::Value MaxBatch(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tk_netdropout_max_batch(Live(info.Env()))); }
+  Napi::Value NumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tk_netdropout_num_threads(Live(info.Env()))); }
   Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
-    tk_netdropout_set_num_threads(m_, integer(info.Env(), info[0], "threads"));
+    tk_netdropout_set_num_threads(Live(info.Env()), integer(info.Env(), info[0], "threads"));
     return info.Env().Undefined();
   }
 
@@ -220,11 +266,11 @@ class Model : public Napi::ObjectWrap<Model> {
     const int i = info[0].As<Napi::Number>().Int32Value();
     if (s->dtype == TK_I64) {
       auto a = Napi::BigInt64Array::New(env, s->numel);
-      Check(env, tk_netdropout_get_state(m_, i, a.Data()));
+      Check(env, tk_netdropout_get_state(Live(info.Env()), i, a.Data()));
       return a;
     }
     auto a = Napi::Float32Array::New(env, s->numel);
-    Check(env, tk_netdropout_get_state(m_, i, a.Data()));
+    Check(env, tk_netdropout_get_state(Live(info.Env()), i, a.Data()));
     return a;
   }
 
@@ -235,13 +281,13 @@ class Model : public Napi::ObjectWrap<Model> {
     if (s->dtype == TK_I64) {
       auto a = typed<Napi::BigInt64Array>(env, info[1], napi_bigint64_array, s->name, "BigInt64Array");
       if (a.ElementLength() != s->numel) throw Napi::RangeError::New(env, std::string(s->name) + ": wrong element count");
-      Check(env, tk_netdropout_set_state(m_, i, a.Data()));
+      Check(env, tk_netdropout_set_state(Live(info.Env()), i, a.Data()));
     } else {
       auto a = typed<Napi::Float32Array>(env, info[1], napi_float32_array, s->name, "Float32Array");
       if (a.ElementLength() != s->numel)
         throw Napi::RangeError::New(env, std::string(s->name) + ": " + std::to_string(a.ElementLength()) + " elements given, expected " +
                                              std::to_string(s->numel));
-      Check(env, tk_netdropout_set_state(m_, i, a.Data()));
+      Check(env, tk_netdropout_set_state(Live(info.Env()), i, a.Data()));
     }
     return env.Undefined();
   }
@@ -274,7 +320,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value GetGrad(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const tk_state_info* s = Info(env, info[0]);
-    const float* g = tk_netdropout_grad_data(m_, info[0].As<Napi::Number>().Int32Value());
+    const float* g = tk_netdropout_grad_data(Live(info.Env()), info[0].As<Napi::Number>().Int32Value());
     if (!g) return env.Null();
     auto a = Napi::Float32Array::New(env, s->numel);
     memcpy(a.Data(), g, s->numel * sizeof(float));
@@ -285,8 +331,8 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value GetMomentum(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const tk_state_info* s = Info(env, info[0]);
-    const float* p = tk_netdropout_momentum_data(m_, info[0].As<Napi::Number>().Int32Value());
-    if (!p || !tk_netdropout_has_momentum(m_)) return env.Null();
+    const float* p = tk_netdropout_momentum_data(Live(info.Env()), info[0].As<Napi::Number>().Int32Value());
+    if (!p || !tk_netdropout_has_momentum(Live(info.Env()))) return env.Null();
     auto a = Napi::Float32Array::New(env, s->numel);
     memcpy(a.Data(), p, s->numel * sizeof(float));
     return a;
@@ -295,17 +341,17 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value SetMomentum(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const tk_state_info* s = Info(env, info[0]);
-    float* p = tk_netdropout_momentum_data(m_, info[0].As<Napi::Number>().Int32Value());
+    float* p = tk_netdropout_momentum_data(Live(info.Env()), info[0].As<Napi::Number>().Int32Value());
     if (!p) throw Napi::TypeError::New(env, std::string(s->name) + " is not a parameter");
     auto a = typed<Napi::Float32Array>(env, info[1], napi_float32_array, s->name, "Float32Array");
     if (a.ElementLength() != s->numel) throw Napi::RangeError::New(env, std::string(s->name) + ": wrong element count");
     memcpy(p, a.Data(), s->numel * sizeof(float));
-    tk_netdropout_set_has_momentum(m_, 1);
+    tk_netdropout_set_has_momentum(Live(info.Env()), 1);
     return env.Undefined();
   }
 
   Napi::Value ResetOptimizer(const Napi::CallbackInfo& info) {
-    tk_netdropout_reset_optimizer(m_);
+    tk_netdropout_reset_optimizer(Live(info.Env()));
     return info.Env().Undefined();
   }
 };
@@ -317,7 +363,26 @@ Napi::Value StepSeed(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, tk_netdropout_step_seed(base, (uint64_t)step));
 }
 
+// Keeps this addon (and libgomp, which it loads) mapped until the process ends.
+// Node unloads an addon when the last worker using it exits; a pool thread
+// still spinning in the unloaded code would then crash the whole process.
+void PinInMemory() {
+  Dl_info self;
+  if (dladdr((void*)&PinInMemory, &self) && self.dli_fname) dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+#ifdef _OPENMP
+// Runs on the env's own thread when it goes away (worker exit or terminate, or
+// process exit): joins the OpenMP pool that thread started (libgomp: one pool per
+// calling thread), so no pool thread outlives the env that used it.
+void JoinThreads(void*) { omp_pause_resource_all(omp_pause_hard); }
+#endif
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  PinInMemory();
+#ifdef _OPENMP
+  napi_add_env_cleanup_hook(env, JoinThreads, nullptr);
+#endif
   exports.Set("Model", Model::Define(env));
   exports.Set("stepSeed", Napi::Function::New(env, StepSeed));
   exports.Set("isa", Napi::String::New(env, tk_netdropout_isa()));

@@ -76,6 +76,8 @@ typedef struct tk_netdropout tk_netdropout;
 
 /** A model with zeroed parameters (BatchNorm running_var 1); max_batch <= 0 takes the default. NULL if out of memory. */
 tk_netdropout* tk_netdropout_create(int max_batch);
+/** Bytes the model holds on the heap (what a binding reports to its garbage collector). */
+size_t tk_netdropout_memory_bytes(const tk_netdropout* m);
 void tk_netdropout_destroy(tk_netdropout* m);
 const char* tk_netdropout_last_error(const tk_netdropout* m);
 int tk_netdropout_max_batch(const tk_netdropout* m);

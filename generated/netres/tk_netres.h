@@ -76,6 +76,8 @@ typedef struct tk_netres tk_netres;
 
 /** A model with zeroed parameters (BatchNorm running_var 1); max_batch <= 0 takes the default. NULL if out of memory. */
 tk_netres* tk_netres_create(int max_batch);
+/** Bytes the model holds on the heap (what a binding reports to its garbage collector). */
+size_t tk_netres_memory_bytes(const tk_netres* m);
 void tk_netres_destroy(tk_netres* m);
 const char* tk_netres_last_error(const tk_netres* m);
 int tk_netres_max_batch(const tk_netres* m);

@@ -76,6 +76,8 @@ typedef struct tk_netresdeep tk_netresdeep;
 
 /** A model with zeroed parameters (BatchNorm running_var 1); max_batch <= 0 takes the default. NULL if out of memory. */
 tk_netresdeep* tk_netresdeep_create(int max_batch);
+/** Bytes the model holds on the heap (what a binding reports to its garbage collector). */
+size_t tk_netresdeep_memory_bytes(const tk_netresdeep* m);
 void tk_netresdeep_destroy(tk_netresdeep* m);
 const char* tk_netresdeep_last_error(const tk_netresdeep* m);
 int tk_netresdeep_max_batch(const tk_netresdeep* m);

@@ -147,7 +147,8 @@ function addon() {
     // (300k spins) collapses throughput ~10x when other processes hold the
     // cores; a short spin then sleep costs little on an idle machine. libgomp
     // reads this when it loads, with the addon; OMP_WAIT_POLICY or an explicit
-    // GOMP_SPINCOUNT wins.
+    // GOMP_SPINCOUNT wins. In a worker_threads Worker process.env is the
+    // worker's own copy and libgomp never sees it: set it before starting node.
     if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) process.env.GOMP_SPINCOUNT = '1000';
     native = require(addonPath);
   }
@@ -183,6 +184,27 @@ export class Model {
 
   get maxBatch() {
     return this._n.maxBatch;
+  }
+
+  /**
+   * Frees the native memory now rather than at garbage collection; any later call throws.
+   * `using m = create()` (Symbol.dispose) does the same at the end of the scope.
+   */
+  dispose() {
+    this._n.dispose();
+  }
+
+  [Symbol.dispose]() {
+    this.dispose();
+  }
+
+  get disposed() {
+    return this._n.disposed;
+  }
+
+  /** Heap bytes of the native model (reported to the garbage collector); 0 once disposed. */
+  get nativeBytes() {
+    return this._n.nativeBytes;
   }
 
   get training() {
@@ -348,7 +370,8 @@ export class Model {
       else if (t.dtype !== s.dtype) problems.push(`'${key}': dtype ${t.dtype} given, ${s.dtype} in the model`);
       else if (!t.data || t.data.length !== numel(s.shape)) problems.push(`'${key}': ${t.data ? t.data.length : 0} values, expected ${numel(s.shape)}`);
     }
-    for (const k of given.keys()) if (!(k in info.keys)) problems.push(`unexpected key '${k}'`);
+    // own keys only: `in` would accept 'constructor', 'toString' or '__proto__' as state names
+    for (const k of given.keys()) if (!Object.hasOwn(info.keys, k)) problems.push(`unexpected key '${k}'`);
     if (problems.length) throw new Error(`loadStateDict: ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
     for (const [key, canon] of Object.entries(info.keys)) {
       const t = given.get(key);
@@ -363,7 +386,7 @@ export class Model {
     const given = state instanceof Map ? [...state] : Object.entries(state);
     const todo = [];
     for (const [key, t] of given) {
-      const canon = info.keys[key] ?? key;
+      const canon = Object.hasOwn(info.keys, key) ? info.keys[key] : key;
       const i = INDEX.get(canon);
       if (i === undefined) throw new Error(`loadState: unknown state '${key}'`);
       const s = STATE[i];

@@ -76,6 +76,8 @@ typedef struct tk_netwidth tk_netwidth;
 
 /** A model with zeroed parameters (BatchNorm running_var 1); max_batch <= 0 takes the default. NULL if out of memory. */
 tk_netwidth* tk_netwidth_create(int max_batch);
+/** Bytes the model holds on the heap (what a binding reports to its garbage collector). */
+size_t tk_netwidth_memory_bytes(const tk_netwidth* m);
 void tk_netwidth_destroy(tk_netwidth* m);
 const char* tk_netwidth_last_error(const tk_netwidth* m);
 int tk_netwidth_max_batch(const tk_netwidth* m);

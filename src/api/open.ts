@@ -52,12 +52,16 @@ const compiledOpener =
       import('../runtime/trainable.js'),
     ]);
     const { packageNameOf } = await import('../runtime/compiled-backend.js');
+    const { DEFAULT_MAX_BATCH, packageFolder } = await import('../codegen/build.js');
     const outRoot = o.outDir ?? 'generated';
     const name = o.name ?? packageNameOf(graph);
     const common = { outRoot, name, maxBatch: o.maxBatch, seed: o.seed ?? 0, log: o.log };
     const native =
       kind === 'cpu'
-        ? await openCpuPackage(graph, { ...common, origin: o.origin ?? recordedOrigin(path.resolve(outRoot, name)) })
+        ? await openCpuPackage(graph, {
+            ...common,
+            origin: o.origin ?? recordedOrigin(path.resolve(outRoot, packageFolder(name, o.maxBatch ?? DEFAULT_MAX_BATCH))),
+          })
         : await openCudaPackage(graph, { ...common, emulator: kind === 'cuda-emu', device: o.device });
     native.loadStateDict(module.stateDict());
     return new CompiledTrainable(graph, native);

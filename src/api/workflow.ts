@@ -1,10 +1,17 @@
 // The workflow as functions (train, predict, weights): the CLI verbs are thin wrappers.
-import fs from 'node:fs';
 import path from 'node:path';
 import { numel } from '../data/dataset.js';
 import { loadImageBytes } from '../data/image-input.js';
 import { normalize, type ChannelStats } from '../data/transforms.js';
-import { applyCheckpoint, loadCheckpointInto, readCheckpoint, saveCheckpoint, type CheckpointMeta } from '../train/checkpoint.js';
+import {
+  applyCheckpoint,
+  loadCheckpointInto,
+  lockCheckpoint,
+  readCheckpoint,
+  saveCheckpoint,
+  type CheckpointMeta,
+  type ReadOptions,
+} from '../train/checkpoint.js';
 import { accuracy, fit, softmax, NonFiniteLossError } from '../train/loop.js';
 import type { TrainableModel } from '../train/model.js';
 import type { StepOptions } from '../train/rules.js';
@@ -15,10 +22,12 @@ export interface TrainOptions extends StepOptions {
   epochs: number;
   batchSize: number;
   seed: number;
-  /** checkpoint written after every epoch (atomically) and at the end */
+  /** checkpoint written after every epoch (atomically) and at the end; locked for the run (one writer per path) */
   save?: string;
   /** checkpoint to continue from (weights, momentum, shuffle RNG, epoch) */
   resume?: string;
+  /** how the resumed checkpoint is read (allowNonfinite) */
+  read?: ReadOptions;
   log?: (line: string) => void;
   onEpoch?: (epoch: number, loss: number) => void;
 }
@@ -29,15 +38,26 @@ export interface TrainResult {
   seconds: number;
   trainAccuracy: number;
   valAccuracy: number;
+  /** what o.save holds at the end (the initial state at epoch 0 when no epoch ran) */
+  saved?: { file: string; epoch: number };
 }
 
 /** Trains on data.train, then measures accuracy on both splits (the book's validate()). */
 export async function train(model: TrainableModel, data: ImageData, o: TrainOptions): Promise<TrainResult> {
   checkFits(model, data);
+  const release = o.save ? lockCheckpoint(o.save, 'training') : undefined;
+  try {
+    return await trainLocked(model, data, o);
+  } finally {
+    release?.();
+  }
+}
+
+async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptions): Promise<TrainResult> {
   let rng = new Rng(o.seed);
   let startEpoch = 1;
   if (o.resume) {
-    const ck = readCheckpoint(o.resume);
+    const ck = readCheckpoint(o.resume, o.read);
     if (!ck.meta?.rngState) throw new Error(`${o.resume} has no shuffle RNG state: not a tensorkiln training checkpoint`);
     // a different seed or batch size would silently change the dropout masks or the batches
     const saved = ck.meta.extra ?? {};
@@ -85,7 +105,17 @@ export async function train(model: TrainableModel, data: ImageData, o: TrainOpti
     throw e;
   }
   const seconds = (performance.now() - started) / 1000;
-  return { losses, epochs: o.epochs, seconds, trainAccuracy: accuracy(model, data.train), valAccuracy: accuracy(model, data.val) };
+  // "and at the end": also when no epoch ran (--epochs 0 saves the initial state, epoch 0)
+  const last = startEpoch - 1 + losses.length;
+  if (o.save && saved !== last) save(last);
+  return {
+    losses,
+    epochs: o.epochs,
+    seconds,
+    trainAccuracy: accuracy(model, data.train),
+    valAccuracy: accuracy(model, data.val),
+    ...(o.save && { saved: { file: o.save, epoch: last } }),
+  };
 }
 
 function stepOf(o: StepOptions): StepOptions {
@@ -110,8 +140,8 @@ function infoOf(meta: CheckpointMeta | undefined): WeightsInfo {
 }
 
 /** Loads weights from a checkpoint, a safetensors state_dict or a PyTorch .pt; returns what it says of its data. */
-export function loadWeights(model: TrainableModel, file: string): WeightsInfo {
-  return infoOf(loadCheckpointInto(file, model).meta);
+export function loadWeights(model: TrainableModel, file: string, o: ReadOptions = {}): WeightsInfo {
+  return infoOf(loadCheckpointInto(file, model, false, o).meta);
 }
 
 /** Saves weights with the data's normalisation and class names (an ImageData will do). */
@@ -120,9 +150,8 @@ export function saveWeights(model: TrainableModel, file: string, info: Partial<D
 }
 
 /** What a weights file carries, without loading it into a model. */
-export function weightsInfo(file: string): WeightsInfo {
-  if (!fs.existsSync(file)) throw new Error(`weights file not found: ${file}`);
-  return infoOf(readCheckpoint(file).meta);
+export function weightsInfo(file: string, o: ReadOptions = {}): WeightsInfo {
+  return infoOf(readCheckpoint(file, o).meta);
 }
 
 export interface Ranked {

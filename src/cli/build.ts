@@ -2,11 +2,12 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { buildCudaPackage, findNvcc } from '../codegen/cuda/build.js';
-import { buildPackage, canonicalGraph, DEFAULT_MAX_BATCH, saveInitialState } from '../codegen/build.js';
+import { buildPackage, canonicalGraph, DEFAULT_MAX_BATCH, packageFolder, saveInitialState } from '../codegen/build.js';
 import { loadModel, parseInputShape } from '../graph/load.js';
 import { trace, declaredInput } from '../graph/trace.js';
 
 import { modelFrom, modelOptions, type ModelOptions } from './common.js';
+import { intFlag } from './flags.js';
 import { example } from './help.js';
 
 interface BuildFlags extends ModelOptions {
@@ -63,13 +64,14 @@ export function register(program: Command): void {
     .action(async (file: string, o: BuildFlags) => {
       if (!['cpu', 'cuda', 'cuda-emu', 'auto'].includes(o.backend ?? ''))
         throw new Error(`--backend must be cpu, cuda, cuda-emu or auto; got '${o.backend}'`);
-      const maxBatch = o.maxBatch === undefined ? undefined : Number(o.maxBatch);
+      const maxBatch = o.maxBatch === undefined ? undefined : intFlag('max-batch', o.maxBatch, { min: 1, max: 1 << 20 });
       const { model, graph, name: picked } = await modelFrom(file, o);
       const name = o.name ?? (await packageNameFor(file, { ...o, model: picked }, graph));
       const cuda = o.backend === 'cuda' || o.backend === 'cuda-emu' || (o.backend === 'auto' && findNvcc() !== undefined);
       if (o.backend === 'auto' && !cuda) process.stdout.write('no nvcc found: building the CPU package only\n');
       if (cuda) {
-        const c = buildCudaPackage(graph, path.resolve(o.out ?? 'generated', name), name, maxBatch ?? DEFAULT_MAX_BATCH, {
+        const mb = maxBatch ?? DEFAULT_MAX_BATCH;
+        const c = buildCudaPackage(graph, path.resolve(o.out ?? 'generated', packageFolder(name, mb)), name, mb, {
           compile: o.compile,
           emulator: o.backend === 'cuda-emu',
           force: o.force,

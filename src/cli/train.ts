@@ -6,6 +6,7 @@ import { openModel, type BackendName } from '../api/open.js';
 import { loadWeights, predict, train, weightsInfo, type Prediction } from '../api/workflow.js';
 import { modelOptions, type ModelOptions } from './common.js';
 import { accuracyLines, dataFor, dataLine, dataOptions, json, reportText, type DataCli } from './data.js';
+import { intFlag, seedFlag, sgdFlags } from './flags.js';
 import { example, redraws } from './help.js';
 
 interface TrainCli extends ModelOptions, DataCli {
@@ -22,14 +23,10 @@ interface TrainCli extends ModelOptions, DataCli {
   resume?: string;
   limit?: string;
   json?: boolean;
+  allowNonfinite?: boolean;
 }
 
-const num = (name: string, v: string, integer = false): number => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
-    throw new Error(`--${name} must be a${integer ? 'n integer' : ' finite number'}, got '${v}'`);
-  return n;
-};
+const ALLOW_NONFINITE = ['--allow-nonfinite', 'load weights or normalisation holding NaN/Inf anyway (with a warning)'] as const;
 
 /** Keeps the first `n` images of each split: quick runs and demos. */
 function limit(d: ImageData, n: number | undefined): ImageData {
@@ -81,29 +78,29 @@ export function register(program: Command): void {
     .option('--resume <ckpt.safetensors>', 'continue a run from its checkpoint')
     .option('--limit <n>', 'use only the first n images of each split')
     .option('--json', 'print one JSON object (losses, accuracies, time) instead of the loss lines')
+    .option(...ALLOW_NONFINITE)
     .action(async (file: string, o: TrainCli) => {
-      const epochs = num('epochs', o.epochs, true);
-      const batchSize = num('batch-size', o.batchSize, true);
-      const model = await openModel(
-        { file, ...o },
-        { backend: o.backend, seed: num('seed', o.seed, true), maxBatch: Math.max(batchSize, 256) },
-      );
+      // every flag checked before anything is built or read
+      const epochs = intFlag('epochs', o.epochs, { min: 0 });
+      const batchSize = intFlag('batch-size', o.batchSize, { min: 1, max: 1 << 20 });
+      const seed = seedFlag(o.seed);
+      const sgd = sgdFlags(o);
+      const n = o.limit === undefined ? undefined : intFlag('limit', o.limit, { min: 1 });
+      const read = { allowNonfinite: o.allowNonfinite };
+      const model = await openModel({ file, ...o }, { backend: o.backend, seed, maxBatch: Math.max(batchSize, 256) });
       // a resumed run keeps its normalisation and classes
-      const all = dataFor(model, o, o.resume ? { file: o.resume, info: weightsInfo(o.resume) } : undefined);
-      const data = limit(all, o.limit === undefined ? undefined : num('limit', o.limit, true));
+      const all = dataFor(model, o, o.resume ? { file: o.resume, info: weightsInfo(o.resume, read) } : undefined);
+      const data = limit(all, n);
       if (!o.json) process.stdout.write(dataLine(data));
       const bar = redraws(process.stderr);
       const r = await train(model, data, {
         epochs,
         batchSize,
-        seed: num('seed', o.seed, true),
-        lr: num('lr', o.lr),
-        momentum: num('momentum', o.momentum),
-        weightDecay: num('weight-decay', o.weightDecay),
-        l1: num('l1', o.l1),
-        l2: num('l2', o.l2),
+        seed,
+        ...sgd,
         save: o.save,
         resume: o.resume,
+        read,
         log: (line) => {
           if (o.json) return;
           if (bar) clearProgress();
@@ -116,7 +113,7 @@ export function register(program: Command): void {
         const { losses, seconds, trainAccuracy, valAccuracy } = r;
         const run = { model: model.graph.name, backend: o.backend, device: model.device ?? null, images: data.train.n };
         const json = { ...run, epochs: losses.length, losses, seconds, imagesPerSecond: ips, trainAccuracy, valAccuracy };
-        process.stdout.write(JSON.stringify({ ...json, saved: o.save ?? null }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ ...json, saved: r.saved?.file ?? null, savedEpoch: r.saved?.epoch ?? null }, null, 2) + '\n');
         return;
       }
       const on = model.device ? `, ${model.device}` : '';
@@ -124,7 +121,7 @@ export function register(program: Command): void {
         `Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`,
       );
       process.stdout.write(accuracyLines({ n: data.train.n, accuracy: r.trainAccuracy }, { n: data.val.n, accuracy: r.valAccuracy }));
-      if (o.save) process.stdout.write(`Saved ${o.save}\n`);
+      if (r.saved) process.stdout.write(`Saved ${r.saved.file} (epoch ${r.saved.epoch})\n`);
     });
 
   dataOptions(
@@ -142,13 +139,19 @@ export function register(program: Command): void {
     .requiredOption('--weights <file>', 'checkpoint, safetensors state_dict or PyTorch .pt')
     .option(...backendOpt)
     .option('--json', 'print JSON: accuracy, per-class accuracy and confusion matrix of both splits')
-    .action(async (file: string, o: ModelOptions & DataCli & { weights: string; backend: BackendName; json?: boolean }) => {
-      const model = await openModel({ file, ...o }, { backend: o.backend });
-      const data = dataFor(model, o, { file: o.weights, info: loadWeights(model, o.weights) });
-      const r = evaluateReport(model, data);
-      if (o.json) process.stdout.write(json({ data: data.source, ...r }));
-      else process.stdout.write(dataLine(data) + reportText(r));
-    });
+    .option(...ALLOW_NONFINITE)
+    .action(
+      async (
+        file: string,
+        o: ModelOptions & DataCli & { weights: string; backend: BackendName; json?: boolean; allowNonfinite?: boolean },
+      ) => {
+        const model = await openModel({ file, ...o }, { backend: o.backend });
+        const data = dataFor(model, o, { file: o.weights, info: loadWeights(model, o.weights, { allowNonfinite: o.allowNonfinite }) });
+        const r = evaluateReport(model, data);
+        if (o.json) process.stdout.write(json({ data: data.source, ...r }));
+        else process.stdout.write(dataLine(data) + reportText(r));
+      },
+    );
 
   dataOptions(
     modelOptions(
@@ -164,21 +167,22 @@ export function register(program: Command): void {
     .option(...backendOpt)
     .option('--top <k>', 'the k most probable classes of each image, with their probabilities')
     .option('--json', 'print JSON')
+    .option(...ALLOW_NONFINITE)
     .action(
       async (
         file: string,
         images: string[],
-        o: ModelOptions & DataCli & { weights: string; backend: BackendName; top?: string; json?: boolean },
+        o: ModelOptions & DataCli & { weights: string; backend: BackendName; top?: string; json?: boolean; allowNonfinite?: boolean },
       ) => {
+        const top = o.top === undefined ? undefined : intFlag('top', o.top, { min: 1 });
         const model = await openModel({ file, ...o }, { backend: o.backend });
-        let info = loadWeights(model, o.weights);
+        let info = loadWeights(model, o.weights, { allowNonfinite: o.allowNonfinite });
         if (!info.normalization || !info.classes) {
           const d = dataFor(model, o, { file: o.weights, info });
           const missing = [!info.normalization && 'normalisation', !info.classes && 'class names'].filter(Boolean).join(' or ');
           process.stderr.write(`${o.weights} carries no ${missing}: using those of ${d.source}\n`);
           info = { normalization: d.normalization, classes: d.classes };
         }
-        const top = o.top === undefined ? undefined : num('top', o.top, true);
         const preds = predict(model, images, info, { top });
         if (o.json) process.stdout.write(json(preds));
         else for (const p of preds) process.stdout.write(predictionLine(p, top !== undefined) + '\n');

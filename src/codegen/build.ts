@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Graph, HostTensor } from '../graph/ir.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { addonPath, compilePackage, CXX_FLAGS, readManifest } from './compile.js';
+import { addonPath, compilePackage, CXX_FLAGS, readManifest, withPackageLock } from './compile.js';
 import { emitDts } from './dts.js';
 import { baseView, CODEGEN_VERSION, dropoutView, emitCpu, prefixOf } from './cpu/emit.js';
 import { hostIsa, missingFlags } from './isa.js';
@@ -157,28 +157,41 @@ export function buildPackage(graph: Graph, o: BuildOptions = {}): BuildResult {
   const maxBatch = o.maxBatch ?? DEFAULT_MAX_BATCH;
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1 << 20)
     throw new Error(`--max-batch must be an integer in [1, 1048576], got ${maxBatch}`);
-  const dir = path.resolve(o.outRoot ?? 'generated', name);
+  const dir = path.resolve(o.outRoot ?? 'generated', packageFolder(name, maxBatch));
   const prefix = prefixOf(name);
   const key = cacheKey(graph, name, maxBatch, !!o.inputGrad);
   const compile = o.compile ?? true;
-  const m = readManifest(dir);
-  if (
-    !o.force &&
-    compile &&
-    m &&
-    m.key === key &&
-    fs.existsSync(addonPath(dir, prefix)) &&
-    missingFlags(m.isa).length === 0 &&
-    fs.existsSync(path.join(dir, `${prefix}.cpp`))
-  ) {
+  // the cache check inside the lock: a build that waited finds the other's result
+  return withPackageLock(dir, () => {
+    const m = readManifest(dir);
+    if (
+      !o.force &&
+      compile &&
+      m &&
+      m.key === key &&
+      fs.existsSync(addonPath(dir, prefix)) &&
+      missingFlags(m.isa).length === 0 &&
+      fs.existsSync(path.join(dir, `${prefix}.cpp`))
+    ) {
+      saveInitialState(dir, o.initialState);
+      return { dir, name, prefix, cached: true, key, written: [], seconds: (performance.now() - t0) / 1000 };
+    }
+    const files = generatePackage(graph, name, maxBatch, o.origin, { inputGrad: o.inputGrad });
+    const written = writeFiles(dir, files);
+    if (compile) compilePackage(dir, { key, model: graph.name, name, prefix });
     saveInitialState(dir, o.initialState);
-    return { dir, name, prefix, cached: true, key, written: [], seconds: (performance.now() - t0) / 1000 };
-  }
-  const files = generatePackage(graph, name, maxBatch, o.origin, { inputGrad: o.inputGrad });
-  const written = writeFiles(dir, files);
-  if (compile) compilePackage(dir, { key, model: graph.name, name, prefix });
-  saveInitialState(dir, o.initialState);
-  return { dir, name, prefix, cached: false, key, written, seconds: (performance.now() - t0) / 1000 };
+    return { dir, name, prefix, cached: false, key, written, seconds: (performance.now() - t0) / 1000 };
+  });
+}
+
+/**
+ * The folder of package `name` built for `maxBatch`: the name itself at the
+ * default max batch, else `<name>_b<maxBatch>`, so that packages built for
+ * different max batches (e.g. --batch-size 300 and 400) live side by side
+ * instead of rebuilding one folder in turn.
+ */
+export function packageFolder(name: string, maxBatch: number): string {
+  return maxBatch === DEFAULT_MAX_BATCH ? name : `${name}_b${maxBatch}`;
 }
 
 /** build/init.safetensors: the weights the package's Model starts from (written on every build: init code may change without the graph). */

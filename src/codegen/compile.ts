@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { writeFileAtomic } from '../util/fs.js';
+import { withLock } from '../util/lock.js';
 import { hostIsa, type Isa } from './isa.js';
 
 const require = createRequire(import.meta.url);
@@ -62,10 +63,25 @@ export function cmakeJsCompile(dir: string, defines: Record<string, string>): vo
   }
 }
 
+/** How long a build waits for another process building the same package folder. */
+export const BUILD_LOCK_WAIT_MS = 20 * 60_000;
+
+/**
+ * Runs `fn` holding the build lock of package folder `dir` (<dir>/.build.lock):
+ * two processes building one package take turns (CMake's configure step races
+ * otherwise), and the second then finds the first's build up to date.
+ */
+export function withPackageLock<T>(dir: string, fn: () => T): T {
+  fs.mkdirSync(dir, { recursive: true });
+  return withLock(path.join(dir, '.build.lock'), dir, { what: 'building it', waitMs: BUILD_LOCK_WAIT_MS }, fn);
+}
+
 /** Runs cmake-js in `dir` and records what the build was made for. */
 export function compilePackage(dir: string, meta: { key: string; model: string; name: string; prefix: string }): Manifest {
-  cmakeJsCompile(dir, { TK_MARCH: MARCH });
-  const manifest: Manifest = { ...meta, isa: hostIsa(), flags: CXX_FLAGS, builtAt: new Date().toISOString() };
-  writeFileAtomic(path.join(dir, 'build', 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-  return manifest;
+  return withPackageLock(dir, () => {
+    cmakeJsCompile(dir, { TK_MARCH: MARCH });
+    const manifest: Manifest = { ...meta, isa: hostIsa(), flags: CXX_FLAGS, builtAt: new Date().toISOString() };
+    writeFileAtomic(path.join(dir, 'build', 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    return manifest;
+  });
 }

@@ -12,6 +12,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliDecompressSync } from 'node:zlib';
 import { concatRaw, selectLabels, type ImageShape, type RawImages, type RawSplits } from './dataset.ts';
+import { readRegularFile } from '../util/fs.js';
+
+/** A batch file (50 MB for the largest CIFAR-10 one) is read whole; far more is not CIFAR. */
+const MAX_BATCH_FILE_BYTES = 1 << 30;
 
 export type { RawImages, RawSplits } from './dataset.ts';
 
@@ -32,10 +36,11 @@ const LAYOUT = 'CIFAR-10 binary batch: 3073-byte records, a label byte 0-9 then 
 /** Reads one batch file; a name ending in `.br` is brotli-decompressed first. */
 export function readCifarBatch(path: string): RawImages {
   if (!existsSync(path)) throw new Error(`CIFAR batch file not found: ${path} (expected a ${LAYOUT})`);
-  let bytes: Uint8Array = readFileSync(path);
+  // a FIFO or device named like a batch is refused, not read (it would block)
+  let bytes: Uint8Array = readRegularFile(path, 'CIFAR batch file', MAX_BATCH_FILE_BYTES);
   if (path.endsWith(COMPRESSED_SUFFIX)) {
     try {
-      bytes = brotliDecompressSync(bytes);
+      bytes = brotliDecompressSync(bytes, { maxOutputLength: MAX_BATCH_FILE_BYTES });
     } catch (e) {
       throw new Error(`CIFAR batch file ${path} is not valid brotli data: ${(e as Error).message}`, { cause: e });
     }

@@ -4,9 +4,10 @@
 // bytes [N, H, W], labels unsigned bytes [N]. Files may be gzip-compressed
 // (as distributed), detected from their first bytes.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { readRegularFile } from '../util/fs.js';
 import { checkLabels, shapeText, type RawImages, type RawSplits } from './dataset.ts';
 
 /** torchvision's FashionMNIST.classes. */
@@ -61,17 +62,25 @@ function hex(bytes: Uint8Array): string {
   return Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ') || 'none, empty file';
 }
 
-/** Reads an IDX file, gunzipping it first when it starts with gzip's magic. */
+/** An IDX file (the 60,000 MNIST images are 47 MB) is read whole; far more is not one. */
+const MAX_IDX_BYTES = 1 << 30;
+
+/** Reads an IDX file, gunzipping it first when it starts with gzip's magic. A FIFO or device is refused, not read. */
 export function readIdx(path: string): IdxArray {
-  let bytes: Uint8Array = readFileSync(path);
+  return idxFromFile(readRegularFile(path, 'IDX file', MAX_IDX_BYTES), path);
+}
+
+/** The bytes of an IDX file as read (gzipped or not); they inflate to at most 1 GiB. */
+export function idxFromFile(file: Uint8Array, source: string): IdxArray {
+  let bytes = file;
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      bytes = gunzipSync(bytes);
+      bytes = gunzipSync(bytes, { maxOutputLength: MAX_IDX_BYTES });
     } catch (e) {
-      throw new Error(`${path}: corrupt gzip data: ${(e as Error).message}`, { cause: e });
+      throw new Error(`${source}: corrupt gzip data: ${(e as Error).message}`, { cause: e });
     }
   }
-  return parseIdx(bytes, path);
+  return parseIdx(bytes, source);
 }
 
 /** Images [N, H, W] and labels [N] of one split, as single-channel images. */

@@ -3,8 +3,9 @@
 // "L" weights 299/587/114), rounded to bytes as PIL's resize would be. One
 // path for the image-folder reader and for `predict`, so both see the same pixels.
 
-import { existsSync, readFileSync } from 'node:fs';
 import { decodeImage, resizeCenterCrop, type RgbaImage } from '../io/image.ts';
+import { MAX_IMAGE_FILE_BYTES } from '../io/limits.ts';
+import { readRegularFile } from '../util/fs.ts';
 import { shapeText, type ImageShape } from './dataset.ts';
 
 const byte = (v: number): number => Math.min(255, Math.max(0, Math.round(v * 255)));
@@ -28,7 +29,6 @@ export function toInputBytes(img: RgbaImage, shape: ImageShape): Uint8Array {
 
 /** Reads a PNG or JPEG file as `shape` bytes (see toInputBytes). */
 export function loadImageBytes(file: string, shape: ImageShape): Uint8Array {
-  if (!existsSync(file)) throw new Error(`image file not found: ${file} (expected a PNG or JPEG)`);
   checkImageShape(shape, 'the model');
-  return toInputBytes(decodeImage(readFileSync(file), file), shape);
+  return toInputBytes(decodeImage(readRegularFile(file, 'image file', MAX_IMAGE_FILE_BYTES), file), shape);
 }

@@ -64,6 +64,8 @@ export abstract class Module {
     if (typeof this.forward !== 'function') tracer.fail(this.constructor.name, 'has no forward method');
     tracer.enter(this, defLine);
     try {
+      if (typeof this.forward !== 'function')
+        throw new Error(`${this.constructor.name} has no forward(x) method: an nn.Module must define one`);
       return this.forward(...inputs);
     } finally {
       tracer.exit();

@@ -13,7 +13,7 @@ export function canonicalState(g: Graph, given: Map<string, HostTensor>, source 
     else if (t.shape.join() !== s.shape.join()) problems.push(`'${key}': shape [${t.shape}] in ${source}, [${s.shape}] in ${g.name}`);
     else if (t.dtype !== s.dtype) problems.push(`'${key}': dtype ${t.dtype} in ${source}, ${s.dtype} in ${g.name}`);
   }
-  for (const k of given.keys()) if (!(k in g.keys)) problems.push(`unexpected key '${k}'`);
+  for (const k of given.keys()) if (!Object.hasOwn(g.keys, k)) problems.push(`unexpected key '${k}'`); // not `in`: 'constructor' is no key
   if (problems.length) throw new Error(`cannot load ${source} into ${g.name}: ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
   return new Map(g.state.map((s) => [s.name, given.get(s.name)!]));
 }

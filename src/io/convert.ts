@@ -4,10 +4,11 @@
 // use), integer tensors as they were (num_batches_tracked stays I64), the
 // input's metadata kept and a note of where it came from.
 
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSafetensors, saveSafetensors, toFloat32, type Tensor } from './safetensors.js';
 import { readTorchPt, type TorchPtOptions } from './torch-pt.js';
+import { readRegularFile } from '../util/fs.js';
+import { MAX_WEIGHTS_FILE_BYTES } from './limits.js';
 import { isZip } from './zip.js';
 
 export interface ConvertOptions extends TorchPtOptions {
@@ -48,7 +49,7 @@ export function readWeights(
 
 /** Convert `inPath` (.pt, .pth or .safetensors) to safetensors at `outPath`, atomically. */
 export function convertFile(inPath: string, outPath: string, opts: ConvertOptions = {}): ConvertResult {
-  const input = readWeights(inPath, fs.readFileSync(inPath), opts);
+  const input = readWeights(inPath, readRegularFile(inPath, 'weights file', MAX_WEIGHTS_FILE_BYTES), opts);
   const narrowed: string[] = [];
   const out = new Map<string, Tensor>();
   for (const [name, t] of input.tensors) {

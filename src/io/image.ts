@@ -14,9 +14,10 @@
 //   the source area it covers, so no aliasing from big photos) and bilinear
 //   interpolation when enlarging; then the centre 32x32 crop.
 
-import { existsSync, readFileSync } from 'node:fs';
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
+import { readRegularFile } from '../util/fs.js';
+import { MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS } from './limits.js';
 
 // pngjs ships no type declarations (src/types/pngjs.d.ts); this is the part we use.
 interface PngImage {
@@ -44,20 +45,81 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Decodes PNG or JPEG bytes to RGBA; `source` names the image in errors. */
+function tooLarge(source: string, what: string): Error {
+  return new Error(`${source}: ${what}, over the limit of ${MAX_IMAGE_PIXELS.toLocaleString('en')} pixels`);
+}
+
+/** A size that the file is too short to hold: refused before a decoder allocates for it. */
+function tooShort(source: string, format: string, w: number, h: number, need: number, have: number): Error {
+  return new Error(
+    `${source}: ${format} claims ${w}x${h} pixels, which take at least ${need} bytes, but the file has ${have}: truncated or corrupt`,
+  );
+}
+
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * A PNG's size from its IHDR chunk (always first), checked before anything is
+ * decoded: at most MAX_IMAGE_PIXELS, and no more rows than its compressed data
+ * can hold (deflate expands at most 1032:1).
+ */
+function checkPngSize(bytes: Uint8Array, source: string): void {
+  if (bytes.length < 26) return; // pngjs reports the truncation
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const w = v.getUint32(16);
+  const h = v.getUint32(20);
+  if (w * h > MAX_IMAGE_PIXELS) throw tooLarge(source, `PNG of ${w}x${h} pixels`);
+  const bits = bytes[24] * (PNG_CHANNELS[bytes[25]] ?? 1);
+  const raw = h * (1 + Math.ceil((w * bits) / 8)); // a filter byte per row
+  if (raw > 1032 * bytes.length) throw tooShort(source, 'PNG', w, h, Math.ceil(raw / 1032), bytes.length);
+}
+
+/**
+ * A JPEG's size from its frame header (SOFn), checked before decoding: at most
+ * MAX_IMAGE_PIXELS, and at least one bit of data per 8x8 block of the first
+ * component (its DC coefficient), which a truncated or forged file lacks.
+ */
+function checkJpegSize(bytes: Uint8Array, source: string): void {
+  let at = 2;
+  while (at + 9 < bytes.length && bytes[at] === 0xff) {
+    const marker = bytes[at + 1];
+    const len = (bytes[at + 2] << 8) | bytes[at + 3];
+    // SOF0..SOF15 except DHT (c4), JPG (c8) and DAC (cc)
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      const h = (bytes[at + 5] << 8) | bytes[at + 6];
+      const w = (bytes[at + 7] << 8) | bytes[at + 8];
+      if (w * h > MAX_IMAGE_PIXELS) throw tooLarge(source, `JPEG of ${w}x${h} pixels`);
+      const blocks = Math.ceil(w / 8) * Math.ceil(h / 8);
+      if (blocks / 8 > bytes.length) throw tooShort(source, 'JPEG', w, h, Math.ceil(blocks / 8), bytes.length);
+      return;
+    }
+    if (marker === 0xda) return; // scan data: no frame header before it, jpeg-js reports that
+    at += 2 + len;
+  }
+}
+
+/** Decodes PNG or JPEG bytes to RGBA; `source` names the image in errors. At most MAX_IMAGE_PIXELS pixels. */
 export function decodeImage(bytes: Uint8Array, source: string): RgbaImage {
   let img: RgbaImage;
   if (startsWith(bytes, PNG_MAGIC)) {
+    checkPngSize(bytes, source);
     try {
       img = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     } catch (e) {
       throw new Error(`${source}: corrupt PNG image: ${message(e)}`, { cause: e });
     }
   } else if (startsWith(bytes, JPEG_MAGIC)) {
+    checkJpegSize(bytes, source);
     try {
       // Not tolerant: a truncated file should fail, not come back half grey.
-      img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false });
+      img = jpeg.decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: true,
+        tolerantDecoding: false,
+        maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6,
+      });
     } catch (e) {
+      if (/maxResolutionInMP/.test(message(e))) throw tooLarge(source, `JPEG with more pixels (jpeg-js: ${message(e)})`);
       throw new Error(`${source}: corrupt JPEG image: ${message(e)}`, { cause: e });
     }
   } else {
@@ -75,8 +137,7 @@ export type ImageSize = number | readonly [height: number, width: number];
 
 /** Reads a PNG or JPEG file as a [3, height, width] CHW Float32Array in [0, 1]. */
 export function loadImage(path: string, size: ImageSize = 32): Float32Array {
-  if (!existsSync(path)) throw new Error(`image file not found: ${path} (expected a PNG or JPEG)`);
-  return resizeCenterCrop(decodeImage(readFileSync(path), path), size);
+  return resizeCenterCrop(decodeImage(readRegularFile(path, 'image file', MAX_IMAGE_FILE_BYTES), path), size);
 }
 
 /** One output pixel along an axis: source indices and their weights (summing to 1). */

@@ -3,6 +3,11 @@
 // `findGlobal`, which decides what a name means or refuses it; the only
 // "calls" are REDUCE/NEWOBJ on what `findGlobal` returned. Opcodes of
 // protocols 2 to 5 (and the simple protocol-0 ones) are understood.
+// Bounded: the machine is a loop (no recursion, however deep the data nest),
+// integers parse in linear time up to MAX_PICKLE_INT_BYTES, and dict keys are
+// hashed as Python would (tuples of hashables, nested at most MAX_NESTING deep).
+
+import { MAX_NESTING, MAX_PICKLE_INT_BYTES } from './limits.js';
 
 /** A Python tuple (kept apart from lists so that callers can tell them apart). */
 export class PyTuple {
@@ -166,12 +171,34 @@ class Machine {
   setItems(target: unknown, items: unknown[]): void {
     if (!(target instanceof PyDict)) this.fail(`SETITEM on a ${pyTypeName(target)}`);
     if (items.length % 2 !== 0) this.fail('SETITEMS with an odd number of items');
-    for (let i = 0; i < items.length; i += 2) target.map.set(dictKey(items[i]), items[i + 1]);
+    for (let i = 0; i < items.length; i += 2) target.map.set(this.key(items[i]), items[i + 1]);
+  }
+
+  /** A dict key or set item: what dictKey makes of it, or this pickle's error. */
+  key(k: unknown): unknown {
+    const r = dictKey(k);
+    if (r instanceof KeyError) this.fail(r.message);
+    return r;
   }
 
   append(target: unknown, items: unknown[]): void {
     if (!Array.isArray(target)) this.fail(`APPEND on a ${pyTypeName(target)}`);
-    target.push(...items);
+    // one push per item: push(...items) overflows the call stack for long lists
+    for (const v of items) target.push(v);
+  }
+
+  /** A little-endian two's-complement integer of `n` bytes (LONG1, LONG4). */
+  long(n: number): number | bigint {
+    if (n > MAX_PICKLE_INT_BYTES) this.fail(`integer of ${n} bytes is over the ${MAX_PICKLE_INT_BYTES}-byte limit`);
+    return longFromBytes(this.take(n));
+  }
+
+  /** A protocol-0 integer line ("123", "-4L"). */
+  intLine(s: string): number | bigint {
+    const t = s.endsWith('L') ? s.slice(0, -1) : s;
+    if (!/^[-+]?\d+$/.test(t)) this.fail(`bad integer '${clip(s)}'`);
+    if (t.length > MAX_PICKLE_INT_BYTES) this.fail(`integer of ${t.length} digits is over the ${MAX_PICKLE_INT_BYTES}-digit limit`);
+    return smallest(BigInt(t));
   }
 
   build(target: unknown, state: unknown): void {
@@ -187,32 +214,64 @@ class Machine {
   }
 }
 
-/** Dict keys: primitives by value; tuples of primitives by their text so that equal tuples match. */
+class KeyError {
+  constructor(readonly message: string) {}
+}
+
+/**
+ * Dict keys: primitives by value; tuples (of hashables, as Python requires)
+ * by a text that equal tuples share. Built without recursion, so a deep or
+ * self-containing key is an error, not a stack overflow.
+ */
 function dictKey(k: unknown): unknown {
-  if (k instanceof PyTuple) return JSON.stringify(k.items, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
-  return k;
+  if (!(k instanceof PyTuple)) return hashable(k) ? k : new KeyError(`unhashable type '${pyTypeName(k)}' as a dict key`);
+  const parts: string[] = [];
+  const todo: unknown[] = [k];
+  const depth: number[] = [1];
+  while (todo.length) {
+    const v = todo.pop();
+    const d = depth.pop()!;
+    if (v === CLOSE) parts.push(')');
+    else if (v instanceof PyTuple) {
+      if (d > MAX_NESTING) return new KeyError(`dict key nests tuples more than ${MAX_NESTING} deep`);
+      parts.push('(');
+      todo.push(CLOSE);
+      depth.push(d);
+      for (let i = v.items.length - 1; i >= 0; i--) {
+        todo.push(v.items[i]);
+        depth.push(d + 1);
+      }
+    } else if (hashable(v)) parts.push(`${typeof v}:${String(v)},`);
+    else return new KeyError(`unhashable type '${pyTypeName(v)}' in a dict key`);
+  }
+  return parts.join('');
+}
+
+const CLOSE = Symbol('end of tuple');
+
+function hashable(v: unknown): boolean {
+  return v === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof v) || v instanceof PyGlobal;
+}
+
+/** At most 40 characters of a text from the file, for a message. */
+function clip(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 40)}...` : s;
 }
 
 function latin1(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }
 
+/** Linear in the length: one hex string, one BigInt (a shift per byte would be quadratic). */
 function longFromBytes(b: Uint8Array): number | bigint {
   if (b.length === 0) return 0;
-  let v = 0n;
-  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+  let v = BigInt('0x' + Buffer.from(b).reverse().toString('hex'));
   if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
   return smallest(v);
 }
 
 function smallest(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-}
-
-function parseIntLine(m: Machine, s: string): number | bigint {
-  const t = s.endsWith('L') ? s.slice(0, -1) : s;
-  if (!/^[-+]?\d+$/.test(t)) m.fail(`bad integer '${s}'`);
-  return smallest(BigInt(t));
 }
 
 /** Run one opcode; returns false at STOP. */
@@ -260,25 +319,25 @@ function step(m: Machine, op: number): boolean {
       m.push(m.int(4, true));
       break; // BININT
     case 0x8a:
-      m.push(longFromBytes(m.take(m.u8())));
+      m.push(m.long(m.u8()));
       break; // LONG1
     case 0x8b:
-      m.push(longFromBytes(m.take(m.int(4))));
+      m.push(m.long(m.int(4)));
       break; // LONG4
     case 0x49: {
       // INT (text); "I01"/"I00" are True/False
       const s = m.line();
-      m.push(s === '01' ? true : s === '00' ? false : parseIntLine(m, s));
+      m.push(s === '01' ? true : s === '00' ? false : m.intLine(s));
       break;
     }
     case 0x4c:
-      m.push(parseIntLine(m, m.line()));
+      m.push(m.intLine(m.line()));
       break; // LONG (text)
     case 0x46: {
       // FLOAT (text)
       const s = m.line();
       const v = Number(s);
-      if (Number.isNaN(v) && !/nan/i.test(s)) m.fail(`bad float '${s}'`);
+      if (Number.isNaN(v) && !/^[-+]?nan$/i.test(s)) m.fail(`bad float '${clip(s)}'`);
       m.push(v);
       break;
     }
@@ -386,11 +445,11 @@ function step(m: Machine, op: number): boolean {
       const items = m.popMark();
       const s = m.top();
       if (!(s instanceof Set)) m.fail(`ADDITEMS on a ${pyTypeName(s)}`);
-      for (const v of items) s.add(dictKey(v));
+      for (const v of items) s.add(m.key(v));
       break;
     }
     case 0x91:
-      m.push(new Set(m.popMark().map(dictKey)));
+      m.push(new Set(m.popMark().map((v) => m.key(v))));
       break; // FROZENSET
     case 0x71:
       m.memo.set(m.u8(), m.top());

@@ -6,9 +6,9 @@
 // names the file and the tensor or field at fault; a read never returns a
 // partial result.
 
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { writeFileAtomic } from '../util/fs.js';
+import { readRegularFile, writeFileAtomic } from '../util/fs.js';
+import { MAX_WEIGHTS_FILE_BYTES } from './limits.js';
 
 export type Dtype = 'F32' | 'F64' | 'I64' | 'I32' | 'U8';
 
@@ -279,7 +279,7 @@ export function readSafetensors(bytes: Uint8Array, source = '<buffer>'): Safeten
 }
 
 export function loadSafetensors(file: string): SafetensorsFile {
-  return readSafetensors(fs.readFileSync(file), file);
+  return readSafetensors(readRegularFile(file, 'safetensors file', MAX_WEIGHTS_FILE_BYTES), file);
 }
 
 // ---------------------------------------------------------------- writing

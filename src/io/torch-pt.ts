@@ -2,15 +2,19 @@
 // default since PyTorch 1.6) or the legacy one (_use_new_zipfile_serialization
 // =False). The pickles go through a restricted unpickler that knows only
 // dicts, tensors and storages: a file cannot run code, whatever it holds.
+// Memory stays proportional to the file: each storage is read once, and a
+// contiguous tensor is a view of it (tied weights share it, as in PyTorch);
+// storages and tensors are each capped at MAX_TENSOR_BYTES in all.
 //
 // zip:    <prefix>/data.pkl, <prefix>/data/<key> (raw storage bytes),
 //         optional <prefix>/byteorder ("little" | "big")
 // legacy: pickles of magic number, protocol version, sys_info, the data,
 //         the storage keys; then per key a u64 element count and the bytes.
 
-import * as fs from 'node:fs';
 import { PyDict, PyGlobal, PyTuple, pyTypeName, unpickle } from './pickle.js';
 import { allocData, numel, type Dtype, type Tensor, type TensorData } from './safetensors.js';
+import { readRegularFile } from '../util/fs.js';
+import { formatBytes, MAX_NESTING, MAX_TENSOR_BYTES, MAX_WEIGHTS_FILE_BYTES } from './limits.js';
 import { isZip, readZipDirectory, readZipEntry, type ZipEntry } from './zip.js';
 
 /** How storages are stored; F16 and BF16 are widened to F32 on reading. */
@@ -34,6 +38,24 @@ const LEGACY_PROTOCOL = 1001;
 export interface TorchPtOptions {
   /** What to do with values that are not tensors or dicts (e.g. `epoch` in a checkpoint). */
   nonTensors?: 'error' | 'skip';
+  /** Bytes of storage read, and of tensors returned, each at most this (default MAX_TENSOR_BYTES, 1 GiB). */
+  maxBytes?: number;
+}
+
+/** A running total that must stay under a limit; `what` names it in the error. */
+class Budget {
+  used = 0;
+  constructor(
+    readonly limit: number,
+    readonly source: string,
+    readonly what: string,
+  ) {}
+
+  spend(bytes: number, at: string): void {
+    this.used += bytes;
+    if (this.used > this.limit)
+      throw new Error(`${this.source}: ${this.what} add up to more than the ${formatBytes(this.limit)} limit (at ${at})`);
+  }
 }
 
 /** A storage as the pickle names it: `numel` elements from element `offset` of root storage `key`. */
@@ -73,7 +95,7 @@ function isCount(v: unknown): v is number {
 // ---------------------------------------------------------------- unpickling
 
 function forbidden(module: string, name: string, source: string): never {
-  throw new Error(`forbidden global '${module}.${name}' in ${source}: only tensors, storages and dicts are accepted`);
+  throw new Error(`${source}: forbidden global '${module}.${name}': only tensors, storages and dicts are accepted`);
 }
 
 function intList(v: unknown, what: string, source: string): number[] {
@@ -203,10 +225,22 @@ function tensorDtype(d: StorageDtype): Dtype {
   return d === 'F16' || d === 'BF16' ? 'F32' : d;
 }
 
-/** The tensor's elements in row-major order, whatever its offset and strides. */
-function gather(name: string, t: TensorRef, storage: TensorData, source: string): Tensor {
+/** Row-major strides: elements of this layout are one run of the storage. */
+function isContiguous(shape: number[], stride: number[]): boolean {
+  let expect = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] !== 1 && stride[d] !== expect) return false;
+    expect *= shape[d];
+  }
+  return true;
+}
+
+/** The tensor's elements in row-major order, whatever its offset and strides: a view of the storage when contiguous, else a copy. */
+function gather(name: string, t: TensorRef, storage: TensorData, source: string, budget: Budget): Tensor {
   const dtype = tensorDtype(t.storage.dtype);
   const n = numel(t.shape);
+  if (!Number.isSafeInteger(n)) throw new Error(`${source}: tensor '${name}' has shape [${t.shape}], too many elements`);
+  budget.spend(n * storage.BYTES_PER_ELEMENT, `tensor '${name}'`);
   if (n === 0) return { dtype, shape: t.shape, data: allocData(dtype, 0) };
   const base = t.storage.offset + t.offset;
   const last = base + t.shape.reduce((acc, d, i) => acc + (d - 1) * t.stride[i], 0);
@@ -217,6 +251,7 @@ function gather(name: string, t: TensorRef, storage: TensorData, source: string)
   if (n > t.storage.numel) {
     throw new Error(`${source}: tensor '${name}' has ${n} elements but its storage holds ${t.storage.numel}; save it with .contiguous()`);
   }
+  if (isContiguous(t.shape, t.stride)) return { dtype, shape: t.shape, data: storage.subarray(base, base + n) };
   const out = allocData(dtype, n);
   copyStrided(storage, out, base, t.shape, t.stride);
   return { dtype, shape: t.shape, data: out };
@@ -262,20 +297,21 @@ function collect(
   }
   const out = new Map<string, Tensor>();
   const seen = new Set<PyDict>();
-  const walk = (dict: PyDict, prefix: string): void => {
+  const walk = (dict: PyDict, prefix: string, depth: number): void => {
     if (seen.has(dict)) throw new Error(`${source}: dict '${prefix}' contains itself`);
+    if (depth > MAX_NESTING) throw new Error(`${source}: dicts nest more than ${MAX_NESTING} deep (at '${prefix.slice(0, 80)}...')`);
     seen.add(dict);
     for (const [k, v] of dict.map) {
       if (typeof k !== 'string') throw new Error(`${source}: key ${String(k)} in '${prefix}' is ${aType(k)}, not a string`);
       const name = prefix + k;
       if (v instanceof TensorRef) out.set(name, materialize(name, v));
-      else if (v instanceof PyDict) walk(v, `${name}.`);
+      else if (v instanceof PyDict) walk(v, `${name}.`, depth + 1);
       else if (opts.nonTensors !== 'skip') {
         throw new Error(`${source}: '${name}' is ${aType(v)}, not a tensor (pass nonTensors: 'skip' to ignore such entries)`);
       }
     }
   };
-  walk(value, '');
+  walk(value, '', 1);
   return out;
 }
 
@@ -290,21 +326,35 @@ function readZipPt(bytes: Uint8Array, source: string, opts: TorchPtOptions): Map
   const bigEndian = order !== undefined && new TextDecoder().decode(readZipEntry(bytes, order, source)).trim() === 'big';
 
   const storages = new Map<string, StorageRef>();
+  const read = new Budget(opts.maxBytes ?? MAX_TENSOR_BYTES, source, 'storages');
   const { value } = unpickleData(readZipEntry(bytes, entries.get(pkl)!, source), 0, source, storages);
   const loaded = new Map<string, TensorData>();
   const load = (ref: StorageRef): TensorData => {
     let data = loaded.get(ref.key);
     if (!data) {
-      data = zipStorage(bytes, entries.get(`${prefix}data/${ref.key}`), storages.get(ref.key)!, bigEndian, source);
+      data = zipStorage(bytes, entries.get(`${prefix}data/${ref.key}`), storages.get(ref.key)!, bigEndian, source, read);
       loaded.set(ref.key, data);
     }
     return data;
   };
-  return collect(value, source, opts, (name, t) => gather(name, t, load(t.storage), source));
+  const budget = tensorBudget(source, opts);
+  return collect(value, source, opts, (name, t) => gather(name, t, load(t.storage), source, budget));
 }
 
-function zipStorage(bytes: Uint8Array, entry: ZipEntry | undefined, root: StorageRef, bigEndian: boolean, source: string): TensorData {
+function tensorBudget(source: string, opts: TorchPtOptions): Budget {
+  return new Budget(opts.maxBytes ?? MAX_TENSOR_BYTES, source, 'tensors');
+}
+
+function zipStorage(
+  bytes: Uint8Array,
+  entry: ZipEntry | undefined,
+  root: StorageRef,
+  bigEndian: boolean,
+  source: string,
+  read: Budget,
+): TensorData {
   if (!entry) throw new Error(`${source}: storage '${root.key}' is missing from the archive`);
+  read.spend(entry.size, `storage '${root.key}'`);
   const raw = readZipEntry(bytes, entry, source);
   const need = root.numel * STORAGE_ITEM_SIZE[root.dtype];
   if (raw.length < need) throw new Error(`${source}: storage '${root.key}' has ${raw.length} bytes, needs ${need}`);
@@ -328,7 +378,8 @@ function readLegacyPt(bytes: Uint8Array, source: string, opts: TorchPtOptions): 
     throw new Error(`${source}: legacy storage key list is missing or not a list of strings`);
   }
   const loaded = legacyStorages(bytes, keys.end, keys.value as string[], storages, bigEndian, source);
-  return collect(data.value, source, opts, (name, t) => gather(name, t, loaded.get(t.storage.key)!, source));
+  const budget = tensorBudget(source, opts);
+  return collect(data.value, source, opts, (name, t) => gather(name, t, loaded.get(t.storage.key)!, source, budget));
 }
 
 /** After the pickles: for each key, a u64 LE element count and then the storage's bytes. */
@@ -366,8 +417,9 @@ function isTar(bytes: Uint8Array): boolean {
 
 /**
  * Read the tensors of a state_dict saved by torch.save, in the file's key
- * order. Nested dicts give dotted names; F16/BF16 become F32; every tensor
- * is a contiguous copy.
+ * order. Nested dicts give dotted names; F16/BF16 become F32; a contiguous
+ * tensor is a view of its storage (names that share a storage share memory,
+ * as in PyTorch), any other is gathered into a contiguous copy.
  */
 export function readTorchPt(bytes: Uint8Array, source = '<buffer>', opts: TorchPtOptions = {}): Map<string, Tensor> {
   if (isZip(bytes)) return readZipPt(bytes, source, opts);
@@ -377,5 +429,5 @@ export function readTorchPt(bytes: Uint8Array, source = '<buffer>', opts: TorchP
 }
 
 export function loadTorchPt(file: string, opts: TorchPtOptions = {}): Map<string, Tensor> {
-  return readTorchPt(fs.readFileSync(file), file, opts);
+  return readTorchPt(readRegularFile(file, 'PyTorch file', MAX_WEIGHTS_FILE_BYTES), file, opts);
 }

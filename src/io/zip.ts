@@ -3,6 +3,7 @@
 // deflated entries written by other tools; no encryption, no multi-disk.
 
 import * as zlib from 'node:zlib';
+import { DEFLATE_FREE_BYTES, formatBytes, MAX_DEFLATE_RATIO } from './limits.js';
 
 export interface ZipEntry {
   name: string;
@@ -90,6 +91,8 @@ function applyZip64(r: Reader, e: ZipEntry, extraAt: number, extraLen: number): 
   while (at + 4 <= extraAt + extraLen) {
     const id = r.u16(at);
     const len = r.u16(at + 2);
+    if (at + 4 + len > extraAt + extraLen)
+      r.fail(`extra field 0x${id.toString(16).padStart(4, '0')} of entry '${e.name}' claims ${len} bytes, past the end of its extra data`);
     if (id === 0x0001) {
       let p = at + 4;
       for (const field of ['size', 'compressedSize', 'localOffset'] as const) {
@@ -146,8 +149,12 @@ export function readZipEntry(bytes: Uint8Array, e: ZipEntry, source = '<buffer>'
   if (e.method === 0) {
     data = raw;
   } else if (e.method === 8) {
-    // deflate cannot expand more than about 1032:1; a larger claim is a zip bomb
+    // deflate cannot expand more than about 1032:1; tensors expand far less (a zip bomb would)
     if (e.size > 1032 * e.compressedSize + 1024) r.fail(`entry '${e.name}' claims an impossible size`);
+    if (e.size > DEFLATE_FREE_BYTES && e.size > MAX_DEFLATE_RATIO * e.compressedSize)
+      r.fail(
+        `entry '${e.name}' would inflate ${e.compressedSize} bytes to ${e.size}, over the ${MAX_DEFLATE_RATIO}:1 limit for entries above ${formatBytes(DEFLATE_FREE_BYTES)}`,
+      );
     try {
       data = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(e.size, 1) });
     } catch (err) {

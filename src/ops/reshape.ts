@@ -14,12 +14,10 @@ export function view(x: Tensor, dims: number[]): Tensor {
   if (dims.length < 2 || dims[0] !== -1) t.fail(call, `the batch must stay the first dimension: write view(-1, ...)`);
   const rest = dims.slice(1);
   const free = rest.filter((d) => d === -1).length;
-  if (free > 1 || rest.some((d) => d !== -1 && (!Number.isInteger(d) || d < 1)))
-    t.fail(call, `sizes after the batch must be positive integers, with at most one -1`);
-  const known = numel(rest.filter((d) => d !== -1));
-  if (free === 1 && n % known !== 0)
-    t.fail(call, `cannot split ${n} values per sample of ${showShape(x.sampleShape)} into ${showShape(rest)}`);
-  const shape = rest.map((d) => (d === -1 ? n / known : d));
+  // the batch is the one -1 already: PyTorch refuses view(-1, -1) ("only one dimension can be inferred")
+  if (free > 0) t.fail(call, `only one dimension can be inferred, and the batch is it: give the sizes after it`);
+  if (rest.some((d) => !Number.isInteger(d) || d < 1)) t.fail(call, `sizes after the batch must be positive integers`);
+  const shape = rest;
   if (numel(shape) !== n)
     t.fail(
       call,

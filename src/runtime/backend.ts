@@ -4,7 +4,7 @@
 // which drives it as a src/check Backend (compiled-backend.ts).
 import os from 'node:os';
 import path from 'node:path';
-import { buildPackage } from '../codegen/build.js';
+import { buildPackage, DEFAULT_MAX_BATCH, packageFolder } from '../codegen/build.js';
 import { buildCudaPackage } from '../codegen/cuda/build.js';
 import type { Graph } from '../graph/ir.js';
 import { CompiledBackend, packageNameOf } from './compiled-backend.js';
@@ -40,7 +40,7 @@ const defaultRoot = () => path.join(os.tmpdir(), 'tensorkiln-packages');
 
 /** Builds (when missing or stale) and loads `graph` as a compiled CPU model. */
 export async function openCpuPackage(graph: Graph, o: CompiledBackendOptions = {}): Promise<CompiledModel> {
-  const maxBatch = o.maxBatch ?? 256;
+  const maxBatch = o.maxBatch ?? DEFAULT_MAX_BATCH;
   const name = o.name ?? packageNameOf(graph) + (o.inputGrad ? '_ig' : '');
   const r = buildPackage(graph, { outRoot: o.outRoot ?? defaultRoot(), name, maxBatch, origin: o.origin, inputGrad: o.inputGrad });
   if (!r.cached) o.log?.(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
@@ -50,7 +50,8 @@ export async function openCpuPackage(graph: Graph, o: CompiledBackendOptions = {
 /** Builds (when missing or stale) and loads `graph` as a CUDA model, on a GPU or on the CPU emulator. */
 export async function openCudaPackage(graph: Graph, o: CudaPackageOptions = {}): Promise<CudaModel> {
   const name = o.name ?? packageNameOf(graph) + (o.inputGrad ? '_ig' : '');
-  const r = buildCudaPackage(graph, path.join(o.outRoot ?? defaultRoot(), name), name, o.maxBatch ?? 256, {
+  const maxBatch = o.maxBatch ?? DEFAULT_MAX_BATCH;
+  const r = buildCudaPackage(graph, path.join(o.outRoot ?? defaultRoot(), packageFolder(name, maxBatch)), name, maxBatch, {
     emulator: o.emulator,
     inputGrad: o.inputGrad,
   });

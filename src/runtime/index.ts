@@ -86,6 +86,12 @@ export interface NativeModel {
   inputGrad(): Float32Array;
   /** PyTorch's dropout multipliers by module path for the next train steps (null: back to the own masks) */
   replayDropout(masks: Map<string, Float32Array | Float64Array> | null, batch: number): void;
+  /** frees the native model now (the GC would later); any later call throws */
+  dispose(): void;
+  [Symbol.dispose](): void;
+  readonly disposed: boolean;
+  /** heap bytes of the native model, reported to the GC; 0 once disposed */
+  readonly nativeBytes: number;
 }
 
 /** A model compiled for the CPU (generated/<name>/). */

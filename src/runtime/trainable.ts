@@ -55,4 +55,13 @@ export class CompiledTrainable implements TrainableModel {
   loadTrainingState(state: Map<string, HostTensor>): void {
     this.model.loadTrainingState(state);
   }
+
+  /** frees the native model now; any later call throws */
+  dispose(): void {
+    this.model.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 }

@@ -1,5 +1,6 @@
 // Drives a generated package through its plain C API, without Node:
-//   harness check            forward (eval, train) + train steps on random data; prints a checksum
+//   harness check            forward (eval, train), train steps at batch 1, 7 and max, train_epoch at
+//                            batch 1, 10 and max, on random data; prints a checksum
 //   harness bench STEPS B    train-step and eval throughput
 // Exit status 0 when every call succeeded and every number is finite.
 #include <math.h>
@@ -90,7 +91,11 @@ int main(int argc, char** argv) {
   for (int i = 0; i < maxb; ++i) order[i] = (uint32_t)(maxb - 1 - i);
   double ls = 0.0;
   int64_t ok = 0;
-  if (API(train_epoch)(m, x.data(), labels.data(), maxb, order.data(), maxb, 10, &o, 3, 0, &ls, &ok)) return fail(m, "train_epoch");
+  // batch 1, a ragged last batch, and the max batch
+  const int epoch_batches[3] = { 1, 10, maxb };
+  for (int bi = 0; bi < 3; ++bi)
+    if (API(train_epoch)(m, x.data(), labels.data(), maxb, order.data(), maxb, epoch_batches[bi], &o, 3, 0, &ls, &ok))
+      return fail(m, "train_epoch");
   // error paths return codes, never crash
   if (API(forward)(m, x.data(), 0, logits.data(), 0) != TK_EINVAL) return fail(m, "batch 0 not rejected");
   if (API(forward)(m, x.data(), maxb + 1, logits.data(), 0) != TK_EINVAL) return fail(m, "batch > max not rejected");

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFiles } from '../build.js';
-import { addonPath, cmakeJsCompile, readManifest } from '../compile.js';
+import { addonPath, cmakeJsCompile, readManifest, withPackageLock } from '../compile.js';
 import type { Graph } from '../../graph/ir.js';
 import { writeFileAtomic } from '../../util/fs.js';
 import { emitCudaPackage } from './emit.js';
@@ -62,6 +62,10 @@ export function buildCudaPackage(
 ): CudaBuildResult {
   const t0 = performance.now();
   const dir = cudaPackageDir(path.resolve(modelDir), o.emulator); // absolute: cmake-js runs in it
+  return withPackageLock(dir, () => buildLocked(graph, dir, name, maxBatch, o, t0));
+}
+
+function buildLocked(graph: Graph, dir: string, name: string, maxBatch: number, o: CudaBuildOptions, t0: number): CudaBuildResult {
   const prefix = `tk_${name}_cuda`;
   const files = emitCudaPackage(graph, { name: `tk_${name}`, maxBatch, inputGrad: o.inputGrad });
   const written = writeFiles(dir, files);
