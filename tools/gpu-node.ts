@@ -4,10 +4,12 @@
 //   node.xz             this machine's node binary (needs glibc >= 2.28 there)
 //   gpu-node.mjs        this file bundled with esbuild: golden runner, runtime, training loop, the book's models
 //   pkg/<name>/cuda/    CUDA packages with their Node addons, built here with nvcc (sm_90 machine code)
-//   golden/<case>/      ../shared/golden and test/fixtures/golden-extra
+//   pkg.tar.xz          the packages (pkg/<name>/cuda/), xz-compressed to fit the carry; the check script unpacks it
+//   golden/<suite>/<case>/  ../shared/golden (book), test/fixtures/golden-{extra,ops,zoo}
 //
 //   npx tsx tools/gpu-node.ts prepare [--emulator]     here; --emulator builds for the CPU emulator instead,
-//                                                       to rehearse `run` on a machine without a GPU
+//                                                       to rehearse `run` on a machine without a GPU;
+//                                                       TK_NODE_CASES=<regex over suite/case> prepares a subset
 //   bash scripts/gpu-node-check.sh                      there (carry .gpu-node): unpacks node, runs `run`
 //
 // `run` checks every golden case on the CUDA addon through the same runner and
@@ -22,8 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cifar2Data, type ImageData } from '../src/api/data.js';
 import { train } from '../src/api/workflow.js';
-import { formatReport, listGoldenCases, runGoldenCase, type GoldenReport } from '../src/check/golden.js';
-import { camelArgs } from '../src/graph/load.js';
+import { caseBuild, formatReport, listGoldenCases, runGoldenCase, type GoldenReport } from '../src/check/golden.js';
 import { manualSeed } from '../src/graph/init.js';
 import type { Module } from '../src/graph/module.js';
 import { trace } from '../src/graph/trace.js';
@@ -31,9 +32,18 @@ import { CompiledBackend, packageNameOf } from '../src/runtime/compiled-backend.
 import { loadCuda } from '../src/runtime/cuda.js';
 import { CompiledTrainable } from '../src/runtime/trainable.js';
 import { bookModels } from '../models/book.js';
+import { zooModels } from '../models/zoo.js';
+import { opModels } from '../test/fixtures/op-models.js';
 
 type ModelClass = new (o?: never) => Module;
 const MODELS = bookModels as unknown as Record<string, ModelClass>;
+/** Each folder of golden cases and the classes its case.json files name. */
+const SUITES: Record<string, { dir: string; models: Record<string, ModelClass> }> = {
+  book: { dir: '../shared/golden', models: MODELS },
+  extra: { dir: 'test/fixtures/golden-extra', models: MODELS },
+  ops: { dir: 'test/fixtures/golden-ops', models: opModels as unknown as Record<string, ModelClass> },
+  zoo: { dir: 'test/fixtures/golden-zoo', models: zooModels as unknown as Record<string, ModelClass> },
+};
 const TIMED: [string, number][] = [
   ['Net', 100],
   ['NetResDeep', 2],
@@ -41,11 +51,8 @@ const TIMED: [string, number][] = [
 /** H100 and H200 are sm_90: machine code for it alone keeps the carry small (TK_CUDA_ARCHS to change) */
 const ARCHS = process.env.TK_CUDA_ARCHS ?? '90-real';
 
-/** The graph a golden case runs (as runGoldenCase traces it). */
-function caseModel(dir: string): Module {
-  const c = JSON.parse(fs.readFileSync(path.join(dir, 'case.json'), 'utf8')) as { model: string; args?: Record<string, unknown> };
-  return new MODELS[c.model](camelArgs(c.args ?? {}) as never);
-}
+/** The package a graph runs in: d loss / d input compiled in only where a case checks it. */
+const pkgName = (g: ReturnType<typeof trace>, inputGrad: boolean) => packageNameOf(g) + (inputGrad ? '_ig' : '');
 
 // held in variables so that esbuild leaves the code generator and itself out of the bundle
 const codegen = '../src/codegen/cuda/build.js';
@@ -72,24 +79,32 @@ async function prepare(emulator: boolean): Promise<void> {
   const out = path.join(root, '.gpu-node');
   const { buildCudaPackage } = (await import(codegen)) as typeof import('../src/codegen/cuda/build.js');
   fs.rmSync(out, { recursive: true, force: true });
-  const cases = [
-    ...listGoldenCases(path.resolve(root, '../shared/golden')),
-    ...listGoldenCases(path.join(root, 'test/fixtures/golden-extra')),
+  const only = new RegExp(process.env.TK_NODE_CASES ?? '');
+  const cases = Object.entries(SUITES).flatMap(([suite, s]) =>
+    listGoldenCases(path.resolve(root, s.dir))
+      .map((dir) => ({ suite, dir, models: s.models }))
+      .filter((c) => only.test(`${suite}/${path.basename(c.dir)}`)),
+  );
+  const graphs = [
+    ...(await Promise.all(cases.map((c) => caseBuild(c.dir, { models: c.models })))),
+    ...TIMED.map(([m]) => ({ graph: trace(new MODELS[m]()), inputGrad: false })),
   ];
-  const graphs = [...cases.map((d) => trace(caseModel(d))), ...TIMED.map(([m]) => trace(new MODELS[m]()))];
   const built = new Set<string>();
-  for (const g of graphs) {
-    const name = packageNameOf(g);
+  for (const { graph: g, inputGrad: ig } of graphs) {
+    const name = pkgName(g, ig);
     if (built.has(name)) continue;
     built.add(name);
-    const r = buildCudaPackage(g, path.join(out, 'pkg', name), name, 256, { emulator, archs: emulator ? undefined : ARCHS });
+    const r = buildCudaPackage(g, path.join(out, 'pkg', name), name, 256, { emulator, archs: emulator ? undefined : ARCHS, inputGrad: ig });
     // the carry is size-limited: keep the addon, drop the static library and CMake's files
     for (const f of fs.readdirSync(path.join(r.dir, 'build')))
       if (f !== 'Release' && f !== 'manifest.json') fs.rmSync(path.join(r.dir, 'build', f), { recursive: true, force: true });
     console.log(`built ${r.dir} in ${r.seconds.toFixed(1)} s`);
   }
-  for (const d of cases) fs.cpSync(d, path.join(out, 'golden', path.basename(d)), { recursive: true });
+  for (const c of cases) fs.cpSync(c.dir, path.join(out, 'golden', c.suite, path.basename(c.dir)), { recursive: true });
   await bundle(path.join(out, 'gpu-node.mjs'));
+  const tar = spawnSync('sh', ['-c', `tar -C "${out}" -cf - pkg | xz -T2 -6 > "${path.join(out, 'pkg.tar.xz')}"`]);
+  if (tar.status !== 0) throw new Error(`tar of ${out}/pkg failed: ${tar.stderr}`);
+  fs.rmSync(path.join(out, 'pkg'), { recursive: true, force: true });
   const xz = spawnSync('sh', ['-c', `xz -T2 -6 -c "${process.execPath}" > "${path.join(out, 'node.xz')}"`]);
   if (xz.status !== 0) throw new Error(`xz of ${process.execPath} failed: ${xz.stderr}`);
   const du = spawnSync('du', ['-sh', out], { encoding: 'utf8' }).stdout.trim();
@@ -99,8 +114,8 @@ async function prepare(emulator: boolean): Promise<void> {
 async function run(outDir: string | undefined): Promise<void> {
   const here = path.dirname(fileURLToPath(import.meta.url));
   // prepare --emulator builds into cuda-emu/
-  const pkg = (g: ReturnType<typeof trace>) => {
-    const [gpu, emu] = ['cuda', 'cuda-emu'].map((d) => path.join(here, 'pkg', packageNameOf(g), d));
+  const pkg = (g: ReturnType<typeof trace>, inputGrad = false) => {
+    const [gpu, emu] = ['cuda', 'cuda-emu'].map((d) => path.join(here, 'pkg', pkgName(g, inputGrad), d));
     return !fs.existsSync(gpu) && fs.existsSync(emu) ? emu : gpu;
   };
   const lines: string[] = [
@@ -111,16 +126,19 @@ async function run(outDir: string | undefined): Promise<void> {
   const started = performance.now();
   let device = '';
   const reports: GoldenReport[] = [];
-  for (const dir of listGoldenCases(path.join(here, 'golden'))) {
+  const cases = Object.entries(SUITES).flatMap(([suite, s]) =>
+    listGoldenCases(path.join(here, 'golden', suite)).map((dir) => ({ dir, models: s.models })),
+  );
+  for (const { dir, models } of cases) {
     try {
       const r = await runGoldenCase(
         dir,
-        async (g) => {
-          const m = await loadCuda(pkg(g));
+        async (g, needs) => {
+          const m = await loadCuda(pkg(g, !!needs?.inputGrad));
           device ||= m.device;
-          return new CompiledBackend(g, m);
+          return new CompiledBackend(g, m, !!needs?.inputGrad);
         },
-        { models: MODELS },
+        { models },
       );
       reports.push(r);
       console.log(formatReport(r));

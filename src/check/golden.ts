@@ -110,6 +110,22 @@ export function caseStepOptions(c: CaseJson): StepOptions {
   return { lr: t.lr, momentum: t.momentum ?? 0, weightDecay: t.weight_decay ?? 0, l1: t.l1_lambda ?? 0, l2: t.l2_lambda ?? 0, loss };
 }
 
+/** The graph a case runs: its model class (from opts.models, else the model file) traced at x's shape. */
+async function traceCase(caseDir: string, json: CaseJson, xShape: number[], opts: GoldenOptions): Promise<Graph> {
+  const args = camelArgs(json.args ?? {});
+  const Cls = opts.models?.[json.model];
+  if (opts.models && !Cls) throw new Error(`${caseDir}: no model class '${json.model}' among ${Object.keys(opts.models).join(', ')}`);
+  const model = Cls ? new Cls(args as never) : await loadModel(opts.modelFile ?? DEFAULT_MODEL_FILE, json.model, [args]);
+  return trace(model, xShape.slice(1));
+}
+
+/** What a case needs built: its graph, and whether it checks d loss / d input. */
+export async function caseBuild(caseDir: string, opts: GoldenOptions = {}): Promise<{ graph: Graph; inputGrad: boolean }> {
+  const json = JSON.parse(fs.readFileSync(path.join(caseDir, 'case.json'), 'utf8')) as CaseJson;
+  const x = need(loadSafetensors(path.join(caseDir, 'io.safetensors')).tensors, 'x', caseDir);
+  return { graph: await traceCase(caseDir, json, x.shape, opts), inputGrad: json.grad_input === true };
+}
+
 export async function runGoldenCase(caseDir: string, factory: BackendFactory, opts: GoldenOptions = {}): Promise<GoldenReport> {
   const started = performance.now();
   const tol = { ...GOLDEN_TOLERANCES, ...opts.tolerances };
@@ -122,11 +138,7 @@ export async function runGoldenCase(caseDir: string, factory: BackendFactory, op
   const xData = x.data as Float32Array;
   const labels = Int32Array.from(toNumbers(need(io, 'labels', caseDir).data as BigInt64Array));
 
-  const args = camelArgs(json.args ?? {});
-  const Cls = opts.models?.[json.model];
-  if (opts.models && !Cls) throw new Error(`${caseDir}: no model class '${json.model}' among ${Object.keys(opts.models).join(', ')}`);
-  const model = Cls ? new Cls(args as never) : await loadModel(opts.modelFile ?? DEFAULT_MODEL_FILE, json.model, [args]);
-  const graph: Graph = trace(model, x.shape.slice(1));
+  const graph = await traceCase(caseDir, json, x.shape, opts);
   const state = canonicalState(graph, weights as Map<string, HostTensor>, `${caseDir}/weights.safetensors`);
   const backend = await factory(graph, { inputGrad: json.grad_input === true });
   const dropout = json.dropout ?? [];
