@@ -83,6 +83,10 @@ def case_args(meta, x, io):
         argv += ['--schedule', json.dumps(t['schedule'])]
     if meta.get('optim_state'):
         argv.append('--optim-state')
+    if meta.get('activations'):
+        argv += ['--activations', ','.join(meta['activations'])]
+    if meta.get('grad_input_eval'):
+        argv.append('--grad-input-eval')
     a = dg.parse_args(argv)
     a.record_loss_steps = 'loss_steps' in io
     return a

@@ -17,7 +17,11 @@ Extended cases (--extended, implied by any option below; test/fixtures/GOLDEN.md
 --classes N|auto (auto: the model's output width), --loss nll, --label-smoothing,
 --grad-input (d loss / d x), --optimizer SGD|Adam|AdamW with --nesterov / --betas /
 --eps, --schedule JSON (a torch.optim.lr_scheduler, stepped after every step),
---steps N, --optim-state (optim.<param>.<key> after the last step). Train-mode
+--steps N, --optim-state (optim.<param>.<key> after the last step), --activations
+PATH,... (act.<path>: eval-mode outputs of those module calls), --grad-input-eval
+(grad_input_eval, loss_eval: d loss / d x in eval mode, no step), --warm-bn N (N
+train-mode forwards on other data before the weights are taken, so BatchNorm's
+running statistics are not their initial 0 and 1). Train-mode
 forwards through nn.Dropout / nn.Dropout2d with p > 0 always record the exact
 masks (mask.<module path>, tools/dropout_masks.py).
 """
@@ -227,6 +231,15 @@ def extended_notes(a, model):
     text += (f'x ~ randn [{a.batch}, {", ".join(map(str, a.input_shape))}] then labels ~ randint(0,{a.classes}) from '
              'a torch.Generator seeded with data_seed, after the model is built under torch.manual_seed(seed). '
              'weights = state_dict; logits_eval = eval-mode forward. ')
+    if a.warm_bn:
+        text = text.replace('weights = state_dict', f'then {a.warm_bn} train-mode forwards under no_grad on 0.5 + 2*randn '
+                            'batches from a generator seeded data_seed+1 (BatchNorm running statistics move); weights = state_dict')
+    if a.activations:
+        text += ('act.<path> = the outputs of those module calls in an eval-mode forward of x; a call is named by the '
+                 'path it is called under (a module its caller holds under several names takes the k-th at its k-th call). ')
+    if a.grad_input_eval:
+        text += ('grad_input_eval = d loss / d x of an eval-mode forward (no penalties, no step; the parameter gradients '
+                 'are dropped), loss_eval = that loss. ')
     if not a.eval_only:
         text += (f'Then {a.steps} step(s) on the same (x, labels): train-mode forward (updates BatchNorm running '
                  'stats), loss, zero_grad, backward, optimizer.step()' +
@@ -271,7 +284,18 @@ def build_case(a):
     g = torch.Generator().manual_seed(a.data_seed)
     x = torch.randn(a.batch, *a.input_shape, generator=g)
     labels = torch.randint(0, a.classes, (a.batch,), generator=g)
+    if a.warm_bn:
+        warm(model, a)
     return model, x, labels
+
+
+def warm(model, a):
+    """a.warm_bn train-mode forwards on randn batches (mean 0.5, std 2) from their own generator: running stats move off 0 and 1."""
+    g = torch.Generator().manual_seed(a.data_seed + 1)
+    model.train()
+    with torch.no_grad():
+        for _ in range(a.warm_bn):
+            model(0.5 + 2 * torch.randn(a.batch, *a.input_shape, generator=g))
 
 
 def run_case(a, model=None, x=None, labels=None, replay=None):
@@ -284,9 +308,68 @@ def run_case(a, model=None, x=None, labels=None, replay=None):
         model.eval()
         with torch.no_grad():
             io.append(('logits_eval', model(x)))
+        io += looking_inside(model, x, labels, a)
         if not a.eval_only:
             io += train_steps(model, x, labels, a, masks)
     return model, weights, io, masks
+
+
+class CallPaths:
+    """The outputs of module calls by the path each was called under, the rule of src/graph/tracer.ts:
+    a module's name in the calling module (the k-th call of a module held there under several names
+    takes the k-th, as nn.Sequential(*n * [block]) calls 'resblocks.0', 'resblocks.1', ...), else
+    its named_modules() name."""
+
+    def __init__(self, model, wanted):
+        self.wanted, self.out, self.stack = set(wanted), {}, []
+        self.names = {id(m): n for n, m in reversed(list(model.named_modules()))}
+        mods = {id(m): m for m in model.modules()}.values()
+        self.handles = [h for m in mods for h in (m.register_forward_pre_hook(self.enter), m.register_forward_hook(self.exit))]
+
+    def enter(self, module, inputs):
+        path = self.names[id(module)]
+        if self.stack:
+            parent, ppath, counts = self.stack[-1]
+            names = [k for k, v in parent._modules.items() if v is module]
+            if names:
+                k = counts.get(id(module), 0)
+                counts[id(module)] = k + 1
+                path = f'{ppath}.{names[k % len(names)]}' if ppath else names[k % len(names)]
+        self.stack.append((module, path, {}))
+
+    def exit(self, module, inputs, output):
+        _, path, _ = self.stack.pop()
+        if path in self.wanted and self.stack:
+            if path in self.out:
+                raise SystemExit(f'--activations: {path!r} is called more than once')
+            self.out[path] = output.detach().clone()
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+        missing = self.wanted - set(self.out)
+        if missing:
+            raise SystemExit(f'--activations: no module call {sorted(missing)}')
+
+
+def looking_inside(model, x, labels, a):
+    """act.<path> of an eval forward; grad_input_eval and loss_eval: d loss / d x in eval mode, no step."""
+    out = []
+    model.eval()
+    if a.activations:
+        paths = CallPaths(model, a.activations)
+        with torch.no_grad():
+            model(x)
+        paths.close()
+        out += [(f'act.{p}', paths.out[p]) for p in a.activations]
+    if a.grad_input_eval:
+        xin = x.detach().clone().requires_grad_()
+        loss = gt.make_loss(a.loss, a.label_smoothing)(model(xin), labels)
+        loss.backward()
+        out += [('grad_input_eval', xin.grad.detach().clone()), ('loss_eval', loss.detach())]
+        for p in model.parameters():
+            p.grad = None
+    return out
 
 
 def train_steps(model, x, labels, a, masks):
@@ -383,6 +466,9 @@ def extended_fields(a, masks):
         'grad_input': a.grad_input,
         'dropout': [{'module': path, 'kind': kind, 'p': p} for path, kind, p in (masks.modules() if masks else [])],
         'optim_state': a.optim_state,
+        **({'activations': a.activations} if a.activations else {}),
+        **({'grad_input_eval': True} if a.grad_input_eval else {}),
+        **({'warm_bn': a.warm_bn} if a.warm_bn else {}),
     }
 
 
@@ -421,6 +507,10 @@ def parse_args(argv):
     p.add_argument('--schedule', type=json.loads, default=None, help='LR schedule as JSON, e.g. '
                    '\'{"kind": "OneCycleLR", "max_lr": 0.1, "total_steps": 10}\'')
     p.add_argument('--optim-state', action='store_true', help='store optim.<param>.<key> after the last step')
+    p.add_argument('--activations', type=lambda s: s.split(','), default=[],
+                   help='module paths whose eval-mode outputs to store as act.<path>, e.g. conv1,resblocks.3')
+    p.add_argument('--grad-input-eval', action='store_true', help='store grad_input_eval = d loss / d x in eval mode')
+    p.add_argument('--warm-bn', type=int, default=0, help='train-mode forwards before the weights are taken')
     a = p.parse_args(argv)
     if not isinstance(a.args, dict):
         p.error('--args must be a JSON object')
@@ -429,7 +519,7 @@ def parse_args(argv):
     a.record_loss_steps = False
     a.extended = bool(a.extended or a.grad_input or a.loss != 'cross_entropy' or a.label_smoothing
                       or a.optimizer != 'SGD' or a.nesterov or a.schedule or a.optim_state
-                      or a.classes == 'auto')
+                      or a.classes == 'auto' or a.activations or a.grad_input_eval or a.warm_bn)
     return a
 
 

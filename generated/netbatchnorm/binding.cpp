@@ -55,6 +55,23 @@ double counter(const Napi::Env& env, const Napi::Value& v, const char* what, dou
 uint32_t seed32(const Napi::Env& env, const Napi::Value& v, const char* what) { return (uint32_t)counter(env, v, what, 4294967295.0); }
 uint64_t steps53(const Napi::Env& env, const Napi::Value& v, const char* what) { return (uint64_t)counter(env, v, what, 9007199254740992.0); }
 
+// loss: {kind: 'cross_entropy', labelSmoothing?} | {kind: 'nll'} | undefined (cross-entropy) into r's loss fields
+void lossOptions(const Napi::Env& env, const Napi::Value& loss, tk_sgd_options& r) {
+  r.loss_kind = TK_LOSS_CROSS_ENTROPY;
+  r.label_smoothing = 0.0f;
+  if (loss.IsUndefined()) return;
+  if (!loss.IsObject()) throw Napi::TypeError::New(env, "training option loss must be {kind: 'cross_entropy', labelSmoothing?} or {kind: 'nll'}");
+  Napi::Object l = loss.As<Napi::Object>();
+  const std::string kind = l.Get("kind").IsString() ? l.Get("kind").As<Napi::String>().Utf8Value() : "";
+  if (kind == "nll") r.loss_kind = TK_LOSS_NLL;
+  else if (kind != "cross_entropy") throw Napi::TypeError::New(env, "training option loss.kind must be 'cross_entropy' or 'nll'");
+  Napi::Value ls = l.Get("labelSmoothing");
+  if (!ls.IsUndefined()) {
+    if (!ls.IsNumber()) throw Napi::TypeError::New(env, "loss.labelSmoothing must be a number in [0, 1]");
+    r.label_smoothing = (float)ls.As<Napi::Number>().DoubleValue();
+  }
+}
+
 tk_sgd_options options(const Napi::Env& env, const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(env, "training options must be an object {lr, momentum?, weightDecay?, l1?, l2?}");
   Napi::Object o = v.As<Napi::Object>();
@@ -70,21 +87,7 @@ tk_sgd_options options(const Napi::Env& env, const Napi::Value& v) {
   r.weight_decay = get("weightDecay", false);
   r.l1 = get("l1", false);
   r.l2 = get("l2", false);
-  r.loss_kind = TK_LOSS_CROSS_ENTROPY;
-  r.label_smoothing = 0.0f;
-  Napi::Value loss = o.Get("loss");
-  if (!loss.IsUndefined()) {
-    if (!loss.IsObject()) throw Napi::TypeError::New(env, "training option loss must be {kind: 'cross_entropy', labelSmoothing?} or {kind: 'nll'}");
-    Napi::Object l = loss.As<Napi::Object>();
-    const std::string kind = l.Get("kind").IsString() ? l.Get("kind").As<Napi::String>().Utf8Value() : "";
-    if (kind == "nll") r.loss_kind = TK_LOSS_NLL;
-    else if (kind != "cross_entropy") throw Napi::TypeError::New(env, "training option loss.kind must be 'cross_entropy' or 'nll'");
-    Napi::Value ls = l.Get("labelSmoothing");
-    if (!ls.IsUndefined()) {
-      if (!ls.IsNumber()) throw Napi::TypeError::New(env, "loss.labelSmoothing must be a number in [0, 1]");
-      r.label_smoothing = (float)ls.As<Napi::Number>().DoubleValue();
-    }
-  }
+  lossOptions(env, o.Get("loss"), r);
   return r;
 }
 
@@ -102,6 +105,8 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod("getGrad", &Model::GetGrad),
                            InstanceMethod("inputGrad", &Model::InputGrad),
                            InstanceMethod("setDropoutMask", &Model::SetDropoutMask),
+                           InstanceMethod("inputGradient", &Model::InputGradient),
+                           InstanceMethod("tap", &Model::Tap),
                            InstanceMethod("resetOptimizer", &Model::ResetOptimizer),
                            InstanceMethod("dispose", &Model::Dispose),
                            InstanceMethod("getMomentum", &Model::GetMomentum),
@@ -317,6 +322,40 @@ class Model : public Napi::ObjectWrap<Model> {
     return env.Undefined();
   }
 
+  // inputGradient(x, labels, batch, train, seed, loss?): {grad, logits, loss} without a step (packages built with input gradients)
+  Napi::Value InputGradient(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int B = Batch(env, info[2]);
+    auto x = Input(env, info[0], B, "x");
+    auto l = Labels(env, info[1], B);
+    const int train = info[3].ToBoolean().Value() ? 1 : 0;
+    const uint32_t seed = seed32(env, info[4], "seed");
+    tk_sgd_options o;
+    lossOptions(env, info[5], o);
+    auto grad = Napi::Float32Array::New(env, (size_t)B * IN_NUMEL);
+    auto logits = Napi::Float32Array::New(env, (size_t)B * CLASSES);
+    float loss = 0.0f;
+    Check(env, tk_netbatchnorm_input_gradient(m_, x.Data(), l.Data(), B, train, seed, o.loss_kind, o.label_smoothing, grad.Data(), logits.Data(), &loss));
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("grad", grad);
+    r.Set("logits", logits);
+    r.Set("loss", Napi::Number::New(env, loss));
+    return r;
+  }
+
+  // tap(i, batch, x?): tap i of the last forward [batch, numel] (x: that forward's input, for a tap of the input itself)
+  Napi::Value Tap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int i = integer(env, info[0], "tap index");
+    const tk_tap_info* t = tk_netbatchnorm_tap_info(i);
+    if (!t) throw Napi::RangeError::New(env, "no tap with index " + std::to_string(i));
+    const int B = Batch(env, info[1]);
+    const float* x = info.Length() > 2 && !info[2].IsUndefined() ? Input(env, info[2], B, "x").Data() : nullptr;
+    auto a = Napi::Float32Array::New(env, (size_t)B * t->numel);
+    Check(env, tk_netbatchnorm_tap(m_, i, x, a.Data(), B));
+    return a;
+  }
+
   Napi::Value GetGrad(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const tk_state_info* s = Info(env, info[0]);
@@ -399,6 +438,18 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     states.Set(i, o);
   }
   exports.Set("state", states);
+  Napi::Array taps = Napi::Array::New(env, tk_netbatchnorm_num_taps());
+  for (int i = 0; i < tk_netbatchnorm_num_taps(); ++i) {
+    const tk_tap_info* t = tk_netbatchnorm_tap_info(i);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", t->name);
+    o.Set("node", t->node);
+    Napi::Array shape = Napi::Array::New(env, t->ndim);
+    for (int d = 0; d < t->ndim; ++d) shape.Set(d, t->shape[d]);
+    o.Set("shape", shape);
+    taps.Set(i, o);
+  }
+  exports.Set("taps", taps);
   return exports;
 }
 

@@ -10,6 +10,9 @@ export interface SgdOptions {
   l2?: number | undefined;
 }
 
+/** The loss of an input gradient: cross-entropy of the logits (default), or NLL of log-probabilities. */
+export type LossOptions = { kind: 'cross_entropy'; labelSmoothing?: number | undefined } | { kind: 'nll' };
+
 export interface StateTensor {
   dtype: 'F32' | 'I64';
   shape: number[];
@@ -21,6 +24,13 @@ export interface FileTensor {
   dtype: 'F32' | 'F64' | 'I64' | 'I32';
   shape: number[];
   data: Float32Array | Float64Array | BigInt64Array | Int32Array;
+}
+
+/** A tap: the name it was asked by (a module path or '#node'), its graph node, its per-sample shape. */
+export interface TapInfo {
+  name: string;
+  node: number;
+  shape: number[];
 }
 
 export interface StateInfo {
@@ -142,6 +152,19 @@ export declare class Model {
   replayDropout(masks: Map<string, Float32Array | Float64Array> | null, batch: number): void;
   /** d loss / d x of the last train step, [batch, C, H, W] (packages built with input gradients; otherwise throws). */
   inputGrad(): Float32Array;
+  /** d loss / d x [batch, 3, 32, 32] without a step (no state changes), eval mode unless train; packages built with input gradients. */
+  inputGradient(
+    x: Float32Array,
+    labels: Int32Array,
+    batch: number,
+    options?: { train?: boolean | undefined; seed?: number | undefined; loss?: LossOptions | undefined },
+  ): { grad: Float32Array; logits: Float32Array; loss: number };
+  /** Whether inputGradient() works (the package was built with input gradients). */
+  get hasInputGradient(): boolean;
+  /** The values kept readable after a forward (gen build --taps). */
+  get taps(): readonly TapInfo[];
+  /** A forward of x in the current mode, then every tap's value [batch, ...shape] by name. */
+  activations(x: Float32Array, batch: number, seed?: number): Map<string, { shape: number[]; data: Float32Array }>;
 }
 
 export declare function create(options?: ModelOptions): Model;

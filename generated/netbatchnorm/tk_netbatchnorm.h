@@ -72,6 +72,18 @@ typedef struct tk_state_info {
 } tk_state_info;
 #endif
 
+#ifndef TK_TAP_TYPES
+#define TK_TAP_TYPES
+/** A value kept readable after a forward (gen build --taps): the name it was asked by, its graph node, per-sample shape. */
+typedef struct tk_tap_info {
+  const char* name;
+  int node;
+  int ndim;
+  int shape[4];
+  size_t numel; /* per sample */
+} tk_tap_info;
+#endif
+
 typedef struct tk_netbatchnorm tk_netbatchnorm;
 
 /** A model with zeroed parameters (BatchNorm running_var 1); max_batch <= 0 takes the default. NULL if out of memory. */
@@ -136,6 +148,22 @@ int tk_netbatchnorm_num_dropout(void);
  * PyTorch's masks this way); NULL goes back to the hash.
  */
 int tk_netbatchnorm_set_dropout_mask(tk_netbatchnorm* m, int k, const float* mask, int batch);
+/**
+ * d loss / d x into dst [batch, 3, 32, 32] of the mean loss (loss_kind TK_LOSS_*, label_smoothing as
+ * tk_sgd_options) of x and labels, in train (1) or eval (0) mode, without a step: weights, BatchNorm buffers and
+ * momentum are left as they were. logits [batch, 2] and loss may be NULL. TK_EINVAL unless the package was
+ * built with input gradients.
+ */
+int tk_netbatchnorm_input_gradient(tk_netbatchnorm* m, const float* x, const int32_t* labels, int batch, int train, uint32_t seed,
+                              int loss_kind, float label_smoothing, float* dst, float* logits, float* loss);
+/** Taps (values kept readable after a forward, gen build --taps): count and info, NULL out of range. */
+int tk_netbatchnorm_num_taps(void);
+const tk_tap_info* tk_netbatchnorm_tap_info(int i);
+/**
+ * Copies tap i of the last forward, train step or input_gradient call (batch must be its batch) into dst
+ * [batch, numel]; x: that call's input, read only when the tap is the model input itself.
+ */
+int tk_netbatchnorm_tap(tk_netbatchnorm* m, int i, const float* x, float* dst, int batch);
 /** Gradient of parameter i from the last train step (penalties included), NULL for buffers. */
 const float* tk_netbatchnorm_grad_data(tk_netbatchnorm* m, int i);
 /** Copies state i out / in (numel elements of its dtype). */

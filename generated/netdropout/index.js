@@ -430,6 +430,34 @@ export class Model {
     return this._n.inputGrad(this._lastBatch);
   }
 
+  /**
+   * d loss / d x [batch, C, H, W] of x and labels without a step: weights, BatchNorm buffers and momentum stay as they
+   * were. Eval mode unless { train: true } (dropout then uses `seed`); loss as trainStep's opts.loss. Also the logits
+   * and the mean loss. Packages built with input gradients; otherwise throws.
+   */
+  inputGradient(x, labels, batch, { train = false, seed = this.stepSeed(this.step), loss } = {}) {
+    return this._n.inputGradient(x, labels, batch, !!train, seed >>> 0, loss);
+  }
+
+  /** Whether inputGradient() works: the package was built with input gradients. */
+  get hasInputGradient() {
+    return info.inputGrad === true;
+  }
+
+  /** The taps of this package (gen build --taps): the name each was asked by, its graph node, its per-sample shape. */
+  get taps() {
+    return addon().taps;
+  }
+
+  /**
+   * A forward of x in the current mode, then every tap's value: Map name -> { shape: [batch, ...], data }.
+   * (Train mode updates BatchNorm buffers, as forward does.)
+   */
+  activations(x, batch, seed) {
+    this.forward(x, batch, seed);
+    return new Map(addon().taps.map((t, i) => [t.name, { shape: [batch, ...t.shape], data: this._n.tap(i, batch, x) }]));
+  }
+
   /** Parameter gradients of the last train step (penalties included), by canonical name. */
   grads() {
     const out = new Map();

@@ -331,7 +331,8 @@ struct tk_netres {
   int nthreads;
   int training;
   int has_momentum;
-  int last_batch;  // batch of the last train step (its input gradient)
+  int last_batch;  // batch of the last train step or input_gradient call (its input gradient)
+  int last_fwd;    // batch of the last forward (what the taps hold); 0 before any
   float* dmask[NUM_DROPOUT + 1];  // dropout multipliers given from outside, by stream; NULL: the hash
   char* arena;
   float* P;   // parameters
@@ -466,6 +467,13 @@ float* input_grad_buf(tk_netres* m) {
   return nullptr;
 }
 
+// values kept readable after a forward (gen build --taps): per-sample arena offset, -1 for the model input
+constexpr int NUM_TAPS = 0;
+const tk_tap_info TAPS[NUM_TAPS + 1] = {
+    { nullptr, 0, 0, { 0, 0, 0, 0 }, 0 },
+};
+const long TAP_OFF[NUM_TAPS + 1] = {  0 };
+
 float* dlogits_buf(tk_netres* m) {
   char* const arena = m->arena;
   const size_t mb = (size_t)m->max_batch;
@@ -590,6 +598,7 @@ int train_impl(tk_netres* m, const float* x, const int32_t* labels, int B, const
   for (int t = 0; t < used; ++t) l += lsum[t], p += pen[t], k += ok[t];
   if (o->momentum != 0.0f) m->has_momentum = 1;
   m->last_batch = B;
+  m->last_fwd = B;
   if (res) {
     res->loss = (float)(l / B + p);
     res->loss_ce = (float)(l / B);
@@ -691,6 +700,63 @@ int tk_netres_forward(tk_netres* m, const float* x, int B, float* logits, uint32
     fwd_steps(m, c, x);
     memcpy(logits + (size_t)c.b0 * CLASSES, logits_buf(m) + (size_t)c.b0 * CLASSES, sizeof(float) * (c.b1 - c.b0) * CLASSES);
   }
+  m->last_fwd = B;
+  return TK_OK;
+}
+
+int tk_netres_input_gradient(tk_netres* m, const float* x, const int32_t* labels, int B, int train, uint32_t seed, int loss_kind,
+                              float label_smoothing, float* dst, float* logits, float* loss) {
+  if (!m) return TK_EINVAL;
+  if (!x || !labels || !dst) return fail(m, "input_gradient: x, labels and dst must not be NULL");
+  if (!input_grad_buf(m)) return fail(m, "input_gradient: this package was built without input gradients (build it with inputGrad)");
+  const tk_sgd_options o = { 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, loss_kind, label_smoothing };
+  if (check_batch(m, B) || check_opts(m, &o) || check_labels(m, labels, B)) return TK_EINVAL;
+  // train mode updates the BatchNorm buffers: they are put back, as the weights are never touched
+  const size_t fb = sizeof(float) * FBUF_FLOATS, ib = sizeof(int64_t) * IBUF_COUNT;
+  char* saved = train ? (char*)malloc(fb + ib + 8) : nullptr;
+  if (train && !saved) return TK_ENOMEM;
+  if (saved) memcpy(saved, m->FB, fb), memcpy(saved + fb, m->IB, ib);
+  double lsum[MAX_THREADS] = {0};
+  int64_t ok[MAX_THREADS] = {0};
+  const int nt = B >= 2 ? m->nthreads : 1;
+  int used = 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const Ctx c = make_ctx(m, B, seed, train ? 1 : 0);
+    if (c.t == 0) used = c.nt;
+    fwd_steps(m, c, x);
+    TK_BARRIER();
+    tk::ce_loss<CLASSES>(c, dlogits_buf(m), logits_buf(m), labels, o.label_smoothing, o.loss_kind, &lsum[c.t], &ok[c.t]);
+    if (logits)
+      memcpy(logits + (size_t)c.b0 * CLASSES, logits_buf(m) + (size_t)c.b0 * CLASSES, sizeof(float) * (c.b1 - c.b0) * CLASSES);
+    bwd_steps(m, c, x);
+  }
+  if (saved) memcpy(m->FB, saved, fb), memcpy(m->IB, saved + fb, ib), free(saved);
+  double l = 0.0;
+  for (int t = 0; t < used; ++t) l += lsum[t];
+  if (loss) *loss = (float)(l / B);
+  memcpy(dst, input_grad_buf(m), sizeof(float) * (size_t)B * IN_NUMEL);
+  m->last_batch = B;
+  m->last_fwd = B;
+  return TK_OK;
+}
+
+int tk_netres_num_taps(void) { return NUM_TAPS; }
+const tk_tap_info* tk_netres_tap_info(int i) { return i >= 0 && i < NUM_TAPS ? &TAPS[i] : nullptr; }
+
+int tk_netres_tap(tk_netres* m, int i, const float* x, float* dst, int batch) {
+  if (!m || !dst) return TK_EINVAL;
+  if (i < 0 || i >= NUM_TAPS) return fail(m, "tap: no tap %ld (this package has %ld; gen build --taps adds them)", i, NUM_TAPS);
+  if (batch < 1 || batch != m->last_fwd) return fail(m, "tap: the last forward had batch %ld, not %ld", m->last_fwd, batch);
+  const size_t n = (size_t)batch * TAPS[i].numel;
+  if (TAP_OFF[i] < 0) {
+    if (!x) return fail(m, "tap %ld is the model input: pass the x of the forward", i);
+    memcpy(dst, x, sizeof(float) * n);
+    return TK_OK;
+  }
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  memcpy(dst, F(TAP_OFF[i]), sizeof(float) * n);
   return TK_OK;
 }
 

@@ -1222,6 +1222,44 @@ void bn_bwd(const Ctx& c, float* dz, float* dskip, const float* gy, const float*
 }
 
 /**
+ * Backward of eval-mode BatchNorm (+act) (+add): with the running statistics as
+ * constants, dz = d(act input) * gamma * invstd. Input gradients only: no eval-mode
+ * step updates gamma and beta, so their gradients are not computed.
+ */
+template <int C, int HW, class ACT, bool ADD, bool NEED_SKIP, bool NEED_DZ, bool ACCUM_DZ, bool ACCUM_SKIP>
+void bn_bwd_eval(const Ctx& c, float* dz, float* dskip, const float* gy, const float* y, const float* z, const float* gamma,
+                 const float* beta, const float* rmean, const float* rvar, float eps) {
+  float* st = c.scratch;  // [2][C]: alpha, beta'
+  bn_eval_stats<C>(st, gamma, beta, rmean, rvar, eps);
+  for (int b = c.b0; b < c.b1; ++b)
+    for (int ch = 0; ch < C; ++ch) {
+      const size_t o = ((size_t)b * C + ch) * HW;
+      const float al = st[ch], be = st[C + ch];
+      if (NEED_SKIP) {
+        float* ds = dskip + o;
+        vmap<HW>(ds, [&](int i, int k) {
+          vf r = TK_LD(gy + o, i, k);
+          if (ACCUM_SKIP) r += TK_LD(ds, i, k);
+          return r;
+        });
+      }
+      if constexpr (NEED_DZ) {
+        float* d = dz + o;
+        vmap<HW>(d, [&](int i, int k) {
+          vf g = TK_LD(gy + o, i, k);
+          if constexpr (!ACT::none) {
+            if constexpr (ADD) g = g * ACT::dx(TK_LD(z + o, i, k) * al + be);
+            else g = g * ACT::dy(TK_LD(y + o, i, k));
+          }
+          vf r = g * al;
+          if (ACCUM_DZ) r += TK_LD(d, i, k);
+          return r;
+        });
+      }
+    }
+}
+
+/**
  * out [B, C, H/2, W/2] = maxpool2x2(act(alpha*z + beta')) with stats [2][C] = alpha, beta':
  * the pre-activations are pooled, then activated (tanh and relu are monotonic), and the
  * full-size activation is never stored. am: window index of each first maximum, or NULL.
@@ -1317,6 +1355,28 @@ void bn_pool_bwd(const Ctx& c, float* dz, const uint8_t* am, const float* gy, co
         int o;
         const float g = da(pp, p, &o);
         d[o] += g * gi;
+      }
+    }
+}
+
+/** Backward of bn_pool_fwd_eval, input gradient only: each window's argmax gets gy * act' * gamma * invstd. */
+template <int C, int H, int W, class ACT, bool NEED_DZ, bool ACCUM_DZ>
+void bn_pool_bwd_eval(const Ctx& c, float* dz, const uint8_t* am, const float* gy, const float* y, const float* z, const float* gamma,
+                      const float* beta, const float* rmean, const float* rvar, float eps) {
+  constexpr int HW = H * W, OH = H / 2, OW = W / 2;
+  (void)z;
+  if constexpr (!NEED_DZ) return;
+  float* st = c.scratch;  // [2][C]: alpha, beta'
+  bn_eval_stats<C>(st, gamma, beta, rmean, rvar, eps);
+  for (int b = c.b0; b < c.b1; ++b)
+    for (int ch = 0; ch < C; ++ch) {
+      const size_t plane = ((size_t)b * C + ch) * HW, pp = ((size_t)b * C + ch) * OH * OW;
+      const float al = st[ch];
+      float* d = dz + plane;
+      if (!ACCUM_DZ) memset(d, 0, sizeof(float) * HW);
+      for (int p = 0; p < OH * OW; ++p) {
+        const int k = am[pp + p], oh = p / OW, ow = p % OW;
+        d[(2 * oh + k / 2) * W + 2 * ow + k % 2] += gy[pp + p] * dact1<ACT>(ACT::none ? 0.0f : y[pp + p]) * al;
       }
     }
 }

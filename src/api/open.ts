@@ -56,15 +56,20 @@ const compiledOpener =
     const outRoot = o.outDir ?? 'generated';
     const name = o.name ?? packageNameOf(graph);
     const common = { outRoot, name, maxBatch: o.maxBatch, seed: o.seed ?? 0, log: o.log };
+    const cuda = { emulator: kind === 'cuda-emu', device: o.device };
     const native =
       kind === 'cpu'
         ? await openCpuPackage(graph, {
             ...common,
             origin: o.origin ?? recordedOrigin(path.resolve(outRoot, packageFolder(name, o.maxBatch ?? DEFAULT_MAX_BATCH))),
           })
-        : await openCudaPackage(graph, { ...common, emulator: kind === 'cuda-emu', device: o.device });
+        : await openCudaPackage(graph, { ...common, ...cuda });
     native.loadStateDict(module.stateDict());
-    return new CompiledTrainable(graph, native);
+    // a look inside builds a package of its own (under the OS temp dir), so the training kernels stay as they are
+    const probe = { maxBatch: native.maxBatch, seed: o.seed ?? 0, log: o.log };
+    return new CompiledTrainable(graph, native, (p) =>
+      kind === 'cpu' ? openCpuPackage(graph, { ...probe, ...p }) : openCudaPackage(graph, { ...probe, ...cuda, ...p }),
+    );
   };
 
 const openers: Record<BackendName, Opener> = {

@@ -3,6 +3,8 @@
 // compiled C++ and CUDA backends implement it too (float32 arrays are fine).
 import type { Graph, HostTensor } from '../graph/ir.js';
 import type { StepOptions } from '../train/rules.js';
+import type { LossOptions } from '../ops/loss.js';
+import type { Tap } from '../graph/taps.js';
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -43,12 +45,33 @@ export interface Backend {
    * A golden case with dropout skips the train-mode checks on a backend without it.
    */
   replayDropout?(masks: Map<string, FloatArray>): void;
+  /** The values of `nodes` ([batch, ...shape] each) after a forward of x; changes no state. */
+  activations?(x: FloatArray, batch: number, nodes: number[], opts: ForwardOptions): FloatArray[];
+  /** d loss / d x without a step; changes no state. */
+  inputGradient?(x: FloatArray, labels: ArrayLike<number>, batch: number, opts: ProbeOptions): InputGradient;
+}
+
+/** A look inside that changes no state: no weights, no BatchNorm buffers, no optimiser state. */
+export interface ProbeOptions extends ForwardOptions {
+  /** the loss whose input gradient is asked for (default cross-entropy) */
+  loss?: LossOptions;
+}
+
+export interface InputGradient {
+  /** d loss / d x [batch, C, H, W] of the mean loss over the batch */
+  grad: FloatArray;
+  /** logits [batch, classes] of the same forward */
+  logits: FloatArray;
+  /** the mean loss (no penalties: they do not depend on x) */
+  loss: number;
 }
 
 /** What a check asks of a backend beyond the basics. */
 export interface BackendNeeds {
-  /** train steps report inputGrad */
+  /** train steps report inputGrad; inputGradient() works */
   inputGrad?: boolean;
+  /** activations() reads these values */
+  taps?: Tap[];
 }
 
 export type BackendFactory = (graph: Graph, needs?: BackendNeeds) => Backend | Promise<Backend>;

@@ -18,6 +18,7 @@ import { canonicalState, expandState } from '../graph/state.js';
 import { trace } from '../graph/trace.js';
 import { loadSafetensors, saveSafetensors, type Tensor } from '../io/safetensors.js';
 import type { StepOptions } from '../train/rules.js';
+import { resolveTaps } from '../graph/taps.js';
 import type { LossOptions } from '../ops/loss.js';
 import type { BackendFactory, FloatArray } from './backend.js';
 import { compareTensor, toNumbers, type TensorCheck, type Tolerance } from './compare.js';
@@ -66,6 +67,10 @@ export interface CaseJson {
   grad_input?: boolean;
   /** extended format: the dropout modules whose masks io.safetensors holds */
   dropout?: { module: string; kind: string; p: number }[];
+  /** extended format: module paths whose eval-mode outputs io.safetensors holds as act.<path> */
+  activations?: string[];
+  /** extended format: io.safetensors holds grad_input_eval (and loss_eval) */
+  grad_input_eval?: boolean;
 }
 
 export interface GoldenOptions {
@@ -140,7 +145,8 @@ export async function runGoldenCase(caseDir: string, factory: BackendFactory, op
 
   const graph = await traceCase(caseDir, json, x.shape, opts);
   const state = canonicalState(graph, weights as Map<string, HostTensor>, `${caseDir}/weights.safetensors`);
-  const backend = await factory(graph, { inputGrad: json.grad_input === true });
+  const taps = json.activations?.length ? resolveTaps(graph, json.activations) : [];
+  const backend = await factory(graph, { inputGrad: json.grad_input === true || json.grad_input_eval === true, taps });
   const dropout = json.dropout ?? [];
   // PyTorch's dropout masks come from its RNG: only a backend that replays them can match train mode
   const replay = dropout.length > 0 && backend.replayDropout !== undefined;
@@ -148,9 +154,16 @@ export async function runGoldenCase(caseDir: string, factory: BackendFactory, op
 
   const checks: TensorCheck[] = [];
   const computed = new Map<string, Tensor>();
-  const check = (name: string, got: FloatArray | number[] | BigInt64Array | undefined, shape: number[], t: Tolerance, skip = '') => {
+  // `ref`: the io tensor to compare with, when it is named otherwise
+  const check = (
+    name: string,
+    got: FloatArray | number[] | BigInt64Array | undefined,
+    shape: number[],
+    t: Tolerance,
+    skip = '',
+    ref = io.get(name),
+  ) => {
     if (got) computed.set(name, asTensor(got, shape));
-    const ref = io.get(name);
     if (skip && ref) {
       checks.push({
         name,
@@ -178,10 +191,35 @@ export async function runGoldenCase(caseDir: string, factory: BackendFactory, op
       }),
     );
 
+  // looking inside (activations, input gradients without a step) before the steps, which then show that it changed no state
+  const probeChecks = () => {
+    const loss = json.train ? caseStepOptions(json).loss : undefined;
+    if (taps.length) {
+      const got = backend.activations?.(
+        xData,
+        batch,
+        taps.map((t) => t.node),
+        { train: false },
+      );
+      taps.forEach((t, i) => check(`act.${t.name}`, got?.[i], [batch, ...t.shape], tol.logits));
+    }
+    if (json.grad_input_eval) {
+      const r = backend.inputGradient?.(xData, labels, batch, { train: false, loss });
+      check('grad_input_eval', r?.grad, x.shape, tol.grad);
+      if (io.has('loss_eval')) check('loss_eval', r && [r.loss], [], tol.logits);
+    }
+    if (json.grad_input && !json.eval_only && backend.inputGradient) {
+      if (replay) backend.replayDropout!(masksOf(0));
+      const r = backend.inputGradient(xData, labels, batch, { train: true, loss });
+      check('grad_input_nostep', r.grad, x.shape, tol.grad, skipTrain, io.get('grad_input'));
+    }
+  };
+
   try {
     backend.loadState(state);
     const logitsShape = [batch, graph.nodes[graph.output].shape[0]];
     check('logits_eval', backend.forward(xData, batch, { train: false }), logitsShape, tol.logits);
+    probeChecks();
 
     const steps = json.eval_only ? 0 : (json.train?.steps ?? 1);
     if (steps > 0) {

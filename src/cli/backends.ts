@@ -6,15 +6,15 @@ const factories: Record<string, () => Promise<BackendFactory>> = {
   interp: async () => (graph) => new Interpreter(graph),
   cpu: async () => {
     const { compiledBackend } = await import('../runtime/backend.js');
-    return (graph, needs) => compiledBackend(graph, { inputGrad: needs?.inputGrad });
+    return (graph, needs) => compiledBackend(graph, { inputGrad: needs?.inputGrad, taps: needs?.taps });
   },
   cuda: async () => {
     const { cudaBackend } = await import('../runtime/backend.js');
-    return (graph, needs) => cudaBackend(graph, { inputGrad: needs?.inputGrad });
+    return (graph, needs) => cudaBackend(graph, { inputGrad: needs?.inputGrad, taps: needs?.taps });
   },
   'cuda-emu': async () => {
     const { cudaBackend } = await import('../runtime/backend.js');
-    return (graph, needs) => cudaBackend(graph, { emulator: true, inputGrad: needs?.inputGrad });
+    return (graph, needs) => cudaBackend(graph, { emulator: true, inputGrad: needs?.inputGrad, taps: needs?.taps });
   },
 };
 

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Graph, HostTensor } from '../graph/ir.js';
+import type { Tap } from '../graph/taps.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { addonPath, compilePackage, CXX_FLAGS, readManifest, withPackageLock } from './compile.js';
@@ -32,8 +33,10 @@ export interface BuildOptions {
   initialState?: Map<string, HostTensor>;
   /** where the model came from, recorded in tensorkiln.json */
   origin?: { file: string; model: string; args?: string };
-  /** train steps also compute d loss / d input (src/codegen/cpu/plan.ts PlanOptions) */
+  /** train steps also compute d loss / d input, and inputGradient() works (src/codegen/cpu/plan.ts PlanOptions) */
   inputGrad?: boolean;
+  /** values kept readable after a forward (gen build --taps) */
+  taps?: Tap[];
 }
 
 export interface BuildResult {
@@ -50,7 +53,9 @@ export interface BuildResult {
 
 /** The graph without details that do not change the code (where trace() was called from). */
 export function canonicalGraph(g: Graph): Graph {
-  return { ...g, nodes: g.nodes.map((n) => (n.op === 'input' ? { ...n, source: '' } : n)) };
+  // module calls only name values; the taps that name them are part of the key
+  const { calls: _calls, ...rest } = g;
+  return { ...rest, nodes: g.nodes.map((n) => (n.op === 'input' ? { ...n, source: '' } : n)) };
 }
 
 let sourcesDigest: string | undefined;
@@ -73,12 +78,12 @@ function generatorDigest(): string {
   return sourcesDigest;
 }
 
-export function cacheKey(graph: Graph, name: string, maxBatch: number, inputGrad = false): string {
+export function cacheKey(graph: Graph, name: string, maxBatch: number, o: PlanOptions = {}): string {
   const isa = hostIsa();
   const h = crypto.createHash('sha256');
   h.update(JSON.stringify(canonicalGraph(graph)));
   h.update(
-    `\0${name}\0${maxBatch}\0${inputGrad}\0${CODEGEN_VERSION}\0${generatorDigest()}\0${CXX_FLAGS}\0${isa.march}\0${isa.flags.join(' ')}\0${isa.compiler}`,
+    `\0${name}\0${maxBatch}\0${!!o.inputGrad}\0${JSON.stringify(o.taps ?? [])}\0${CODEGEN_VERSION}\0${generatorDigest()}\0${CXX_FLAGS}\0${isa.march}\0${isa.flags.join(' ')}\0${isa.compiler}`,
   );
   return h.digest('hex').slice(0, 32);
 }
@@ -105,6 +110,8 @@ export function generatePackage(
     state: g.state.map((s) => ({ name: s.name, kind: s.kind, dtype: s.dtype, shape: s.shape })),
     keys: g.keys,
     dropout: dropoutView(g).dropouts,
+    ...(p.taps.length ? { taps: p.taps.map(({ name, node, shape }) => ({ name, node, shape })) } : {}),
+    ...(o.inputGrad ? { inputGrad: true } : {}),
   };
   const view = { ...baseView(g, name, p.classes), infoJson: JSON.stringify(infoObj, null, 2) };
   const files = new Map<string, string>();
@@ -159,7 +166,7 @@ export function buildPackage(graph: Graph, o: BuildOptions = {}): BuildResult {
     throw new Error(`--max-batch must be an integer in [1, 1048576], got ${maxBatch}`);
   const dir = path.resolve(o.outRoot ?? 'generated', packageFolder(name, maxBatch));
   const prefix = prefixOf(name);
-  const key = cacheKey(graph, name, maxBatch, !!o.inputGrad);
+  const key = cacheKey(graph, name, maxBatch, { inputGrad: o.inputGrad, taps: o.taps });
   const compile = o.compile ?? true;
   // the cache check inside the lock: a build that waited finds the other's result
   return withPackageLock(dir, () => {
@@ -176,7 +183,7 @@ export function buildPackage(graph: Graph, o: BuildOptions = {}): BuildResult {
       saveInitialState(dir, o.initialState);
       return { dir, name, prefix, cached: true, key, written: [], seconds: (performance.now() - t0) / 1000 };
     }
-    const files = generatePackage(graph, name, maxBatch, o.origin, { inputGrad: o.inputGrad });
+    const files = generatePackage(graph, name, maxBatch, o.origin, { inputGrad: o.inputGrad, taps: o.taps });
     const written = writeFiles(dir, files);
     if (compile) compilePackage(dir, { key, model: graph.name, name, prefix });
     saveInitialState(dir, o.initialState);

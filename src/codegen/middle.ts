@@ -36,11 +36,11 @@ export function consumers(g: Graph): Node[][] {
 /**
  * Groups in graph order (a topological order of the groups). A node joins its
  * producer's group only when it is the producer's single consumer and the
- * producer is not the model output.
+ * producer is neither the model output nor a value to keep (a tap: its group stores it).
  */
-export function fuse(g: Graph, policy: FusionPolicy): Group[] {
+export function fuse(g: Graph, policy: FusionPolicy, keep: ReadonlySet<number> = new Set()): Group[] {
   const cons = consumers(g);
-  const sole = (id: number): Node | undefined => (cons[id].length === 1 && id !== g.output ? cons[id][0] : undefined);
+  const sole = (id: number): Node | undefined => (cons[id].length === 1 && id !== g.output && !keep.has(id) ? cons[id][0] : undefined);
   const taken = new Set<number>();
   const groups: Group[] = [];
   for (const head of g.nodes) {
@@ -76,6 +76,16 @@ export function fuse(g: Graph, policy: FusionPolicy): Group[] {
 
 function isMaxPool(n: Node): n is PoolNode {
   return n.op === 'maxpool2d';
+}
+
+/** The values a tap of `nodes` needs stored: each node and, for a view (reshape), the value it views. */
+export function tapStorage(g: Graph, nodes: readonly number[]): Set<number> {
+  const keep = new Set<number>();
+  for (let v of nodes) {
+    keep.add(v);
+    while (g.nodes[v].op === 'reshape') keep.add((v = g.nodes[v].inputs[0]));
+  }
+  return keep;
 }
 
 /** An activation a fused kernel can apply: its derivative follows from its output alone (the kernel keeps only that). */

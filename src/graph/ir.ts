@@ -148,6 +148,12 @@ export type OpKind = Node['op'];
 /** The node type of an op kind. */
 export type NodeOf<K extends OpKind> = Extract<Node, { op: K }>;
 
+/** A module call of the traced forward: the path it was called under and the node of the value it returned. */
+export interface ModuleCall {
+  path: string;
+  output: number;
+}
+
 /** A parameter or buffer of the model, by its canonical (first) state_dict name. */
 export interface StateInfo {
   name: string;
@@ -169,6 +175,8 @@ export interface Graph {
   state: StateInfo[];
   /** every state_dict key (shared modules repeat) → canonical name */
   keys: Record<string, string>;
+  /** the module calls of the forward, by the path each was called under (activations name them; src/graph/taps.ts) */
+  calls?: ModuleCall[];
 }
 
 export function numel(shape: readonly number[]): number {

@@ -63,12 +63,14 @@ export abstract class Module {
     const tracer = currentTracer();
     if (typeof this.forward !== 'function') tracer.fail(this.constructor.name, 'has no forward method');
     tracer.enter(this, defLine);
+    let out: Tensor | undefined;
     try {
       if (typeof this.forward !== 'function')
         throw new Error(`${this.constructor.name} has no forward(x) method: an nn.Module must define one`);
-      return this.forward(...inputs);
+      out = this.forward(...inputs);
+      return out;
     } finally {
-      tracer.exit();
+      tracer.exit(out);
     }
   }
 

@@ -45,5 +45,6 @@ export function trace(model: Module, inputShape: number[] = declaredInput(model)
   const known = new Set(state.map((s) => s.name));
   for (const n of tracer.nodes)
     for (const p of n.params) if (!known.has(p)) throw new Error(`internal: node ${n.id} (${n.op}) reads unknown state '${p}'`);
-  return { name: model.constructor.name, inputShape: [...inputShape], nodes: tracer.nodes, output: out.id, state, keys: keyMap };
+  const g: Graph = { name: model.constructor.name, inputShape: [...inputShape], nodes: tracer.nodes, output: out.id, state, keys: keyMap };
+  return tracer.calls.length ? { ...g, calls: tracer.calls } : g;
 }

@@ -1,7 +1,7 @@
 // Records ops into a graph while a model's forward runs on symbolic tensors.
 // The op-specific tracing (shape rules, checks) lives in src/ops/<op>.ts.
 import { ModelError } from './errors.js';
-import type { Node } from './ir.js';
+import type { ModuleCall, Node } from './ir.js';
 import { callerSource } from './source.js';
 import { Tensor } from './tensor.js';
 
@@ -9,6 +9,11 @@ type NewNode = Node extends infer N ? (N extends Node ? Omit<N, 'id' | 'module' 
 
 interface Scope {
   module: string;
+  /** the module object, and the path it was called under (a shared module's n-th call by its parent takes its n-th name there) */
+  self: object;
+  path: string;
+  /** calls this scope made to each child so far */
+  calls: Map<object, number>;
   /** for a module called by library code (a Sequential): the user line of that call, and where the module was built */
   callLine?: string;
   defLine?: string;
@@ -16,6 +21,8 @@ interface Scope {
 
 export class Tracer {
   readonly nodes: Node[] = [];
+  /** every module call but the root's, in order of return: the path it was called under and the value it returned */
+  readonly calls: ModuleCall[] = [];
   private readonly scope: Scope[] = [];
   private streams = 0;
 
@@ -32,11 +39,33 @@ export class Tracer {
 
   /** `defLine`: where a module called by library code was constructed (ops it records report that line). */
   enter(module: object, defLine?: string): void {
-    this.scope.push(defLine ? { module: this.nameOf(module), callLine: callerSource(), defLine } : { module: this.nameOf(module) });
+    const s: Scope = { module: this.nameOf(module), self: module, path: this.callPath(module), calls: new Map() };
+    this.scope.push(defLine ? { ...s, callLine: callerSource(), defLine } : s);
   }
 
-  exit(): void {
-    this.scope.pop();
+  /** Leaves the module's scope; `output`: the value its forward returned. */
+  exit(output?: { id: number }): void {
+    const s = this.scope.pop();
+    if (s && this.scope.length > 0 && output) this.calls.push({ path: s.path, output: output.id });
+  }
+
+  /**
+   * The path a module is called under: its field name in the calling module
+   * (the k-th call of a module held under several names takes the k-th, as
+   * Sequential(block, block, …) calls 'resblocks.0', 'resblocks.1', …),
+   * else its state_dict name.
+   */
+  private callPath(module: object): string {
+    const parent = this.scope[this.scope.length - 1];
+    if (!parent) return this.nameOf(module);
+    const names = Object.entries(parent.self)
+      .filter((e) => e[1] === module)
+      .map((e) => e[0]);
+    if (!names.length) return this.nameOf(module);
+    const k = parent.calls.get(module) ?? 0;
+    parent.calls.set(module, k + 1);
+    const name = names[k % names.length];
+    return parent.path ? `${parent.path}.${name}` : name;
   }
 
   /** Where the op being recorded was written: the innermost user line, or the layer's own line inside a Sequential. */

@@ -2,7 +2,7 @@
 // calling each node's op in the registry (src/ops/), and trains it with the
 // SGD and penalty rules of src/train/rules.ts. It is the oracle the compiled
 // backends are checked against, so it favours clarity over speed.
-import type { Backend, ForwardOptions, StepResult } from '../check/backend.js';
+import type { Backend, ForwardOptions, ProbeOptions, StepResult } from '../check/backend.js';
 import type { Graph, HostTensor, Node } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import type { Module } from '../graph/module.js';
@@ -16,7 +16,7 @@ import { crossEntropy, type LossOptions } from '../ops/loss.js';
 
 type F64 = Float64Array;
 
-export type { ForwardOptions, StepResult };
+export type { ForwardOptions, ProbeOptions, StepResult };
 
 export interface PenaltyOptions {
   /** λ of λ·Σ|p| over every parameter */
@@ -196,6 +196,45 @@ export class Interpreter implements Backend {
       grad: (i) => grads.get(node.params[i]) ?? null,
     };
     opOf(node).backward(node, c);
+  }
+
+  // ------------------------------------------------------------ looking inside
+
+  /** Runs fn, then puts the BatchNorm buffers and counters back: a look inside changes no state. */
+  private keepingState<T>(fn: () => T): T {
+    const buffers = this.graph.state
+      .filter((s) => s.kind === 'buffer' && s.dtype === 'F32')
+      .map((s) => [s.name, this.values.get(s.name)!.slice()] as const);
+    const counters = new Map(this.counters);
+    try {
+      return fn();
+    } finally {
+      for (const [k, v] of buffers) this.values.set(k, v);
+      for (const [k, v] of counters) this.counters.set(k, v);
+    }
+  }
+
+  /** The values of `nodes` after a forward of x, [batch, ...shape] each; no state changes (train mode too). */
+  activations(x: Float32Array | Float64Array, batch: number, nodes: number[], opts: ForwardOptions): F64[] {
+    return this.keepingState(() => {
+      this.forward(x, batch, opts);
+      return nodes.map((id) => this.tape!.values[id].slice());
+    });
+  }
+
+  /** d loss / d x of (x, labels) in opts' mode (eval: as attacks use), without a step: no state changes. */
+  inputGradient(
+    x: Float32Array | Float64Array,
+    labels: ArrayLike<number>,
+    batch: number,
+    opts: ProbeOptions,
+  ): { grad: F64; logits: F64; loss: number } {
+    return this.keepingState(() => {
+      const logits = this.forward(x, batch, opts);
+      const { lossCE, dlogits } = this.loss(logits, labels, batch, {}, opts.loss);
+      this.backward(dlogits, { inputGrad: true });
+      return { grad: this.inputGrad!, logits, loss: lossCE };
+    });
   }
 
   // ------------------------------------------------------------ loss and training

@@ -281,7 +281,9 @@ export const batchnorm: OpDef<BatchNormNode> = {
         args: [out, z, am ?? skip, w, bias, ...running, c.ibuf(nbt), { red: red.fwd }, mom, eps],
         when: 'c.train',
       });
-      c.forward(g, { kernel: ke, args: [out, z, am ? NULL_ARG : skip, w, bias, ...running, eps], when: '!c.train' });
+      // an eval forward records the pool's argmax only for an eval-mode backward
+      const evalAm = am && !c.evalBackward ? NULL_ARG : (am ?? skip);
+      c.forward(g, { kernel: ke, args: [out, z, evalAm, w, bias, ...running, eps], when: '!c.train' });
       // false when nothing before the BatchNorm has parameters: only gamma and beta get gradients
       const needDz = c.needsGrad(n.inputs[0]);
       const needSkip = g.add !== undefined && c.needsGrad(g.add.other);
@@ -296,18 +298,22 @@ export const batchnorm: OpDef<BatchNormNode> = {
         const bconsts: [string, string | number][] = pooled
           ? [...consts, ...flags]
           : [...consts, ['NEED_SKIP', String(needSkip)], ...flags, ['ACCUM_SKIP', String(!!ds?.accum)]];
+        // both modes' backward kernels start with these parameters
+        const bparams: [string, string][] = [
+          ['float*', 'dz'],
+          pooled ? ['const uint8_t*', 'am'] : ['float*', 'dskip'],
+          ['const float*', 'gy'],
+          ['const float*', 'y'],
+          ['const float*', 'z'],
+          ['const float*', 'gamma'],
+          ['const float*', 'beta'],
+        ];
         const kb = c.kernel({
           kind: `${fam}_bwd`,
           fn: `tk::${fam}_bwd`,
           consts: bconsts,
           params: [
-            ['float*', 'dz'],
-            pooled ? ['const uint8_t*', 'am'] : ['float*', 'dskip'],
-            ['const float*', 'gy'],
-            ['const float*', 'y'],
-            ['const float*', 'z'],
-            ['const float*', 'gamma'],
-            ['const float*', 'beta'],
+            ...bparams,
             ['const double*', 'part'],
             ['double*', 'bpart'],
             ['float*', 'ggamma'],
@@ -319,28 +325,29 @@ export const batchnorm: OpDef<BatchNormNode> = {
         });
         // the act derivative from the output; with a residual add the output holds the sum, so it is recomputed from z
         const y = g.act && !g.add ? out : NULL_ARG;
-        const second: Arg = am ?? ds?.arg ?? NULL_ARG;
-        return [
-          ...(ds?.before ?? []),
-          ...(dz?.before ?? []),
-          c.call(g, {
-            kernel: kb,
-            args: [
-              dz?.arg ?? NULL_ARG,
-              second,
-              c.gout(g),
-              y,
-              z,
-              w,
-              bias,
-              { red: red.fwd },
-              { red: red.bwd },
-              c.pgrad(wN),
-              c.pgrad(bN),
-              eps,
-            ],
-          }),
-        ];
+        const args: Arg[] = [dz?.arg ?? NULL_ARG, am ?? ds?.arg ?? NULL_ARG, c.gout(g), y, z, w, bias];
+        const train = c.call(g, {
+          kernel: kb,
+          args: [...args, { red: red.fwd }, { red: red.bwd }, c.pgrad(wN), c.pgrad(bN), eps],
+          ...(c.evalBackward && { when: 'c.train' as const }),
+        });
+        const before = [...(ds?.before ?? []), ...(dz?.before ?? [])];
+        if (!c.evalBackward || (!dz && !ds)) return [...before, train];
+        // eval mode: the running statistics are constants; only input gradients (no eval step updates gamma, beta)
+        const ko = c.kernel({
+          kind: `${fam}_bwd_eval`,
+          fn: `tk::${fam}_bwd_eval`,
+          consts: bconsts,
+          params: [...bparams, ['const float*', 'rmean'], ['const float*', 'rvar'], ['float', 'eps']],
+          scratch: sc,
+          doc: [`backward of eval mode (input gradients only): ${doc[0]}`, ...doc.slice(1)],
+        });
+        const evalCall = c.call(g, {
+          kernel: ko,
+          args: [...args, ...running, eps],
+          when: '!c.train',
+        });
+        return [...before, train, evalCall];
       };
     },
   },

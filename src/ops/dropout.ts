@@ -154,7 +154,11 @@ export const dropoutDef: OpDef<DropoutNode> = {
           scratch: '0',
           doc: [`backward of ${label}`],
         });
-        return [...d.before, c.call(g, { kernel, args: [d.arg, c.gout(g), p, stream, mask] })];
+        const train = c.call(g, { kernel, args: [d.arg, c.gout(g), p, stream, mask], ...(c.evalBackward && { when: 'c.train' as const }) });
+        if (!c.evalBackward) return [...d.before, train];
+        // eval mode: the identity's gradient
+        const copy = c.copyKernel(C * HW, d.accum, `eval-mode backward of ${label}: the identity`);
+        return [...d.before, train, c.call(g, { kernel: copy, args: [d.arg, c.gout(g)], when: '!c.train' })];
       };
     },
   },

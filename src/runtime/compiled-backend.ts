@@ -1,7 +1,8 @@
 // A loaded compiled model (CPU or CUDA package) behind src/check's Backend
 // interface. Kept apart from the build code, so a bundled script can drive
 // prebuilt packages without the code generator (tools/gpu-node.ts).
-import type { Backend, FloatArray, ForwardOptions, StepResult } from '../check/backend.js';
+import type { Backend, FloatArray, ForwardOptions, InputGradient, ProbeOptions, StepResult } from '../check/backend.js';
+import type { Tap } from '../graph/taps.js';
 import { graphHash } from '../graph/hash.js';
 import type { Graph, HostTensor } from '../graph/ir.js';
 import type { StepOptions } from '../train/rules.js';
@@ -13,7 +14,17 @@ export class CompiledBackend implements Backend {
     readonly model: NativeModel,
     /** the package computes the input gradient in train steps */
     readonly inputGrad = false,
+    /** the values its package keeps readable */
+    readonly taps: readonly Tap[] = [],
   ) {}
+
+  activations(x: FloatArray, batch: number, nodes: number[], opts: ForwardOptions): Float32Array[] {
+    return nativeActivations(this.model, this.graph, f32(x), batch, nodes, opts);
+  }
+
+  inputGradient(x: FloatArray, labels: ArrayLike<number>, batch: number, opts: ProbeOptions): InputGradient {
+    return this.model.inputGradient(f32(x), Int32Array.from(labels), batch, { train: opts.train, seed: opts.seed ?? 0, loss: opts.loss });
+  }
 
   loadState(state: Map<string, HostTensor>): void {
     this.model.loadState(state);
@@ -46,6 +57,40 @@ export class CompiledBackend implements Backend {
 
   stateDict(): Map<string, HostTensor> {
     return this.model.canonicalState() as Map<string, HostTensor>;
+  }
+}
+
+const f32 = (x: FloatArray): Float32Array => (x instanceof Float32Array ? x : Float32Array.from(x));
+
+/**
+ * The values of `nodes` after a forward of x, read from the package's taps. Train mode
+ * updates BatchNorm buffers, so they are put back: a look inside changes no state.
+ */
+export function nativeActivations(
+  model: NativeModel,
+  graph: Graph,
+  x: Float32Array,
+  batch: number,
+  nodes: number[],
+  opts: ForwardOptions,
+): Float32Array[] {
+  const names = nodes.map((n) => {
+    const t = model.taps.find((k) => k.node === n);
+    if (!t)
+      throw new Error(
+        `internal: the package keeps no tap of node ${n} (it has ${model.taps.map((k) => `#${k.node}`).join(', ') || 'none'})`,
+      );
+    return t.name;
+  });
+  const isBuffer = new Set(graph.state.filter((s) => s.kind === 'buffer').map((s) => s.name));
+  const buffers = opts.train ? [...model.canonicalState()].filter(([name]) => isBuffer.has(name)) : [];
+  const was = model.training;
+  try {
+    const got = model.train(opts.train).activations(x, batch, opts.seed ?? 0);
+    return names.map((n) => got.get(n)!.data);
+  } finally {
+    model.train(was);
+    if (buffers.length) model.loadState(new Map(buffers));
   }
 }
 

@@ -15,6 +15,7 @@ import { addonPath, compilePackage, readManifest } from '../codegen/compile.js';
 import { missingFlags } from '../codegen/isa.js';
 import type { HostTensor } from '../graph/ir.js';
 import { stepSeed } from '../train/rules.js';
+import type { LossOptions } from '../ops/loss.js';
 
 export interface SgdOptions {
   lr: number;
@@ -39,6 +40,10 @@ export interface PackageInfo {
   maxBatch: number;
   state: { name: string; kind: 'param' | 'buffer'; dtype: 'F32' | 'I64'; shape: number[] }[];
   keys: Record<string, string>;
+  /** gen build --taps */
+  taps?: TapInfo[];
+  /** built with input gradients */
+  inputGrad?: boolean;
 }
 
 /** What the CPU and CUDA packages' Model classes share. */
@@ -92,6 +97,26 @@ export interface NativeModel {
   readonly disposed: boolean;
   /** heap bytes of the native model, reported to the GC; 0 once disposed */
   readonly nativeBytes: number;
+  /** d loss / d x without a step, no state changes (packages built with input gradients); eval mode unless train */
+  inputGradient(
+    x: Float32Array,
+    labels: Int32Array,
+    batch: number,
+    o?: { train?: boolean; seed?: number; loss?: LossOptions },
+  ): { grad: Float32Array; logits: Float32Array; loss: number };
+  /** the values this package keeps readable after a forward (gen build --taps) */
+  readonly taps: readonly TapInfo[];
+  /** whether inputGradient() works (built with input gradients) */
+  readonly hasInputGradient: boolean;
+  /** a forward in the current mode, then every tap's value by tap name */
+  activations(x: Float32Array, batch: number, seed?: number): Map<string, { shape: number[]; data: Float32Array }>;
+}
+
+/** A tap of a package: the name it was asked by, its graph node, its per-sample shape. */
+export interface TapInfo {
+  name: string;
+  node: number;
+  shape: number[];
 }
 
 /** A model compiled for the CPU (generated/<name>/). */

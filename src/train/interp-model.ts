@@ -3,7 +3,8 @@
 import { numel, type Graph, type HostTensor } from '../graph/ir.js';
 import { expandState } from '../graph/state.js';
 import { Interpreter } from '../interp/index.js';
-import type { EpochResult, TrainableModel } from './model.js';
+import { resolveTaps } from '../graph/taps.js';
+import { batchOf, type Activation, type EpochResult, type InputGradientResult, type LookOptions, type TrainableModel } from './model.js';
 import { stepSeed, type StepOptions } from './rules.js';
 
 export class InterpreterModel implements TrainableModel {
@@ -59,6 +60,28 @@ export class InterpreterModel implements TrainableModel {
       }
     }
     return r;
+  }
+
+  async activations(x: Float32Array, names: readonly (string | number)[], o: LookOptions = {}): Promise<Map<string, Activation>> {
+    const taps = resolveTaps(this.graph, names);
+    const batch = batchOf(this.graph, x, this.maxBatch);
+    const got = this.interp.activations(
+      x,
+      batch,
+      taps.map((t) => t.node),
+      this.look(o),
+    );
+    return new Map(taps.map((t, i) => [t.name, { node: t.node, shape: [batch, ...t.shape], data: Float32Array.from(got[i]) }]));
+  }
+
+  async inputGradient(x: Float32Array, labels: Int32Array, o: LookOptions = {}): Promise<InputGradientResult> {
+    const batch = batchOf(this.graph, x, this.maxBatch, labels);
+    const r = this.interp.inputGradient(x, labels, batch, { ...this.look(o), loss: o.loss });
+    return { grad: Float32Array.from(r.grad), logits: Float32Array.from(r.logits), loss: r.loss };
+  }
+
+  private look(o: LookOptions): { train: boolean; seed: number } {
+    return { train: !!o.train, seed: o.seed ?? stepSeed(this.seed, this.step) };
   }
 
   stateDict(): Map<string, HostTensor> {

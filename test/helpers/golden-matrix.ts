@@ -13,8 +13,8 @@ const outRoot = path.join(os.tmpdir(), 'tk-test-golden');
 
 export const factories: Record<string, BackendFactory> = {
   interp: (g) => new Interpreter(g),
-  cpu: (g, n) => compiledBackend(g, { outRoot, maxBatch: 8, inputGrad: n?.inputGrad }),
-  'cuda-emu': (g, n) => cudaBackend(g, { outRoot, maxBatch: 8, emulator: true, inputGrad: n?.inputGrad }),
+  cpu: (g, n) => compiledBackend(g, { outRoot, maxBatch: 8, inputGrad: n?.inputGrad, taps: n?.taps }),
+  'cuda-emu': (g, n) => cudaBackend(g, { outRoot, maxBatch: 8, emulator: true, inputGrad: n?.inputGrad, taps: n?.taps }),
 };
 
 /** One test per (backend, case) of `root`; `minCases` guards against a missing fixture folder. */

@@ -70,8 +70,15 @@ export interface CpuCtx {
   /** reserves `doubles` per thread of the cross-thread reduction area; returns the slot */
   reduce(doubles: number): number;
   needsGrad(v: number): boolean;
+  /**
+   * the backward also runs in eval mode (input gradients of a trained model): an op whose
+   * backward differs by mode gives its train call `when: 'c.train'` and an eval twin after it
+   */
+  readonly evalBackward: boolean;
   /** the kernel of this signature, deduplicated */
   kernel(spec: KernelSpec): Kernel;
+  /** dst (+)= src on N floats per sample */
+  copyKernel(N: number, accum: boolean, doc: string): Kernel;
   /** the C type of an activation's functor (tk::ActNone for none) */
   act(a: UnaryNode | undefined): string;
   /** appends a forward call of the group */

@@ -12,7 +12,8 @@ import { actDef, describeAct } from '../../ops/activations.js';
 import { cArith, vecArith } from '../../ops/expr.js';
 import { cpuFastConv } from '../../ops/conv2d.js';
 import { opOf } from '../../ops/index.js';
-import { fuse, fusableAct, GradFlow, monotoneAct, needsGrad, type FusionPolicy, type Group } from '../middle.js';
+import type { Tap } from '../../graph/taps.js';
+import { fuse, fusableAct, GradFlow, monotoneAct, needsGrad, tapStorage, type FusionPolicy, type Group } from '../middle.js';
 import {
   fmtShape,
   where,
@@ -84,11 +85,25 @@ export interface Plan {
   groups: string[];
   /** the arena buffer holding d loss / d input after a train step (plans made with inputGrad) */
   inputGrad?: string;
+  /** values kept readable after a forward (PlanOptions.taps): the arena buffer of each, or null for the model input */
+  taps: PlanTap[];
+}
+
+export interface PlanTap {
+  name: string;
+  node: number;
+  shape: number[];
+  buffer: string | null;
 }
 
 export interface PlanOptions {
-  /** also compute the gradient of the loss with respect to the model input (saliency, attacks, gen check's grad_input) */
+  /**
+   * also compute the gradient of the loss with respect to the model input (saliency, attacks, gen check's grad_input),
+   * in train steps and, with eval-mode kernels for BatchNorm and dropout, in eval mode
+   */
   inputGrad?: boolean;
+  /** values to keep readable after a forward, each a group's own output (src/graph/taps.ts names them) */
+  taps?: Tap[];
 }
 
 /** 2×2 max pool, stride 2, no padding: what the CPU's fused epilogues pool. */
@@ -147,6 +162,7 @@ class CpuPlanner implements CpuCtx {
   readonly bufs = new Map<string, { bytes: number; elem: 'float' | 'uint8_t' }>();
   redDoubles = 0;
   paramFloats = 0;
+  readonly evalBackward: boolean;
   private readonly bySig = new Map<string, Kernel>();
   private readonly need: boolean[];
   /** value id -> the value whose storage it is (reshapes are views) */
@@ -158,6 +174,7 @@ class CpuPlanner implements CpuCtx {
     readonly graph: Graph,
     inputGrad: boolean,
   ) {
+    this.evalBackward = inputGrad;
     this.need = needsGrad(graph, inputGrad);
     for (const n of graph.nodes) if (n.op === 'reshape') this.storage.set(n.id, this.root(n.inputs[0]));
     let pOff = 0;
@@ -299,22 +316,26 @@ class CpuPlanner implements CpuCtx {
     const name = 'vout';
     const N = numel(this.shape(v));
     this.bufs.set(name, { bytes: N * 4, elem: 'float' });
-    const kernel = this.kernel({
+    const kernel = this.copyKernel(N, false, 'the model output is its input: a copy for the loss');
+    this.forwardCalls.push({ kernel, args: [{ buf: name }, a], comment: 'the output is a view of the input' });
+    return { buf: name };
+  }
+
+  copyKernel(N: number, accum: boolean, doc: string): Kernel {
+    return this.kernel({
       kind: 'grad_copy',
       fn: 'tk::grad_copy',
       consts: [
         ['N', N],
-        ['ACCUM', 'false'],
+        ['ACCUM', String(accum)],
       ],
       params: [
         ['float*', 'dst'],
         ['const float*', 'src'],
       ],
       scratch: '0',
-      doc: ['the model output is its input: a copy for the loss'],
+      doc: [doc],
     });
-    this.forwardCalls.push({ kernel, args: [{ buf: name }, a], comment: 'the output is a view of the input' });
-    return { buf: name };
   }
 
   /** Whether any gradient contribution reached value v. */
@@ -344,21 +365,7 @@ class CpuPlanner implements CpuCtx {
   }
 
   private copyCall(v: number, from: string, to: string, accum: boolean): Call {
-    const N = numel(this.shape(v));
-    const kernel = this.kernel({
-      kind: 'grad_copy',
-      fn: 'tk::grad_copy',
-      consts: [
-        ['N', N],
-        ['ACCUM', String(accum)],
-      ],
-      params: [
-        ['float*', 'dst'],
-        ['const float*', 'src'],
-      ],
-      scratch: '0',
-      doc: [`gradient pass-through on [B, ${this.shape(v).join(', ')}]`],
-    });
+    const kernel = this.copyKernel(numel(this.shape(v)), accum, `gradient pass-through on [B, ${this.shape(v).join(', ')}]`);
     const n = this.graph.nodes[v];
     return { kernel, args: [{ buf: to }, { buf: from }], comment: `${where(n)}: gradient of ${opName(n)} ${fmtShape(n.shape)}` };
   }
@@ -372,7 +379,14 @@ function opName(n: Node): string {
 
 export function plan(graph: Graph, o: PlanOptions = {}): Plan {
   const p = new CpuPlanner(graph, !!o.inputGrad);
-  const groups = fuse(graph, cpuPolicy);
+  const groups = fuse(
+    graph,
+    cpuPolicy,
+    tapStorage(
+      graph,
+      (o.taps ?? []).map((t) => t.node),
+    ),
+  );
   const describe: string[] = [];
   const bwd: { g: Group; f: () => Call[] }[] = [];
   for (const g of groups) {
@@ -399,15 +413,20 @@ export function plan(graph: Graph, o: PlanOptions = {}): Plan {
   const inputGrad = o.inputGrad && p.reached(0) ? p.gout({ out: 0 }).buf : undefined;
   if (o.inputGrad && !inputGrad) throw new Error(`${graph.name}: the loss does not depend on the input, so it has no input gradient`);
 
+  const taps = (o.taps ?? []).map((t) => {
+    const a = p.val(t.node);
+    return { ...t, buffer: 'buf' in a ? a.buf : null };
+  });
+
   // ---------------------------------------------------------------- memory plan
-  // schedule slots: a train/eval pair of forward variants shares one slot
-  const fslot: number[] = [];
-  forward.forEach((c, i) => fslot.push(i === 0 ? 0 : c.when === '!c.train' ? fslot[i - 1] : fslot[i - 1] + 1));
+  // schedule slots: a train/eval pair of variants shares one slot
+  const fslot = slotsOf(forward, 0);
   const nf = forward.length ? fslot[fslot.length - 1] + 1 : 0;
-  const steps: Call[][] = Array.from({ length: nf }, () => [] as Call[]);
-  forward.forEach((c, i) => steps[fslot[i]].push(c));
-  steps.push([], ...backward.map((c) => [c]));
   const lossStep = nf;
+  const bslot = slotsOf(backward, lossStep + 1);
+  const steps: Call[][] = Array.from({ length: backward.length ? bslot[bslot.length - 1] + 1 : lossStep + 1 }, () => [] as Call[]);
+  forward.forEach((c, i) => steps[fslot[i]].push(c));
+  backward.forEach((c, i) => steps[bslot[i]].push(c));
   const life = new Map<string, [number, number]>();
   const touch = (name: string, t: number) => {
     const l = life.get(name);
@@ -418,6 +437,7 @@ export function plan(graph: Graph, o: PlanOptions = {}): Plan {
   touch(dlogits.buf, lossStep);
   // read after the step: alive to the end
   if (inputGrad) touch(inputGrad, steps.length);
+  for (const t of taps) if (t.buffer) touch(t.buffer, steps.length);
   const buffers: Buffer[] = [...p.bufs].map(([name, b]) => ({
     name,
     bytes: Math.ceil(b.bytes / 64) * 64,
@@ -449,7 +469,7 @@ export function plan(graph: Graph, o: PlanOptions = {}): Plan {
     kernels: p.kernels,
     functors: [...p.functors.values()],
     forward: forward.map((c, i) => flagged(c, fslot[i])),
-    backward: backward.map((c, t) => flagged(c, lossStep + 1 + t)),
+    backward: backward.map((c, i) => flagged(c, bslot[i])),
     loss: { logits: logits.buf, dlogits: dlogits.buf, classes: graph.nodes[graph.output].shape[0], barrier: barrierAt.has(lossStep) },
     buffers,
     arenaBytesPerSample,
@@ -462,7 +482,15 @@ export function plan(graph: Graph, o: PlanOptions = {}): Plan {
     classes: graph.nodes[graph.output].shape[0],
     groups: describe,
     inputGrad,
+    taps,
   };
+}
+
+/** The schedule slot of each call from `first` on: an eval variant ('!c.train') shares its train twin's. */
+function slotsOf(calls: Call[], first: number): number[] {
+  const slot: number[] = [];
+  calls.forEach((c, i) => slot.push(i === 0 ? first : c.when === '!c.train' ? slot[i - 1] : slot[i - 1] + 1));
+  return slot;
 }
 
 /** Greedy best-fit offsets (bytes per sample) for buffers with lifetimes; returns the arena size per sample. */

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { writeFiles } from '../build.js';
 import { addonPath, cmakeJsCompile, readManifest, withPackageLock } from '../compile.js';
 import type { Graph } from '../../graph/ir.js';
+import type { Tap } from '../../graph/taps.js';
 import { writeFileAtomic } from '../../util/fs.js';
 import { emitCudaPackage } from './emit.js';
 
@@ -27,8 +28,10 @@ export interface CudaBuildOptions {
   force?: boolean;
   /** CMAKE_CUDA_ARCHITECTURES (default "80;90": sm_80 and sm_90 code plus PTX) */
   archs?: string;
-  /** train steps also compute d loss / d input */
+  /** train steps also compute d loss / d input, and inputGradient() works */
   inputGrad?: boolean;
+  /** values kept readable after a forward */
+  taps?: Tap[];
 }
 
 export interface CudaBuildResult {
@@ -67,6 +70,7 @@ export function buildCudaPackage(
 
 function buildLocked(graph: Graph, dir: string, name: string, maxBatch: number, o: CudaBuildOptions, t0: number): CudaBuildResult {
   const prefix = `tk_${name}_cuda`;
+  if (o.taps?.length) throw new Error(`${graph.name}: taps are not in the CUDA backend yet`);
   const files = emitCudaPackage(graph, { name: `tk_${name}`, maxBatch, inputGrad: o.inputGrad });
   const written = writeFiles(dir, files);
   const done = (compiled: boolean, cached: boolean): CudaBuildResult => ({
