@@ -1,6 +1,6 @@
 // The data options of train, eval and predict, and what they print about the data.
 import type { Command } from 'commander';
-import { checkFits, loadData, modelInput, parseClasses, type ImageData } from '../api/data.js';
+import { checkFits, loadData, modelInput, parseClasses, type ImageData, type LoadDataOptions } from '../api/data.js';
 import type { EvalReport, SplitReport } from '../api/evaluate.js';
 import type { WeightsInfo } from '../api/workflow.js';
 import { DATA_KINDS, describeData } from '../data/source.js';
@@ -42,15 +42,7 @@ export interface WeightsData {
  */
 export function dataFor(model: TrainableModel, o: DataCli, weights?: WeightsData): ImageData {
   const info = weights?.info ?? {};
-  const asked = parseClasses(o.classes);
-  if (asked && info.classes && asked.join('\n') !== info.classes.join('\n'))
-    throw new Error(`${weights?.file} was trained on classes ${info.classes.join(', ')}; --classes ${o.classes} differs`);
-  const read = {
-    input: modelInput(model),
-    classes: info.classes ?? asked,
-    valSplit: valSplit(o.valSplit) ?? info.valSplit,
-    normalization: info.normalization,
-  };
+  const read = readOptions(model, o, weights);
   let data: ImageData;
   try {
     data = loadData(o.data, read);
@@ -61,6 +53,20 @@ export function dataFor(model: TrainableModel, o: DataCli, weights?: WeightsData
   }
   checkFits(model, data);
   return data;
+}
+
+/** How to read the --data set for this model: its input shape, the weights' classes (--classes may only repeat them), split and normalisation. */
+export function readOptions(model: TrainableModel, o: DataCli, weights?: WeightsData): LoadDataOptions {
+  const info = weights?.info ?? {};
+  const asked = parseClasses(o.classes);
+  if (asked && info.classes && asked.join('\n') !== info.classes.join('\n'))
+    throw new Error(`${weights?.file} was trained on classes ${info.classes.join(', ')}; --classes ${o.classes} differs`);
+  return {
+    input: modelInput(model),
+    classes: info.classes ?? asked,
+    valSplit: valSplit(o.valSplit) ?? info.valSplit,
+    normalization: info.normalization,
+  };
 }
 
 /** JSON with number arrays (confusion rows, probabilities) on one line each. */

@@ -6,6 +6,7 @@ import { allExamples } from './help.js';
 
 type Verb = () => Promise<{ register(program: Command): void }>;
 const workflow: Verb = () => import('./train.js');
+const gradients: Verb = () => import('./attack.js');
 const verbs: Record<string, Verb> = {
   inspect: () => import('./inspect.js'),
   build: () => import('./build.js'),
@@ -14,6 +15,9 @@ const verbs: Record<string, Verb> = {
   predict: workflow,
   check: () => import('./check.js'),
   convert: () => import('./convert.js'),
+  show: () => import('./show.js'),
+  saliency: gradients,
+  attack: gradients,
 };
 
 const { version } = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

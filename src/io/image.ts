@@ -25,7 +25,14 @@ interface PngImage {
   height: number;
   data: Uint8Array;
 }
-const { PNG } = pngjs as { PNG: { sync: { read(buf: Uint8Array): PngImage } } };
+const { PNG } = pngjs as {
+  PNG: { sync: { read(buf: Uint8Array): PngImage; write(png: PngImage, o?: { colorType?: number }): Buffer } };
+};
+
+/** PNG bytes of RGBA pixels (8 bits per channel). */
+export function encodePng(img: RgbaImage): Buffer {
+  return PNG.sync.write({ width: img.width, height: img.height, data: img.data }, { colorType: 6 });
+}
 
 /** Decoded pixels: width*height*4 bytes, RGBA, row by row. */
 export interface RgbaImage {
