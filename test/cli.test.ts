@@ -47,7 +47,20 @@ describe('gen itself', () => {
   it('--version, and help with an example per verb', () => {
     expect(gen('--version').out.trim()).toBe(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version);
     const help = gen('--help').out;
-    for (const verb of ['inspect', 'build', 'train', 'eval', 'predict', 'check', 'convert'])
+    for (const verb of [
+      'inspect',
+      'graph',
+      'build',
+      'train',
+      'eval',
+      'predict',
+      'show',
+      'saliency',
+      'attack',
+      'compare',
+      'check',
+      'convert',
+    ])
       expect(help).toMatch(new RegExp(`\\$ gen ${verb} `));
     expect(gen('train', '--help').out).toMatch(/Examples:\n {2}\$ gen train /);
   });
@@ -67,7 +80,7 @@ describe('gen itself', () => {
     };
     const bar = terminal({ TERM: 'xterm' }); // stderr: the progress bar, redrawn
     expect(bar).toContain('\r\x1b[K');
-    expect(bar).toContain('] epoch 2/2');
+    expect(bar).toMatch(/epoch 2\/2 \[=+\] ETA 0s \| \d+ img\/s \| loss \d\.\d{4}/);
     const lines = fs.readFileSync(out, 'utf8');
     expect(lines).toMatch(/Epoch 1, Training loss \d/);
     expect(lines).not.toContain('\x1b');

@@ -1,4 +1,5 @@
 // The workflow as functions (train, predict, weights): the CLI verbs are thin wrappers.
+import fs from 'node:fs';
 import path from 'node:path';
 import { numel } from '../data/dataset.js';
 import { loadImageBytes } from '../data/image-input.js';
@@ -12,7 +13,8 @@ import {
   type CheckpointMeta,
   type ReadOptions,
 } from '../train/checkpoint.js';
-import { accuracy, fit, softmax, NonFiniteLossError } from '../train/loop.js';
+import { accuracy, fit, softmax, NonFiniteLossError, type EpochStats } from '../train/loop.js';
+import { readRunLog, writeRunLog, type EpochRecord, type RunInfo } from '../train/log.js';
 import type { TrainableModel } from '../train/model.js';
 import type { StepOptions } from '../train/rules.js';
 import { Rng } from '../util/rng.js';
@@ -29,7 +31,9 @@ export interface TrainOptions extends StepOptions {
   /** how the resumed checkpoint is read (allowNonfinite) */
   read?: ReadOptions;
   log?: (line: string) => void;
-  onEpoch?: (epoch: number, loss: number) => void;
+  onEpoch?: (epoch: number, loss: number, stats: EpochStats) => void;
+  /** a per-epoch JSON-lines log (src/train/log.ts), with the validation accuracy after each epoch; `run` describes the run in it */
+  runLog?: { file: string; run: Partial<RunInfo> };
 }
 
 export interface TrainResult {
@@ -86,6 +90,7 @@ async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptio
     });
     saved = epoch;
   };
+  const record = runLogger(model, data, o, startEpoch);
   const started = performance.now();
   let losses: number[];
   try {
@@ -94,9 +99,10 @@ async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptio
       rng,
       startEpoch,
       epochs: Math.max(0, o.epochs - startEpoch + 1),
-      onEpoch: (epoch, loss) => {
+      onEpoch: (epoch, loss, stats) => {
         save(epoch);
-        o.onEpoch?.(epoch, loss);
+        record?.(epoch, loss, stats);
+        o.onEpoch?.(epoch, loss, stats);
       },
     });
   } catch (e) {
@@ -108,7 +114,7 @@ async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptio
   // "and at the end": also when no epoch ran (--epochs 0 saves the initial state, epoch 0)
   const last = startEpoch - 1 + losses.length;
   if (o.save && saved !== last) save(last);
-  return {
+  const r: TrainResult = {
     losses,
     epochs: o.epochs,
     seconds,
@@ -116,6 +122,47 @@ async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptio
     valAccuracy: accuracy(model, data.val),
     ...(o.save && { saved: { file: o.save, epoch: last } }),
   };
+  record?.end(r);
+  return r;
+}
+
+/** The epoch recorder of o.runLog: a resumed run keeps the log's epochs before its own. */
+function runLogger(model: TrainableModel, data: ImageData, o: TrainOptions, startEpoch: number) {
+  if (!o.runLog) return undefined;
+  const { file } = o.runLog;
+  const kept = o.resume && fs.existsSync(file) ? readRunLog(file).epochs.filter((e) => e.epoch < startEpoch) : [];
+  const run: RunInfo = {
+    model: model.graph.name,
+    backend: 'unknown',
+    seed: o.seed,
+    batchSize: o.batchSize,
+    epochs: o.epochs,
+    data: data.source,
+    images: data.train.n,
+    options: { lr: o.lr, momentum: o.momentum ?? 0, weightDecay: o.weightDecay ?? 0, l1: o.l1 ?? 0, l2: o.l2 ?? 0 },
+    ...o.runLog.run,
+  };
+  const epochs: EpochRecord[] = [...kept];
+  const epoch = (epoch: number, loss: number, s: EpochStats) => {
+    const valAccuracy = data.val.n ? accuracy(model, data.val) : null;
+    epochs.push({
+      epoch,
+      loss,
+      trainAccuracy: s.trainAccuracy,
+      valAccuracy,
+      lr: o.lr,
+      imagesPerSecond: s.images / s.seconds,
+      seconds: s.seconds,
+    });
+    writeRunLog(file, { run, epochs });
+  };
+  const end = (r: TrainResult) =>
+    writeRunLog(file, {
+      run,
+      epochs,
+      final: { trainAccuracy: r.trainAccuracy, valAccuracy: data.val.n ? r.valAccuracy : null, seconds: r.seconds },
+    });
+  return Object.assign(epoch, { end });
 }
 
 function stepOf(o: StepOptions): StepOptions {

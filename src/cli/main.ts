@@ -9,6 +9,7 @@ const workflow: Verb = () => import('./train.js');
 const gradients: Verb = () => import('./attack.js');
 const verbs: Record<string, Verb> = {
   inspect: () => import('./inspect.js'),
+  graph: () => import('./graph.js'),
   build: () => import('./build.js'),
   train: workflow,
   eval: workflow,
@@ -16,6 +17,7 @@ const verbs: Record<string, Verb> = {
   check: () => import('./check.js'),
   convert: () => import('./convert.js'),
   show: () => import('./show.js'),
+  compare: () => import('./compare.js'),
   saliency: gradients,
   attack: gradients,
 };

@@ -8,6 +8,8 @@ import { modelOptions, type ModelOptions } from './common.js';
 import { accuracyLines, dataFor, dataLine, dataOptions, json, reportText, type DataCli } from './data.js';
 import { intFlag, seedFlag, sgdFlags } from './flags.js';
 import { example, redraws } from './help.js';
+import { trainingProgress } from './progress.js';
+import { besideCheckpoint } from '../train/log.js';
 
 interface TrainCli extends ModelOptions, DataCli {
   epochs: string;
@@ -37,15 +39,6 @@ function limit(d: ImageData, n: number | undefined): ImageData {
   };
   return { ...d, train: cut(d.train), val: cut(d.val) };
 }
-
-// The progress bar redraws one stderr line; stdout keeps only the results, so it can be redirected.
-function progress(epoch: number, total: number): void {
-  const width = 30;
-  const done = Math.round((epoch / total) * width);
-  process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] epoch ${epoch}/${total}${epoch === total ? '\n' : ''}`);
-}
-
-const clearProgress = () => process.stderr.write('\r\x1b[K');
 
 export function register(program: Command): void {
   const backendOpt = [
@@ -92,7 +85,9 @@ export function register(program: Command): void {
       const all = dataFor(model, o, o.resume ? { file: o.resume, info: weightsInfo(o.resume, read) } : undefined);
       const data = limit(all, n);
       if (!o.json) process.stdout.write(dataLine(data));
-      const bar = redraws(process.stderr);
+      // the progress bar redraws one stderr line; stdout keeps only the results, so it can be redirected
+      const bar = redraws(process.stderr) && !o.json ? trainingProgress(epochs) : undefined;
+      const runLog = o.save ? besideCheckpoint(o.save, 'log.jsonl') : undefined;
       const r = await train(model, data, {
         epochs,
         batchSize,
@@ -103,17 +98,21 @@ export function register(program: Command): void {
         read,
         log: (line) => {
           if (o.json) return;
-          if (bar) clearProgress();
-          process.stdout.write(line + '\n');
+          if (bar) bar.line(line);
+          else process.stdout.write(line + '\n');
         },
-        onEpoch: bar ? (e) => progress(e, epochs) : undefined,
+        onEpoch: bar ? (e, loss, stats) => bar.epoch(e, loss, stats) : undefined,
+        ...(runLog && { runLog: { file: runLog, run: { backend: o.backend, ...(o.args && { args: o.args }) } } }),
       });
+      bar?.stop();
+      const curves = runLog ? await drawCurves(runLog) : [];
       const ips = (r.losses.length * data.train.n) / r.seconds;
       if (o.json) {
         const { losses, seconds, trainAccuracy, valAccuracy } = r;
         const run = { model: model.graph.name, backend: o.backend, device: model.device ?? null, images: data.train.n };
         const json = { ...run, epochs: losses.length, losses, seconds, imagesPerSecond: ips, trainAccuracy, valAccuracy };
-        process.stdout.write(JSON.stringify({ ...json, saved: r.saved?.file ?? null, savedEpoch: r.saved?.epoch ?? null }, null, 2) + '\n');
+        const saved = { saved: r.saved?.file ?? null, savedEpoch: r.saved?.epoch ?? null, log: runLog ?? null, curves };
+        process.stdout.write(JSON.stringify({ ...json, ...saved }, null, 2) + '\n');
         return;
       }
       const on = model.device ? `, ${model.device}` : '';
@@ -121,7 +120,10 @@ export function register(program: Command): void {
         `Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`,
       );
       process.stdout.write(accuracyLines({ n: data.train.n, accuracy: r.trainAccuracy }, { n: data.val.n, accuracy: r.valAccuracy }));
-      if (r.saved) process.stdout.write(`Saved ${r.saved.file} (epoch ${r.saved.epoch})\n`);
+      if (r.saved)
+        process.stdout.write(
+          `Saved ${r.saved.file} (epoch ${r.saved.epoch})${runLog ? `, its log ${runLog} and curves ${curves.join(', ')}` : ''}\n`,
+        );
     });
 
   dataOptions(
@@ -188,6 +190,19 @@ export function register(program: Command): void {
         else for (const p of preds) process.stdout.write(predictionLine(p, top !== undefined) + '\n');
       },
     );
+}
+
+/** runs/net.curves.svg and .png from the run's log (the charting libraries load only here). */
+async function drawCurves(log: string): Promise<string[]> {
+  const [{ readRunLog }, { curvesSpec, vegaLiteSvg }, { writeFigure }] = await Promise.all([
+    import('../train/log.js'),
+    import('../viz/charts.js'),
+    import('../viz/render.js'),
+  ]);
+  const svg = await vegaLiteSvg(curvesSpec(readRunLog(log)));
+  const files = ['svg', 'png'].map((ext) => besideCheckpoint(log.replace(/\.log\.jsonl$/, ''), `curves.${ext}`));
+  for (const f of files) await writeFigure(f, svg);
+  return files;
 }
 
 /** `file: class (p0, p1, …)`, or with --top the ranked classes and their probabilities. */

@@ -151,6 +151,12 @@ export type NodeOf<K extends OpKind> = Extract<Node, { op: K }>;
 /** A module call of the traced forward: the path it was called under and the node of the value it returned. */
 export interface ModuleCall {
   path: string;
+  /** the module's state_dict name (a shared module's calls all have its first name) */
+  module: string;
+  /** its class, 'ResBlock' */
+  type: string;
+  /** the id the first node recorded inside the call got (= nodes.length before it; no node: > output) */
+  first: number;
   output: number;
 }
 

@@ -14,6 +14,8 @@ interface Scope {
   path: string;
   /** calls this scope made to each child so far */
   calls: Map<object, number>;
+  /** the first node recorded inside the call */
+  first: number;
   /** for a module called by library code (a Sequential): the user line of that call, and where the module was built */
   callLine?: string;
   defLine?: string;
@@ -39,14 +41,15 @@ export class Tracer {
 
   /** `defLine`: where a module called by library code was constructed (ops it records report that line). */
   enter(module: object, defLine?: string): void {
-    const s: Scope = { module: this.nameOf(module), self: module, path: this.callPath(module), calls: new Map() };
+    const s: Scope = { module: this.nameOf(module), self: module, path: this.callPath(module), calls: new Map(), first: this.nodes.length };
     this.scope.push(defLine ? { ...s, callLine: callerSource(), defLine } : s);
   }
 
   /** Leaves the module's scope; `output`: the value its forward returned. */
   exit(output?: { id: number }): void {
     const s = this.scope.pop();
-    if (s && this.scope.length > 0 && output) this.calls.push({ path: s.path, output: output.id });
+    if (s && this.scope.length > 0 && output)
+      this.calls.push({ path: s.path, module: s.module, type: s.self.constructor.name, first: s.first, output: output.id });
   }
 
   /**

@@ -14,7 +14,16 @@ export interface FitOptions extends StepOptions {
   /** the book's log lines: epoch 1 and every 10th */
   log?: (line: string) => void;
   /** called after each epoch, e.g. to checkpoint; may be async */
-  onEpoch?: (epoch: number, loss: number) => void | Promise<void>;
+  onEpoch?: (epoch: number, loss: number, stats: EpochStats) => void | Promise<void>;
+}
+
+/** What one epoch measured besides its loss. */
+export interface EpochStats {
+  /** train-mode predictions that matched the label, over the epoch's images */
+  trainAccuracy: number;
+  images: number;
+  /** wall time of the epoch's steps */
+  seconds: number;
 }
 
 export class NonFiniteLossError extends Error {
@@ -38,12 +47,14 @@ export async function fit(model: TrainableModel, data: Dataset, o: FitOptions): 
   for (let epoch = first; epoch < first + o.epochs; epoch++) {
     model.train();
     const order = o.rng.permutation(data.n);
+    const t0 = performance.now();
     const r = model.trainEpoch(data.x, data.y, order, o.batchSize, step);
+    const stats = { trainAccuracy: data.n ? r.correct / data.n : 0, images: data.n, seconds: (performance.now() - t0) / 1000 };
     const loss = r.lossSum / r.batches;
     if (!Number.isFinite(loss)) throw new NonFiniteLossError(epoch, loss);
     losses.push(loss);
     if (epoch === 1 || epoch % 10 === 0) o.log?.(`${timestamp()} Epoch ${epoch}, Training loss ${loss}`);
-    await o.onEpoch?.(epoch, loss);
+    await o.onEpoch?.(epoch, loss, stats);
   }
   return losses;
 }

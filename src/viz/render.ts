@@ -7,9 +7,10 @@ import { writeFileAtomic } from '../util/fs.js';
 
 const require = createRequire(import.meta.url);
 
-/** The TrueType file every figure's text is set in. */
-export function fontFile(): string {
-  return path.join(path.dirname(require.resolve('dejavu-fonts-ttf/package.json')), 'ttf', 'DejaVuSans.ttf');
+/** The TrueType files every figure's text is set in: DejaVu Sans and its bold. */
+export function fontFiles(): string[] {
+  const dir = path.join(path.dirname(require.resolve('dejavu-fonts-ttf/package.json')), 'ttf');
+  return ['DejaVuSans.ttf', 'DejaVuSans-Bold.ttf'].map((f) => path.join(dir, f));
 }
 
 export const FONT = 'DejaVu Sans';
@@ -18,7 +19,7 @@ export const FONT = 'DejaVu Sans';
 export async function svgToPng(svg: string, scale = 1): Promise<Buffer> {
   const { Resvg } = await import('@resvg/resvg-js');
   const r = new Resvg(svg, {
-    font: { fontFiles: [fontFile()], loadSystemFonts: false, defaultFontFamily: FONT, sansSerifFamily: FONT, serifFamily: FONT },
+    font: { fontFiles: fontFiles(), loadSystemFonts: false, defaultFontFamily: FONT, sansSerifFamily: FONT, serifFamily: FONT },
     fitTo: scale === 1 ? { mode: 'original' } : { mode: 'zoom', value: scale },
     background: 'white',
   });
