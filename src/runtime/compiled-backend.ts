@@ -23,6 +23,8 @@ export class CompiledBackend implements Backend {
   }
 
   inputGradient(x: FloatArray, labels: ArrayLike<number>, batch: number, opts: ProbeOptions): InputGradient {
+    // PyTorch's masks, when given, stand for the next train-mode forward (the step keeps them)
+    if (opts.train && this.pendingMasks) this.model.replayDropout(this.pendingMasks, batch);
     return this.model.inputGradient(f32(x), Int32Array.from(labels), batch, { train: opts.train, seed: opts.seed ?? 0, loss: opts.loss });
   }
 
