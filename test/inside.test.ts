@@ -9,6 +9,13 @@ import { NetResDeep } from '../models/book.js';
 import { openModule } from '../src/api/open.js';
 import type { TrainableModel } from '../src/train/model.js';
 import { Rng } from '../src/util/rng.js';
+import { buildPackage } from '../src/codegen/build.js';
+import { resolveTaps } from '../src/graph/taps.js';
+import { trace } from '../src/graph/trace.js';
+import { Interpreter } from '../src/interp/index.js';
+import { load } from '../src/runtime/index.js';
+import { loadCuda } from '../src/runtime/cuda.js';
+import { buildCudaPackage } from '../src/codegen/cuda/build.js';
 
 const outDir = path.join(os.tmpdir(), 'tensorkiln-test-packages');
 const B = 5;
@@ -16,7 +23,7 @@ const rng = new Rng(7);
 const x = Float32Array.from({ length: B * 3 * 32 * 32 }, () => rng.normal());
 const labels = Int32Array.from({ length: B }, (_, i) => i % 2);
 
-async function open(backend: 'cpu' | 'interp'): Promise<TrainableModel> {
+async function open(backend: 'cpu' | 'cuda-emu' | 'interp'): Promise<TrainableModel> {
   manualSeed(21);
   const m = await openModule(new NetResDeep({ nChans1: 4, nBlocks: 3 }), { backend, outDir, maxBatch: 8 });
   // BatchNorm statistics off their initial 0 and 1, so eval and train modes differ
@@ -35,8 +42,13 @@ const snapshot = (m: TrainableModel) => [...m.stateDict()].map(([k, t]) => [k, A
 
 describe('activations and input gradients (API)', () => {
   const names = ['conv1', 'resblocks.1', 'resblocks.2.batch_norm', '#0', 'fc2'];
-  it.each([false, true])('compiled CPU equals the interpreter, train mode %s, and no state changes', async (train) => {
-    const [cpu, interp] = [await open('cpu'), await open('interp')];
+  it.each([
+    ['cpu', false],
+    ['cpu', true],
+    ['cuda-emu', false],
+    ['cuda-emu', true],
+  ] as const)('%s equals the interpreter, train mode %s, and no state changes', async (backend, train) => {
+    const [cpu, interp] = [await open(backend), await open('interp')];
     const before = snapshot(cpu);
     const a = await cpu.activations(x, names, { train, seed: 3 });
     const b = await interp.activations(x, names, { train, seed: 3 });
@@ -52,6 +64,35 @@ describe('activations and input gradients (API)', () => {
     expect(Math.abs(ga.loss - gb.loss)).toBeLessThan(1e-5);
     expect(snapshot(cpu)).toEqual(before);
   });
+
+  it.each(['cpu', 'cuda-emu'] as const)(
+    'a %s package built with taps (gen build --taps) hands them out after a forward',
+    async (backend) => {
+      const model = new NetResDeep({ nChans1: 4, nBlocks: 3 });
+      const graph = trace(model);
+      const taps = resolveTaps(graph, ['conv1', 'resblocks.2']);
+      const name = `netresdeep_taps_test`;
+      const pkg =
+        backend === 'cpu'
+          ? await load(buildPackage(graph, { outRoot: outDir, name, maxBatch: 8, taps, initialState: model.stateDict() }).dir)
+          : await loadCuda(buildCudaPackage(graph, path.join(outDir, name), name, 8, { emulator: true, taps }).dir);
+      pkg.loadStateDict(model.stateDict());
+      expect(pkg.taps.map((t) => [t.name, t.node])).toEqual(taps.map((t) => [t.name, t.node]));
+      const got = pkg.eval().activations(x, B);
+      const ref = new Interpreter(graph, model.stateDict()).activations(
+        x,
+        B,
+        taps.map((t) => t.node),
+        { train: false },
+      );
+      taps.forEach((t, i) => {
+        const a = got.get(t.name)!;
+        expect(a.shape).toEqual([B, ...t.shape]);
+        expect(maxDiff(a.data, Float32Array.from(ref[i]))).toBeLessThan(1e-4 * Math.max(1, maxAbs(Float32Array.from(ref[i]))));
+      });
+      expect(() => pkg.inputGradient(x, labels, B)).toThrow(/built without input gradients/);
+    },
+  );
 
   it('eval and train mode differ where BatchNorm does, and misuse names the problem', async () => {
     const m = await open('interp');

@@ -7,6 +7,8 @@ import type { Tensor } from '../graph/tensor.js';
 import { currentTracer } from '../graph/tracer.js';
 import * as K from '../codegen/cuda/kernels.js';
 import { epilogueOf } from '../codegen/cuda/epilogue.js';
+import type { CudaCtx } from '../codegen/cuda/ctx.js';
+import type { Group } from '../codegen/middle.js';
 import { NULL_ARG, fmtShape, type Arg } from '../codegen/cpu/ctx.js';
 import { describeAct } from './activations.js';
 import { cDoubleArith, cfloat, numberArith, type Arith } from './expr.js';
@@ -364,18 +366,10 @@ export const batchnorm: OpDef<BatchNormNode> = {
       const other = g.add ? c.val(g.add.other, train) : 'nullptr';
       if (!train) {
         const apply = c.kernel(K.bnApply(ep, eps, false));
+        // the pool's argmax, for an eval-mode backward
+        const evalIdx = g.pool && c.evalBackward ? c.alloc(`i${g.out}`, c.maxB * outN, 'unsigned char') : 'nullptr';
         return [
-          c.launch(apply, grid, [
-            c.val(node.inputs[0], false),
-            c.S(rm),
-            c.S(rv),
-            c.P(w),
-            c.P(b),
-            other,
-            c.val(g.out, false),
-            'nullptr',
-            'B',
-          ]),
+          c.launch(apply, grid, [c.val(node.inputs[0], false), c.S(rm), c.S(rv), c.P(w), c.P(b), other, c.val(g.out, false), evalIdx, 'B']),
         ];
       }
       const L: string[] = [];
@@ -414,6 +408,7 @@ export const batchnorm: OpDef<BatchNormNode> = {
       const HW = ep.H * ep.W;
       const [w, b] = node.params;
       const idx = g.pool ? `m->i${g.out}` : 'nullptr';
+      if (c.evalPass) return cudaEvalBackward(g, c, gout, idx);
       const accW = c.acc(w);
       if (c.acc(b) !== accW) throw new Error(`internal: ${b} and ${w} are shared differently`);
       if (g.add && c.need(g.add.other)) c.identity(g.add.other, gout, L);
@@ -448,3 +443,29 @@ export const batchnorm: OpDef<BatchNormNode> = {
     },
   },
 };
+
+/** Eval-mode backward on CUDA, input gradients only: the skip gets dY, z gets gamma·invstd·dY (running statistics). */
+function cudaEvalBackward(g: Group<BatchNormNode>, c: CudaCtx, gout: string, idx: string): string[] {
+  const L: string[] = [];
+  const node = g.head;
+  const ep = epilogueOf(g);
+  const [w, b, rm, rv] = node.params;
+  if (g.add && c.need(g.add.other)) c.identity(g.add.other, gout, L);
+  if (!c.need(node.inputs[0])) return L;
+  const { out, base } = c.contrib(node.inputs[0]);
+  const args = [
+    gout,
+    c.val(g.out, false),
+    idx,
+    c.val(node.inputs[0], false),
+    c.S(rm),
+    c.S(rv),
+    c.P(w),
+    c.P(b),
+    base ?? 'nullptr',
+    out,
+    'B',
+  ];
+  L.push(c.launch(c.kernel(K.bnBwdEval(ep, node.attrs.eps)), `dim3(tk_cdiv(B * ${node.attrs.C * ep.H * ep.W}, ${K.THREADS}))`, args));
+  return L;
+}

@@ -392,7 +392,8 @@ function cudaForward(g: Group<Conv2dNode>, c: CudaCtx, train: boolean): string[]
   const s = convShape(n, c);
   const ep = epilogueOf(g);
   const outN = numel(c.graph.nodes[g.out].shape);
-  const idx = train && g.pool ? c.alloc(`i${g.out}`, c.maxB * outN, 'unsigned char') : 'nullptr';
+  // the argmax of a fused pool: for the backward, and in eval mode only when an eval-mode backward follows
+  const idx = (train || c.evalBackward) && g.pool ? c.alloc(`i${g.out}`, c.maxB * outN, 'unsigned char') : 'nullptr';
   const bias = s.bias ? c.P(n.params[1]) : 'nullptr';
   if (!isPlainConv(n)) {
     const k = c.kernel(K.convgFwd(s, n.attrs, ep));

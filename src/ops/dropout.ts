@@ -182,6 +182,12 @@ export const dropoutDef: OpDef<DropoutNode> = {
       const n = g.head;
       const x = n.inputs[0];
       if (!c.need(x)) return [];
+      // eval mode: the identity
+      if (c.evalPass) {
+        const L: string[] = [];
+        c.identity(x, gout, L);
+        return L;
+      }
       const N = numel(n.shape);
       const { out, base } = c.contrib(x);
       return [

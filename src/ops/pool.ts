@@ -320,7 +320,7 @@ function def(kind: Kind): OpDef<PoolNode> {
         const n = g.head;
         const N = numel(n.shape);
         const k = c.kernel(K.poolFwd(op, shapeOf(n, c.graph.nodes[n.inputs[0]].shape)));
-        const idx = train && op === 'max' ? c.alloc(`j${n.id}`, c.maxB * N * 4, 'int') : 'nullptr';
+        const idx = (train || c.evalBackward) && op === 'max' ? c.alloc(`j${n.id}`, c.maxB * N * 4, 'int') : 'nullptr';
         return [c.launch(k, `dim3(tk_cdiv(B * ${N}, ${K.THREADS}))`, [c.val(n.inputs[0], train), c.val(n.id, train), idx, 'B'])];
       },
       backward(g, c, gout) {

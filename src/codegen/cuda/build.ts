@@ -70,8 +70,7 @@ export function buildCudaPackage(
 
 function buildLocked(graph: Graph, dir: string, name: string, maxBatch: number, o: CudaBuildOptions, t0: number): CudaBuildResult {
   const prefix = `tk_${name}_cuda`;
-  if (o.taps?.length) throw new Error(`${graph.name}: taps are not in the CUDA backend yet`);
-  const files = emitCudaPackage(graph, { name: `tk_${name}`, maxBatch, inputGrad: o.inputGrad });
+  const files = emitCudaPackage(graph, { name: `tk_${name}`, maxBatch, inputGrad: o.inputGrad, taps: o.taps });
   const written = writeFiles(dir, files);
   const done = (compiled: boolean, cached: boolean): CudaBuildResult => ({
     dir,

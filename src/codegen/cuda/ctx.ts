@@ -13,6 +13,10 @@ export interface CudaCtx {
   readonly refB: number;
   /** whether value v's gradient is needed */
   need(v: number): boolean;
+  /** the package also runs the backward in eval mode (input gradients of a trained model): eval forwards keep what it reads */
+  readonly evalBackward: boolean;
+  /** the backward being rendered is the eval-mode one: BatchNorm with its running statistics, dropout the identity */
+  readonly evalPass: boolean;
   /** device pointer of value v's activations in this mode (views resolve to their source) */
   val(v: number, train: boolean): string;
   /** a named device allocation (allocated once); returns `m-><name>` */

@@ -23,11 +23,13 @@ import {
   GradFlow,
   monotoneAct,
   needsGrad,
+  tapStorage,
   type Contribution,
   type FusionPolicy,
   type Group,
 } from '../middle.js';
 import { render } from '../templates.js';
+import type { Tap } from '../../graph/taps.js';
 import type { CudaCtx } from './ctx.js';
 import * as K from './kernels.js';
 
@@ -36,8 +38,10 @@ export interface CudaOptions {
   name: string;
   /** largest batch one call accepts; buffers are sized for it */
   maxBatch: number;
-  /** train steps also compute d loss / d input */
+  /** train steps also compute d loss / d input, and input_gradient runs a backward in either mode */
   inputGrad?: boolean;
+  /** values kept readable after a forward */
+  taps?: Tap[];
 }
 
 const TEMPLATES = fileURLToPath(new URL('../../../templates/cuda/', import.meta.url));
@@ -106,8 +110,12 @@ class Emitter implements CudaCtx {
   private sTotal = 0;
   private nTotal = 0;
   private bnC = 1;
-  private readonly flow = new GradFlow((v) => this.gbuf(v));
+  private flow = new GradFlow((v) => this.gbuf(v));
   private readonly wantInputGrad: boolean;
+  readonly evalBackward: boolean;
+  /** rendering the eval-mode backward: values are read as the eval forward left them */
+  evalPass = false;
+  private readonly taps: Tap[];
   /** device buffer of d loss / d input after a step (packages built with inputGrad) */
   private inputGradBuf: string | undefined;
 
@@ -117,7 +125,15 @@ class Emitter implements CudaCtx {
     this.name = o.name;
     this.maxB = o.maxBatch;
     this.refB = Math.min(o.maxBatch, 64);
-    this.groups = fuse(g, cudaPolicy);
+    this.taps = o.taps ?? [];
+    this.groups = fuse(
+      g,
+      cudaPolicy,
+      tapStorage(
+        g,
+        this.taps.map((t) => t.node),
+      ),
+    );
     this.cons = consumers(g);
     this.directInput = this.cons[0].length > 0 && this.cons[0].every((c) => c.op === 'conv2d' && isPlainConv(c)) && g.output !== 0;
     const last = this.groups[this.groups.length - 1];
@@ -125,6 +141,7 @@ class Emitter implements CudaCtx {
     if (h.op === 'linear' && !last.act && last.out === g.output && K.headFits(this.maxB, h.attrs.inF, h.attrs.outF)) this.head = last;
     this.needs = needsGrad(g, !!o.inputGrad);
     this.wantInputGrad = !!o.inputGrad;
+    this.evalBackward = !!o.inputGrad;
     for (const s of g.state) {
       const n = numel(s.shape);
       if (s.dtype === 'I64') this.nIdx.set(s.name, this.nTotal++);
@@ -168,7 +185,8 @@ class Emitter implements CudaCtx {
   }
 
   /** Device pointer holding value v's activations in the given mode (reshapes and eval dropouts are views). */
-  val(v: number, train: boolean): string {
+  val(v: number, mode: boolean): string {
+    const train = mode && !this.evalPass;
     const n = this.g.nodes[v];
     // the loss and the host read the output: when it is a view of the input, forward() copies it
     if (v === this.g.output && this.viewOfInput(v, train)) return this.alloc('aout', this.maxB * numel(n.shape) * 4);
@@ -342,21 +360,14 @@ class Emitter implements CudaCtx {
 
   // ---------------------------------------------------------------- package
 
-  emit(): Map<string, string> {
-    const fwdTrain = this.forward(true);
-    const fwdStep = this.head ? this.forward(true, true) : fwdTrain;
-    const fwdEval = this.forward(false);
-    const bwd = this.backward();
-    const inN = numel(this.g.inputShape);
-    const outNode = this.g.nodes[this.g.output];
-    const classes = outNode.shape[0];
-    let lossLaunch: string;
+  /** The loss launch of a step (the head kernel when the last linear runs in it), in the pass being rendered. */
+  private lossLaunch(classes: number): string {
     if (this.head && this.headBwd) {
       const h = this.head.head as Extract<Node, { op: 'linear' }>;
       const a = h.attrs;
       const hk = this.reg.get(K.headKernel(a.inF, a.outF, a.bias, this.maxB));
       const p = h.params;
-      lossLaunch = this.launch(hk, 'dim3(1)', [
+      return this.launch(hk, 'dim3(1)', [
         this.val(h.inputs[0], true),
         this.P(p[0]),
         a.bias ? this.P(p[1]) : 'nullptr',
@@ -372,7 +383,7 @@ class Emitter implements CudaCtx {
         'B',
       ]);
     } else {
-      lossLaunch = this.launch(this.reg.get(K.lossKernel(classes)), 'dim3(1)', [
+      return this.launch(this.reg.get(K.lossKernel(classes)), 'dim3(1)', [
         this.val(this.g.output, true),
         'tk_labels',
         'tk_rows',
@@ -381,10 +392,43 @@ class Emitter implements CudaCtx {
         'B',
       ]);
     }
+  }
+
+  /**
+   * The eval-mode input gradient (packages built with inputGrad): the eval forward, the loss, then a backward with
+   * BatchNorm's running statistics and dropout as the identity, rendered with a gradient flow of its own.
+   */
+  private evalGradient(classes: number): { loss: string; backward: string[]; grad: string } {
+    const kept = { flow: this.flow, written: this.written, headBwd: this.headBwd, grad: this.inputGradBuf };
+    this.flow = new GradFlow((v) => this.gbuf(v));
+    this.written = new Set();
+    this.evalPass = true;
+    try {
+      const backward = this.backward();
+      return { loss: this.lossLaunch(classes), backward, grad: this.inputGradBuf! };
+    } finally {
+      this.evalPass = false;
+      ({ flow: this.flow, written: this.written, headBwd: this.headBwd, grad: this.inputGradBuf } = kept);
+    }
+  }
+
+  emit(): Map<string, string> {
+    const fwdTrain = this.forward(true);
+    const fwdStep = this.head ? this.forward(true, true) : fwdTrain;
+    const fwdEval = this.forward(false);
+    const bwd = this.backward();
+    const inN = numel(this.g.inputShape);
+    const outNode = this.g.nodes[this.g.output];
+    const classes = outNode.shape[0];
+    const lossLaunch = this.lossLaunch(classes);
+    // the SGD kernel sums the train step's weight-gradient partials only, not the eval backward's
+    const trainUses = new Map([...this.convGrads.values()].map((c) => [c.name, c.useBlocks.length]));
+    const evalGrad = this.wantInputGrad ? this.evalGradient(classes) : null;
     const gather = this.directInput ? '' : this.reg.get(K.gather(inN));
     const convs = [...this.convGrads.values()];
     for (const c of convs) this.alloc(c.name, c.useBlocks.length * c.stride * 4);
-    const sgd = this.reg.get(K.sgdKernel(this.pTotal, convs));
+    const stepConvs = convs.map((c) => ({ ...c, useBlocks: c.useBlocks.slice(0, trainUses.get(c.name)) }));
+    const sgd = this.reg.get(K.sgdKernel(this.pTotal, stepConvs));
     const sgdArgs = ['m->P', 'm->G', 'm->M', 'm->sc', 'm->sgdpart', 'B', 'm->counter', 'm->sms', ...convs.map((c) => c.buf)];
     const sgdBlocks = Math.max(1, Math.ceil(this.pTotal / (K.THREADS * K.SGD_ITEMS)));
     // fixed allocations
@@ -400,11 +444,17 @@ class Emitter implements CudaCtx {
     this.alloc('sgdpart', sgdBlocks * 8, 'double');
     this.alloc('bnpart', Math.max(2 * this.bnC * 64, this.bnPartDoubles) * 8, 'double');
     this.alloc('bnsums', 2 * this.bnC * 8, 'double');
+    if (evalGrad) {
+      // what an input gradient puts back: the gradients of the last step, BatchNorm's buffers and counters
+      this.alloc('keepG', this.pTotal * 4);
+      this.alloc('keepS', this.sTotal * 4);
+      this.alloc('keepN', Math.max(1, this.nTotal) * 8, 'long long');
+    }
     const files = new Map<string, string>();
     files.set(`${this.name}_cuda.h`, this.header());
     files.set(
       `${this.name}_cuda.cu`,
-      this.source(fwdTrain, fwdStep, fwdEval, bwd, { lossLaunch, gather, sgd, sgdArgs, sgdBlocks, inN, classes }),
+      this.source(fwdTrain, fwdStep, fwdEval, bwd, { lossLaunch, gather, sgd, sgdArgs, sgdBlocks, inN, classes, evalGrad }),
     );
     files.set('CMakeLists.txt', this.cmake());
     files.set('tk_cuda_emu.h', fs.readFileSync(path.join(TEMPLATES, 'tk_cuda_emu.h'), 'utf8'));
@@ -426,6 +476,8 @@ class Emitter implements CudaCtx {
       state: this.g.state.map((s) => ({ name: s.name, kind: s.kind, dtype: s.dtype, shape: s.shape })),
       keys: this.g.keys,
       dropout: dropoutView(this.g).dropouts,
+      ...(this.taps.length ? { taps: this.taps.map(({ name, node, shape }) => ({ name, node, shape })) } : {}),
+      ...(this.wantInputGrad ? { inputGrad: true } : {}),
     };
     const view = { ...baseView(this.g, `${info.name}_cuda`, classes), cuda: true, infoJson: JSON.stringify(info, null, 2) };
     return new Map([
@@ -475,7 +527,16 @@ class Emitter implements CudaCtx {
     fwdStep: string[],
     fwdEval: string[],
     bwd: string[],
-    x: { lossLaunch: string; gather: string; sgd: string; sgdArgs: string[]; sgdBlocks: number; inN: number; classes: number },
+    x: {
+      lossLaunch: string;
+      gather: string;
+      sgd: string;
+      sgdArgs: string[];
+      sgdBlocks: number;
+      inN: number;
+      classes: number;
+      evalGrad: { loss: string; backward: string[]; grad: string } | null;
+    },
   ): string {
     const P = `${this.name}_cuda`;
     const fields = this.allocs.map((a) => `  ${a.type}* ${a.name} = nullptr;`).join('\n');
@@ -542,10 +603,32 @@ class Emitter implements CudaCtx {
         : '',
       lossLaunch: x.lossLaunch,
       sgdLaunch: this.launch(x.sgd, `dim3(${x.sgdBlocks})`, x.sgdArgs),
+      ...this.tapView(),
+      inputGradient: x.evalGrad !== null,
+      counterCount: Math.max(1, this.nTotal),
+      evalLossLaunch: x.evalGrad?.loss ?? '',
+      evalBackward: x.evalGrad?.backward.join('\n') ?? '',
+      trainGradBuf: this.inputGradBuf ?? 'nullptr',
+      evalGradBuf: x.evalGrad?.grad ?? 'nullptr',
       inputGradBody: this.inputGradBuf
         ? `  if (batch != m->last_batch || batch < 1) return fail(TK_EINVAL, "input_grad: the last train step had batch %d, not %d", m->last_batch, batch);\n  return copy_out(m, dst, ${this.inputGradBuf}, sizeof(float) * (size_t)batch * kInputNumel);`
         : `  (void)batch;\n  return fail(TK_EINVAL, "input_grad: this package was built without input gradients (build it with inputGrad)");`,
     });
+  }
+
+  /** The taps' info rows and where each lives in either mode (the model input: m->x, the copy every call makes). */
+  private tapView() {
+    const at = (v: number, train: boolean) => this.val(v, train).replace(/^tk_input$/, 'm->x');
+    return {
+      numTaps: this.taps.length,
+      tapInfo: this.taps
+        .map(
+          (t) =>
+            `  {"${t.name.replace(/[^A-Za-z0-9_.#-]/g, '_')}", ${t.node}, ${t.shape.length}, {${[...t.shape, 0, 0, 0, 0].slice(0, 4).join(', ')}}, ${numel(t.shape)}},`,
+        )
+        .join('\n'),
+      tapCases: this.taps.map((t, i) => `    case ${i}: return train ? ${at(t.node, true)} : ${at(t.node, false)};`).join('\n'),
+    };
   }
 
   private cmake(): string {

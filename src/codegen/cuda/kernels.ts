@@ -97,10 +97,10 @@ function dlit(x: number): string {
  * pre-activation position (b, c, y, x) / flat index `flat`, from the gradient
  * `gout` of the group's stored output `yout` (and `idx` when pooled).
  */
-export function preGradCode(ep: Epilogue, b: string, c: string, y: string, x: string, flat: string): string {
+export function preGradCode(ep: Epilogue, b: string, c: string, y: string, x: string, flat: string, invstd = `invstd[${c}]`): string {
   if (ep.add) {
     if (ep.act === 'none') return `float gz = gout[${flat}];`;
-    return `float gz; { const float u = fmaf((z[${flat}] - mean[${c}]) * invstd[${c}], gamma[${c}], beta[${c}]); const float yv = ${actExpr(ep.act, 'u')}; gz = gout[${flat}] * ${actGradExpr(ep.act, 'yv')}; }`;
+    return `float gz; { const float u = fmaf((z[${flat}] - mean[${c}]) * ${invstd}, gamma[${c}], beta[${c}]); const float yv = ${actExpr(ep.act, 'u')}; gz = gout[${flat}] * ${actGradExpr(ep.act, 'yv')}; }`;
   }
   if (!ep.pool) {
     if (ep.act === 'none') return `float gz = gout[${flat}];`;
@@ -917,6 +917,27 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ go
 }
 `;
   return { kind: 'bn_bwd_apply', code };
+}
+
+/** Eval-mode backward: the running statistics are constants, so dz = gamma·invstd·dY (input gradient only). `invstd` holds running_var. */
+export function bnBwdEval(ep: Epilogue, eps: number): KernelSrc {
+  const { C, H, W } = ep;
+  const code = `// batchnorm2d(${C}) eval-mode backward${ep.act !== 'none' ? ' after ' + actLabel(ep.act) : ''}${ep.pool ? ' and maxpool' : ''}${ep.add ? ' (residual add fused)' : ''}: dz = gamma*invstd*dy with the running statistics
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ gout, const float* __restrict__ yout, const unsigned char* __restrict__ idx,
+    const float* __restrict__ z, const float* __restrict__ mean, const float* __restrict__ invstd, const float* __restrict__ gamma, const float* __restrict__ beta,
+    const float* base, float* out, int B) {
+  constexpr int C = ${C}, H = ${H}, W = ${W}, HW = ${H * W};
+  (void)yout; (void)idx; (void)beta; (void)z; (void)mean;
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * C * HW) return;
+  const int hw = e % HW, c = (e / HW) % C, b = e / (HW * C), yh = hw / W, xw = hw % W;
+  (void)yh; (void)xw; (void)b;
+  const float is = ${bnMath.invstd(cArith, 'invstd[c]', lit(eps))};
+  ${preGradCode(ep, 'b', 'c', 'yh', 'xw', 'e', 'is')}
+  out[e] = (base ? base[e] : 0.f) + gamma[c] * is * gz;
+}
+`;
+  return { kind: 'bn_bwd_eval', code };
 }
 
 // ------------------------------------------------------------------ pooling (standalone)
