@@ -5,6 +5,7 @@ import { buildCudaPackage, findNvcc } from '../codegen/cuda/build.js';
 import { buildPackage, canonicalGraph, DEFAULT_MAX_BATCH, packageFolder, saveInitialState } from '../codegen/build.js';
 import { loadModel, parseInputShape } from '../graph/load.js';
 import { trace, declaredInput } from '../graph/trace.js';
+import { resolveTaps } from '../graph/taps.js';
 
 import { modelFrom, modelOptions, type ModelOptions } from './common.js';
 import { intFlag } from './flags.js';
@@ -18,6 +19,7 @@ interface BuildFlags extends ModelOptions {
   force?: boolean;
   compile?: boolean;
   cudaArch?: string;
+  taps?: string;
 }
 
 /** 'netresdeep', plus '_nblocks100' when the arguments change the graph and '_in3x64x64' when --input does. */
@@ -61,12 +63,20 @@ export function register(program: Command): void {
     .option('--name <name>', 'package name (default: lowercased model name, plus a suffix for non-default args)')
     .option('--force', 'rebuild even when the cache says it is up to date')
     .option('--no-compile', 'write the sources only')
+    .option('--taps <list>', "values to keep readable after a forward (C API <prefix>_tap), e.g. conv1,resblocks.3 or '#4'")
     .action(async (file: string, o: BuildFlags) => {
       if (!['cpu', 'cuda', 'cuda-emu', 'auto'].includes(o.backend ?? ''))
         throw new Error(`--backend must be cpu, cuda, cuda-emu or auto; got '${o.backend}'`);
       const maxBatch = o.maxBatch === undefined ? undefined : intFlag('max-batch', o.maxBatch, { min: 1, max: 1 << 20 });
       const { model, graph, name: picked } = await modelFrom(file, o);
       const name = o.name ?? (await packageNameFor(file, { ...o, model: picked }, graph));
+      const taps =
+        o.taps === undefined
+          ? undefined
+          : resolveTaps(
+              graph,
+              o.taps.split(',').map((t) => t.trim()),
+            );
       const cuda = o.backend === 'cuda' || o.backend === 'cuda-emu' || (o.backend === 'auto' && findNvcc() !== undefined);
       if (o.backend === 'auto' && !cuda) process.stdout.write('no nvcc found: building the CPU package only\n');
       if (cuda) {
@@ -76,6 +86,7 @@ export function register(program: Command): void {
           emulator: o.backend === 'cuda-emu',
           force: o.force,
           archs: o.cudaArch,
+          taps,
         });
         saveInitialState(c.dir, model.stateDict());
         const what = c.cached ? 'up to date (cache hit)' : c.compiled ? 'compiled' : 'written';
@@ -91,6 +102,7 @@ export function register(program: Command): void {
         compile: o.compile,
         initialState: model.stateDict(),
         origin: { file, model: picked, args: o.args },
+        taps,
       });
       const what = r.cached ? 'up to date (cache hit)' : `built, ${r.written.length} file(s) written`;
       process.stdout.write(`${r.dir}: ${what} in ${r.seconds.toFixed(2)} s\n`);
