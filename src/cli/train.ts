@@ -8,7 +8,6 @@ import { modelOptions, type ModelOptions } from './common.js';
 import { accuracyLines, dataFor, dataLine, dataOptions, json, reportText, type DataCli } from './data.js';
 import { intFlag, seedFlag, sgdFlags } from './flags.js';
 import { example, redraws } from './help.js';
-import { trainingProgress } from './progress.js';
 import { besideCheckpoint } from '../train/log.js';
 
 interface TrainCli extends ModelOptions, DataCli {
@@ -86,7 +85,7 @@ export function register(program: Command): void {
       const data = limit(all, n);
       if (!o.json) process.stdout.write(dataLine(data));
       // the progress bar redraws one stderr line; stdout keeps only the results, so it can be redirected
-      const bar = redraws(process.stderr) && !o.json ? trainingProgress(epochs) : undefined;
+      const bar = redraws(process.stderr) && !o.json ? (await import('./progress.js')).trainingProgress(epochs) : undefined;
       const runLog = o.save ? besideCheckpoint(o.save, 'log.jsonl') : undefined;
       const r = await train(model, data, {
         epochs,
