@@ -107,11 +107,12 @@ describe('a trained Net: saliency and an attack that flips a real validation ima
   it('trains (fixed seed), then a targeted sign-gradient attack within 8/255 turns an airplane into a bird', async () => {
     manualSeed(0);
     const data = cifar2Data();
-    const model = await openModule(new Net(), { backend: 'cpu', outDir: path.join(os.tmpdir(), 'tensorkiln-test-packages'), maxBatch: 64 });
+    const outDir = path.join(os.tmpdir(), 'tensorkiln-test-packages');
+    const model = await openModule(new Net(), { backend: 'cpu', outDir, maxBatch: 64 });
     await train(model, data, { epochs: 10, batchSize: 64, lr: 1e-2, seed: 0 });
     const ck = path.join(tmp, 'net.safetensors');
     saveWeights(model, ck, data);
-    const l = await look(models, { model: 'Net', weights: ck, index: '3', backend: 'cpu' });
+    const l = await look(models, { model: 'Net', weights: ck, index: '3', backend: 'cpu', outDir });
     expect(l.classes[l.label!]).toBe('airplane');
     const r = await signGradientAttack(l.model, l.bytes, l.shape, l.normalization, { target: 1, label: 0, eps: 8 / 255, steps: 10 });
     expect(r.before[0]).toBeGreaterThan(0.5);

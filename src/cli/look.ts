@@ -18,6 +18,8 @@ export interface LookCli extends ModelOptions, DataCli {
   image?: string;
   index?: string;
   backend: BackendName;
+  /** where a compiled backend builds its package (API only; the CLI: generated/, shared with gen train and eval) */
+  outDir?: string;
 }
 
 export function lookOptions(cmd: Command, weightsRequired: boolean): Command {
@@ -49,7 +51,7 @@ export interface Look {
 
 export async function look(file: string, o: LookCli): Promise<Look> {
   if ((o.image === undefined) === (o.index === undefined)) throw new Error('give one input: --image <file> or --index <N>');
-  const model = await openModel({ file, ...o }, { backend: o.backend, maxBatch: 8 });
+  const model = await openModel({ file, ...o }, { backend: o.backend, outDir: o.outDir });
   const info: WeightsInfo = o.weights ? loadWeights(model, o.weights) : {};
   const shape = modelInput(model);
   const per = shape[0] * shape[1] * shape[2];
