@@ -124,11 +124,14 @@ async function traceCase(caseDir: string, json: CaseJson, xShape: number[], opts
   return trace(model, xShape.slice(1));
 }
 
+/** Whether a case checks d loss / d input (after a step, or in eval mode without one). */
+const checksInputGrad = (json: CaseJson) => json.grad_input === true || json.grad_input_eval === true;
+
 /** What a case needs built: its graph, and whether it checks d loss / d input. */
 export async function caseBuild(caseDir: string, opts: GoldenOptions = {}): Promise<{ graph: Graph; inputGrad: boolean }> {
   const json = JSON.parse(fs.readFileSync(path.join(caseDir, 'case.json'), 'utf8')) as CaseJson;
   const x = need(loadSafetensors(path.join(caseDir, 'io.safetensors')).tensors, 'x', caseDir);
-  return { graph: await traceCase(caseDir, json, x.shape, opts), inputGrad: json.grad_input === true };
+  return { graph: await traceCase(caseDir, json, x.shape, opts), inputGrad: checksInputGrad(json) };
 }
 
 export async function runGoldenCase(caseDir: string, factory: BackendFactory, opts: GoldenOptions = {}): Promise<GoldenReport> {
@@ -146,7 +149,7 @@ export async function runGoldenCase(caseDir: string, factory: BackendFactory, op
   const graph = await traceCase(caseDir, json, x.shape, opts);
   const state = canonicalState(graph, weights as Map<string, HostTensor>, `${caseDir}/weights.safetensors`);
   const taps = json.activations?.length ? resolveTaps(graph, json.activations) : [];
-  const backend = await factory(graph, { inputGrad: json.grad_input === true || json.grad_input_eval === true, taps });
+  const backend = await factory(graph, { inputGrad: checksInputGrad(json), taps });
   const dropout = json.dropout ?? [];
   // PyTorch's dropout masks come from its RNG: only a backend that replays them can match train mode
   const replay = dropout.length > 0 && backend.replayDropout !== undefined;
