@@ -15,10 +15,14 @@ describe('the GPU Node check bundle', () => {
     const usage = spawnSync(process.execPath, [file], { cwd: dir, encoding: 'utf8' });
     expect(usage.status, usage.stderr).toBe(2);
     expect(usage.stderr).toMatch(/^usage: /);
-    fs.mkdirSync(path.join(dir, 'golden'));
-    fs.cpSync(path.resolve(import.meta.dirname, 'fixtures/golden-extra/NetResDeep_steps20'), path.join(dir, 'golden/NetResDeep_steps20'), {
-      recursive: true,
-    });
+    fs.mkdirSync(path.join(dir, 'golden/extra'), { recursive: true });
+    fs.cpSync(
+      path.resolve(import.meta.dirname, 'fixtures/golden-extra/NetResDeep_steps20'),
+      path.join(dir, 'golden/extra/NetResDeep_steps20'),
+      {
+        recursive: true,
+      },
+    );
     const run = spawnSync(process.execPath, [file, 'run', path.join(dir, 'out')], {
       cwd: dir,
       encoding: 'utf8',
