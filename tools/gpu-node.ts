@@ -29,6 +29,7 @@ import { manualSeed } from '../src/graph/init.js';
 import type { Module } from '../src/graph/module.js';
 import { trace } from '../src/graph/trace.js';
 import { CompiledBackend, packageNameOf } from '../src/runtime/compiled-backend.js';
+import { variantSuffix } from '../src/runtime/backend.js';
 import { loadCuda } from '../src/runtime/cuda.js';
 import { CompiledTrainable } from '../src/runtime/trainable.js';
 import { bookModels } from '../models/book.js';
@@ -52,7 +53,7 @@ const TIMED: [string, number][] = [
 const ARCHS = process.env.TK_CUDA_ARCHS ?? '90-real';
 
 /** The package a graph runs in: d loss / d input compiled in only where a case checks it. */
-const pkgName = (g: ReturnType<typeof trace>, inputGrad: boolean) => packageNameOf(g) + (inputGrad ? '_ig' : '');
+const pkgName = (g: ReturnType<typeof trace>, inputGrad: boolean) => packageNameOf(g) + variantSuffix({ inputGrad });
 
 // held in variables so that esbuild leaves the code generator and itself out of the bundle
 const codegen = '../src/codegen/cuda/build.js';
