@@ -37,6 +37,8 @@ export interface Backend {
   trainStep(x: FloatArray, labels: ArrayLike<number>, batch: number, step: StepOptions, seed?: number): StepResult;
   /** Every parameter and buffer by canonical name: F32, and I64 for num_batches_tracked. */
   stateDict(): Map<string, HostTensor>;
+  /** The optimizer state under torch.optim's names: `<param>.momentum_buffer`, `.exp_avg`, `.exp_avg_sq`, `.step`. */
+  optimizerState?(): Map<string, OptimizerTensor>;
   /** Frees native resources, if any. */
   dispose?(): void;
   /**
@@ -49,6 +51,11 @@ export interface Backend {
   activations?(x: FloatArray, batch: number, nodes: number[], opts: ForwardOptions): FloatArray[];
   /** d loss / d x without a step; changes no state. */
   inputGradient?(x: FloatArray, labels: ArrayLike<number>, batch: number, opts: ProbeOptions): InputGradient;
+}
+
+export interface OptimizerTensor {
+  shape: number[];
+  data: FloatArray | BigInt64Array;
 }
 
 /** A look inside that changes no state: no weights, no BatchNorm buffers, no optimiser state. */

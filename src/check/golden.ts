@@ -17,7 +17,8 @@ import { camelArgs, loadModel } from '../graph/load.js';
 import { canonicalState, expandState } from '../graph/state.js';
 import { trace } from '../graph/trace.js';
 import { loadSafetensors, saveSafetensors, type Tensor } from '../io/safetensors.js';
-import type { StepOptions } from '../train/rules.js';
+import type { OptimizerKind, StepOptions } from '../train/rules.js';
+import { makeSchedule, type Schedule, type ScheduleOptions } from '../train/schedule.js';
 import { resolveTaps } from '../graph/taps.js';
 import type { LossOptions } from '../ops/loss.js';
 import type { BackendFactory, FloatArray } from './backend.js';
@@ -42,6 +43,9 @@ export const GOLDEN_TOLERANCES: GoldenTolerances = {
   after: { mode: 'elementwise', atol: 1e-6, rtol: 1e-5 },
 };
 
+/** A schedule's learning rates and momenta, float64 on both sides. */
+const SCHEDULE_TOLERANCE: Tolerance = { mode: 'elementwise', atol: 1e-12, rtol: 1e-9 };
+
 /** case.json, the fields used here. */
 export interface CaseJson {
   model: string;
@@ -61,7 +65,12 @@ export interface CaseJson {
     /** extended format (test/fixtures/GOLDEN.md) */
     loss_kind?: 'cross_entropy' | 'nll';
     label_smoothing?: number;
+    betas?: number[];
+    eps?: number;
+    amsgrad?: boolean;
+    maximize?: boolean;
     schedule?: unknown;
+    schedule_interval?: string | null;
   };
   /** extended format: io.safetensors holds grad_input */
   grad_input?: boolean;
@@ -105,14 +114,69 @@ export function listGoldenCases(root: string): string[] {
     .sort();
 }
 
-/** The SGD options of a case's `train` block. */
+/** The optimizer options of a case's `train` block. */
 export function caseStepOptions(c: CaseJson): StepOptions {
   const t = c.train;
   if (!t) throw new Error('case.json has no `train` block');
-  if ((t.optimizer ?? 'SGD') !== 'SGD' || t.nesterov || (t.dampening ?? 0) !== 0 || t.schedule)
-    throw new Error(`only plain SGD (no dampening, no Nesterov, no schedule) is supported; the case asks for ${JSON.stringify(t)}`);
+  const kinds: Record<string, OptimizerKind> = { SGD: 'sgd', Adam: 'adam', AdamW: 'adamw' };
+  const optimizer = kinds[t.optimizer ?? 'SGD'];
+  if (!optimizer || (t.dampening ?? 0) !== 0 || t.amsgrad || t.maximize)
+    throw new Error(`only SGD (dampening 0), Adam and AdamW without amsgrad or maximize are supported; the case asks for ${JSON.stringify(t)}`);
   const loss: LossOptions = t.loss_kind === 'nll' ? { kind: 'nll' } : { kind: 'cross_entropy', labelSmoothing: t.label_smoothing ?? 0 };
-  return { lr: t.lr, momentum: t.momentum ?? 0, weightDecay: t.weight_decay ?? 0, l1: t.l1_lambda ?? 0, l2: t.l2_lambda ?? 0, loss };
+  const common = { lr: t.lr, weightDecay: t.weight_decay ?? 0, l1: t.l1_lambda ?? 0, l2: t.l2_lambda ?? 0, loss };
+  if (optimizer === 'sgd') return { ...common, optimizer, momentum: t.momentum ?? 0, nesterov: !!t.nesterov };
+  const betas: [number, number] = t.betas ? [t.betas[0], t.betas[1]] : [0.9, 0.999];
+  return { ...common, optimizer, betas, eps: t.eps ?? 1e-8 };
+}
+
+/** A case's torch.optim.lr_scheduler description as src/train/schedule.ts options (what the golden files use). */
+export function caseSchedule(c: CaseJson): ScheduleOptions | undefined {
+  const s = c.train?.schedule as TorchSchedule | null | undefined;
+  if (!s) return undefined;
+  if (c.train?.schedule_interval !== 'step') throw new Error(`schedule_interval '${c.train?.schedule_interval}' is not supported (step only)`);
+  if (s.kind === 'SequentialLR') {
+    const [warm, main] = s.schedulers ?? [];
+    if (s.milestones?.length !== 1 || warm?.kind !== 'LinearLR' || warm.end_factor !== 1 || warm.total_iters !== s.milestones[0] || !main)
+      throw new Error(`only SequentialLR(LinearLR warm-up to 1 over the milestone, schedule) is supported, got ${JSON.stringify(s)}`);
+    return { interval: 'step', warmup: { iters: s.milestones[0], startFactor: warm.start_factor as number }, schedule: torchSchedule(main) };
+  }
+  return { interval: 'step', schedule: torchSchedule(s) };
+}
+
+interface TorchSchedule {
+  kind: string;
+  [k: string]: unknown;
+  milestones?: number[];
+  schedulers?: TorchSchedule[];
+}
+
+function torchSchedule(s: TorchSchedule): Schedule {
+  const n = (k: string) => s[k] as number;
+  switch (s.kind) {
+    case 'StepLR':
+      return { kind: 'step', stepSize: n('step_size'), gamma: n('gamma') };
+    case 'MultiStepLR':
+      return { kind: 'multistep', milestones: s.milestones!, gamma: n('gamma') };
+    case 'CosineAnnealingLR':
+      return { kind: 'cosine', tMax: n('T_max'), etaMin: n('eta_min') };
+    case 'LinearLR':
+      return { kind: 'linear', startFactor: n('start_factor'), endFactor: n('end_factor'), totalIters: n('total_iters') };
+    case 'OneCycleLR':
+      if (s.anneal_strategy !== 'cos' || s.three_phase) throw new Error(`OneCycleLR: only cos annealing in two phases is supported, got ${JSON.stringify(s)}`);
+      return {
+        kind: 'onecycle',
+        maxLr: n('max_lr'),
+        totalSteps: n('total_steps'),
+        pctStart: n('pct_start'),
+        divFactor: n('div_factor'),
+        finalDivFactor: n('final_div_factor'),
+        cycleMomentum: s.cycle_momentum as boolean,
+        baseMomentum: n('base_momentum'),
+        maxMomentum: n('max_momentum'),
+      };
+    default:
+      throw new Error(`scheduler ${s.kind} is not supported`);
+  }
 }
 
 /** The graph a case runs: its model class (from opts.models, else the model file) traced at x's shape. */
@@ -227,10 +291,18 @@ export async function runGoldenCase(caseDir: string, factory: BackendFactory, op
     const steps = json.eval_only ? 0 : (json.train?.steps ?? 1);
     if (steps > 0) {
       const step = caseStepOptions(json);
+      const sched = caseSchedule(json);
+      const at = sched && makeSchedule(sched, step.lr, steps);
+      const plan = Array.from({ length: steps }, (_, s) => at?.(s) ?? { lr: step.lr });
+      // the schedule's own values against PyTorch's (float64 both: a closed form against its recursion)
+      if (io.has('lr_steps')) check('lr_steps', plan.map((v) => v.lr), [steps], SCHEDULE_TOLERANCE);
+      if (io.has('momentum_steps')) check('momentum_steps', plan.map((v) => v.momentum ?? step.momentum ?? step.betas![0]), [steps], SCHEDULE_TOLERANCE);
       const losses: number[] = [];
       for (let s = 0; s < steps; s++) {
         if (replay) backend.replayDropout!(masksOf(s));
-        const r = backend.trainStep(xData, labels, batch, step);
+        const m = plan[s].momentum;
+        const cycled = m === undefined ? {} : step.optimizer === 'sgd' || !step.optimizer ? { momentum: m } : { betas: [m, step.betas![1]] as const };
+        const r = backend.trainStep(xData, labels, batch, { ...step, lr: plan[s].lr, ...cycled });
         losses.push(r.loss);
         if (s > 0) continue;
         check('logits_train', r.logits, logitsShape, tol.logits, skipTrain);
@@ -246,6 +318,12 @@ export async function runGoldenCase(caseDir: string, factory: BackendFactory, op
         const t = after.get(key)!;
         check(`after.${key}`, t.data, t.shape, t.dtype === 'I64' ? { mode: 'exact', atol: 0, rtol: 0 } : tol.after, skipTrain);
       }
+      const optim = backend.optimizerState?.();
+      for (const [key, ref] of io)
+        if (key.startsWith('optim.')) {
+          const got = optim?.get(key.slice(6));
+          check(key, got?.data, ref.shape, ref.dtype === 'I64' ? { mode: 'exact', atol: 0, rtol: 0 } : tol.after, skipTrain);
+        }
       check('logits_eval_after', backend.forward(xData, batch, { train: false }), logitsShape, tol.logits, skipTrain);
     }
   } finally {

@@ -2,14 +2,14 @@
 // calling each node's op in the registry (src/ops/), and trains it with the
 // SGD and penalty rules of src/train/rules.ts. It is the oracle the compiled
 // backends are checked against, so it favours clarity over speed.
-import type { Backend, ForwardOptions, ProbeOptions, StepResult } from '../check/backend.js';
+import type { Backend, ForwardOptions, OptimizerTensor, ProbeOptions, StepResult } from '../check/backend.js';
 import type { Graph, HostTensor, Node } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import type { Module } from '../graph/module.js';
 import { canonicalState, expandState } from '../graph/state.js';
 import { trace } from '../graph/trace.js';
 import { numberArith } from '../ops/expr.js';
-import { penaltyGrad, penaltyLoss, sgdStep, stepTerms, type StepOptions } from '../train/rules.js';
+import { adamScalars, adamStep, penaltyGrad, penaltyLoss, sgdStep, stepTerms, type StepOptions, type StepTerms } from '../train/rules.js';
 import { opOf } from '../ops/index.js';
 import type { InterpBackward, InterpForward, Saved } from '../ops/types.js';
 import { crossEntropy, type LossOptions } from '../ops/loss.js';
@@ -56,6 +56,9 @@ export class Interpreter implements Backend {
   readonly counters = new Map<string, bigint>();
   /** SGD momentum buffers by parameter; a parameter has none before its first step with momentum (PyTorch's rule). */
   readonly momentumBuffers = new Map<string, F64>();
+  /** Adam/AdamW exp_avg and exp_avg_sq by parameter, and the step count t they have seen (0: none yet). */
+  readonly adamMoments = new Map<string, { m: F64; v: F64 }>();
+  adamSteps = 0;
   /** Canonical names of the trainable parameters, in named_parameters() order. */
   readonly paramNames: string[];
   /** Gradient w.r.t. the input [batch, C, H, W] from the last backward({ inputGrad: true }). */
@@ -276,12 +279,21 @@ export class Interpreter implements Backend {
     }
   }
 
-  /** One torch.optim.SGD step (rules.ts sgdStep) per element of every parameter, from grads by canonical name. */
-  sgdUpdate(grads: Map<string, F64>, step: StepOptions): void {
+  /** One optimizer step (rules.ts sgdStep or adamStep) per element of every parameter, from grads by canonical name. */
+  optimizerUpdate(grads: Map<string, F64>, step: StepOptions): void {
     const h = stepTerms(step);
+    const kind = step.optimizer ?? 'sgd';
+    const holds = this.adamSteps > 0 ? 'Adam' : this.momentumBuffers.size ? 'SGD momentum' : '';
+    if (holds && (kind === 'sgd') !== (holds === 'SGD momentum'))
+      throw new Error(`the optimizer state holds ${holds} buffers; reset the optimizer before training with ${kind}`);
+    for (const name of this.paramNames) if (!grads.has(name)) throw new Error(`optimizerUpdate: no gradient for '${name}'`);
+    if (kind === 'sgd') this.sgdUpdate(grads, h);
+    else this.adamUpdate(grads, h, kind === 'adamw' ? 1 : 0);
+  }
+
+  private sgdUpdate(grads: Map<string, F64>, h: StepTerms<number>): void {
     for (const name of this.paramNames) {
-      const g = grads.get(name);
-      if (!g) throw new Error(`sgdUpdate: no gradient for '${name}'`);
+      const g = grads.get(name)!;
       const p = this.values.get(name)!;
       const old = this.momentumBuffers.get(name);
       const first = old === undefined ? 1 : 0;
@@ -296,6 +308,43 @@ export class Interpreter implements Backend {
     }
   }
 
+  private adamUpdate(grads: Map<string, F64>, h: StepTerms<number>, decoupled: number): void {
+    const t = ++this.adamSteps;
+    const s = adamScalars(numberArith, h, h.beta1 ** t, h.beta2 ** t);
+    for (const name of this.paramNames) {
+      const g = grads.get(name)!;
+      const p = this.values.get(name)!;
+      let mv = this.adamMoments.get(name);
+      if (!mv) this.adamMoments.set(name, (mv = { m: new Float64Array(p.length), v: new Float64Array(p.length) }));
+      for (let i = 0; i < p.length; i++) {
+        const r = adamStep(numberArith, p[i], g[i], mv.m[i], mv.v[i], decoupled, h, s);
+        p[i] = r.p;
+        mv.m[i] = r.m;
+        mv.v[i] = r.v;
+      }
+    }
+  }
+
+  /** Forgets the optimizer state (momentum buffers, Adam moments and step count). */
+  resetOptimizer(): void {
+    this.momentumBuffers.clear();
+    this.adamMoments.clear();
+    this.adamSteps = 0;
+  }
+
+  /** The optimizer state as torch.optim's state_dict names it: `<param>.momentum_buffer`, `.exp_avg`, `.exp_avg_sq`, `.step`. */
+  optimizerState(): Map<string, OptimizerTensor> {
+    const out = new Map<string, OptimizerTensor>();
+    const shape = (n: string) => [...this.graph.state.find((s) => s.name === n)!.shape];
+    for (const [n, b] of this.momentumBuffers) out.set(`${n}.momentum_buffer`, { shape: shape(n), data: b.slice() });
+    for (const [n, { m, v }] of this.adamMoments) {
+      out.set(`${n}.step`, { shape: [], data: BigInt64Array.of(BigInt(this.adamSteps)) });
+      out.set(`${n}.exp_avg`, { shape: shape(n), data: m.slice() });
+      out.set(`${n}.exp_avg_sq`, { shape: shape(n), data: v.slice() });
+    }
+    return out;
+  }
+
   /** forward(train) → loss with penalties → backward (+ penalty gradients) → SGD step. */
   trainStep(x: Float32Array | Float64Array, labels: ArrayLike<number>, batch: number, step: StepOptions, seed = 0): InterpreterStepResult {
     const h = stepTerms(step);
@@ -303,7 +352,7 @@ export class Interpreter implements Backend {
     const { loss, lossCE, dlogits } = this.loss(logits, labels, batch, h, step.loss);
     const grads = this.backward(dlogits, { inputGrad: true });
     this.addPenaltyGrads(grads, h);
-    this.sgdUpdate(grads, h);
+    this.optimizerUpdate(grads, step);
     return { loss, lossCE, logits, grads, inputGrad: this.inputGrad! };
   }
 }

@@ -1,7 +1,7 @@
 // A loaded compiled model (CPU or CUDA package) behind src/check's Backend
 // interface. Kept apart from the build code, so a bundled script can drive
 // prebuilt packages without the code generator (tools/gpu-node.ts).
-import type { Backend, FloatArray, ForwardOptions, InputGradient, ProbeOptions, StepResult } from '../check/backend.js';
+import type { Backend, OptimizerTensor, FloatArray, ForwardOptions, InputGradient, ProbeOptions, StepResult } from '../check/backend.js';
 import type { Tap } from '../graph/taps.js';
 import { graphHash } from '../graph/hash.js';
 import type { Graph, HostTensor } from '../graph/ir.js';
@@ -60,6 +60,25 @@ export class CompiledBackend implements Backend {
   stateDict(): Map<string, HostTensor> {
     return this.model.canonicalState() as Map<string, HostTensor>;
   }
+
+  optimizerState(): Map<string, OptimizerTensor> {
+    return torchOptimizerState(this.model.trainingState());
+  }
+}
+
+/** A training state's optimizer entries under torch.optim's names (`<param>.momentum_buffer`, `.exp_avg`, `.exp_avg_sq`, `.step`). */
+export function torchOptimizerState(state: Map<string, { shape: number[]; data: Float32Array | BigInt64Array }>): Map<string, OptimizerTensor> {
+  const out = new Map<string, OptimizerTensor>();
+  const adam = state.get('adam_step');
+  for (const [k, t] of state) {
+    const dot = k.indexOf('.');
+    const slot = k.slice(0, dot);
+    const name = k.slice(dot + 1);
+    if (slot === 'momentum') out.set(`${name}.momentum_buffer`, t);
+    if (slot === 'exp_avg' || slot === 'exp_avg_sq') out.set(`${name}.${slot}`, t);
+    if (slot === 'exp_avg' && adam) out.set(`${name}.step`, adam);
+  }
+  return out;
 }
 
 const f32 = (x: FloatArray): Float32Array => (x instanceof Float32Array ? x : Float32Array.from(x));

@@ -14,16 +14,11 @@ import { pathToFileURL } from 'node:url';
 import { addonPath, compilePackage, readManifest } from '../codegen/compile.js';
 import { missingFlags } from '../codegen/isa.js';
 import type { HostTensor } from '../graph/ir.js';
-import { stepSeed } from '../train/rules.js';
+import { stepSeed, type EpochStepOptions, type StepOptions } from '../train/rules.js';
 import type { LossOptions } from '../ops/loss.js';
 
-export interface SgdOptions {
-  lr: number;
-  momentum?: number;
-  weightDecay?: number;
-  l1?: number;
-  l2?: number;
-}
+/** One optimizer step's options (src/train/rules.ts). */
+export type SgdOptions = StepOptions;
 
 export interface StateTensor {
   dtype: 'F32' | 'I64';
@@ -74,10 +69,10 @@ export interface NativeModel {
     n: number,
     batchSize: number,
     order: Uint32Array,
-    opts: SgdOptions,
+    opts: EpochStepOptions,
   ): { loss: number; correct: number; steps: number };
   resetOptimizer(): void;
-  /** 'step' and 'momentum.<param>' (as the interpreter's training state) */
+  /** 'step', 'momentum.<param>', 'exp_avg.<param>', 'exp_avg_sq.<param>', 'adam_step' (as the interpreter's training state) */
   trainingState(): Map<string, StateTensor>;
   loadTrainingState(state: Map<string, HostTensor | StateTensor>): void;
   stateDict(): Map<string, StateTensor>;

@@ -9,7 +9,7 @@ import {
   type LookOptions,
   type TrainableModel,
 } from '../train/model.js';
-import type { StepOptions } from '../train/rules.js';
+import type { EpochStepOptions, StepOptions } from '../train/rules.js';
 import { nativeActivations } from './compiled-backend.js';
 import type { NativeModel } from './index.js';
 
@@ -99,7 +99,7 @@ export class CompiledTrainable implements TrainableModel {
   }
 
   /** the whole epoch in one native call */
-  trainEpoch(x: Float32Array, labels: Int32Array, order: Uint32Array, batchSize: number, opts: StepOptions): EpochResult {
+  trainEpoch(x: Float32Array, labels: Int32Array, order: Uint32Array, batchSize: number, opts: EpochStepOptions): EpochResult {
     const r = this.model.trainEpoch(x, labels, labels.length, batchSize, order, opts);
     return { lossSum: r.loss, batches: r.steps, correct: r.correct };
   }

@@ -5,7 +5,7 @@ import { expandState } from '../graph/state.js';
 import { Interpreter } from '../interp/index.js';
 import { resolveTaps } from '../graph/taps.js';
 import { batchOf, type Activation, type EpochResult, type InputGradientResult, type LookOptions, type TrainableModel } from './model.js';
-import { stepSeed, type StepOptions } from './rules.js';
+import { stepOfEpoch, stepSeed, type EpochStepOptions, type StepOptions } from './rules.js';
 
 export class InterpreterModel implements TrainableModel {
   readonly interp: Interpreter;
@@ -38,7 +38,7 @@ export class InterpreterModel implements TrainableModel {
     return this.interp.trainStep(x, labels, batch, opts, stepSeed(this.seed, this.step++)).loss;
   }
 
-  trainEpoch(x: Float32Array, labels: Int32Array, order: Uint32Array, batchSize: number, opts: StepOptions): EpochResult {
+  trainEpoch(x: Float32Array, labels: Int32Array, order: Uint32Array, batchSize: number, opts: EpochStepOptions): EpochResult {
     const per = x.length / labels.length;
     const r: EpochResult = { lossSum: 0, batches: 0, correct: 0 };
     for (let start = 0; start < order.length; start += batchSize) {
@@ -49,7 +49,7 @@ export class InterpreterModel implements TrainableModel {
         bx.set(x.subarray(order[start + i] * per, (order[start + i] + 1) * per), i * per);
         by[i] = labels[order[start + i]];
       }
-      const s = this.interp.trainStep(bx, by, size, opts, stepSeed(this.seed, this.step++));
+      const s = this.interp.trainStep(bx, by, size, stepOfEpoch(opts, r.batches), stepSeed(this.seed, this.step++));
       r.lossSum += s.loss;
       r.batches++;
       const classes = s.logits.length / size;
@@ -92,29 +92,48 @@ export class InterpreterModel implements TrainableModel {
     this.interp.loadState(state);
   }
 
+  /** 'step', 'momentum.<param>' (SGD), 'exp_avg.<param>', 'exp_avg_sq.<param>' and 'adam_step' (Adam/AdamW). */
   trainingState(): Map<string, HostTensor> {
     const out = new Map<string, HostTensor>();
-    out.set('step', { dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(this.step)) });
+    const i64 = (v: number): HostTensor => ({ dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(v)) });
+    out.set('step', i64(this.step));
     const shapes = new Map(this.graph.state.map((s) => [s.name, s.shape]));
-    for (const [name, buf] of this.interp.momentumBuffers)
-      out.set(`momentum.${name}`, { dtype: 'F32', shape: [...shapes.get(name)!], data: Float32Array.from(buf) });
+    const f32 = (name: string, b: Float64Array): HostTensor => ({ dtype: 'F32', shape: [...shapes.get(name)!], data: Float32Array.from(b) });
+    for (const [name, buf] of this.interp.momentumBuffers) out.set(`momentum.${name}`, f32(name, buf));
+    if (this.interp.adamSteps > 0) out.set('adam_step', i64(this.interp.adamSteps));
+    for (const [name, { m, v }] of this.interp.adamMoments) {
+      out.set(`exp_avg.${name}`, f32(name, m));
+      out.set(`exp_avg_sq.${name}`, f32(name, v));
+    }
     return out;
   }
 
   loadTrainingState(state: Map<string, HostTensor>): void {
     const step = state.get('step');
     if (!step || step.dtype !== 'I64') throw new Error("training state has no I64 'step'");
+    const adam = state.get('adam_step');
+    if (adam && adam.dtype !== 'I64') throw new Error("training state: 'adam_step' must be I64");
     const params = new Set(this.interp.paramNames);
     const sizes = new Map(this.graph.state.map((s) => [s.name, numel(s.shape)]));
+    const slots = ['momentum', 'exp_avg', 'exp_avg_sq'];
+    // every entry is checked before anything changes
     for (const [k, t] of state) {
-      if (k === 'step') continue;
-      if (!(k.startsWith('momentum.') && params.has(k.slice(9)))) throw new Error(`training state: unexpected key '${k}'`);
-      if (t.data.length !== sizes.get(k.slice(9)))
-        throw new Error(`training state: '${k}' has ${t.data.length} values, expected ${sizes.get(k.slice(9))}`);
+      if (k === 'step' || k === 'adam_step') continue;
+      const dot = k.indexOf('.');
+      const slot = k.slice(0, dot);
+      const name = k.slice(dot + 1);
+      if (dot < 0 || !slots.includes(slot) || !params.has(name)) throw new Error(`training state: unexpected key '${k}'`);
+      if ((slot !== 'momentum') !== !!adam) throw new Error(`training state: '${k}' ${adam ? 'is an SGD buffer beside Adam state' : 'needs adam_step'}`);
+      if (t.data.length !== sizes.get(name)) throw new Error(`training state: '${k}' has ${t.data.length} values, expected ${sizes.get(name)}`);
     }
-    this.interp.momentumBuffers.clear();
-    for (const [k, t] of state)
-      if (k.startsWith('momentum.')) this.interp.momentumBuffers.set(k.slice(9), Float64Array.from(t.data as Float32Array));
+    this.interp.resetOptimizer();
+    const f64 = (t: HostTensor) => Float64Array.from(t.data as Float32Array);
+    for (const [k, t] of state) {
+      const name = k.slice(k.indexOf('.') + 1);
+      if (k.startsWith('momentum.')) this.interp.momentumBuffers.set(name, f64(t));
+      if (k.startsWith('exp_avg.')) this.interp.adamMoments.set(name, { m: f64(t), v: f64(state.get(`exp_avg_sq.${name}`)!) });
+    }
+    if (adam) this.interp.adamSteps = Number(adam.data[0]);
     this.step = Number(step.data[0]);
   }
 }

@@ -2,7 +2,8 @@
 import { Rng } from '../util/rng.js';
 import type { Dataset } from '../data/loader.js';
 import type { TrainableModel } from './model.js';
-import { stepTerms, type StepOptions } from './rules.js';
+import { stepTerms, type EpochStepOptions, type StepOptions } from './rules.js';
+import { makeSchedule, type ScheduleFn, type ScheduleOptions } from './schedule.js';
 
 export interface FitOptions extends StepOptions {
   epochs: number;
@@ -11,6 +12,8 @@ export interface FitOptions extends StepOptions {
   rng: Rng;
   /** first epoch number (1 unless resuming) */
   startEpoch?: number;
+  /** the learning-rate schedule (constant without); its length is startEpoch − 1 + epochs epochs */
+  schedule?: ScheduleOptions;
   /** the book's log lines: epoch 1 and every 10th */
   log?: (line: string) => void;
   /** called after each epoch, e.g. to checkpoint; may be async */
@@ -24,6 +27,8 @@ export interface EpochStats {
   images: number;
   /** wall time of the epoch's steps */
   seconds: number;
+  /** the learning rate of the epoch's last step */
+  lr: number;
 }
 
 export class NonFiniteLossError extends Error {
@@ -41,15 +46,25 @@ export async function fit(model: TrainableModel, data: Dataset, o: FitOptions): 
   if (!Number.isInteger(o.epochs) || o.epochs < 0) throw new Error(`epochs must be a non-negative integer, got ${o.epochs}`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > model.maxBatch)
     throw new Error(`batch size must be an integer in 1..${model.maxBatch} (the model's max batch), got ${o.batchSize}`);
-  const step = stepTerms(o);
+  stepTerms(o);
   const losses: number[] = [];
   const first = o.startEpoch ?? 1;
+  const steps = Math.ceil(data.n / o.batchSize);
+  const perStep = o.schedule?.interval === 'step';
+  const length = (first - 1 + o.epochs) * (perStep ? steps : 1);
+  const at = o.schedule && makeSchedule(o.schedule, o.lr, length);
   for (let epoch = first; epoch < first + o.epochs; epoch++) {
     model.train();
     const order = o.rng.permutation(data.n);
+    const opts = epochOptions(o, at, perStep, epoch, steps);
     const t0 = performance.now();
-    const r = model.trainEpoch(data.x, data.y, order, o.batchSize, step);
-    const stats = { trainAccuracy: data.n ? r.correct / data.n : 0, images: data.n, seconds: (performance.now() - t0) / 1000 };
+    const r = model.trainEpoch(data.x, data.y, order, o.batchSize, opts);
+    const stats = {
+      trainAccuracy: data.n ? r.correct / data.n : 0,
+      images: data.n,
+      seconds: (performance.now() - t0) / 1000,
+      lr: opts.lrSteps ? opts.lrSteps[steps - 1] : o.lr,
+    };
     const loss = r.lossSum / r.batches;
     if (!Number.isFinite(loss)) throw new NonFiniteLossError(epoch, loss);
     losses.push(loss);
@@ -57,6 +72,17 @@ export async function fit(model: TrainableModel, data: Dataset, o: FitOptions): 
     await o.onEpoch?.(epoch, loss, stats);
   }
   return losses;
+}
+
+/** An epoch's step options: the schedule's value at each step (interval 'step') or at the epoch (interval 'epoch'). */
+function epochOptions(o: FitOptions, at: ScheduleFn | undefined, perStep: boolean, epoch: number, steps: number): EpochStepOptions {
+  const { lr, optimizer, momentum, nesterov, betas, eps, weightDecay, l1, l2, loss } = o;
+  const step: StepOptions = { lr, optimizer, momentum, nesterov, betas, eps, weightDecay, l1, l2, loss };
+  if (!at) return step;
+  const values = Array.from({ length: steps }, (_, i) => at(perStep ? (epoch - 1) * steps + i : epoch - 1));
+  const lrSteps = Float64Array.from(values, (v) => v.lr);
+  if (values[0].momentum === undefined) return { ...step, lrSteps };
+  return { ...step, lrSteps, momentumSteps: Float64Array.from(values, (v) => v.momentum!) };
 }
 
 /** The book's timestamp style: `2020-01-16 23:07:21.889707`. */

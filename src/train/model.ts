@@ -3,7 +3,7 @@
 import type { Graph, HostTensor } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import type { LossOptions } from '../ops/loss.js';
-import type { StepOptions } from './rules.js';
+import type { EpochStepOptions, StepOptions } from './rules.js';
 
 /** How to look inside: the mode (eval unless train), the dropout seed of a train-mode look, the loss of an input gradient. */
 export interface LookOptions {
@@ -47,10 +47,10 @@ export interface TrainableModel {
   eval(): void;
   /** logits [batch, classes] in the current mode */
   forward(x: Float32Array, batch: number): Float32Array;
-  /** one SGD step on a batch; returns the loss */
+  /** one optimizer step on a batch; returns the loss */
   trainStep(x: Float32Array, labels: Int32Array, batch: number, opts: StepOptions): number;
   /** every step of one epoch, visiting `order` in batches of `batchSize` (last one partial) */
-  trainEpoch(x: Float32Array, labels: Int32Array, order: Uint32Array, batchSize: number, opts: StepOptions): EpochResult;
+  trainEpoch(x: Float32Array, labels: Int32Array, order: Uint32Array, batchSize: number, opts: EpochStepOptions): EpochResult;
   /** parameters and buffers under every PyTorch state_dict key */
   stateDict(): Map<string, HostTensor>;
   loadStateDict(state: Map<string, HostTensor>): void;

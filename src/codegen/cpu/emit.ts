@@ -6,7 +6,7 @@ import { cArith } from '../../ops/expr.js';
 import { bnStatsC } from '../../ops/batchnorm.js';
 import { hashC } from '../../ops/hash.js';
 import { lossC } from '../../ops/loss.js';
-import { penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
+import { adamView, penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
 import type { Graph } from '../../graph/ir.js';
 import type { Arg, Call, Kernel, Plan } from './plan.js';
 import { render } from '../templates.js';
@@ -201,12 +201,23 @@ function lossView() {
   return { ceTerm: l.ce.term, ceGrad: l.ce.grad, nllGrad: l.nllGrad };
 }
 
-const TERMS: StepTerms<string> = { lr: 'lr', momentum: 'momentum', weightDecay: 'wd', l1: 'l1', l2: 'l2' };
+// the fields of model.cpp.hbs's StepScalars s
+const TERMS: StepTerms<string> = {
+  lr: 's.lr',
+  momentum: 's.momentum',
+  weightDecay: 's.wd',
+  l1: 's.l1',
+  l2: 's.l2',
+  nesterov: 's.nesterov',
+  beta1: 's.beta1',
+  beta2: 's.beta2',
+  eps: 's.eps',
+};
 
 export function emitCpu(plan: Plan, name: string, maxBatch: number): CpuSources {
   const g = plan.graph;
   const offset = new Map(plan.buffers.map((b) => [b.name, { off: b.offset, elem: b.elem }]));
-  const step = sgdStep(cArith, 'p', 'g', 'buf', 'first', TERMS);
+  const step = sgdStep(cArith, 'p', 'g', 'buf', 's.first', TERMS);
   const scratch = [...new Set(plan.kernels.map((k) => k.scratch).filter((s) => s !== '0'))];
   const state = g.state.map((s) => {
     const shape = [...s.shape, 0, 0, 0, 0].slice(0, 4);
@@ -275,6 +286,7 @@ export function emitCpu(plan: Plan, name: string, maxBatch: number): CpuSources 
     sgdBuf: step.buf,
     // the parameter update reads the momentum buffer just written (M[j]) instead of recomputing it
     sgdParam: step.p.split(step.buf).join('M[j]'),
+    ...adamView(TERMS, { mv: 'mv', vv: 'vv', M: 'M[j]', V: 'V[j]' }),
     ...lossView(),
     ...bnView(),
     hashFunctions: hashC('TK_INLINE', { mix: 'mix32', bits: 'hash_bits', uniform: 'hash_uniform', step: 'step_seed' }),

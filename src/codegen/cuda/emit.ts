@@ -429,7 +429,7 @@ class Emitter implements CudaCtx {
     for (const c of convs) this.alloc(c.name, c.useBlocks.length * c.stride * 4);
     const stepConvs = convs.map((c) => ({ ...c, useBlocks: c.useBlocks.slice(0, trainUses.get(c.name)) }));
     const sgd = this.reg.get(K.sgdKernel(this.pTotal, stepConvs));
-    const sgdArgs = ['m->P', 'm->G', 'm->M', 'm->sc', 'm->sgdpart', 'B', 'm->counter', 'm->sms', ...convs.map((c) => c.buf)];
+    const sgdArgs = ['m->P', 'm->G', 'm->M', 'm->V', 'm->sc', 'm->sgdpart', 'B', 'm->counter', 'm->sms', ...convs.map((c) => c.buf)];
     const sgdBlocks = Math.max(1, Math.ceil(this.pTotal / (K.THREADS * K.SGD_ITEMS)));
     // fixed allocations
     this.alloc('x', this.maxB * inN * 4);
@@ -437,9 +437,10 @@ class Emitter implements CudaCtx {
     this.alloc('P', this.pTotal * 4);
     this.alloc('G', this.pTotal * 4);
     this.alloc('M', this.pTotal * 4);
+    this.alloc('V', this.pTotal * 4);
     this.alloc('S', this.sTotal * 4);
     this.alloc('NBT', Math.max(1, this.nTotal) * 8, 'long long');
-    this.alloc('sc', 128, 'TkScalars');
+    this.alloc('sc', 256, 'TkScalars');
     this.alloc('counter', 16, 'unsigned');
     this.alloc('sgdpart', sgdBlocks * 8, 'double');
     this.alloc('bnpart', Math.max(2 * this.bnC * 64, this.bnPartDoubles) * 8, 'double');

@@ -15,7 +15,7 @@ import { cArith } from '../../ops/expr.js';
 import { bnMath, bnStatsC } from '../../ops/batchnorm.js';
 import { hashC } from '../../ops/hash.js';
 import { lossC } from '../../ops/loss.js';
-import { penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
+import { adamView, penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
 
 /** A fused or standalone elementwise function (src/ops/activations.ts), or none. */
 export type Act = 'none' | { fn: ActName; p: ActParams };
@@ -1547,7 +1547,18 @@ export interface ConvGradSpec {
  * advances the batch cursor and step counter.
  */
 export function sgdKernel(total: number, convs: ConvGradSpec[]): KernelSrc {
-  const h: StepTerms<string> = { lr: 'h_lr', momentum: 'h_mom', weightDecay: 'h_wd', l1: 'h_l1', l2: 'h_l2' };
+  const h: StepTerms<string> = {
+    lr: 'h_lr',
+    momentum: 'h_mom',
+    weightDecay: 'h_wd',
+    l1: 'h_l1',
+    l2: 'h_l2',
+    nesterov: 'h_nes',
+    beta1: 'h_b1',
+    beta2: 'h_b2',
+    eps: 'h_eps',
+  };
+  const adam = adamView(h, { mv: 'mv', vv: 'vv', M: 'M[i]', V: 'V[i]' });
   const pg = penaltyGrad(cArith, 'p', h);
   const pl = penaltyLoss(cArith, 'p', h);
   const st = sgdStep(cArith, 'p', 'g', 'm', 'first', h);
@@ -1585,13 +1596,30 @@ export function sgdKernel(total: number, convs: ConvGradSpec[]): KernelSrc {
       return t;
     })
     .join('');
-  const code = `// SGD (momentum, weight decay; first step copies the gradient into the momentum buffer) with l1/l2 penalties, over ${total} parameters;
+  const code = `// The optimizer step over ${total} parameters: SGD (momentum, Nesterov, weight decay; the first step copies the
+// gradient into the momentum buffer) or Adam/AdamW, with l1/l2 penalties, rules from src/train/rules.ts;
 // conv gradients are summed here from their per-use, per-split partials (fixed order)
-__global__ void __launch_bounds__(${THREADS}) KNAME(float* __restrict__ P, float* __restrict__ G, float* __restrict__ M, TkScalars* sc, double* __restrict__ part, int B, unsigned* counter, int sms${wpArgs}) {
+__global__ void __launch_bounds__(${THREADS}) KNAME(float* __restrict__ P, float* __restrict__ G, float* __restrict__ M, float* __restrict__ V, TkScalars* sc, double* __restrict__ part, int B, unsigned* counter, int sms${wpArgs}) {
   constexpr int N = ${total};
   (void)sms;
-  const float h_lr = sc->lr, h_mom = sc->momentum, h_wd = sc->weight_decay, h_l1 = sc->l1, h_l2 = sc->l2;
+  const int kind = sc->optimizer;
+  // a schedule's value for this step of the call, else the constant (the CPU's train_epoch does the same)
+  const float h_lr = sc->lr_steps ? (float)sc->lr_steps[sc->step] : sc->lr;
+  const double mom = sc->mom_steps ? sc->mom_steps[sc->step] : kind == TK_OPT_SGD ? (double)sc->momentum : sc->beta1;
+  const float h_mom = kind == TK_OPT_SGD ? (float)mom : 0.f, h_wd = sc->weight_decay, h_l1 = sc->l1, h_l2 = sc->l2;
+  const float h_nes = sc->nesterov, h_b1 = (float)mom, h_b2 = (float)sc->beta2, h_eps = sc->eps;
   const float first = sc->momentum_started ? 0.f : 1.f;
+  // Adam's step scalars for t = adam_steps + 1, in double as PyTorch
+  const double dlr = (double)h_lr, db1 = mom, db2 = sc->beta2, dwd = (double)h_wd;
+  const double t = (double)(sc->adam_steps + 1), b1t = pow(db1, t), b2t = pow(db2, t);
+  struct { float step_size, bc2_sqrt, omb1, omb2, decay, decoupled; } s;
+  s.step_size = (float)(${adam.adamStepSize});
+  s.bc2_sqrt = (float)(${adam.adamBc2Sqrt});
+  s.omb1 = (float)(${adam.adamOmb1});
+  s.omb2 = (float)(${adam.adamOmb2});
+  s.decay = (float)(${adam.adamDecay});
+  s.decoupled = kind == TK_OPT_ADAMW ? 1.f : 0.f;
+  (void)h_nes; (void)h_b1; (void)h_b2; (void)h_eps;
   double v[1] = {0.0};
   const int base = blockIdx.x * blockDim.x * ${SGD_ITEMS} + threadIdx.x;
   #pragma unroll
@@ -1605,8 +1633,15 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(float* __restrict__ P, float
       const float m = M[i];
       v[0] += (double)(${pl});
       G[i] = g;
-      P[i] = ${st.p};
-      M[i] = ${st.buf};
+      if (kind == TK_OPT_SGD) {
+        P[i] = ${st.p};
+        M[i] = ${st.buf};
+      } else {
+        const float mv = m, vv = V[i];
+        M[i] = ${adam.adamM};
+        V[i] = ${adam.adamV};
+        P[i] = ${adam.adamParam};
+      }
     }
   }
   __shared__ double tot[1];
@@ -1618,7 +1653,8 @@ ${LAST_BLOCK}
     for (int j = 0; j < (int)gridDim.x; j++) pen += ((volatile double*)part)[j];
     sc->loss_total = sc->loss_ce + pen;
     sc->loss_sum += sc->loss_total;
-    if (h_mom != 0.f) sc->momentum_started = 1;
+    if (kind != TK_OPT_SGD) sc->adam_steps += 1;
+    else if (h_mom != 0.f) sc->momentum_started = 1;
     sc->cursor += B;
     sc->step += 1;
   }
@@ -1640,10 +1676,17 @@ struct TkScalars {
   int use_step_seed;
   unsigned long long first_step;
   int momentum_started;  // 0 until a step with momentum != 0 (PyTorch's first-step rule)
+  long long adam_steps;  // Adam's t: steps taken with the moments in M and V (kept across calls, like momentum_started)
   float lr, momentum, weight_decay, l1, l2;
   float label_smoothing;  // the loss: cross-entropy with this smoothing, or (nll) NLL of log-probabilities
   int nll;
+  int optimizer;         // TK_OPT_SGD, TK_OPT_ADAM, TK_OPT_ADAMW
+  float nesterov, eps;
+  double beta1, beta2;
+  const double* lr_steps;   // device: a schedule's lr for each step of this call, or NULL
+  const double* mom_steps;  // device: its momentum (SGD) or beta1 (Adam) for each step, or NULL
 };
+static_assert(sizeof(TkScalars) <= 256, "TkScalars outgrew its 256-byte allocation (src/codegen/cuda/emit.ts)");
 
 ${hashC('__host__ __device__ __forceinline__', { mix: 'tk_mix32', bits: 'tk_hash', uniform: 'tk_hash_uniform', step: 'tk_step_seed' })}
 __device__ __forceinline__ unsigned tk_dropout_seed(const TkScalars* sc) {
