@@ -401,12 +401,22 @@ export class Model {
     return metadata;
   }
 
-  /** Optimiser and dropout-step state ('step', 'momentum.<param>'), as the interpreter's training state. */
+  /**
+   * Optimiser and dropout-step state, as the interpreter's training state: 'step', 'momentum.<param>' (SGD),
+   * 'exp_avg.<param>', 'exp_avg_sq.<param>' and 'adam_step' (Adam/AdamW).
+   */
   trainingState() {
     const out = new Map([['step', { dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(this.step)) }]]);
+    const adam = this._n.adamSteps();
+    if (adam > 0) out.set('adam_step', { dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(adam)) });
     STATE.forEach((s, i) => {
-      const m = s.kind === 'param' ? this._n.getMomentum(i) : null;
+      if (s.kind !== 'param') return;
+      const m = this._n.getMomentum(i);
       if (m) out.set(`momentum.${s.name}`, { dtype: 'F32', shape: [...s.shape], data: m });
+      if (adam > 0) {
+        out.set(`exp_avg.${s.name}`, { dtype: 'F32', shape: [...s.shape], data: this._n.getOptState(0, i) });
+        out.set(`exp_avg_sq.${s.name}`, { dtype: 'F32', shape: [...s.shape], data: this._n.getOptState(1, i) });
+      }
     });
     return out;
   }
@@ -414,16 +424,24 @@ export class Model {
   loadTrainingState(state) {
     const step = state.get('step');
     if (!step || step.dtype !== 'I64') throw new Error("training state has no I64 'step'");
+    const adam = state.get('adam_step');
+    if (adam && adam.dtype !== 'I64') throw new Error("training state: 'adam_step' must be I64");
     // every entry is checked before the optimiser is reset: nothing changes on error
+    const slots = { momentum: -1, exp_avg: 0, exp_avg_sq: 1 };
+    const parsed = [];
     for (const [k, t] of state) {
-      if (k === 'step') continue;
-      const s = k.startsWith('momentum.') ? STATE[INDEX.get(k.slice(9))] : undefined;
+      if (k === 'step' || k === 'adam_step') continue;
+      const dot = k.indexOf('.');
+      const slot = dot > 0 ? slots[k.slice(0, dot)] : undefined;
+      const s = slot === undefined ? undefined : STATE[INDEX.get(k.slice(dot + 1))];
       if (!s || s.kind !== 'param') throw new Error(`training state: unexpected key '${k}'`);
+      if ((slot >= 0) !== !!adam) throw new Error(`training state: '${k}' ${adam ? 'is an SGD buffer beside Adam state' : 'needs adam_step'}`);
       if (!t.data || t.data.length !== numel(s.shape)) throw new Error(`training state: '${k}' has ${t.data ? t.data.length : 0} values, expected ${numel(s.shape)}`);
+      parsed.push([slot, INDEX.get(k.slice(dot + 1)), t.data instanceof Float32Array ? t.data : Float32Array.from(t.data)]);
     }
     this._n.resetOptimizer();
-    for (const [k, t] of state)
-      if (k.startsWith('momentum.')) this._n.setMomentum(INDEX.get(k.slice(9)), t.data instanceof Float32Array ? t.data : Float32Array.from(t.data));
+    for (const [slot, i, data] of parsed) slot < 0 ? this._n.setMomentum(i, data) : this._n.setOptState(slot, i, data);
+    if (adam) this._n.setAdamSteps(Number(adam.data[0]));
     this.step = Number(step.data[0]);
   }
 

@@ -81,14 +81,45 @@ tk_sgd_options options(const Napi::Env& env, const Napi::Value& v) {
     if (!x.IsNumber()) throw Napi::TypeError::New(env, std::string("training option ") + k + " must be a number");
     return (float)x.As<Napi::Number>().DoubleValue();
   };
-  tk_sgd_options r;
+  tk_sgd_options r = {};
   r.lr = get("lr", true);
   r.momentum = get("momentum", false);
   r.weight_decay = get("weightDecay", false);
   r.l1 = get("l1", false);
   r.l2 = get("l2", false);
   lossOptions(env, o.Get("loss"), r);
+  const Napi::Value kind = o.Get("optimizer");
+  const std::string k = kind.IsUndefined() ? "sgd" : kind.IsString() ? kind.As<Napi::String>().Utf8Value() : "";
+  if (k == "sgd") r.optimizer = TK_OPT_SGD;
+  else if (k == "adam") r.optimizer = TK_OPT_ADAM;
+  else if (k == "adamw") r.optimizer = TK_OPT_ADAMW;
+  else throw Napi::TypeError::New(env, "training option optimizer must be 'sgd', 'adam' or 'adamw'");
+  r.nesterov = o.Get("nesterov").ToBoolean().Value() ? 1 : 0;
+  r.beta1 = 0.9, r.beta2 = 0.999, r.eps = 1e-8;
+  const Napi::Value betas = o.Get("betas");
+  if (!betas.IsUndefined()) {
+    Napi::Object b = betas.IsObject() ? betas.As<Napi::Object>() : Napi::Object::New(env);
+    if (!betas.IsObject() || !b.Get("0").IsNumber() || !b.Get("1").IsNumber())
+      throw Napi::TypeError::New(env, "training option betas must be two numbers [beta1, beta2]");
+    r.beta1 = b.Get("0").As<Napi::Number>().DoubleValue();
+    r.beta2 = b.Get("1").As<Napi::Number>().DoubleValue();
+  }
+  const Napi::Value eps = o.Get("eps");
+  if (!eps.IsUndefined()) {
+    if (!eps.IsNumber()) throw Napi::TypeError::New(env, "training option eps must be a number");
+    r.eps = eps.As<Napi::Number>().DoubleValue();
+  }
   return r;
+}
+
+// lrSteps / momentumSteps of trainEpoch's options: one Float64Array value per step of the epoch, or absent
+const double* perStep(const Napi::Env& env, const Napi::Value& opts, const char* key, int steps) {
+  const Napi::Value v = opts.As<Napi::Object>().Get(key);
+  if (v.IsUndefined()) return nullptr;
+  auto a = typed<Napi::Float64Array>(env, v, napi_float64_array, key, "Float64Array");
+  if (a.ElementLength() != (size_t)steps)
+    throw Napi::RangeError::New(env, std::string(key) + " must hold one value per step of the epoch (" + std::to_string(steps) + ")");
+  return a.Data();
 }
 
 class Model : public Napi::ObjectWrap<Model> {
@@ -111,6 +142,10 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod("dispose", &Model::Dispose),
                            InstanceMethod("getMomentum", &Model::GetMomentum),
                            InstanceMethod("setMomentum", &Model::SetMomentum),
+                           InstanceMethod("getOptState", &Model::GetOptState),
+                           InstanceMethod("setOptState", &Model::SetOptState),
+                           InstanceMethod("adamSteps", &Model::AdamSteps),
+                           InstanceMethod("setAdamSteps", &Model::SetAdamSteps),
                            InstanceMethod("setNumThreads", &Model::SetNumThreads),
                            InstanceAccessor("training", &Model::Training, nullptr),
                            InstanceAccessor("maxBatch", &Model::MaxBatch, nullptr),
@@ -231,7 +266,9 @@ class Model : public Napi::ObjectWrap<Model> {
     const int bs = Batch(env, info[3]);
     auto order = typed<Napi::Uint32Array>(env, info[4], napi_uint32_array, "order", "Uint32Array");
     if (order.ElementLength() > (size_t)1 << 30) throw Napi::RangeError::New(env, "order is too long");
-    const tk_sgd_options o = options(env, info[5]);
+    tk_sgd_options o = options(env, info[5]);
+    o.lr_steps = perStep(env, info[5], "lrSteps", ((int)order.ElementLength() + bs - 1) / bs);
+    o.momentum_steps = perStep(env, info[5], "momentumSteps", ((int)order.ElementLength() + bs - 1) / bs);
     const uint32_t seed = seed32(env, info[6], "baseSeed");
     const uint64_t first = steps53(env, info[7], "firstStep");
     double loss = 0.0;
@@ -387,6 +424,33 @@ class Model : public Napi::ObjectWrap<Model> {
     memcpy(p, a.Data(), s->numel * sizeof(float));
     tk_netres_set_has_momentum(Live(info.Env()), 1);
     return env.Undefined();
+  }
+
+  // getOptState(slot, i): copy of parameter i's optimizer slot (0: momentum or exp_avg, 1: exp_avg_sq)
+  Napi::Value GetOptState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const tk_state_info* s = Info(env, info[1]);
+    if (s->kind != TK_PARAM) throw Napi::TypeError::New(env, std::string(s->name) + " is not a parameter");
+    auto a = Napi::Float32Array::New(env, s->numel);
+    Check(env, tk_netres_get_opt_state(Live(env), integer(env, info[0], "slot"), info[1].As<Napi::Number>().Int32Value(), a.Data()));
+    return a;
+  }
+
+  Napi::Value SetOptState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const tk_state_info* s = Info(env, info[1]);
+    if (s->kind != TK_PARAM) throw Napi::TypeError::New(env, std::string(s->name) + " is not a parameter");
+    auto a = typed<Napi::Float32Array>(env, info[2], napi_float32_array, s->name, "Float32Array");
+    if (a.ElementLength() != s->numel) throw Napi::RangeError::New(env, std::string(s->name) + ": wrong element count");
+    Check(env, tk_netres_set_opt_state(Live(env), integer(env, info[0], "slot"), info[1].As<Napi::Number>().Int32Value(), a.Data()));
+    return env.Undefined();
+  }
+
+  Napi::Value AdamSteps(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)tk_netres_adam_steps(Live(info.Env()))); }
+
+  Napi::Value SetAdamSteps(const Napi::CallbackInfo& info) {
+    Check(info.Env(), tk_netres_set_adam_steps(Live(info.Env()), (int64_t)steps53(info.Env(), info[0], "adamSteps")));
+    return info.Env().Undefined();
   }
 
   Napi::Value ResetOptimizer(const Napi::CallbackInfo& info) {

@@ -37,6 +37,7 @@ enum { TK_PARAM = 0, TK_BUFFER = 1 };
 enum { TK_F32 = 0, TK_I64 = 1 };
 
 enum { TK_LOSS_CROSS_ENTROPY = 0, TK_LOSS_NLL = 1 };
+enum { TK_OPT_SGD = 0, TK_OPT_ADAM = 1, TK_OPT_ADAMW = 2 };
 
 /**
  * SGD step options (torch.optim.SGD, dampening 0, no Nesterov), loss penalties
@@ -52,6 +53,18 @@ typedef struct tk_sgd_options {
   float l2;
   int loss_kind;
   float label_smoothing;
+  /* torch.optim semantics (src/train/rules.ts): TK_OPT_SGD with momentum (and nesterov 1), TK_OPT_ADAM
+   * (weight decay coupled: added to the gradient), TK_OPT_ADAMW (decoupled: p *= 1 - lr*wd first);
+   * beta1, beta2, eps are Adam's, in double as PyTorch computes its step scalars. */
+  int optimizer;
+  int nesterov;
+  double beta1;
+  double beta2;
+  double eps;
+  /* train_epoch only, NULL for constant: per step of the epoch (ceil(n_order / batch_size) values),
+   * the lr and the momentum (SGD) or beta1 (Adam) of a schedule */
+  const double* lr_steps;
+  const double* momentum_steps;
 } tk_sgd_options;
 
 /** What a training step reports. */
@@ -174,7 +187,13 @@ float* tk_netres_momentum_data(tk_netres* m, int i);
 /** Whether the momentum buffers exist (PyTorch creates them at the first step with momentum != 0). */
 int tk_netres_has_momentum(const tk_netres* m);
 void tk_netres_set_has_momentum(tk_netres* m, int has);
-/** Forgets the SGD momentum buffers (the next step starts them again). */
+/** Optimizer state of parameter i: slot 0 the SGD momentum buffer or Adam's exp_avg, slot 1 Adam's exp_avg_sq. */
+int tk_netres_get_opt_state(tk_netres* m, int slot, int i, float* dst);
+int tk_netres_set_opt_state(tk_netres* m, int slot, int i, const float* src);
+/** Adam/AdamW steps taken (its t; 0: no moments yet). */
+int64_t tk_netres_adam_steps(tk_netres* m);
+int tk_netres_set_adam_steps(tk_netres* m, int64_t t);
+/** Forgets the optimizer state (momentum buffers, Adam moments and step count). */
 void tk_netres_reset_optimizer(tk_netres* m);
 
 #ifdef __cplusplus

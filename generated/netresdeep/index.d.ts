@@ -1,13 +1,32 @@
 // tk_netresdeep — types of the compiled model NetResDeep (tensorkiln codegen 1). Generated file: do not edit.
-/** torch.optim.SGD (dampening 0, no Nesterov) and penalties added to the loss: l1·Σ|p| + l2·Σp² over all parameters. */
+/**
+ * One optimizer step as torch.optim: SGD (dampening 0; momentum, Nesterov), Adam (weight decay added to the
+ * gradient) or AdamW (decoupled decay), and penalties added to the loss: l1·Σ|p| + l2·Σp² over all parameters.
+ */
 export interface SgdOptions {
   /** learning rate (finite) */
   lr: number;
+  /** default 'sgd' */
+  optimizer?: 'sgd' | 'adam' | 'adamw' | undefined;
+  /** SGD */
   momentum?: number | undefined;
+  /** SGD, with momentum > 0 */
+  nesterov?: boolean | undefined;
+  /** Adam/AdamW, default [0.9, 0.999] */
+  betas?: readonly [number, number] | undefined;
+  /** Adam/AdamW, default 1e-8 */
+  eps?: number | undefined;
   /** applied to every parameter, biases included */
   weightDecay?: number | undefined;
   l1?: number | undefined;
   l2?: number | undefined;
+  loss?: LossOptions | undefined;
+}
+
+/** trainEpoch's options: a schedule's lr and momentum (SGD) or beta1 (Adam) for each step of the epoch. */
+export interface EpochOptions extends SgdOptions {
+  lrSteps?: Float64Array | undefined;
+  momentumSteps?: Float64Array | undefined;
 }
 
 /** The loss of an input gradient: cross-entropy of the logits (default), or NLL of log-probabilities. */
@@ -127,16 +146,16 @@ export declare class Model {
     n: number,
     batchSize: number,
     order: Uint32Array,
-    opts: SgdOptions,
+    opts: EpochOptions,
   ): { loss: number; correct: number; steps: number };
   /** Writes the state_dict under PyTorch names (trainingState: also the optimiser state under 'train.' keys), atomically. */
   save(file: string, options?: { trainingState?: boolean | undefined; metadata?: Record<string, string> | undefined }): void;
   /** Strict load of a safetensors state_dict or gen train checkpoint (its 'train.' entries restore the optimiser); returns the file's metadata. */
   loadWeights(file: string): Record<string, string>;
-  /** Optimiser and dropout-step state: 'step' and 'momentum.<param>'. */
+  /** Optimiser and dropout-step state: 'step', 'momentum.<param>' (SGD), 'exp_avg.<param>', 'exp_avg_sq.<param>' and 'adam_step' (Adam). */
   trainingState(): Map<string, StateTensor>;
   loadTrainingState(state: Map<string, StateTensor>): void;
-  /** Forget the momentum buffers. */
+  /** Forget the optimizer state (momentum buffers, Adam moments and step count). */
   resetOptimizer(): void;
   /** Copies of every state_dict entry under PyTorch names. */
   stateDict(): Map<string, StateTensor>;

@@ -41,7 +41,7 @@ constexpr int MAX_THREADS = 64;
 // dropout nodes by stream: values per sample
 constexpr int NUM_DROPOUT = 0;
 const size_t DROPOUT_NUMEL[NUM_DROPOUT + 1] = {  0 };
-constexpr int NUM_BUFFERS = 11;  // arena, P, G, M, FB, IB, GP, scratch, red, xb, lb
+constexpr int NUM_BUFFERS = 12;  // arena, P, G, M, FB, IB, GP, scratch, red, xb, lb, V
 
 // ---------------------------------------------------------------- activations
 // Each activation's forward and derivatives on SIMD vectors, printed from
@@ -322,7 +322,9 @@ struct tk_netresdeep {
   char* arena;
   float* P;   // parameters
   float* G;   // gradients of the last step
-  float* M;   // momentum buffers
+  float* M;   // SGD momentum buffers, or Adam's exp_avg
+  float* V;   // Adam's exp_avg_sq
+  int64_t adam_steps;  // Adam's t: steps taken with the moments in M and V
   float* FB;  // float buffers (BatchNorm running statistics)
   int64_t* IB;
   float* GP;  // per-thread partial gradients, MAX_THREADS-capped
@@ -525,17 +527,51 @@ int check_opts(tk_netresdeep* m, const tk_sgd_options* o) {
     }
   if (o->loss_kind != TK_LOSS_CROSS_ENTROPY && o->loss_kind != TK_LOSS_NLL) return fail(m, "loss_kind must be 0 (cross-entropy) or 1 (NLL), got %ld", o->loss_kind);
   if (!(o->label_smoothing >= 0.0f && o->label_smoothing <= 1.0f)) return fail(m, "label_smoothing must be in [0, 1]");
+  if (o->optimizer < TK_OPT_SGD || o->optimizer > TK_OPT_ADAMW) return fail(m, "optimizer must be 0 (SGD), 1 (Adam) or 2 (AdamW), got %ld", o->optimizer);
+  if (o->optimizer == TK_OPT_SGD) {
+    if (o->nesterov && !(o->momentum > 0.0f)) return fail(m, "nesterov needs a momentum above 0");
+    if (m->adam_steps > 0) return fail(m, "the optimizer state holds Adam moments: reset the optimizer before training with SGD");
+  } else {
+    if (!(o->beta1 >= 0.0 && o->beta1 < 1.0) || !(o->beta2 >= 0.0 && o->beta2 < 1.0)) return fail(m, "Adam betas must be in [0, 1)");
+    if (!(o->eps >= 0.0) || !isfinite(o->eps)) return fail(m, "Adam eps must be a finite number >= 0");
+    if (m->has_momentum) return fail(m, "the optimizer state holds SGD momentum buffers: reset the optimizer before training with Adam");
+  }
   return TK_OK;
+}
+
+/** One step's optimizer scalars as float, as PyTorch applies its Python (double) scalars to float32 tensors. */
+struct StepScalars {
+  float lr, momentum, wd, l1, l2, nesterov, beta1, beta2, eps;
+  float step_size, bc2_sqrt, omb1, omb2, decay, decoupled, first;
+  int kind;
+};
+
+/** The scalars of the next step: Adam's bias corrections for t = adam_steps + 1 (rules.ts adamScalars, in double). */
+StepScalars step_scalars(const tk_netresdeep* m, const tk_sgd_options* o) {
+  StepScalars s;
+  s.kind = o->optimizer;
+  s.lr = o->lr, s.momentum = o->momentum, s.wd = o->weight_decay, s.l1 = o->l1, s.l2 = o->l2;
+  s.nesterov = o->nesterov ? 1.0f : 0.0f;
+  s.beta1 = (float)o->beta1, s.beta2 = (float)o->beta2, s.eps = (float)o->eps;
+  s.decoupled = o->optimizer == TK_OPT_ADAMW ? 1.0f : 0.0f;
+  s.first = m->has_momentum ? 0.0f : 1.0f;
+  const double dlr = o->lr, db1 = o->beta1, db2 = o->beta2, dwd = o->weight_decay;
+  const double t = (double)(m->adam_steps + 1), b1t = pow(db1, t), b2t = pow(db2, t);
+  (void)dlr; (void)db1; (void)db2; (void)dwd; (void)b1t; (void)b2t;
+  s.step_size = (float)((dlr / (1.0 - b1t)));
+  s.bc2_sqrt = (float)(sqrt((1.0 - b2t)));
+  s.omb1 = (float)((1.0 - db1));
+  s.omb2 = (float)((1.0 - db2));
+  s.decay = (float)((1.0 - (dlr * dwd)));
+  return s;
 }
 
 /**
  * Sums the per-thread partial gradients, adds the penalty gradient, and takes
- * the SGD step (rules from src/train/rules.ts, printed through cArith).
+ * the optimizer step (rules from src/train/rules.ts, printed through cArith).
  * Returns this thread's share of the penalty loss (pre-step weights).
  */
-double update(tk_netresdeep* m, const Ctx& c, const tk_sgd_options* o, float first) {
-  const float lr = o->lr, momentum = o->momentum, wd = o->weight_decay, l1 = o->l1, l2 = o->l2;
-  (void)lr; (void)momentum; (void)wd; (void)l1; (void)l2;
+double update(tk_netresdeep* m, const Ctx& c, const StepScalars& s) {
   double pen = 0.0;
   for (int i = 0; i < NUM_PARAMS; ++i) {
     int lo, hi;
@@ -543,6 +579,7 @@ double update(tk_netresdeep* m, const Ctx& c, const tk_sgd_options* o, float fir
     float* P = m->P + PARAM_OFF[i];
     float* G = m->G + PARAM_OFF[i];
     float* M = m->M + PARAM_OFF[i];
+    float* V = m->V + PARAM_OFF[i];
     const size_t go = GPO(i);
     for (int j = lo; j < hi; ++j) {
       float graw = 0.0f;
@@ -555,13 +592,21 @@ double update(tk_netresdeep* m, const Ctx& c, const tk_sgd_options* o, float fir
         }
       }
       const float p = P[j];
-      const float buf = M[j];
-      pen += (double)(((l1 * ((float)((p > 0.0f) - (p < 0.0f)) * p)) + (l2 * (p * p))));
-      const float g = graw + ((l1 * (float)((p > 0.0f) - (p < 0.0f))) + ((2.0f * l2) * p));
+      pen += (double)(((s.l1 * ((float)((p > 0.0f) - (p < 0.0f)) * p)) + (s.l2 * (p * p))));
+      const float g = graw + ((s.l1 * (float)((p > 0.0f) - (p < 0.0f))) + ((2.0f * s.l2) * p));
       G[j] = g;
-      M[j] = (first ? (g + (wd * p)) : ((momentum * buf) + (g + (wd * p))));
-      P[j] = (p - (lr * M[j]));
-      (void)buf;
+      if (s.kind == TK_OPT_SGD) {
+        const float buf = M[j];
+        (void)buf;
+        M[j] = (s.first ? (g + (s.wd * p)) : ((s.momentum * buf) + (g + (s.wd * p))));
+        P[j] = (p - (s.lr * (s.nesterov ? ((g + (s.wd * p)) + (s.momentum * M[j])) : M[j])));
+      } else {
+        const float mv = M[j], vv = V[j];
+        (void)mv; (void)vv;
+        M[j] = ((mv * s.beta1) + ((s.decoupled ? g : (g + (s.wd * p))) * s.omb1));
+        V[j] = ((vv * s.beta2) + (((s.decoupled ? g : (g + (s.wd * p))) * (s.decoupled ? g : (g + (s.wd * p)))) * s.omb2));
+        P[j] = ((s.decoupled ? (p * s.decay) : p) - (s.step_size * (M[j] / ((sqrtf(V[j]) / s.bc2_sqrt) + s.eps))));
+      }
     }
   }
   return pen;
@@ -571,7 +616,7 @@ int train_impl(tk_netresdeep* m, const float* x, const int32_t* labels, int B, c
                tk_step_result* res, float* logits) {
   double lsum[MAX_THREADS] = {0}, pen[MAX_THREADS] = {0};
   int64_t ok[MAX_THREADS] = {0};
-  const float first = m->has_momentum ? 0.0f : 1.0f;
+  const StepScalars s = step_scalars(m, o);
   const int nt = B >= 2 ? m->nthreads : 1;
   int used = 1;
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -586,12 +631,13 @@ int train_impl(tk_netresdeep* m, const float* x, const int32_t* labels, int B, c
       memcpy(logits + (size_t)c.b0 * CLASSES, logits_buf(m) + (size_t)c.b0 * CLASSES, sizeof(float) * (c.b1 - c.b0) * CLASSES);
     bwd_steps(m, c, x);
     TK_BARRIER();
-    pen[c.t] = update(m, c, o, first);
+    pen[c.t] = update(m, c, s);
   }
   double l = 0.0, p = 0.0;
   int64_t k = 0;
   for (int t = 0; t < used; ++t) l += lsum[t], p += pen[t], k += ok[t];
-  if (o->momentum != 0.0f) m->has_momentum = 1;
+  if (o->optimizer == TK_OPT_SGD && o->momentum != 0.0f) m->has_momentum = 1;
+  if (o->optimizer != TK_OPT_SGD) m->adam_steps++;
   m->last_batch = B;
   m->last_fwd = B;
   if (res) {
@@ -634,7 +680,7 @@ tk_netresdeep* tk_netresdeep_create(int max_batch) {
       sizeof(float) * (FBUF_FLOATS + 16),         sizeof(int64_t) * (IBUF_COUNT + 8),
       sizeof(float) * (GP_FLOATS + 16) * MAX_THREADS, sizeof(float) * m->scratch_stride * MAX_THREADS,
       sizeof(double) * (RED_PER_THREAD * MAX_THREADS + 8), sizeof(float) * IN_NUMEL * mb,
-      sizeof(int32_t) * mb,
+      sizeof(int32_t) * mb,                       sizeof(float) * (PARAM_FLOATS + 16),
   };
   void* b[NUM_BUFFERS];
   if (!alloc_buffers(m, sizes, b)) {
@@ -653,6 +699,7 @@ tk_netresdeep* tk_netresdeep_create(int max_batch) {
   m->red = (double*)b[8];
   m->xb = (float*)b[9];
   m->lb = (int32_t*)b[10];
+  m->V = (float*)b[11];
   for (int i = 0; i < 32; ++i) m->FB[32 + i] = 1.0f;
   return m;
 }
@@ -777,10 +824,19 @@ int tk_netresdeep_train_epoch(tk_netresdeep* m, const float* x, const int32_t* l
   for (int i = 0; i < n_order; ++i)
     if (labels[order[i]] < 0 || labels[order[i]] >= CLASSES)
       return fail(m, "label %ld at index %ld is out of range [0, %ld)", labels[order[i]], (long)order[i], CLASSES);
+  const int n_steps = (n_order + batch_size - 1) / batch_size;
+  for (int i = 0; i < n_steps; ++i) {
+    if (o->lr_steps && !isfinite(o->lr_steps[i])) return fail(m, "train_epoch: lr_steps[%ld] is not a finite number", i);
+    if (o->momentum_steps && !(o->momentum_steps[i] >= 0.0 && o->momentum_steps[i] < 1.0))
+      return fail(m, "train_epoch: momentum_steps[%ld] is not in [0, 1)", i);
+  }
   double ls = 0.0;
   int64_t ok = 0;
   uint64_t step = first_step;
-  for (int s0 = 0; s0 < n_order; s0 += batch_size) {
+  tk_sgd_options os = *o;
+  for (int s0 = 0, i = 0; s0 < n_order; s0 += batch_size, ++i) {
+    if (o->lr_steps) os.lr = (float)o->lr_steps[i];
+    if (o->momentum_steps) (o->optimizer == TK_OPT_SGD ? (void)(os.momentum = (float)o->momentum_steps[i]) : (void)(os.beta1 = o->momentum_steps[i]));
     const int B = n_order - s0 < batch_size ? n_order - s0 : batch_size;
     for (int b = 0; b < B; ++b) {
       const uint32_t k = order[s0 + b];
@@ -788,7 +844,7 @@ int tk_netresdeep_train_epoch(tk_netresdeep* m, const float* x, const int32_t* l
       m->lb[b] = labels[k];
     }
     tk_step_result r = { 0.0f, 0.0f, 0 };
-    train_impl(m, m->xb, m->lb, B, o, tk::step_seed(base_seed, step++), &r, nullptr);
+    train_impl(m, m->xb, m->lb, B, &os, tk::step_seed(base_seed, step++), &r, nullptr);
     ls += r.loss;
     ok += r.correct;
   }
@@ -863,9 +919,34 @@ float* tk_netresdeep_momentum_data(tk_netresdeep* m, int i) {
 int tk_netresdeep_has_momentum(const tk_netresdeep* m) { return m->has_momentum; }
 void tk_netresdeep_set_has_momentum(tk_netresdeep* m, int has) { m->has_momentum = has ? 1 : 0; }
 
+int tk_netresdeep_get_opt_state(tk_netresdeep* m, int slot, int i, float* dst) {
+  if (!m) return TK_EINVAL;
+  if (!dst || slot < 0 || slot > 1 || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return fail(m, "get_opt_state: no slot %ld of parameter %ld", slot, i);
+  memcpy(dst, (slot ? m->V : m->M) + STATE_OFF[i], sizeof(float) * STATE[i].numel);
+  return TK_OK;
+}
+
+int tk_netresdeep_set_opt_state(tk_netresdeep* m, int slot, int i, const float* src) {
+  if (!m) return TK_EINVAL;
+  if (!src || slot < 0 || slot > 1 || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return fail(m, "set_opt_state: no slot %ld of parameter %ld", slot, i);
+  memcpy((slot ? m->V : m->M) + STATE_OFF[i], src, sizeof(float) * STATE[i].numel);
+  return TK_OK;
+}
+
+int64_t tk_netresdeep_adam_steps(tk_netresdeep* m) { return m ? m->adam_steps : 0; }
+
+int tk_netresdeep_set_adam_steps(tk_netresdeep* m, int64_t t) {
+  if (!m) return TK_EINVAL;
+  if (t < 0) return fail(m, "set_adam_steps: t must be >= 0");
+  m->adam_steps = t;
+  return TK_OK;
+}
+
 void tk_netresdeep_reset_optimizer(tk_netresdeep* m) {
   m->has_momentum = 0;
+  m->adam_steps = 0;
   memset(m->M, 0, sizeof(float) * PARAM_FLOATS);
+  memset(m->V, 0, sizeof(float) * PARAM_FLOATS);
 }
 
 }  // extern "C"

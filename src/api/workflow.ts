@@ -17,10 +17,13 @@ import { accuracy, fit, softmax, NonFiniteLossError, type EpochStats } from '../
 import { readRunLog, writeRunLog, type EpochRecord, type RunInfo } from '../train/log.js';
 import type { TrainableModel } from '../train/model.js';
 import type { StepOptions } from '../train/rules.js';
+import { describeSchedule, type ScheduleOptions } from '../train/schedule.js';
 import { Rng } from '../util/rng.js';
 import { checkFits, modelClasses, modelInput, type DataInfo, type ImageData } from './data.js';
 
 export interface TrainOptions extends StepOptions {
+  /** the learning-rate schedule over the whole run (constant without) */
+  schedule?: ScheduleOptions;
   epochs: number;
   batchSize: number;
   seed: number;
@@ -86,7 +89,7 @@ async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptio
       normalization: data.normalization,
       classes: data.classes,
       rngState: [...rng.state],
-      extra: { ...stepOf(o), batchSize: o.batchSize, seed: o.seed, ...(data.valSplit !== undefined && { valSplit: data.valSplit }) },
+      extra: { ...runOptions(o), batchSize: o.batchSize, seed: o.seed, ...(data.valSplit !== undefined && { valSplit: data.valSplit }) },
     });
     saved = epoch;
   };
@@ -139,7 +142,7 @@ function runLogger(model: TrainableModel, data: ImageData, o: TrainOptions, star
     epochs: o.epochs,
     data: data.source,
     images: data.train.n,
-    options: { lr: o.lr, momentum: o.momentum ?? 0, weightDecay: o.weightDecay ?? 0, l1: o.l1 ?? 0, l2: o.l2 ?? 0 },
+    options: runOptions(o),
     ...o.runLog.run,
   };
   const epochs: EpochRecord[] = [...kept];
@@ -150,7 +153,7 @@ function runLogger(model: TrainableModel, data: ImageData, o: TrainOptions, star
       loss,
       trainAccuracy: s.trainAccuracy,
       valAccuracy,
-      lr: o.lr,
+      lr: s.lr,
       imagesPerSecond: s.images / s.seconds,
       seconds: s.seconds,
     });
@@ -165,8 +168,24 @@ function runLogger(model: TrainableModel, data: ImageData, o: TrainOptions, star
   return Object.assign(epoch, { end });
 }
 
-function stepOf(o: StepOptions): StepOptions {
-  return { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, l1: o.l1, l2: o.l2 };
+/** The optimizer settings, schedule and penalties of a run, as its log and checkpoint record them. */
+function runOptions(o: TrainOptions): Record<string, number | string | boolean> {
+  const kind = o.optimizer ?? 'sgd';
+  const optim: Record<string, number | boolean> =
+    kind === 'sgd'
+      ? { momentum: o.momentum ?? 0, nesterov: !!o.nesterov }
+      : { beta1: o.betas?.[0] ?? 0.9, beta2: o.betas?.[1] ?? 0.999, eps: o.eps ?? 1e-8 };
+  const ls = o.loss?.kind === 'cross_entropy' ? (o.loss.labelSmoothing ?? 0) : 0;
+  return {
+    lr: o.lr,
+    optimizer: kind,
+    ...optim,
+    weightDecay: o.weightDecay ?? 0,
+    l1: o.l1 ?? 0,
+    l2: o.l2 ?? 0,
+    schedule: describeSchedule(o.schedule),
+    labelSmoothing: ls,
+  };
 }
 
 /** What weights files carry besides the weights (tensorkiln checkpoints; nothing for a plain state_dict). */

@@ -121,7 +121,9 @@ export function caseStepOptions(c: CaseJson): StepOptions {
   const kinds: Record<string, OptimizerKind> = { SGD: 'sgd', Adam: 'adam', AdamW: 'adamw' };
   const optimizer = kinds[t.optimizer ?? 'SGD'];
   if (!optimizer || (t.dampening ?? 0) !== 0 || t.amsgrad || t.maximize)
-    throw new Error(`only SGD (dampening 0), Adam and AdamW without amsgrad or maximize are supported; the case asks for ${JSON.stringify(t)}`);
+    throw new Error(
+      `only SGD (dampening 0), Adam and AdamW without amsgrad or maximize are supported; the case asks for ${JSON.stringify(t)}`,
+    );
   const loss: LossOptions = t.loss_kind === 'nll' ? { kind: 'nll' } : { kind: 'cross_entropy', labelSmoothing: t.label_smoothing ?? 0 };
   const common = { lr: t.lr, weightDecay: t.weight_decay ?? 0, l1: t.l1_lambda ?? 0, l2: t.l2_lambda ?? 0, loss };
   if (optimizer === 'sgd') return { ...common, optimizer, momentum: t.momentum ?? 0, nesterov: !!t.nesterov };
@@ -133,12 +135,17 @@ export function caseStepOptions(c: CaseJson): StepOptions {
 export function caseSchedule(c: CaseJson): ScheduleOptions | undefined {
   const s = c.train?.schedule as TorchSchedule | null | undefined;
   if (!s) return undefined;
-  if (c.train?.schedule_interval !== 'step') throw new Error(`schedule_interval '${c.train?.schedule_interval}' is not supported (step only)`);
+  if (c.train?.schedule_interval !== 'step')
+    throw new Error(`schedule_interval '${c.train?.schedule_interval}' is not supported (step only)`);
   if (s.kind === 'SequentialLR') {
     const [warm, main] = s.schedulers ?? [];
     if (s.milestones?.length !== 1 || warm?.kind !== 'LinearLR' || warm.end_factor !== 1 || warm.total_iters !== s.milestones[0] || !main)
       throw new Error(`only SequentialLR(LinearLR warm-up to 1 over the milestone, schedule) is supported, got ${JSON.stringify(s)}`);
-    return { interval: 'step', warmup: { iters: s.milestones[0], startFactor: warm.start_factor as number }, schedule: torchSchedule(main) };
+    return {
+      interval: 'step',
+      warmup: { iters: s.milestones[0], startFactor: warm.start_factor as number },
+      schedule: torchSchedule(main),
+    };
   }
   return { interval: 'step', schedule: torchSchedule(s) };
 }
@@ -162,7 +169,8 @@ function torchSchedule(s: TorchSchedule): Schedule {
     case 'LinearLR':
       return { kind: 'linear', startFactor: n('start_factor'), endFactor: n('end_factor'), totalIters: n('total_iters') };
     case 'OneCycleLR':
-      if (s.anneal_strategy !== 'cos' || s.three_phase) throw new Error(`OneCycleLR: only cos annealing in two phases is supported, got ${JSON.stringify(s)}`);
+      if (s.anneal_strategy !== 'cos' || s.three_phase)
+        throw new Error(`OneCycleLR: only cos annealing in two phases is supported, got ${JSON.stringify(s)}`);
       return {
         kind: 'onecycle',
         maxLr: n('max_lr'),
@@ -295,13 +303,26 @@ export async function runGoldenCase(caseDir: string, factory: BackendFactory, op
       const at = sched && makeSchedule(sched, step.lr, steps);
       const plan = Array.from({ length: steps }, (_, s) => at?.(s) ?? { lr: step.lr });
       // the schedule's own values against PyTorch's (float64 both: a closed form against its recursion)
-      if (io.has('lr_steps')) check('lr_steps', plan.map((v) => v.lr), [steps], SCHEDULE_TOLERANCE);
-      if (io.has('momentum_steps')) check('momentum_steps', plan.map((v) => v.momentum ?? step.momentum ?? step.betas![0]), [steps], SCHEDULE_TOLERANCE);
+      if (io.has('lr_steps'))
+        check(
+          'lr_steps',
+          plan.map((v) => v.lr),
+          [steps],
+          SCHEDULE_TOLERANCE,
+        );
+      if (io.has('momentum_steps'))
+        check(
+          'momentum_steps',
+          plan.map((v) => v.momentum ?? step.momentum ?? step.betas![0]),
+          [steps],
+          SCHEDULE_TOLERANCE,
+        );
       const losses: number[] = [];
       for (let s = 0; s < steps; s++) {
         if (replay) backend.replayDropout!(masksOf(s));
         const m = plan[s].momentum;
-        const cycled = m === undefined ? {} : step.optimizer === 'sgd' || !step.optimizer ? { momentum: m } : { betas: [m, step.betas![1]] as const };
+        const cycled =
+          m === undefined ? {} : step.optimizer === 'sgd' || !step.optimizer ? { momentum: m } : { betas: [m, step.betas![1]] as const };
         const r = backend.trainStep(xData, labels, batch, { ...step, lr: plan[s].lr, ...cycled });
         losses.push(r.loss);
         if (s > 0) continue;

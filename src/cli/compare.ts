@@ -6,7 +6,17 @@ import type { Command } from 'commander';
 import { besideCheckpoint, readRunLog, type RunLog } from '../train/log.js';
 import { example } from './help.js';
 
-const DEFAULTS: Record<string, number> = { lr: 1e-2, momentum: 0, weightDecay: 0, l1: 0, l2: 0 };
+const DEFAULTS: Record<string, number | string | boolean> = {
+  lr: 1e-2,
+  optimizer: 'sgd',
+  momentum: 0,
+  nesterov: false,
+  weightDecay: 0,
+  l1: 0,
+  l2: 0,
+  schedule: 'constant',
+  labelSmoothing: 0,
+};
 
 /** The log files an argument names: a log, a checkpoint (its log beside it), or a folder of logs. */
 export function logFiles(arg: string): string[] {

@@ -1,6 +1,8 @@
 // Numeric command-line flags, parsed strictly and in one place: plain decimal
 // only (no hex, octal, binary, "Infinity" or blanks, which Number() would take),
 // each checked against its range, every error naming the flag and the text given.
+import { OPTIMIZERS, type OptimizerKind, type StepOptions } from '../train/rules.js';
+import { parseSchedule, type ScheduleOptions } from '../train/schedule.js';
 
 export interface IntRange {
   min?: number;
@@ -53,15 +55,60 @@ export function float32Flag(name: string, text: string, r: FloatRange = {}): num
   return v;
 }
 
-/** PyTorch's SGD ranges: a non-negative learning rate, momentum and weight decay; non-negative penalties. */
-export function sgdFlags(o: { lr: string; momentum: string; weightDecay: string; l1: string; l2: string }) {
+/** What gen train's optimizer flags hold (strings, as commander gives them). */
+export interface OptimizerCli {
+  lr: string;
+  optimizer: string;
+  momentum: string;
+  nesterov?: boolean;
+  betas?: string;
+  eps?: string;
+  weightDecay: string;
+  l1: string;
+  l2: string;
+  labelSmoothing: string;
+  schedule?: string;
+  warmup?: string;
+  scheduleInterval: string;
+}
+
+/** torch.optim's ranges: a non-negative learning rate, momentum, betas in [0, 1), eps and weight decay; non-negative penalties. */
+export function optimizerFlags(o: OptimizerCli): StepOptions & { schedule?: ScheduleOptions } {
+  const optimizer = o.optimizer as OptimizerKind;
+  if (!OPTIMIZERS.includes(optimizer)) throw new Error(`--optimizer must be one of ${OPTIMIZERS.join(', ')}, got '${o.optimizer}'`);
+  const sgd = optimizer === 'sgd';
+  const momentum = float32Flag('momentum', o.momentum, { min: 0 });
+  if (!sgd && (momentum !== 0 || o.nesterov))
+    throw new Error(`--momentum and --nesterov are SGD flags; --optimizer ${optimizer} takes --betas`);
+  if (sgd && (o.betas !== undefined || o.eps !== undefined))
+    throw new Error('--betas and --eps are Adam/AdamW flags (--optimizer adam or adamw)');
+  if (o.nesterov && momentum === 0) throw new Error('--nesterov needs a --momentum above 0');
+  const labelSmoothing = float32Flag('label-smoothing', o.labelSmoothing, { min: 0, max: 1 });
+  const interval = o.scheduleInterval;
+  if (interval !== 'step' && interval !== 'epoch') throw new Error(`--schedule-interval must be step or epoch, got '${interval}'`);
+  const warmup = o.warmup === undefined ? undefined : { iters: intFlag('warmup', o.warmup, { min: 1 }) };
+  const schedule: ScheduleOptions | undefined =
+    o.schedule !== undefined || warmup ? { schedule: parseSchedule(o.schedule ?? 'constant'), interval, warmup } : undefined;
   return {
     lr: float32Flag('lr', o.lr, { min: 0 }),
-    momentum: float32Flag('momentum', o.momentum, { min: 0 }),
+    optimizer,
+    ...(sgd
+      ? { momentum, nesterov: !!o.nesterov }
+      : { betas: betasFlag(o.betas ?? '0.9,0.999'), eps: float32Flag('eps', o.eps ?? '1e-8', { min: 0 }) }),
     weightDecay: float32Flag('weight-decay', o.weightDecay, { min: 0 }),
     l1: float32Flag('l1', o.l1, { min: 0 }),
     l2: float32Flag('l2', o.l2, { min: 0 }),
+    ...(labelSmoothing > 0 && { loss: { kind: 'cross_entropy', labelSmoothing } }),
+    ...(schedule && { schedule }),
   };
+}
+
+function betasFlag(text: string): [number, number] {
+  const parts = text.split(',');
+  if (parts.length !== 2) throw new Error(`--betas must be two numbers beta1,beta2 (e.g. 0.9,0.999), got '${text}'`);
+  const [b1, b2] = parts.map((p, i) => float32Flag(`betas (beta${i + 1})`, p, { min: 0 }));
+  if (b1 >= 1 || b2 >= 1) throw new Error(`--betas must each be in [0, 1), got '${text}'`);
+  return [b1, b2];
 }
 
 /** A seed: an integer in [0, 2^32 - 1] (it seeds 32-bit generators). */

@@ -6,18 +6,13 @@ import { openModel, type BackendName } from '../api/open.js';
 import { loadWeights, predict, train, weightsInfo, type Prediction } from '../api/workflow.js';
 import { modelOptions, type ModelOptions } from './common.js';
 import { accuracyLines, dataFor, dataLine, dataOptions, json, reportText, type DataCli } from './data.js';
-import { intFlag, seedFlag, sgdFlags } from './flags.js';
+import { intFlag, optimizerFlags, seedFlag, type OptimizerCli } from './flags.js';
 import { example, redraws } from './help.js';
 import { besideCheckpoint } from '../train/log.js';
 
-interface TrainCli extends ModelOptions, DataCli {
+interface TrainCli extends ModelOptions, DataCli, OptimizerCli {
   epochs: string;
   batchSize: string;
-  lr: string;
-  momentum: string;
-  weightDecay: string;
-  l1: string;
-  l2: string;
   seed: string;
   backend: BackendName;
   save?: string;
@@ -59,9 +54,20 @@ export function register(program: Command): void {
   )
     .option('--epochs <n>', 'epochs', '100')
     .option('--batch-size <n>', 'batch size', '64')
-    .option('--lr <x>', 'learning rate', '1e-2')
+    .option('--lr <x>', 'learning rate (the peak of onecycle)', '1e-2')
+    .option('--optimizer <name>', 'sgd | adam | adamw (torch.optim semantics)', 'sgd')
     .option('--momentum <x>', 'SGD momentum', '0')
-    .option('--weight-decay <x>', 'SGD weight decay (every parameter)', '0')
+    .option('--nesterov', 'SGD with Nesterov momentum')
+    .option('--betas <b1,b2>', 'Adam/AdamW betas (default 0.9,0.999)')
+    .option('--eps <x>', 'Adam/AdamW eps (default 1e-8)')
+    .option('--weight-decay <x>', 'weight decay (every parameter): added to the gradient, decoupled for adamw', '0')
+    .option(
+      '--schedule <spec>',
+      'lr schedule: constant, step:SIZE[:GAMMA], multistep:M1,M2[:GAMMA], cosine[:T[:ETA_MIN]], linear[:START[:END[:N]]], onecycle[:MAX_LR]',
+    )
+    .option('--schedule-interval <unit>', 'what the schedule counts: epoch or step', 'epoch')
+    .option('--warmup <n>', 'linear warm-up over the first n epochs or steps (from lr/3), then the schedule')
+    .option('--label-smoothing <x>', 'cross-entropy label smoothing in [0, 1]', '0')
     .option('--l1 <x>', 'L1 penalty λ added to the loss', '0')
     .option('--l2 <x>', 'L2 penalty λ added to the loss', '0')
     .option('--seed <n>', 'seed of the shuffle and dropout masks', '0')
@@ -76,7 +82,7 @@ export function register(program: Command): void {
       const epochs = intFlag('epochs', o.epochs, { min: 0 });
       const batchSize = intFlag('batch-size', o.batchSize, { min: 1, max: 1 << 20 });
       const seed = seedFlag(o.seed);
-      const sgd = sgdFlags(o);
+      const sgd = optimizerFlags(o);
       const n = o.limit === undefined ? undefined : intFlag('limit', o.limit, { min: 1 });
       const read = { allowNonfinite: o.allowNonfinite };
       const model = await openModel({ file, ...o }, { backend: o.backend, seed, maxBatch: Math.max(batchSize, 256) });

@@ -67,7 +67,9 @@ export class CompiledBackend implements Backend {
 }
 
 /** A training state's optimizer entries under torch.optim's names (`<param>.momentum_buffer`, `.exp_avg`, `.exp_avg_sq`, `.step`). */
-export function torchOptimizerState(state: Map<string, { shape: number[]; data: Float32Array | BigInt64Array }>): Map<string, OptimizerTensor> {
+export function torchOptimizerState(
+  state: Map<string, { shape: number[]; data: Float32Array | BigInt64Array }>,
+): Map<string, OptimizerTensor> {
   const out = new Map<string, OptimizerTensor>();
   const adam = state.get('adam_step');
   for (const [k, t] of state) {

@@ -98,7 +98,11 @@ export class InterpreterModel implements TrainableModel {
     const i64 = (v: number): HostTensor => ({ dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(v)) });
     out.set('step', i64(this.step));
     const shapes = new Map(this.graph.state.map((s) => [s.name, s.shape]));
-    const f32 = (name: string, b: Float64Array): HostTensor => ({ dtype: 'F32', shape: [...shapes.get(name)!], data: Float32Array.from(b) });
+    const f32 = (name: string, b: Float64Array): HostTensor => ({
+      dtype: 'F32',
+      shape: [...shapes.get(name)!],
+      data: Float32Array.from(b),
+    });
     for (const [name, buf] of this.interp.momentumBuffers) out.set(`momentum.${name}`, f32(name, buf));
     if (this.interp.adamSteps > 0) out.set('adam_step', i64(this.interp.adamSteps));
     for (const [name, { m, v }] of this.interp.adamMoments) {
@@ -123,8 +127,10 @@ export class InterpreterModel implements TrainableModel {
       const slot = k.slice(0, dot);
       const name = k.slice(dot + 1);
       if (dot < 0 || !slots.includes(slot) || !params.has(name)) throw new Error(`training state: unexpected key '${k}'`);
-      if ((slot !== 'momentum') !== !!adam) throw new Error(`training state: '${k}' ${adam ? 'is an SGD buffer beside Adam state' : 'needs adam_step'}`);
-      if (t.data.length !== sizes.get(name)) throw new Error(`training state: '${k}' has ${t.data.length} values, expected ${sizes.get(name)}`);
+      if ((slot !== 'momentum') !== !!adam)
+        throw new Error(`training state: '${k}' ${adam ? 'is an SGD buffer beside Adam state' : 'needs adam_step'}`);
+      if (t.data.length !== sizes.get(name))
+        throw new Error(`training state: '${k}' has ${t.data.length} values, expected ${sizes.get(name)}`);
     }
     this.interp.resetOptimizer();
     const f64 = (t: HostTensor) => Float64Array.from(t.data as Float32Array);

@@ -15,8 +15,8 @@ export interface RunInfo {
   epochs: number;
   data: string;
   images: number;
-  /** the SGD settings and penalties (gen compare tells designs apart by them too) */
-  options?: Record<string, number>;
+  /** the optimizer, its settings, the schedule and penalties (gen compare tells designs apart by them too) */
+  options?: Record<string, number | string | boolean>;
 }
 
 export interface EpochRecord {

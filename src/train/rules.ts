@@ -131,7 +131,13 @@ export function adamStep<T>(o: Arith<T>, p: T, g: T, m: T, v: T, decoupled: T, h
  */
 export function adamView(h: StepTerms<string>, n: { mv: string; vv: string; M: string; V: string }) {
   const d = adamScalars(cDoubleArith, { ...h, lr: 'dlr', beta1: 'db1', beta2: 'db2', weightDecay: 'dwd' }, 'b1t', 'b2t');
-  const s: AdamScalars<string> = { stepSize: 's.step_size', bc2Sqrt: 's.bc2_sqrt', oneMinusBeta1: 's.omb1', oneMinusBeta2: 's.omb2', decay: 's.decay' };
+  const s: AdamScalars<string> = {
+    stepSize: 's.step_size',
+    bc2Sqrt: 's.bc2_sqrt',
+    oneMinusBeta1: 's.omb1',
+    oneMinusBeta2: 's.omb2',
+    decay: 's.decay',
+  };
   const r = adamStep(cArith, 'p', 'g', n.mv, n.vv, 's.decoupled', h, s);
   return {
     adamStepSize: d.stepSize,
@@ -153,7 +159,8 @@ export function stepTerms(o: StepOptions): StepTerms<number> {
   const kind = o.optimizer ?? 'sgd';
   if (!OPTIMIZERS.includes(kind)) throw new Error(`optimizer must be one of ${OPTIMIZERS.join(', ')}, got '${String(kind)}'`);
   if (kind !== 'sgd' && (o.momentum || o.nesterov)) throw new Error(`momentum and nesterov are SGD options; ${kind} uses betas`);
-  if (kind === 'sgd' && (o.betas !== undefined || o.eps !== undefined)) throw new Error('betas and eps are Adam/AdamW options, not SGD ones');
+  if (kind === 'sgd' && (o.betas !== undefined || o.eps !== undefined))
+    throw new Error('betas and eps are Adam/AdamW options, not SGD ones');
   const [beta1, beta2] = o.betas ?? [0.9, 0.999];
   const h = {
     lr: o.lr,
@@ -169,7 +176,10 @@ export function stepTerms(o: StepOptions): StepTerms<number> {
   for (const [k, v] of Object.entries(h))
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`training option ${k} must be a finite number, got ${v}`);
   if (o.nesterov && h.momentum <= 0) throw new Error('nesterov needs a momentum above 0 (as torch.optim.SGD)');
-  for (const [k, v] of [['beta1', beta1], ['beta2', beta2]] as const)
+  for (const [k, v] of [
+    ['beta1', beta1],
+    ['beta2', beta2],
+  ] as const)
     if (!(v >= 0 && v < 1)) throw new Error(`${k} must be in [0, 1), got ${v}`);
   if (!(h.eps >= 0)) throw new Error(`eps must be >= 0, got ${h.eps}`);
   if (o.loss) checkLoss(o.loss);

@@ -137,6 +137,17 @@ function factor(what: string, v: number): number {
   return v;
 }
 
+/** A schedule in its command-line form, with its warm-up and interval: 'cosine (per step, warm-up 5)'. */
+export function describeSchedule(o: ScheduleOptions | undefined): string {
+  const s = o?.schedule ?? { kind: 'constant' };
+  const args = Object.entries(s)
+    .filter(([k, v]) => k !== 'kind' && v !== undefined)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : v}`);
+  const head = args.length ? `${s.kind}(${args.join(' ')})` : s.kind;
+  const tail = [o?.interval === 'step' && 'per step', o?.warmup && `warm-up ${o.warmup.iters}`].filter(Boolean);
+  return tail.length ? `${head} (${tail.join(', ')})` : head;
+}
+
 /**
  * A schedule from its command-line form: constant, step:SIZE[:GAMMA],
  * multistep:M1,M2[:GAMMA], cosine[:T_MAX[:ETA_MIN]], linear[:START[:END[:ITERS]]], onecycle[:MAX_LR].
