@@ -184,9 +184,13 @@ int tk_netbatchnorm_get_state(tk_netbatchnorm* m, int i, void* dst);
 int tk_netbatchnorm_set_state(tk_netbatchnorm* m, int i, const void* src);
 /** SGD momentum buffer of parameter i (NULL for buffers); meaningful when has_momentum is 1. */
 float* tk_netbatchnorm_momentum_data(tk_netbatchnorm* m, int i);
+/** Copies of parameter i's gradient and momentum buffer, as the CUDA packages' API (TK_EINVAL for a buffer). */
+int tk_netbatchnorm_get_grad(tk_netbatchnorm* m, int i, float* dst);
+int tk_netbatchnorm_get_momentum(tk_netbatchnorm* m, int i, float* dst);
+int tk_netbatchnorm_set_momentum(tk_netbatchnorm* m, int i, const float* src);
 /** Whether the momentum buffers exist (PyTorch creates them at the first step with momentum != 0). */
 int tk_netbatchnorm_has_momentum(const tk_netbatchnorm* m);
-void tk_netbatchnorm_set_has_momentum(tk_netbatchnorm* m, int has);
+int tk_netbatchnorm_set_has_momentum(tk_netbatchnorm* m, int has);
 /** Optimizer state of parameter i: slot 0 the SGD momentum buffer or Adam's exp_avg, slot 1 Adam's exp_avg_sq. */
 int tk_netbatchnorm_get_opt_state(tk_netbatchnorm* m, int slot, int i, float* dst);
 int tk_netbatchnorm_set_opt_state(tk_netbatchnorm* m, int slot, int i, const float* src);

@@ -184,9 +184,13 @@ int tk_netdepth_get_state(tk_netdepth* m, int i, void* dst);
 int tk_netdepth_set_state(tk_netdepth* m, int i, const void* src);
 /** SGD momentum buffer of parameter i (NULL for buffers); meaningful when has_momentum is 1. */
 float* tk_netdepth_momentum_data(tk_netdepth* m, int i);
+/** Copies of parameter i's gradient and momentum buffer, as the CUDA packages' API (TK_EINVAL for a buffer). */
+int tk_netdepth_get_grad(tk_netdepth* m, int i, float* dst);
+int tk_netdepth_get_momentum(tk_netdepth* m, int i, float* dst);
+int tk_netdepth_set_momentum(tk_netdepth* m, int i, const float* src);
 /** Whether the momentum buffers exist (PyTorch creates them at the first step with momentum != 0). */
 int tk_netdepth_has_momentum(const tk_netdepth* m);
-void tk_netdepth_set_has_momentum(tk_netdepth* m, int has);
+int tk_netdepth_set_has_momentum(tk_netdepth* m, int has);
 /** Optimizer state of parameter i: slot 0 the SGD momentum buffer or Adam's exp_avg, slot 1 Adam's exp_avg_sq. */
 int tk_netdepth_get_opt_state(tk_netdepth* m, int slot, int i, float* dst);
 int tk_netdepth_set_opt_state(tk_netdepth* m, int slot, int i, const float* src);

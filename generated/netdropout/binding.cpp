@@ -393,13 +393,13 @@ class Model : public Napi::ObjectWrap<Model> {
     return a;
   }
 
+  // Both packages copy state out and in (the CUDA one from the device); a buffer index has no gradient or momentum.
   Napi::Value GetGrad(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const tk_state_info* s = Info(env, info[0]);
-    const float* g = tk_netdropout_grad_data(Live(info.Env()), info[0].As<Napi::Number>().Int32Value());
-    if (!g) return env.Null();
+    if (s->kind != TK_PARAM) return env.Null();
     auto a = Napi::Float32Array::New(env, s->numel);
-    memcpy(a.Data(), g, s->numel * sizeof(float));
+    Check(env, tk_netdropout_get_grad(Live(env), info[0].As<Napi::Number>().Int32Value(), a.Data()));
     return a;
   }
 
@@ -407,22 +407,20 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value GetMomentum(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const tk_state_info* s = Info(env, info[0]);
-    const float* p = tk_netdropout_momentum_data(Live(info.Env()), info[0].As<Napi::Number>().Int32Value());
-    if (!p || !tk_netdropout_has_momentum(Live(info.Env()))) return env.Null();
+    if (s->kind != TK_PARAM || !tk_netdropout_has_momentum(Live(env))) return env.Null();
     auto a = Napi::Float32Array::New(env, s->numel);
-    memcpy(a.Data(), p, s->numel * sizeof(float));
+    Check(env, tk_netdropout_get_momentum(Live(env), info[0].As<Napi::Number>().Int32Value(), a.Data()));
     return a;
   }
 
   Napi::Value SetMomentum(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const tk_state_info* s = Info(env, info[0]);
-    float* p = tk_netdropout_momentum_data(Live(info.Env()), info[0].As<Napi::Number>().Int32Value());
-    if (!p) throw Napi::TypeError::New(env, std::string(s->name) + " is not a parameter");
+    if (s->kind != TK_PARAM) throw Napi::TypeError::New(env, std::string(s->name) + " is not a parameter");
     auto a = typed<Napi::Float32Array>(env, info[1], napi_float32_array, s->name, "Float32Array");
     if (a.ElementLength() != s->numel) throw Napi::RangeError::New(env, std::string(s->name) + ": wrong element count");
-    memcpy(p, a.Data(), s->numel * sizeof(float));
-    tk_netdropout_set_has_momentum(Live(info.Env()), 1);
+    Check(env, tk_netdropout_set_momentum(Live(env), info[0].As<Napi::Number>().Int32Value(), a.Data()));
+    Check(env, tk_netdropout_set_has_momentum(Live(env), 1));
     return env.Undefined();
   }
 

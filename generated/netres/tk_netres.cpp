@@ -920,8 +920,24 @@ float* tk_netres_momentum_data(tk_netres* m, int i) {
   if (!m || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return nullptr;
   return m->M + STATE_OFF[i];
 }
-int tk_netres_has_momentum(const tk_netres* m) { return m->has_momentum; }
-void tk_netres_set_has_momentum(tk_netres* m, int has) { m->has_momentum = has ? 1 : 0; }
+int tk_netres_has_momentum(const tk_netres* m) { return m ? m->has_momentum : 0; }
+
+int tk_netres_set_has_momentum(tk_netres* m, int has) {
+  if (!m) return TK_EINVAL;
+  m->has_momentum = has ? 1 : 0;
+  return TK_OK;
+}
+
+int tk_netres_get_grad(tk_netres* m, int i, float* dst) {
+  if (!m) return TK_EINVAL;
+  const float* g = tk_netres_grad_data(m, i);
+  if (!g || !dst) return fail(m, "get_grad: %ld is not a parameter index (or dst is NULL)", i);
+  memcpy(dst, g, sizeof(float) * STATE[i].numel);
+  return TK_OK;
+}
+
+int tk_netres_get_momentum(tk_netres* m, int i, float* dst) { return tk_netres_get_opt_state(m, 0, i, dst); }
+int tk_netres_set_momentum(tk_netres* m, int i, const float* src) { return tk_netres_set_opt_state(m, 0, i, src); }
 
 int tk_netres_get_opt_state(tk_netres* m, int slot, int i, float* dst) {
   if (!m) return TK_EINVAL;

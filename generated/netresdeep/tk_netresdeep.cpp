@@ -916,8 +916,24 @@ float* tk_netresdeep_momentum_data(tk_netresdeep* m, int i) {
   if (!m || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return nullptr;
   return m->M + STATE_OFF[i];
 }
-int tk_netresdeep_has_momentum(const tk_netresdeep* m) { return m->has_momentum; }
-void tk_netresdeep_set_has_momentum(tk_netresdeep* m, int has) { m->has_momentum = has ? 1 : 0; }
+int tk_netresdeep_has_momentum(const tk_netresdeep* m) { return m ? m->has_momentum : 0; }
+
+int tk_netresdeep_set_has_momentum(tk_netresdeep* m, int has) {
+  if (!m) return TK_EINVAL;
+  m->has_momentum = has ? 1 : 0;
+  return TK_OK;
+}
+
+int tk_netresdeep_get_grad(tk_netresdeep* m, int i, float* dst) {
+  if (!m) return TK_EINVAL;
+  const float* g = tk_netresdeep_grad_data(m, i);
+  if (!g || !dst) return fail(m, "get_grad: %ld is not a parameter index (or dst is NULL)", i);
+  memcpy(dst, g, sizeof(float) * STATE[i].numel);
+  return TK_OK;
+}
+
+int tk_netresdeep_get_momentum(tk_netresdeep* m, int i, float* dst) { return tk_netresdeep_get_opt_state(m, 0, i, dst); }
+int tk_netresdeep_set_momentum(tk_netresdeep* m, int i, const float* src) { return tk_netresdeep_set_opt_state(m, 0, i, src); }
 
 int tk_netresdeep_get_opt_state(tk_netresdeep* m, int slot, int i, float* dst) {
   if (!m) return TK_EINVAL;

@@ -808,8 +808,24 @@ float* tk_netwidth_momentum_data(tk_netwidth* m, int i) {
   if (!m || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return nullptr;
   return m->M + STATE_OFF[i];
 }
-int tk_netwidth_has_momentum(const tk_netwidth* m) { return m->has_momentum; }
-void tk_netwidth_set_has_momentum(tk_netwidth* m, int has) { m->has_momentum = has ? 1 : 0; }
+int tk_netwidth_has_momentum(const tk_netwidth* m) { return m ? m->has_momentum : 0; }
+
+int tk_netwidth_set_has_momentum(tk_netwidth* m, int has) {
+  if (!m) return TK_EINVAL;
+  m->has_momentum = has ? 1 : 0;
+  return TK_OK;
+}
+
+int tk_netwidth_get_grad(tk_netwidth* m, int i, float* dst) {
+  if (!m) return TK_EINVAL;
+  const float* g = tk_netwidth_grad_data(m, i);
+  if (!g || !dst) return fail(m, "get_grad: %ld is not a parameter index (or dst is NULL)", i);
+  memcpy(dst, g, sizeof(float) * STATE[i].numel);
+  return TK_OK;
+}
+
+int tk_netwidth_get_momentum(tk_netwidth* m, int i, float* dst) { return tk_netwidth_get_opt_state(m, 0, i, dst); }
+int tk_netwidth_set_momentum(tk_netwidth* m, int i, const float* src) { return tk_netwidth_set_opt_state(m, 0, i, src); }
 
 int tk_netwidth_get_opt_state(tk_netwidth* m, int slot, int i, float* dst) {
   if (!m) return TK_EINVAL;

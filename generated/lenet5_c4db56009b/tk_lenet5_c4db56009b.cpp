@@ -1,0 +1,959 @@
+// tk_lenet5_c4db56009b.cpp — forward and backward of LeNet5, specialised for its shapes
+// (tensorkiln codegen 1). Generated file: do not edit.
+//
+// Graph: 13 nodes, input [B, 1, 28, 28], 10 parameters (61706 floats)
+// Plan (14 kernels, 7 forward / 7 backward calls, arena 42368 B per sample):
+//   conv2d+tanh [B, 1, 28, 28] -> [B, 6, 28, 28] (conv1 · models/zoo.ts:46)
+//   avgpool2d [B, 6, 28, 28] -> [B, 6, 14, 14] ((root) · models/zoo.ts:46)
+//   conv2d+tanh [B, 6, 14, 14] -> [B, 16, 10, 10] (conv2 · models/zoo.ts:47)
+//   avgpool2d [B, 16, 10, 10] -> [B, 16, 5, 5] ((root) · models/zoo.ts:47)
+//   reshape [B, 16, 5, 5] -> [B, 400] ((root) · models/zoo.ts:48)
+//   linear+tanh [B, 400] -> [B, 120] (fc1 · models/zoo.ts:49)
+//   linear+tanh [B, 120] -> [B, 84] (fc2 · models/zoo.ts:50)
+//   linear [B, 84] -> [B, 10] (fc3 · models/zoo.ts:51)
+#include "tk_lenet5_c4db56009b.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#endif
+
+#include "tk_runtime.h"
+
+namespace {
+
+using tk::Ctx;
+
+constexpr int IN_NUMEL = 784;
+constexpr int CLASSES = 10;
+constexpr int NUM_STATE = 10;
+constexpr int NUM_PARAMS = 10;
+constexpr size_t PARAM_FLOATS = 61706;
+constexpr size_t FBUF_FLOATS = 0;
+constexpr size_t IBUF_COUNT = 0;
+constexpr size_t ARENA_BYTES_PER_SAMPLE = 42368;
+constexpr size_t RED_PER_THREAD = 0;
+constexpr int MAX_THREADS = 64;
+// dropout nodes by stream: values per sample
+constexpr int NUM_DROPOUT = 0;
+const size_t DROPOUT_NUMEL[NUM_DROPOUT + 1] = {  0 };
+constexpr int NUM_BUFFERS = 12;  // arena, P, G, M, FB, IB, GP, scratch, red, xb, lb, V
+
+// ---------------------------------------------------------------- activations
+// Each activation's forward and derivatives on SIMD vectors, printed from
+// src/ops/activations.ts (the interpreter evaluates the same formulas).
+using tk::vf;
+using tk::vsplat;
+using tk::vexp;
+using tk::vtanh;
+using tk::vmax;
+using tk::vmin;
+using tk::vlanes;
+// tanh
+struct Act_tanh {
+  static constexpr bool none = false;
+  static TK_INLINE vf f(vf x) { return vtanh(x); }
+  static TK_INLINE vf dx(vf x) { return (vsplat(1.0f) - (vtanh(x) * vtanh(x))); }
+  static TK_INLINE vf dy(vf y) { return (vsplat(1.0f) - (y * y)); }
+  static TK_INLINE float dy1(float y) { return (1.0f - (y * y)); }
+};
+
+// ---------------------------------------------------------------- kernels
+
+// Conv2d 1->6 5x5 stride 1,1 pad 2,2 + bias + tanh
+// x [B, 1, 28, 28] -> out [B, 6, 28, 28]; weight [6, 1, 5, 5]
+// first use: conv1 · models/zoo.ts:46
+[[maybe_unused]] void k0_conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* b) {
+  constexpr int CI = 1;
+  constexpr int CO = 6;
+  constexpr int H = 28;
+  constexpr int W = 28;
+  constexpr int KH = 5;
+  constexpr int KW = 5;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 2;
+  constexpr int PW = 2;
+  using ACT = Act_tanh;
+  constexpr bool POOL = false;
+  tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
+}
+
+// avg pool 2x2 stride 2,2 pad 0,0
+// x [B, 6, 28, 28] -> out [B, 6, 14, 14]
+// first use: (root) · models/zoo.ts:46
+[[maybe_unused]] void k1_pool_fwd(const Ctx& c, float* out, uint8_t* am, const float* x) {
+  constexpr int C = 6;
+  constexpr int H = 28;
+  constexpr int W = 28;
+  constexpr int KH = 2;
+  constexpr int KW = 2;
+  constexpr int SH = 2;
+  constexpr int SW = 2;
+  constexpr int PH = 0;
+  constexpr int PW = 0;
+  constexpr bool MAX = false;
+  constexpr bool CIP = true;
+  tk::pool_fwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, CIP>(c, out, am, x);
+}
+
+// Conv2d 6->16 5x5 stride 1,1 pad 0,0 + bias + tanh
+// x [B, 6, 14, 14] -> out [B, 16, 10, 10]; weight [16, 6, 5, 5]
+// first use: conv2 · models/zoo.ts:47
+[[maybe_unused]] void k2_conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* b) {
+  constexpr int CI = 6;
+  constexpr int CO = 16;
+  constexpr int H = 14;
+  constexpr int W = 14;
+  constexpr int KH = 5;
+  constexpr int KW = 5;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 0;
+  constexpr int PW = 0;
+  using ACT = Act_tanh;
+  constexpr bool POOL = false;
+  tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
+}
+
+// avg pool 2x2 stride 2,2 pad 0,0
+// x [B, 16, 10, 10] -> out [B, 16, 5, 5]
+// first use: (root) · models/zoo.ts:47
+[[maybe_unused]] void k3_pool_fwd(const Ctx& c, float* out, uint8_t* am, const float* x) {
+  constexpr int C = 16;
+  constexpr int H = 10;
+  constexpr int W = 10;
+  constexpr int KH = 2;
+  constexpr int KW = 2;
+  constexpr int SH = 2;
+  constexpr int SW = 2;
+  constexpr int PH = 0;
+  constexpr int PW = 0;
+  constexpr bool MAX = false;
+  constexpr bool CIP = true;
+  tk::pool_fwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, CIP>(c, out, am, x);
+}
+
+// Linear 400->120 + bias + tanh
+// x [B, 400] -> out [B, 120]; weight [120, 400]
+// first use: fc1 · models/zoo.ts:49
+[[maybe_unused]] void k4_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
+  constexpr int I = 400;
+  constexpr int O = 120;
+  using ACT = Act_tanh;
+  tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
+}
+
+// Linear 120->84 + bias + tanh
+// x [B, 120] -> out [B, 84]; weight [84, 120]
+// first use: fc2 · models/zoo.ts:50
+[[maybe_unused]] void k5_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
+  constexpr int I = 120;
+  constexpr int O = 84;
+  using ACT = Act_tanh;
+  tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
+}
+
+// Linear 84->10 + bias
+// x [B, 84] -> out [B, 10]; weight [10, 84]
+// first use: fc3 · models/zoo.ts:51
+[[maybe_unused]] void k6_linear_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* b) {
+  constexpr int I = 84;
+  constexpr int O = 10;
+  using ACT = tk::ActNone;
+  tk::linear_fwd<I, O, ACT>(c, out, x, w, b);
+}
+
+// backward of: Linear 84->10 + bias
+// x [B, 84] -> out [B, 10]; weight [10, 84]
+// first use: fc3 · models/zoo.ts:51
+[[maybe_unused]] void k7_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
+  constexpr int I = 84;
+  constexpr int O = 10;
+  using ACT = tk::ActNone;
+  constexpr bool NEED_DX = true;
+  constexpr bool ACCUM_DX = false;
+  tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
+}
+
+// backward of: Linear 120->84 + bias + tanh
+// x [B, 120] -> out [B, 84]; weight [84, 120]
+// first use: fc2 · models/zoo.ts:50
+[[maybe_unused]] void k8_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
+  constexpr int I = 120;
+  constexpr int O = 84;
+  using ACT = Act_tanh;
+  constexpr bool NEED_DX = true;
+  constexpr bool ACCUM_DX = false;
+  tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
+}
+
+// backward of: Linear 400->120 + bias + tanh
+// x [B, 400] -> out [B, 120]; weight [120, 400]
+// first use: fc1 · models/zoo.ts:49
+[[maybe_unused]] void k9_linear_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
+  constexpr int I = 400;
+  constexpr int O = 120;
+  using ACT = Act_tanh;
+  constexpr bool NEED_DX = true;
+  constexpr bool ACCUM_DX = false;
+  tk::linear_bwd<I, O, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
+}
+
+// backward of: avg pool 2x2 stride 2,2 pad 0,0
+// x [B, 16, 10, 10] -> out [B, 16, 5, 5]
+// first use: (root) · models/zoo.ts:47
+[[maybe_unused]] void k10_pool_bwd(const Ctx& c, float* dx, const float* gy, const uint8_t* am) {
+  constexpr int C = 16;
+  constexpr int H = 10;
+  constexpr int W = 10;
+  constexpr int KH = 2;
+  constexpr int KW = 2;
+  constexpr int SH = 2;
+  constexpr int SW = 2;
+  constexpr int PH = 0;
+  constexpr int PW = 0;
+  constexpr bool MAX = false;
+  constexpr bool CIP = true;
+  constexpr bool ACCUM = false;
+  tk::pool_bwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, CIP, ACCUM>(c, dx, gy, am);
+}
+
+// backward of: Conv2d 6->16 5x5 stride 1,1 pad 0,0 + bias + tanh
+// x [B, 6, 14, 14] -> out [B, 16, 10, 10]; weight [16, 6, 5, 5]
+// first use: conv2 · models/zoo.ts:47
+[[maybe_unused]] void k11_conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x, const float* w) {
+  constexpr int CI = 6;
+  constexpr int CO = 16;
+  constexpr int H = 14;
+  constexpr int W = 14;
+  constexpr int KH = 5;
+  constexpr int KW = 5;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 0;
+  constexpr int PW = 0;
+  using ACT = Act_tanh;
+  constexpr bool POOL = false;
+  constexpr bool NEED_DX = true;
+  constexpr bool ACCUM_DX = false;
+  tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+}
+
+// backward of: avg pool 2x2 stride 2,2 pad 0,0
+// x [B, 6, 28, 28] -> out [B, 6, 14, 14]
+// first use: (root) · models/zoo.ts:46
+[[maybe_unused]] void k12_pool_bwd(const Ctx& c, float* dx, const float* gy, const uint8_t* am) {
+  constexpr int C = 6;
+  constexpr int H = 28;
+  constexpr int W = 28;
+  constexpr int KH = 2;
+  constexpr int KW = 2;
+  constexpr int SH = 2;
+  constexpr int SW = 2;
+  constexpr int PH = 0;
+  constexpr int PW = 0;
+  constexpr bool MAX = false;
+  constexpr bool CIP = true;
+  constexpr bool ACCUM = false;
+  tk::pool_bwd<C, H, W, KH, KW, SH, SW, PH, PW, MAX, CIP, ACCUM>(c, dx, gy, am);
+}
+
+// backward of: Conv2d 1->6 5x5 stride 1,1 pad 2,2 + bias + tanh
+// x [B, 1, 28, 28] -> out [B, 6, 28, 28]; weight [6, 1, 5, 5]
+// first use: conv1 · models/zoo.ts:46
+[[maybe_unused]] void k13_conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am, const float* x, const float* w) {
+  constexpr int CI = 1;
+  constexpr int CO = 6;
+  constexpr int H = 28;
+  constexpr int W = 28;
+  constexpr int KH = 5;
+  constexpr int KW = 5;
+  constexpr int SH = 1;
+  constexpr int SW = 1;
+  constexpr int PH = 2;
+  constexpr int PW = 2;
+  using ACT = Act_tanh;
+  constexpr bool POOL = false;
+  constexpr bool NEED_DX = false;
+  constexpr bool ACCUM_DX = false;
+  tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+}
+
+// ---------------------------------------------------------------- state
+const tk_state_info STATE[NUM_STATE + 1] = {
+    { "conv1.weight", TK_PARAM, TK_F32, 4, { 6, 1, 5, 5 }, 150 },
+    { "conv1.bias", TK_PARAM, TK_F32, 1, { 6, 0, 0, 0 }, 6 },
+    { "conv2.weight", TK_PARAM, TK_F32, 4, { 16, 6, 5, 5 }, 2400 },
+    { "conv2.bias", TK_PARAM, TK_F32, 1, { 16, 0, 0, 0 }, 16 },
+    { "fc1.weight", TK_PARAM, TK_F32, 2, { 120, 400, 0, 0 }, 48000 },
+    { "fc1.bias", TK_PARAM, TK_F32, 1, { 120, 0, 0, 0 }, 120 },
+    { "fc2.weight", TK_PARAM, TK_F32, 2, { 84, 120, 0, 0 }, 10080 },
+    { "fc2.bias", TK_PARAM, TK_F32, 1, { 84, 0, 0, 0 }, 84 },
+    { "fc3.weight", TK_PARAM, TK_F32, 2, { 10, 84, 0, 0 }, 840 },
+    { "fc3.bias", TK_PARAM, TK_F32, 1, { 10, 0, 0, 0 }, 10 },
+    { nullptr, 0, 0, 0, { 0, 0, 0, 0 }, 0 },
+};
+// where state i lives: 0 parameters (P), 1 float buffers (FB), 2 int64 buffers (IB); offset there
+const int STATE_WHERE[NUM_STATE + 1] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+const size_t STATE_OFF[NUM_STATE + 1] = { 0, 150, 156, 2556, 2572, 50572, 50692, 60772, 60856, 61696, 0 };
+
+// parameters: offset in P, element count, whether the per-thread partial gradient has VW lanes
+const size_t PARAM_OFF[NUM_PARAMS + 1] = { 0, 150, 156, 2556, 2572, 50572, 50692, 60772, 60856, 61696, 0 };
+const size_t PARAM_NUMEL[NUM_PARAMS + 1] = { 150, 6, 2400, 16, 48000, 120, 10080, 84, 840, 10, 0 };
+constexpr bool PARAM_VEC[NUM_PARAMS + 1] = { true, true, true, true, false, false, false, false, false, false, false };
+
+struct GpTable {
+  size_t o[NUM_PARAMS + 1];
+  constexpr GpTable() : o() {
+    const size_t n[NUM_PARAMS + 1] = { 150, 6, 2400, 16, 48000, 120, 10080, 84, 840, 10, 0 };
+    size_t off = 0;
+    for (int i = 0; i < NUM_PARAMS; ++i) {
+      o[i] = off;
+      off += (size_t)tk::rup((int)(n[i] * (PARAM_VEC[i] ? tk::VW : 1)), 16);
+    }
+    o[NUM_PARAMS] = off;
+  }
+};
+constexpr GpTable GPT{};
+#define GPO(i) (GPT.o[i])
+constexpr size_t GP_FLOATS = GPT.o[NUM_PARAMS];
+
+/** Per-thread scratch floats for max batch mb. */
+size_t scratch_floats(size_t mb) {
+  (void)mb;
+  return tk::smax({ (size_t)(tk::ConvGeo<1, 6, 28, 28, 5, 5, 2, 2>::scratch_floats), (size_t)(tk::ConvGeo<6, 16, 14, 14, 5, 5, 0, 0>::scratch_floats), (size_t)((size_t)mb * 10), (size_t)((size_t)mb * 84), (size_t)((size_t)mb * 120), (size_t)16 }) + 16;
+}
+
+}  // namespace
+
+struct tk_lenet5_c4db56009b {
+  int max_batch;
+  int nthreads;
+  int training;
+  int has_momentum;
+  int last_batch;  // batch of the last train step or input_gradient call (its input gradient)
+  int last_fwd;    // batch of the last forward (what the taps hold); 0 before any
+  float* dmask[NUM_DROPOUT + 1];  // dropout multipliers given from outside, by stream; NULL: the hash
+  char* arena;
+  float* P;   // parameters
+  float* G;   // gradients of the last step
+  float* M;   // SGD momentum buffers, or Adam's exp_avg
+  float* V;   // Adam's exp_avg_sq
+  int64_t adam_steps;  // Adam's t: steps taken with the moments in M and V
+  float* FB;  // float buffers (BatchNorm running statistics)
+  int64_t* IB;
+  float* GP;  // per-thread partial gradients, MAX_THREADS-capped
+  float* scratch;
+  size_t scratch_stride;
+  double* red;
+  float* xb;  // staging for train_epoch batches
+  int32_t* lb;
+  size_t bytes;  // heap bytes of the model (memory_bytes)
+  void* block;   // the one mapping holding every buffer (see alloc_buffers)
+  void* parts[NUM_BUFFERS];
+  char err[512];
+};
+
+namespace {
+
+// The model's buffers, zero-filled and 64-byte aligned: carved from one
+// anonymous mapping that destroy returns to the OS whole (malloc would keep
+// freed blocks this large in a fragmented heap, so a process that creates and
+// frees models would grow); under AddressSanitizer one allocation each, so that
+// its red zones guard every buffer.
+#if defined(__SANITIZE_ADDRESS__)
+#define TK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TK_ASAN 1
+#endif
+#endif
+#if (defined(__unix__) || defined(__APPLE__)) && !defined(TK_ASAN)
+#define TK_ONE_MAPPING 1
+#else
+#define TK_ONE_MAPPING 0
+#endif
+
+size_t rup64(size_t n) { return (n + 63) / 64 * 64; }
+
+bool alloc_buffers(tk_lenet5_c4db56009b* m, const size_t* sizes, void** out) {
+  size_t total = 0;
+  for (int i = 0; i < NUM_BUFFERS; ++i) total += rup64(sizes[i]);
+  m->bytes = sizeof(tk_lenet5_c4db56009b) + total;
+#if TK_ONE_MAPPING
+  void* block = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (block == MAP_FAILED) return false;
+  m->block = block;
+  char* p = (char*)block;
+  for (int i = 0; i < NUM_BUFFERS; ++i) {
+    out[i] = p;
+    p += rup64(sizes[i]);
+  }
+  return true;
+#else
+  for (int i = 0; i < NUM_BUFFERS; ++i) {
+    m->parts[i] = out[i] = aligned_alloc(64, rup64(sizes[i]));
+    if (!out[i]) return false;
+    memset(out[i], 0, rup64(sizes[i]));
+  }
+  return true;
+#endif
+}
+
+void free_buffers(tk_lenet5_c4db56009b* m) {
+#if TK_ONE_MAPPING
+  if (m->block) munmap(m->block, m->bytes - sizeof(tk_lenet5_c4db56009b));
+#else
+  for (int i = 0; i < NUM_BUFFERS; ++i) free(m->parts[i]);
+#endif
+}
+
+#define F(off) ((float*)(arena + (size_t)(off) * mb))
+#define U8(off) ((uint8_t*)(arena + (size_t)(off) * mb))
+
+void fwd_steps(tk_lenet5_c4db56009b* m, const Ctx& c, const float* x) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  (void)x;
+  (void)mb;
+  // conv1 · models/zoo.ts:46: conv2d+tanh [B, 1, 28, 28] -> [B, 6, 28, 28]
+  k0_conv_fwd(c, F(0), nullptr, x, m->P + 0, m->P + 150);
+  // (root) · models/zoo.ts:46: avgpool2d [B, 6, 28, 28] -> [B, 6, 14, 14]
+  k1_pool_fwd(c, F(31616), nullptr, F(0));
+  // conv2 · models/zoo.ts:47: conv2d+tanh [B, 6, 14, 14] -> [B, 16, 10, 10]
+  k2_conv_fwd(c, F(18816), nullptr, F(31616), m->P + 156, m->P + 2556);
+  // (root) · models/zoo.ts:47: avgpool2d [B, 16, 10, 10] -> [B, 16, 5, 5]
+  k3_pool_fwd(c, F(25216), nullptr, F(18816));
+  // fc1 · models/zoo.ts:49: linear+tanh [B, 400] -> [B, 120]
+  k4_linear_fwd(c, F(26816), F(25216), m->P + 2572, m->P + 50572);
+  // fc2 · models/zoo.ts:50: linear+tanh [B, 120] -> [B, 84]
+  k5_linear_fwd(c, F(27840), F(26816), m->P + 50692, m->P + 60772);
+  // fc3 · models/zoo.ts:51: linear [B, 84] -> [B, 10]
+  k6_linear_fwd(c, F(27328), F(27840), m->P + 60856, m->P + 61696);
+}
+
+void bwd_steps(tk_lenet5_c4db56009b* m, const Ctx& c, const float* x) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  (void)x;
+  (void)mb;
+  // fc3 · models/zoo.ts:51: linear [B, 84] -> [B, 10]
+  k7_linear_bwd(c, F(28224), c.gp + GPO(8), c.gp + GPO(9), F(27392), nullptr, F(27840), m->P + 60856);
+  // fc2 · models/zoo.ts:50: linear+tanh [B, 120] -> [B, 84]
+  TK_BARRIER();  // the output reuses memory other threads may still read
+  k8_linear_bwd(c, F(27328), c.gp + GPO(6), c.gp + GPO(7), F(28224), F(27840), F(26816), m->P + 50692);
+  // fc1 · models/zoo.ts:49: linear+tanh [B, 400] -> [B, 120]
+  k9_linear_bwd(c, F(36352), c.gp + GPO(4), c.gp + GPO(5), F(27328), F(26816), F(25216), m->P + 2572);
+  // (root) · models/zoo.ts:47: avgpool2d [B, 16, 10, 10] -> [B, 16, 5, 5]
+  TK_BARRIER();  // the output reuses memory other threads may still read
+  k10_pool_bwd(c, F(25216), F(36352), nullptr);
+  // conv2 · models/zoo.ts:47: conv2d+tanh [B, 6, 14, 14] -> [B, 16, 10, 10]
+  TK_BARRIER();  // the output reuses memory other threads may still read
+  k11_conv_bwd(c, F(37632), c.gp + GPO(2), c.gp + GPO(3), F(25216), F(18816), nullptr, F(31616), m->P + 156);
+  // (root) · models/zoo.ts:46: avgpool2d [B, 6, 28, 28] -> [B, 6, 14, 14]
+  TK_BARRIER();  // the output reuses memory other threads may still read
+  k12_pool_bwd(c, F(18816), F(37632), nullptr);
+  // conv1 · models/zoo.ts:46: conv2d+tanh [B, 1, 28, 28] -> [B, 6, 28, 28]
+  k13_conv_bwd(c, nullptr, c.gp + GPO(0), c.gp + GPO(1), F(18816), F(0), nullptr, x, m->P + 0);
+}
+
+float* logits_buf(tk_lenet5_c4db56009b* m) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  return F(27328);
+}
+/** d loss / d input [B, IN_NUMEL] after a train step, or NULL when the package was built without input gradients. */
+float* input_grad_buf(tk_lenet5_c4db56009b* m) {
+  (void)m;
+  return nullptr;
+}
+
+// values kept readable after a forward (gen build --taps): per-sample arena offset, -1 for the model input
+constexpr int NUM_TAPS = 0;
+const tk_tap_info TAPS[NUM_TAPS + 1] = {
+    { nullptr, 0, 0, { 0, 0, 0, 0 }, 0 },
+};
+const long TAP_OFF[NUM_TAPS + 1] = {  0 };
+
+float* dlogits_buf(tk_lenet5_c4db56009b* m) {
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  return F(27392);
+}
+
+int fail(tk_lenet5_c4db56009b* m, const char* fmt, long a = 0, long b = 0, long c = 0) {
+  snprintf(m->err, sizeof m->err, fmt, a, b, c);
+  return TK_EINVAL;
+}
+
+int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+Ctx make_ctx(tk_lenet5_c4db56009b* m, int B, uint32_t seed, int train) {
+  Ctx c;
+  c.t = thread_id();
+  c.nt = team_size();
+  tk::slice(B, c.t, c.nt, c.b0, c.b1);
+  c.B = B;
+  c.scratch = m->scratch + (size_t)c.t * m->scratch_stride;
+  c.gp = m->GP + (size_t)c.t * GP_FLOATS;
+  c.red = m->red;
+  c.seed = seed;
+  c.train = train;
+  return c;
+}
+
+int check_batch(tk_lenet5_c4db56009b* m, int B) {
+  if (B < 1 || B > m->max_batch) return fail(m, "batch must be in [1, %ld], got %ld", m->max_batch, B);
+  return TK_OK;
+}
+
+int check_opts(tk_lenet5_c4db56009b* m, const tk_sgd_options* o) {
+  if (!o) return fail(m, "training options are NULL");
+  const float v[5] = { o->lr, o->momentum, o->weight_decay, o->l1, o->l2 };
+  static const char* names[5] = { "lr", "momentum", "weight_decay", "l1", "l2" };
+  for (int i = 0; i < 5; ++i)
+    if (!isfinite(v[i])) {
+      snprintf(m->err, sizeof m->err, "training option %s must be a finite number", names[i]);
+      return TK_EINVAL;
+    }
+  if (o->loss_kind != TK_LOSS_CROSS_ENTROPY && o->loss_kind != TK_LOSS_NLL) return fail(m, "loss_kind must be 0 (cross-entropy) or 1 (NLL), got %ld", o->loss_kind);
+  if (!(o->label_smoothing >= 0.0f && o->label_smoothing <= 1.0f)) return fail(m, "label_smoothing must be in [0, 1]");
+  if (o->optimizer < TK_OPT_SGD || o->optimizer > TK_OPT_ADAMW) return fail(m, "optimizer must be 0 (SGD), 1 (Adam) or 2 (AdamW), got %ld", o->optimizer);
+  if (o->optimizer == TK_OPT_SGD) {
+    if (o->nesterov && !(o->momentum > 0.0f)) return fail(m, "nesterov needs a momentum above 0");
+    if (m->adam_steps > 0) return fail(m, "the optimizer state holds Adam moments: reset the optimizer before training with SGD");
+  } else {
+    if (!(o->beta1 >= 0.0 && o->beta1 < 1.0) || !(o->beta2 >= 0.0 && o->beta2 < 1.0)) return fail(m, "Adam betas must be in [0, 1)");
+    if (!(o->eps >= 0.0) || !isfinite(o->eps)) return fail(m, "Adam eps must be a finite number >= 0");
+    if (m->has_momentum) return fail(m, "the optimizer state holds SGD momentum buffers: reset the optimizer before training with Adam");
+  }
+  return TK_OK;
+}
+
+/** One step's optimizer scalars as float, as PyTorch applies its Python (double) scalars to float32 tensors. */
+struct StepScalars {
+  float lr, momentum, wd, l1, l2, nesterov, beta1, beta2, eps;
+  float step_size, bc2_sqrt, omb1, omb2, decay, decoupled, first;
+  int kind;
+};
+
+/** The scalars of the next step: Adam's bias corrections for t = adam_steps + 1 (rules.ts adamScalars, in double). */
+StepScalars step_scalars(const tk_lenet5_c4db56009b* m, const tk_sgd_options* o) {
+  StepScalars s;
+  s.kind = o->optimizer;
+  s.lr = o->lr, s.momentum = o->momentum, s.wd = o->weight_decay, s.l1 = o->l1, s.l2 = o->l2;
+  s.nesterov = o->nesterov ? 1.0f : 0.0f;
+  s.beta1 = (float)o->beta1, s.beta2 = (float)o->beta2, s.eps = (float)o->eps;
+  s.decoupled = o->optimizer == TK_OPT_ADAMW ? 1.0f : 0.0f;
+  s.first = m->has_momentum ? 0.0f : 1.0f;
+  const double dlr = o->lr, db1 = o->beta1, db2 = o->beta2, dwd = o->weight_decay;
+  const double t = (double)(m->adam_steps + 1), b1t = pow(db1, t), b2t = pow(db2, t);
+  (void)dlr; (void)db1; (void)db2; (void)dwd; (void)b1t; (void)b2t;
+  s.step_size = (float)((dlr / (1.0 - b1t)));
+  s.bc2_sqrt = (float)(sqrt((1.0 - b2t)));
+  s.omb1 = (float)((1.0 - db1));
+  s.omb2 = (float)((1.0 - db2));
+  s.decay = (float)((1.0 - (dlr * dwd)));
+  return s;
+}
+
+/**
+ * Sums the per-thread partial gradients, adds the penalty gradient, and takes
+ * the optimizer step (rules from src/train/rules.ts, printed through cArith).
+ * Returns this thread's share of the penalty loss (pre-step weights).
+ */
+double update(tk_lenet5_c4db56009b* m, const Ctx& c, const StepScalars& s) {
+  double pen = 0.0;
+  for (int i = 0; i < NUM_PARAMS; ++i) {
+    int lo, hi;
+    tk::slice((int)PARAM_NUMEL[i], c.t, c.nt, lo, hi);
+    float* P = m->P + PARAM_OFF[i];
+    float* G = m->G + PARAM_OFF[i];
+    float* M = m->M + PARAM_OFF[i];
+    float* V = m->V + PARAM_OFF[i];
+    const size_t go = GPO(i);
+    for (int j = lo; j < hi; ++j) {
+      float graw = 0.0f;
+      for (int t = 0; t < c.nt; ++t) {
+        const float* gp = m->GP + (size_t)t * GP_FLOATS + go;
+        if (PARAM_VEC[i]) {
+          for (int l = 0; l < tk::VW; ++l) graw += gp[(size_t)j * tk::VW + l];
+        } else {
+          graw += gp[j];
+        }
+      }
+      const float p = P[j];
+      pen += (double)(((s.l1 * ((float)((p > 0.0f) - (p < 0.0f)) * p)) + (s.l2 * (p * p))));
+      const float g = graw + ((s.l1 * (float)((p > 0.0f) - (p < 0.0f))) + ((2.0f * s.l2) * p));
+      G[j] = g;
+      if (s.kind == TK_OPT_SGD) {
+        const float buf = M[j];
+        (void)buf;
+        M[j] = (s.first ? (g + (s.wd * p)) : ((s.momentum * buf) + (g + (s.wd * p))));
+        P[j] = (p - (s.lr * (s.nesterov ? ((g + (s.wd * p)) + (s.momentum * M[j])) : M[j])));
+      } else {
+        const float mv = M[j], vv = V[j];
+        (void)mv; (void)vv;
+        M[j] = ((mv * s.beta1) + ((s.decoupled ? g : (g + (s.wd * p))) * s.omb1));
+        V[j] = ((vv * s.beta2) + (((s.decoupled ? g : (g + (s.wd * p))) * (s.decoupled ? g : (g + (s.wd * p)))) * s.omb2));
+        P[j] = ((s.decoupled ? (p * s.decay) : p) - (s.step_size * (M[j] / ((sqrtf(V[j]) / s.bc2_sqrt) + s.eps))));
+      }
+    }
+  }
+  return pen;
+}
+
+int train_impl(tk_lenet5_c4db56009b* m, const float* x, const int32_t* labels, int B, const tk_sgd_options* o, uint32_t seed,
+               tk_step_result* res, float* logits) {
+  double lsum[MAX_THREADS] = {0}, pen[MAX_THREADS] = {0};
+  int64_t ok[MAX_THREADS] = {0};
+  const StepScalars s = step_scalars(m, o);
+  const int nt = B >= 2 ? m->nthreads : 1;
+  int used = 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const Ctx c = make_ctx(m, B, seed, 1);
+    if (c.t == 0) used = c.nt;
+    memset(c.gp, 0, GP_FLOATS * sizeof(float));
+    fwd_steps(m, c, x);
+    
+    tk::ce_loss<CLASSES>(c, dlogits_buf(m), logits_buf(m), labels, o->label_smoothing, o->loss_kind, &lsum[c.t], &ok[c.t]);
+    if (logits)
+      memcpy(logits + (size_t)c.b0 * CLASSES, logits_buf(m) + (size_t)c.b0 * CLASSES, sizeof(float) * (c.b1 - c.b0) * CLASSES);
+    bwd_steps(m, c, x);
+    TK_BARRIER();
+    pen[c.t] = update(m, c, s);
+  }
+  double l = 0.0, p = 0.0;
+  int64_t k = 0;
+  for (int t = 0; t < used; ++t) l += lsum[t], p += pen[t], k += ok[t];
+  if (o->optimizer == TK_OPT_SGD && o->momentum != 0.0f) m->has_momentum = 1;
+  if (o->optimizer != TK_OPT_SGD) m->adam_steps++;
+  m->last_batch = B;
+  m->last_fwd = B;
+  if (res) {
+    res->loss = (float)(l / B + p);
+    res->loss_ce = (float)(l / B);
+    res->correct = (int)k;
+  }
+  return TK_OK;
+}
+
+int check_labels(tk_lenet5_c4db56009b* m, const int32_t* labels, int B) {
+  for (int b = 0; b < B; ++b)
+    if (labels[b] < 0 || labels[b] >= CLASSES)
+      return fail(m, "label %ld at index %ld is out of range [0, %ld)", labels[b], b, CLASSES);
+  return TK_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+tk_lenet5_c4db56009b* tk_lenet5_c4db56009b_create(int max_batch) {
+  if (max_batch <= 0) max_batch = 256;
+  tk_lenet5_c4db56009b* m = (tk_lenet5_c4db56009b*)calloc(1, sizeof(tk_lenet5_c4db56009b));
+  if (!m) return nullptr;
+  m->max_batch = max_batch;
+#ifdef _OPENMP
+  m->nthreads = omp_get_max_threads();
+#else
+  m->nthreads = 1;
+#endif
+  if (m->nthreads > MAX_THREADS) m->nthreads = MAX_THREADS;
+  if (m->nthreads < 1) m->nthreads = 1;
+  m->training = 1;
+  const size_t mb = (size_t)max_batch;
+  m->scratch_stride = (scratch_floats(mb) + 15) / 16 * 16;
+  const size_t sizes[NUM_BUFFERS] = {
+      ARENA_BYTES_PER_SAMPLE * mb + 64,           sizeof(float) * (PARAM_FLOATS + 16),
+      sizeof(float) * (PARAM_FLOATS + 16),        sizeof(float) * (PARAM_FLOATS + 16),
+      sizeof(float) * (FBUF_FLOATS + 16),         sizeof(int64_t) * (IBUF_COUNT + 8),
+      sizeof(float) * (GP_FLOATS + 16) * MAX_THREADS, sizeof(float) * m->scratch_stride * MAX_THREADS,
+      sizeof(double) * (RED_PER_THREAD * MAX_THREADS + 8), sizeof(float) * IN_NUMEL * mb,
+      sizeof(int32_t) * mb,                       sizeof(float) * (PARAM_FLOATS + 16),
+  };
+  void* b[NUM_BUFFERS];
+  if (!alloc_buffers(m, sizes, b)) {
+    free_buffers(m);
+    free(m);
+    return nullptr;
+  }
+  m->arena = (char*)b[0];
+  m->P = (float*)b[1];
+  m->G = (float*)b[2];
+  m->M = (float*)b[3];
+  m->FB = (float*)b[4];
+  m->IB = (int64_t*)b[5];
+  m->GP = (float*)b[6];
+  m->scratch = (float*)b[7];
+  m->red = (double*)b[8];
+  m->xb = (float*)b[9];
+  m->lb = (int32_t*)b[10];
+  m->V = (float*)b[11];
+  return m;
+}
+
+void tk_lenet5_c4db56009b_destroy(tk_lenet5_c4db56009b* m) {
+  if (!m) return;
+  for (int k = 0; k < NUM_DROPOUT; ++k) free(m->dmask[k]);  // replayed masks: allocated when given
+  free_buffers(m);
+  free(m);
+}
+
+const char* tk_lenet5_c4db56009b_last_error(const tk_lenet5_c4db56009b* m) { return m ? m->err : "no model"; }
+size_t tk_lenet5_c4db56009b_memory_bytes(const tk_lenet5_c4db56009b* m) { return m ? m->bytes : 0; }
+int tk_lenet5_c4db56009b_max_batch(const tk_lenet5_c4db56009b* m) { return m->max_batch; }
+const char* tk_lenet5_c4db56009b_isa(void) {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__)
+  return "avx2";
+#elif defined(__AVX__)
+  return "avx";
+#else
+  return "generic";
+#endif
+}
+int tk_lenet5_c4db56009b_num_threads(const tk_lenet5_c4db56009b* m) { return m->nthreads; }
+void tk_lenet5_c4db56009b_set_num_threads(tk_lenet5_c4db56009b* m, int n) { m->nthreads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n; }
+void tk_lenet5_c4db56009b_set_training(tk_lenet5_c4db56009b* m, int training) { m->training = training ? 1 : 0; }
+int tk_lenet5_c4db56009b_training(const tk_lenet5_c4db56009b* m) { return m->training; }
+uint32_t tk_lenet5_c4db56009b_step_seed(uint32_t base_seed, uint64_t step) { return tk::step_seed(base_seed, step); }
+
+int tk_lenet5_c4db56009b_forward(tk_lenet5_c4db56009b* m, const float* x, int B, float* logits, uint32_t seed) {
+  if (!m) return TK_EINVAL;
+  if (!x || !logits) return fail(m, "forward: x and logits must not be NULL");
+  if (check_batch(m, B)) return TK_EINVAL;
+  const int nt = B >= 2 ? m->nthreads : 1;
+  const int train = m->training;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const Ctx c = make_ctx(m, B, seed, train);
+    fwd_steps(m, c, x);
+    memcpy(logits + (size_t)c.b0 * CLASSES, logits_buf(m) + (size_t)c.b0 * CLASSES, sizeof(float) * (c.b1 - c.b0) * CLASSES);
+  }
+  m->last_fwd = B;
+  return TK_OK;
+}
+
+int tk_lenet5_c4db56009b_input_gradient(tk_lenet5_c4db56009b* m, const float* x, const int32_t* labels, int B, int train, uint32_t seed, int loss_kind,
+                              float label_smoothing, float* dst, float* logits, float* loss) {
+  if (!m) return TK_EINVAL;
+  if (!x || !labels || !dst) return fail(m, "input_gradient: x, labels and dst must not be NULL");
+  if (!input_grad_buf(m)) return fail(m, "input_gradient: this package was built without input gradients (build it with inputGrad)");
+  const tk_sgd_options o = { 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, loss_kind, label_smoothing };
+  if (check_batch(m, B) || check_opts(m, &o) || check_labels(m, labels, B)) return TK_EINVAL;
+  // train mode updates the BatchNorm buffers: they are put back, as the weights are never touched
+  const size_t fb = sizeof(float) * FBUF_FLOATS, ib = sizeof(int64_t) * IBUF_COUNT;
+  char* saved = train ? (char*)malloc(fb + ib + 8) : nullptr;
+  if (train && !saved) return TK_ENOMEM;
+  if (saved) memcpy(saved, m->FB, fb), memcpy(saved + fb, m->IB, ib);
+  double lsum[MAX_THREADS] = {0};
+  int64_t ok[MAX_THREADS] = {0};
+  const int nt = B >= 2 ? m->nthreads : 1;
+  int used = 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const Ctx c = make_ctx(m, B, seed, train ? 1 : 0);
+    if (c.t == 0) used = c.nt;
+    fwd_steps(m, c, x);
+    
+    tk::ce_loss<CLASSES>(c, dlogits_buf(m), logits_buf(m), labels, o.label_smoothing, o.loss_kind, &lsum[c.t], &ok[c.t]);
+    if (logits)
+      memcpy(logits + (size_t)c.b0 * CLASSES, logits_buf(m) + (size_t)c.b0 * CLASSES, sizeof(float) * (c.b1 - c.b0) * CLASSES);
+    bwd_steps(m, c, x);
+  }
+  if (saved) memcpy(m->FB, saved, fb), memcpy(m->IB, saved + fb, ib), free(saved);
+  double l = 0.0;
+  for (int t = 0; t < used; ++t) l += lsum[t];
+  if (loss) *loss = (float)(l / B);
+  memcpy(dst, input_grad_buf(m), sizeof(float) * (size_t)B * IN_NUMEL);
+  m->last_batch = B;
+  m->last_fwd = B;
+  return TK_OK;
+}
+
+int tk_lenet5_c4db56009b_num_taps(void) { return NUM_TAPS; }
+const tk_tap_info* tk_lenet5_c4db56009b_tap_info(int i) { return i >= 0 && i < NUM_TAPS ? &TAPS[i] : nullptr; }
+
+int tk_lenet5_c4db56009b_tap(tk_lenet5_c4db56009b* m, int i, const float* x, float* dst, int batch) {
+  if (!m || !dst) return TK_EINVAL;
+  if (i < 0 || i >= NUM_TAPS) return fail(m, "tap: no tap %ld (this package has %ld; gen build --taps adds them)", i, NUM_TAPS);
+  if (batch < 1 || batch != m->last_fwd) return fail(m, "tap: the last forward had batch %ld, not %ld", m->last_fwd, batch);
+  const size_t n = (size_t)batch * TAPS[i].numel;
+  if (TAP_OFF[i] < 0) {
+    if (!x) return fail(m, "tap %ld is the model input: pass the x of the forward", i);
+    memcpy(dst, x, sizeof(float) * n);
+    return TK_OK;
+  }
+  char* const arena = m->arena;
+  const size_t mb = (size_t)m->max_batch;
+  memcpy(dst, F(TAP_OFF[i]), sizeof(float) * n);
+  return TK_OK;
+}
+
+int tk_lenet5_c4db56009b_train_step(tk_lenet5_c4db56009b* m, const float* x, const int32_t* labels, int B, const tk_sgd_options* o,
+                          uint32_t seed, tk_step_result* res, float* logits) {
+  if (!m) return TK_EINVAL;
+  if (!x || !labels) return fail(m, "train_step: x and labels must not be NULL");
+  if (check_batch(m, B) || check_opts(m, o) || check_labels(m, labels, B)) return TK_EINVAL;
+  return train_impl(m, x, labels, B, o, seed, res, logits);
+}
+
+int tk_lenet5_c4db56009b_train_epoch(tk_lenet5_c4db56009b* m, const float* x, const int32_t* labels, int n, const uint32_t* order, int n_order,
+                          int batch_size, const tk_sgd_options* o, uint32_t base_seed, uint64_t first_step,
+                          double* loss_sum, int64_t* correct) {
+  if (!m) return TK_EINVAL;
+  if (!x || !labels || !order) return fail(m, "train_epoch: x, labels and order must not be NULL");
+  if (n < 1) return fail(m, "train_epoch: n must be >= 1, got %ld", n);
+  if (n_order < 0) return fail(m, "train_epoch: n_order must be >= 0, got %ld", n_order);
+  if (check_batch(m, batch_size) || check_opts(m, o)) return TK_EINVAL;
+  for (int i = 0; i < n_order; ++i)
+    if (order[i] >= (uint32_t)n) return fail(m, "train_epoch: order[%ld] = %ld is not below n = %ld", i, (long)order[i], n);
+  for (int i = 0; i < n_order; ++i)
+    if (labels[order[i]] < 0 || labels[order[i]] >= CLASSES)
+      return fail(m, "label %ld at index %ld is out of range [0, %ld)", labels[order[i]], (long)order[i], CLASSES);
+  const int n_steps = (n_order + batch_size - 1) / batch_size;
+  for (int i = 0; i < n_steps; ++i) {
+    if (o->lr_steps && !isfinite(o->lr_steps[i])) return fail(m, "train_epoch: lr_steps[%ld] is not a finite number", i);
+    if (o->momentum_steps && !(o->momentum_steps[i] >= 0.0 && o->momentum_steps[i] < 1.0))
+      return fail(m, "train_epoch: momentum_steps[%ld] is not in [0, 1)", i);
+  }
+  double ls = 0.0;
+  int64_t ok = 0;
+  uint64_t step = first_step;
+  tk_sgd_options os = *o;
+  for (int s0 = 0, i = 0; s0 < n_order; s0 += batch_size, ++i) {
+    if (o->lr_steps) os.lr = (float)o->lr_steps[i];
+    if (o->momentum_steps) (o->optimizer == TK_OPT_SGD ? (void)(os.momentum = (float)o->momentum_steps[i]) : (void)(os.beta1 = o->momentum_steps[i]));
+    const int B = n_order - s0 < batch_size ? n_order - s0 : batch_size;
+    for (int b = 0; b < B; ++b) {
+      const uint32_t k = order[s0 + b];
+      memcpy(m->xb + (size_t)b * IN_NUMEL, x + (size_t)k * IN_NUMEL, sizeof(float) * IN_NUMEL);
+      m->lb[b] = labels[k];
+    }
+    tk_step_result r = { 0.0f, 0.0f, 0 };
+    train_impl(m, m->xb, m->lb, B, &os, tk::step_seed(base_seed, step++), &r, nullptr);
+    ls += r.loss;
+    ok += r.correct;
+  }
+  if (loss_sum) *loss_sum += ls;
+  if (correct) *correct += ok;
+  return TK_OK;
+}
+
+int tk_lenet5_c4db56009b_num_state(void) { return NUM_STATE; }
+const tk_state_info* tk_lenet5_c4db56009b_state_info(int i) { return i >= 0 && i < NUM_STATE ? &STATE[i] : nullptr; }
+
+void* tk_lenet5_c4db56009b_state_data(tk_lenet5_c4db56009b* m, int i) {
+  if (!m || i < 0 || i >= NUM_STATE) return nullptr;
+  switch (STATE_WHERE[i]) {
+    case 0: return m->P + STATE_OFF[i];
+    case 1: return m->FB + STATE_OFF[i];
+    default: return m->IB + STATE_OFF[i];
+  }
+}
+
+int tk_lenet5_c4db56009b_num_dropout(void) { return NUM_DROPOUT; }
+
+int tk_lenet5_c4db56009b_set_dropout_mask(tk_lenet5_c4db56009b* m, int k, const float* mask, int batch) {
+  if (!m) return TK_EINVAL;
+  if (k < 0 || k >= NUM_DROPOUT) return fail(m, "set_dropout_mask: dropout %ld is outside 0..%ld", k, NUM_DROPOUT - 1);
+  if (!mask) {
+    free(m->dmask[k]);
+    m->dmask[k] = nullptr;
+    return TK_OK;
+  }
+  if (int r = check_batch(m, batch)) return r;
+  if (!m->dmask[k]) m->dmask[k] = (float*)calloc((size_t)m->max_batch * DROPOUT_NUMEL[k], sizeof(float));
+  if (!m->dmask[k]) return TK_ENOMEM;
+  memcpy(m->dmask[k], mask, sizeof(float) * (size_t)batch * DROPOUT_NUMEL[k]);
+  return TK_OK;
+}
+
+int tk_lenet5_c4db56009b_input_grad(tk_lenet5_c4db56009b* m, float* dst, int batch) {
+  if (!m || !dst) return TK_EINVAL;
+  const float* g = input_grad_buf(m);
+  if (!g) return fail(m, "input_grad: this package was built without input gradients (build it with inputGrad)");
+  if (batch != m->last_batch || batch < 1) return fail(m, "input_grad: the last train step had batch %ld, not %ld", m->last_batch, batch);
+  memcpy(dst, g, sizeof(float) * (size_t)batch * IN_NUMEL);
+  return TK_OK;
+}
+
+const float* tk_lenet5_c4db56009b_grad_data(tk_lenet5_c4db56009b* m, int i) {
+  if (!m || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return nullptr;
+  return m->G + STATE_OFF[i];
+}
+
+int tk_lenet5_c4db56009b_get_state(tk_lenet5_c4db56009b* m, int i, void* dst) {
+  if (!m) return TK_EINVAL;
+  void* p = tk_lenet5_c4db56009b_state_data(m, i);
+  if (!p || !dst) return fail(m, "get_state: no state %ld", i);
+  memcpy(dst, p, STATE[i].numel * (STATE[i].dtype == TK_I64 ? 8 : 4));
+  return TK_OK;
+}
+
+int tk_lenet5_c4db56009b_set_state(tk_lenet5_c4db56009b* m, int i, const void* src) {
+  if (!m) return TK_EINVAL;
+  void* p = tk_lenet5_c4db56009b_state_data(m, i);
+  if (!p || !src) return fail(m, "set_state: no state %ld", i);
+  memcpy(p, src, STATE[i].numel * (STATE[i].dtype == TK_I64 ? 8 : 4));
+  return TK_OK;
+}
+
+float* tk_lenet5_c4db56009b_momentum_data(tk_lenet5_c4db56009b* m, int i) {
+  if (!m || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return nullptr;
+  return m->M + STATE_OFF[i];
+}
+int tk_lenet5_c4db56009b_has_momentum(const tk_lenet5_c4db56009b* m) { return m->has_momentum; }
+void tk_lenet5_c4db56009b_set_has_momentum(tk_lenet5_c4db56009b* m, int has) { m->has_momentum = has ? 1 : 0; }
+
+int tk_lenet5_c4db56009b_get_opt_state(tk_lenet5_c4db56009b* m, int slot, int i, float* dst) {
+  if (!m) return TK_EINVAL;
+  if (!dst || slot < 0 || slot > 1 || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return fail(m, "get_opt_state: no slot %ld of parameter %ld", slot, i);
+  memcpy(dst, (slot ? m->V : m->M) + STATE_OFF[i], sizeof(float) * STATE[i].numel);
+  return TK_OK;
+}
+
+int tk_lenet5_c4db56009b_set_opt_state(tk_lenet5_c4db56009b* m, int slot, int i, const float* src) {
+  if (!m) return TK_EINVAL;
+  if (!src || slot < 0 || slot > 1 || i < 0 || i >= NUM_STATE || STATE_WHERE[i] != 0) return fail(m, "set_opt_state: no slot %ld of parameter %ld", slot, i);
+  memcpy((slot ? m->V : m->M) + STATE_OFF[i], src, sizeof(float) * STATE[i].numel);
+  return TK_OK;
+}
+
+int64_t tk_lenet5_c4db56009b_adam_steps(tk_lenet5_c4db56009b* m) { return m ? m->adam_steps : 0; }
+
+int tk_lenet5_c4db56009b_set_adam_steps(tk_lenet5_c4db56009b* m, int64_t t) {
+  if (!m) return TK_EINVAL;
+  if (t < 0) return fail(m, "set_adam_steps: t must be >= 0");
+  m->adam_steps = t;
+  return TK_OK;
+}
+
+void tk_lenet5_c4db56009b_reset_optimizer(tk_lenet5_c4db56009b* m) {
+  m->has_momentum = 0;
+  m->adam_steps = 0;
+  memset(m->M, 0, sizeof(float) * PARAM_FLOATS);
+  memset(m->V, 0, sizeof(float) * PARAM_FLOATS);
+}
+
+}  // extern "C"
