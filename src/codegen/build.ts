@@ -65,12 +65,12 @@ function generatorDigest(): string {
   const self = fileURLToPath(import.meta.url);
   const src = path.dirname(path.dirname(self));
   const ext = path.extname(self); // .ts in a checkout, .js in the npm package's dist/
-  // everything that decides the emitted code: the generators, the op registry, the SGD rules
+  // everything that decides the emitted code: the generators, the op registry, the SGD rules, augmentation's constants
   const files = ['codegen', 'ops']
     .flatMap((d) => fs.readdirSync(path.join(src, d), { recursive: true, encoding: 'utf8' }).map((f) => path.join(src, d, f)))
     .filter((f) => f.endsWith(ext) && !f.endsWith(`.d${ext}`))
     .sort()
-    .concat(path.join(src, `train/rules${ext}`));
+    .concat(path.join(src, `train/rules${ext}`), path.join(src, `data/augment${ext}`));
   const h = crypto.createHash('sha256');
   for (const f of files) h.update(fs.readFileSync(f));
   h.update(templatesDigestInput());

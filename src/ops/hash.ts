@@ -18,6 +18,11 @@ function hashOf<T>(o: MixArith<T>, seed: T, stream: T, index: T): T {
   return o.mix(o.xor(o.mix(o.xor(seed, o.mix(stream))), index));
 }
 
+/** below(seed, stream, index, n) = ((hash >> 8) · n) >> 24: an integer in [0, n), exact in 32 bits for n ≤ 256. */
+function belowOf<T>(o: MixArith<T>, seed: T, stream: T, index: T, n: T): T {
+  return o.shr(o.imul(o.shr(hashOf(o, seed, stream, index), 8), n), 24);
+}
+
 /** stepSeed(base, step) = mix(base ^ mix(lo ^ mix(hi + golden))), lo and hi the step's 32-bit halves. */
 function stepSeedOf<T>(o: MixArith<T>, base: T, lo: T, hi: T): T {
   return o.mix(o.xor(base, o.mix(o.xor(lo, o.mix(o.uadd(hi, o.u32(GOLDEN)))))));
@@ -49,6 +54,12 @@ export function hashUniform(seed: number, stream: number, index: number): number
   return (hashBits(seed, stream, index) >>> 8) / 16777216;
 }
 
+/** A counter-based integer in [0, n), n in 1..256 (augmentation's crop offsets and flips). */
+export function hashBelow(seed: number, stream: number, index: number, n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`hashBelow: n must be an integer in 1..256, got ${n}`);
+  return belowOf(js, seed >>> 0, stream >>> 0, index >>> 0, n);
+}
+
 /** Dropout seed of training step `step` (0-based, below 2⁵³) for a run seeded with `seed`. */
 export function stepSeed(seed: number, step: number): number {
   return stepSeedOf(js, seed >>> 0, step >>> 0, Math.floor(step / 4294967296) >>> 0);
@@ -60,9 +71,11 @@ export interface HashNames {
   bits: string;
   uniform: string;
   step: string;
+  /** hashBelow, printed only when named */
+  below?: string;
 }
 
-/** The four functions as C/C++/CUDA source, each declared with `qualifiers` (e.g. 'TK_INLINE'). */
+/** The four functions (and hashBelow when named) as C/C++/CUDA source, each declared with `qualifiers` (e.g. 'TK_INLINE'). */
 export function hashC(qualifiers: string, n: HashNames): string {
   const c: MixArith<string> = {
     u32: (x) => `0x${(x >>> 0).toString(16)}u`,
@@ -83,5 +96,11 @@ export function hashC(qualifiers: string, n: HashNames): string {
     `${qualifiers} float ${n.uniform}(uint32_t seed, uint32_t stream, uint32_t index) { return (float)(${n.bits}(seed, stream, index) >> 8) / 16777216.0f; }`,
     `/** the dropout seed of training step \`step\` for base seed \`base\` */`,
     `${qualifiers} uint32_t ${n.step}(uint32_t base, uint64_t step) { return ${stepSeedOf(c, 'base', '(uint32_t)step', '(uint32_t)(step >> 32)')}; }`,
+    ...(n.below
+      ? [
+          `/** an integer in [0, n), n in 1..256 */`,
+          `${qualifiers} uint32_t ${n.below}(uint32_t seed, uint32_t stream, uint32_t index, uint32_t n) { return ${belowOf(c, 'seed', 'stream', 'index', 'n')}; }`,
+        ]
+      : []),
   ].join('\n');
 }

@@ -71,6 +71,8 @@ export interface NativeModel {
     order: Uint32Array,
     opts: EpochStepOptions,
   ): { loss: number; correct: number; steps: number };
+  /** trainEpoch's random crop (padding; 0: none) and flip from now on, fill the padding per channel (src/data/augment.ts); CUDA refuses any */
+  setAugment(crop: number, flip: boolean, fill?: Float32Array | null): void;
   resetOptimizer(): void;
   /** 'step', 'momentum.<param>', 'exp_avg.<param>', 'exp_avg_sq.<param>', 'adam_step' (as the interpreter's training state) */
   trainingState(): Map<string, StateTensor>;

@@ -10,6 +10,7 @@ import {
   type TrainableModel,
 } from '../train/model.js';
 import type { EpochStepOptions, StepOptions } from '../train/rules.js';
+import { augments, checkAugment, type Augment } from '../data/augment.js';
 import { nativeActivations } from './compiled-backend.js';
 import type { NativeModel } from './index.js';
 
@@ -98,8 +99,23 @@ export class CompiledTrainable implements TrainableModel {
     return this.model.trainStep(x, labels, batch, opts);
   }
 
+  /** whether the native model was last told to augment */
+  private augmenting = false;
+
   /** the whole epoch in one native call */
-  trainEpoch(x: Float32Array, labels: Int32Array, order: Uint32Array, batchSize: number, opts: EpochStepOptions): EpochResult {
+  trainEpoch(
+    x: Float32Array,
+    labels: Int32Array,
+    order: Uint32Array,
+    batchSize: number,
+    opts: EpochStepOptions,
+    augment?: Augment,
+  ): EpochResult {
+    const on = augments(augment);
+    if (on) checkAugment(augment, this.graph.inputShape);
+    if (on || this.augmenting)
+      this.model.setAugment(on ? augment.crop : 0, on && augment.flip, on ? Float32Array.from(augment.fill) : null);
+    this.augmenting = on;
     const r = this.model.trainEpoch(x, labels, labels.length, batchSize, order, opts);
     return { lossSum: r.loss, batches: r.steps, correct: r.correct };
   }

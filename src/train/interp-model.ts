@@ -6,6 +6,8 @@ import { Interpreter } from '../interp/index.js';
 import { resolveTaps } from '../graph/taps.js';
 import { batchOf, type Activation, type EpochResult, type InputGradientResult, type LookOptions, type TrainableModel } from './model.js';
 import { stepOfEpoch, stepSeed, type EpochStepOptions, type StepOptions } from './rules.js';
+import { augmentBatch, augments, checkAugment, type Augment } from '../data/augment.js';
+import type { ImageShape } from '../data/dataset.js';
 
 export class InterpreterModel implements TrainableModel {
   readonly interp: Interpreter;
@@ -38,8 +40,17 @@ export class InterpreterModel implements TrainableModel {
     return this.interp.trainStep(x, labels, batch, opts, stepSeed(this.seed, this.step++)).loss;
   }
 
-  trainEpoch(x: Float32Array, labels: Int32Array, order: Uint32Array, batchSize: number, opts: EpochStepOptions): EpochResult {
+  trainEpoch(
+    x: Float32Array,
+    labels: Int32Array,
+    order: Uint32Array,
+    batchSize: number,
+    opts: EpochStepOptions,
+    augment?: Augment,
+  ): EpochResult {
     const per = x.length / labels.length;
+    const aug = augments(augment) ? checkAugment(augment, this.graph.inputShape) : undefined;
+    const shape = this.graph.inputShape as ImageShape;
     const r: EpochResult = { lossSum: 0, batches: 0, correct: 0 };
     for (let start = 0; start < order.length; start += batchSize) {
       const size = Math.min(batchSize, order.length - start);
@@ -49,7 +60,8 @@ export class InterpreterModel implements TrainableModel {
         bx.set(x.subarray(order[start + i] * per, (order[start + i] + 1) * per), i * per);
         by[i] = labels[order[start + i]];
       }
-      const s = this.interp.trainStep(bx, by, size, stepOfEpoch(opts, r.batches), stepSeed(this.seed, this.step++));
+      const seed = stepSeed(this.seed, this.step++);
+      const s = this.interp.trainStep(aug ? augmentBatch(bx, size, shape, aug, seed) : bx, by, size, stepOfEpoch(opts, r.batches), seed);
       r.lossSum += s.loss;
       r.batches++;
       const classes = s.logits.length / size;

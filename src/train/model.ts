@@ -4,6 +4,7 @@ import type { Graph, HostTensor } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import type { LossOptions } from '../ops/loss.js';
 import type { EpochStepOptions, StepOptions } from './rules.js';
+import type { Augment } from '../data/augment.js';
 
 /** How to look inside: the mode (eval unless train), the dropout seed of a train-mode look, the loss of an input gradient. */
 export interface LookOptions {
@@ -49,8 +50,15 @@ export interface TrainableModel {
   forward(x: Float32Array, batch: number): Float32Array;
   /** one optimizer step on a batch; returns the loss */
   trainStep(x: Float32Array, labels: Int32Array, batch: number, opts: StepOptions): number;
-  /** every step of one epoch, visiting `order` in batches of `batchSize` (last one partial) */
-  trainEpoch(x: Float32Array, labels: Int32Array, order: Uint32Array, batchSize: number, opts: EpochStepOptions): EpochResult;
+  /** every step of one epoch, visiting `order` in batches of `batchSize` (last one partial), each batch augmented as `augment` says */
+  trainEpoch(
+    x: Float32Array,
+    labels: Int32Array,
+    order: Uint32Array,
+    batchSize: number,
+    opts: EpochStepOptions,
+    augment?: Augment,
+  ): EpochResult;
   /** parameters and buffers under every PyTorch state_dict key */
   stateDict(): Map<string, HostTensor>;
   loadStateDict(state: Map<string, HostTensor>): void;

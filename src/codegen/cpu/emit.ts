@@ -5,6 +5,7 @@
 import { cArith } from '../../ops/expr.js';
 import { bnStatsC } from '../../ops/batchnorm.js';
 import { hashC } from '../../ops/hash.js';
+import { AUGMENT_STREAM, MAX_CROP_PADDING } from '../../data/augment.js';
 import { lossC } from '../../ops/loss.js';
 import { adamView, penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
 import type { Graph } from '../../graph/ir.js';
@@ -289,7 +290,9 @@ export function emitCpu(plan: Plan, name: string, maxBatch: number): CpuSources 
     ...adamView(TERMS, { mv: 'mv', vv: 'vv', M: 'M[j]', V: 'V[j]' }),
     ...lossView(),
     ...bnView(),
-    hashFunctions: hashC('TK_INLINE', { mix: 'mix32', bits: 'hash_bits', uniform: 'hash_uniform', step: 'step_seed' }),
+    augmentStream: AUGMENT_STREAM,
+    maxCropPadding: MAX_CROP_PADDING,
+    hashFunctions: hashC('TK_INLINE', { mix: 'mix32', bits: 'hash_bits', uniform: 'hash_uniform', step: 'step_seed', below: 'hash_below' }),
     runningVar: plan.fbuffers.filter((b) => b.name.endsWith('.running_var')).map((b) => ({ numel: b.numel, offset: b.offset })),
   };
   return {
