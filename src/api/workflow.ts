@@ -14,6 +14,10 @@ import {
   type ReadOptions,
 } from '../train/checkpoint.js';
 import { accuracy, fit, softmax, NonFiniteLossError, type EpochStats } from '../train/loop.js';
+import { resolveAugment, type Augment, type AugmentOptions } from '../data/augment.js';
+import { shapeText } from '../data/dataset.js';
+import { holdOut, type Dataset } from '../data/loader.js';
+import { checkEarlyStop, EarlyStop, type EarlyStopOptions, type EarlyStopState } from '../train/early-stop.js';
 import { readRunLog, writeRunLog, type EpochRecord, type RunInfo } from '../train/log.js';
 import type { TrainableModel } from '../train/model.js';
 import type { StepOptions } from '../train/rules.js';
@@ -37,6 +41,17 @@ export interface TrainOptions extends StepOptions {
   onEpoch?: (epoch: number, loss: number, stats: EpochStats) => void;
   /** a per-epoch JSON-lines log (src/train/log.ts), with the validation accuracy after each epoch; `run` describes the run in it */
   runLog?: { file: string; run: Partial<RunInfo> };
+  /** random crop (padding `crop`, filled black) and horizontal flip of every training batch; off by default (the book's loop) */
+  augment?: AugmentOptions;
+  /**
+   * validation after every epoch (loss and accuracy in the log lines, the run log and onEpoch's stats): a fraction
+   * of each class of data.train held out from training, 'val' for data.val, or a Dataset normalised as data
+   */
+  val?: number | 'val' | Dataset;
+  /** stop when the validation loss (or accuracy) has not improved for `patience` epochs; needs `val` */
+  earlyStop?: EarlyStopOptions;
+  /** the checkpoint of the best validation epoch (earlyStop's monitor and minDelta), written atomically when it improves; needs `val` */
+  saveBest?: string;
 }
 
 export interface TrainResult {
@@ -47,65 +62,140 @@ export interface TrainResult {
   valAccuracy: number;
   /** what o.save holds at the end (the initial state at epoch 0 when no epoch ran) */
   saved?: { file: string; epoch: number };
+  /** the epoch early stopping ended training after (absent when it ran every epoch) */
+  stoppedEpoch?: number;
+  /** the best validation epoch of the run (with val), and the file o.saveBest holds it in */
+  best?: { epoch: number; valLoss: number; valAccuracy: number; file?: string };
 }
 
 /** Trains on data.train, then measures accuracy on both splits (the book's validate()). */
 export async function train(model: TrainableModel, data: ImageData, o: TrainOptions): Promise<TrainResult> {
   checkFits(model, data);
+  checkValidation(o);
   const release = o.save ? lockCheckpoint(o.save, 'training') : undefined;
+  let releaseBest: (() => void) | undefined;
   try {
+    releaseBest = o.saveBest ? lockCheckpoint(o.saveBest, 'saving the best epoch') : undefined;
     return await trainLocked(model, data, o);
   } finally {
+    releaseBest?.();
     release?.();
   }
+}
+
+/** Early stopping and the best checkpoint need a validation set; the best checkpoint is a file of its own. */
+function checkValidation(o: TrainOptions): void {
+  if (o.earlyStop) checkEarlyStop(o.earlyStop);
+  if (typeof o.val === 'number' && !(o.val > 0 && o.val < 1)) throw new Error(`val: the held-out fraction must be in (0, 1), got ${o.val}`);
+  if (o.val === undefined && (o.earlyStop || o.saveBest))
+    throw new Error(`${o.earlyStop ? 'early stopping' : 'saveBest'} needs a validation set (val: a fraction, 'val' or a Dataset)`);
+  if (o.saveBest && o.save && path.resolve(o.saveBest) === path.resolve(o.save))
+    throw new Error(`saveBest and save are the same file (${o.save}); the best epoch needs a file of its own`);
+}
+
+/** The images trained on and those validated on after each epoch. */
+function validationSplit(data: ImageData, val: TrainOptions['val']): { train: Dataset; val?: Dataset } {
+  if (val === undefined) return { train: data.train };
+  const s =
+    val === 'val' ? { train: data.train, val: data.val } : typeof val === 'number' ? holdOut(data.train, val) : { train: data.train, val };
+  if (shapeText(s.val.shape) !== shapeText(data.train.shape))
+    throw new Error(`val holds ${shapeText(s.val.shape)} images but the training data ${shapeText(data.train.shape)}`);
+  const what =
+    val === 'val' ? `${data.source}'s validation split` : typeof val === 'number' ? `a fraction ${val} of ${data.train.n} images` : 'val';
+  if (!s.val.n) throw new Error(`the validation set is empty: ${what} holds no images`);
+  if (!s.train.n) throw new Error(`no training images are left after holding out ${what}`);
+  return s;
+}
+
+/** How the run's options are kept in its checkpoint, so that a resume must repeat them. */
+function valKey(val: TrainOptions['val']): number | string | undefined {
+  return typeof val === 'object' ? 'dataset' : val;
 }
 
 async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptions): Promise<TrainResult> {
   let rng = new Rng(o.seed);
   let startEpoch = 1;
+  let stopState: EarlyStopState | undefined;
   if (o.resume) {
     const ck = readCheckpoint(o.resume, o.read);
     if (!ck.meta?.rngState) throw new Error(`${o.resume} has no shuffle RNG state: not a tensorkiln training checkpoint`);
     // a different seed or batch size would silently change the dropout masks or the batches
     const saved = ck.meta.extra ?? {};
-    for (const [k, flag, now] of [
-      ['seed', '--seed', o.seed],
-      ['batchSize', '--batch-size', o.batchSize],
+    // (augment and val: absent means none, so either side's absence counts)
+    for (const [k, flag, now, strict] of [
+      ['seed', '--seed', o.seed, false],
+      ['batchSize', '--batch-size', o.batchSize, false],
+      ['augment', '--augment', augmentKey(o.augment), true],
+      ['val', '--val', valKey(o.val), true],
     ] as const)
-      if (saved[k] !== undefined && saved[k] !== now)
-        throw new Error(`${o.resume} was trained with ${flag} ${saved[k]}; resume it with the same (got ${now})`);
+      if ((strict || saved[k] !== undefined) && saved[k] !== now)
+        throw new Error(
+          `${o.resume} was trained with ${flag} ${String(saved[k] ?? 'none')}; resume it with the same (got ${now ?? 'none'})`,
+        );
     if (ck.meta.classes && ck.meta.classes.join('\n') !== data.classes.join('\n'))
       throw new Error(`${o.resume} was trained on classes ${ck.meta.classes.join(', ')}, not ${data.classes.join(', ')}`);
     applyCheckpoint(ck, o.resume, model, true);
     rng = new Rng(Uint32Array.from(ck.meta.rngState));
     startEpoch = ck.meta.epoch + 1;
+    stopState = saved.earlyStop as EarlyStopState | undefined;
   }
+  const split = validationSplit(data, o.val);
+  const aug = resolveAugment(o.augment, data.normalization);
+  const tracker = split.val && (o.earlyStop || o.saveBest) ? new EarlyStop(o.earlyStop ?? {}, stopState) : undefined;
+  const extra = () => ({
+    ...runOptions(o),
+    batchSize: o.batchSize,
+    seed: o.seed,
+    ...(data.valSplit !== undefined && { valSplit: data.valSplit }),
+    ...(aug && { augment: augmentKey(o.augment) }),
+    ...(o.val !== undefined && { val: valKey(o.val) }),
+    ...(tracker && { earlyStop: tracker.state }),
+  });
   // the epoch o.save holds, for the message if training diverges
   let saved = o.resume && o.save && path.resolve(o.resume) === path.resolve(o.save) ? startEpoch - 1 : undefined;
-  const save = (epoch: number) => {
-    if (!o.save) return;
-    saveCheckpoint(o.save, model, {
+  const write = (file: string, epoch: number) =>
+    saveCheckpoint(file, model, {
       epoch,
       normalization: data.normalization,
       classes: data.classes,
       rngState: [...rng.state],
-      extra: { ...runOptions(o), batchSize: o.batchSize, seed: o.seed, ...(data.valSplit !== undefined && { valSplit: data.valSplit }) },
+      extra: extra(),
     });
+  const save = (epoch: number) => {
+    if (!o.save) return;
+    write(o.save, epoch);
     saved = epoch;
   };
-  const record = runLogger(model, data, o, startEpoch);
+  let best: TrainResult['best'];
+  let stoppedEpoch: number | undefined;
+  const record = runLogger(model, data, o, startEpoch, split, aug);
   const started = performance.now();
   let losses: number[];
   try {
-    losses = await fit(model, data.train, {
+    losses = await fit(model, split.train, {
       ...o,
+      augment: aug,
+      val: split.val,
       rng,
       startEpoch,
       epochs: Math.max(0, o.epochs - startEpoch + 1),
       onEpoch: (epoch, loss, stats) => {
+        const es = tracker?.update(epoch, stats);
         save(epoch);
+        if (es?.improved) {
+          best = { epoch, valLoss: stats.valLoss!, valAccuracy: stats.valAccuracy!, ...(o.saveBest && { file: o.saveBest }) };
+          // what --save would hold after this epoch, so a run can also resume from it
+          if (o.saveBest) write(o.saveBest, epoch);
+        }
         record?.(epoch, loss, stats);
         o.onEpoch?.(epoch, loss, stats);
+        if (!es?.stop) return;
+        stoppedEpoch = epoch;
+        const { monitor = 'loss', patience } = tracker!.o;
+        o.log?.(
+          `Early stop after epoch ${epoch}: validation ${monitor} has not improved for ${patience} epochs (best: epoch ${tracker!.state.bestEpoch}, ${tracker!.state.best})`,
+        );
+        return 'stop';
       },
     });
   } catch (e) {
@@ -121,16 +211,31 @@ async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptio
     losses,
     epochs: o.epochs,
     seconds,
-    trainAccuracy: accuracy(model, data.train),
+    trainAccuracy: accuracy(model, split.train),
     valAccuracy: accuracy(model, data.val),
     ...(o.save && { saved: { file: o.save, epoch: last } }),
+    ...(stoppedEpoch !== undefined && { stoppedEpoch }),
+    ...(best && { best }),
   };
   record?.end(r);
   return r;
 }
 
+/** `crop=4,flip`: the augmentation as the checkpoint keeps it (undefined: none). */
+function augmentKey(a: AugmentOptions | undefined): string | undefined {
+  const words = [a?.crop ? `crop=${a.crop}` : '', a?.flip ? 'flip' : ''].filter(Boolean);
+  return words.length ? words.join(',') : undefined;
+}
+
 /** The epoch recorder of o.runLog: a resumed run keeps the log's epochs before its own. */
-function runLogger(model: TrainableModel, data: ImageData, o: TrainOptions, startEpoch: number) {
+function runLogger(
+  model: TrainableModel,
+  data: ImageData,
+  o: TrainOptions,
+  startEpoch: number,
+  split: { train: Dataset; val?: Dataset },
+  aug: Augment | undefined,
+) {
   if (!o.runLog) return undefined;
   const { file } = o.runLog;
   const kept = o.resume && fs.existsSync(file) ? readRunLog(file).epochs.filter((e) => e.epoch < startEpoch) : [];
@@ -141,13 +246,15 @@ function runLogger(model: TrainableModel, data: ImageData, o: TrainOptions, star
     batchSize: o.batchSize,
     epochs: o.epochs,
     data: data.source,
-    images: data.train.n,
-    options: runOptions(o),
+    images: split.train.n,
+    options: { ...runOptions(o), ...(aug && { augmentCrop: aug.crop, augmentFlip: aug.flip ? 1 : 0 }) },
     ...o.runLog.run,
   };
   const epochs: EpochRecord[] = [...kept];
   const epoch = (epoch: number, loss: number, s: EpochStats) => {
-    const valAccuracy = data.val.n ? accuracy(model, data.val) : null;
+    // validating on data.val measured it already
+    const valAccuracy =
+      split.val === data.val && s.valAccuracy !== undefined ? s.valAccuracy : data.val.n ? accuracy(model, data.val) : null;
     epochs.push({
       epoch,
       loss,
@@ -156,6 +263,7 @@ function runLogger(model: TrainableModel, data: ImageData, o: TrainOptions, star
       lr: s.lr,
       imagesPerSecond: s.images / s.seconds,
       seconds: s.seconds,
+      ...(s.valLoss !== undefined && { validation: { loss: s.valLoss, accuracy: s.valAccuracy!, images: split.val!.n } }),
     });
     writeRunLog(file, { run, epochs });
   };

@@ -9,8 +9,9 @@ import { accuracyLines, dataFor, dataLine, dataOptions, json, reportText, type D
 import { intFlag, optimizerFlags, seedFlag, type OptimizerCli } from './flags.js';
 import { example, redraws } from './help.js';
 import { besideCheckpoint } from '../train/log.js';
+import { recipeFlags, recipeOptions, type RecipeCli } from './recipe-flags.js';
 
-interface TrainCli extends ModelOptions, DataCli, OptimizerCli {
+interface TrainCli extends ModelOptions, DataCli, OptimizerCli, RecipeCli {
   epochs: string;
   batchSize: string;
   seed: string;
@@ -40,7 +41,7 @@ export function register(program: Command): void {
     'cpu | cuda | interp | cuda-emu (the CUDA kernels on the CPU emulator: slow, for tests)',
     'cpu',
   ] as const;
-  dataOptions(
+  const trainCmd = dataOptions(
     modelOptions(
       example(
         program
@@ -48,10 +49,12 @@ export function register(program: Command): void {
           .description("train on CIFAR-2 (the shipped sample) or any --data, printing the book's loss lines"),
         'gen train model.ts --epochs 20 --save runs/net.safetensors',
         'gen train model.ts --data fashion-mnist:/usr/share/dataset-fashion-mnist --epochs 10 --json > run.json',
+        'gen train resnet.ts --data cifar10:data/cifar-10-batches-bin --augment crop,flip --val 0.1 --patience 5 --save-best runs/best.safetensors',
       ),
     ),
     'training data',
-  )
+  );
+  recipeOptions(trainCmd)
     .option('--epochs <n>', 'epochs', '100')
     .option('--batch-size <n>', 'batch size', '64')
     .option('--lr <x>', 'learning rate (the peak of onecycle)', '1e-2')
@@ -83,6 +86,7 @@ export function register(program: Command): void {
       const batchSize = intFlag('batch-size', o.batchSize, { min: 1, max: 1 << 20 });
       const seed = seedFlag(o.seed);
       const sgd = optimizerFlags(o);
+      const recipe = recipeFlags(o, o.backend);
       const n = o.limit === undefined ? undefined : intFlag('limit', o.limit, { min: 1 });
       const read = { allowNonfinite: o.allowNonfinite };
       const model = await openModel({ file, ...o }, { backend: o.backend, seed, maxBatch: Math.max(batchSize, 256) });
@@ -100,6 +104,7 @@ export function register(program: Command): void {
         ...sgd,
         save: o.save,
         resume: o.resume,
+        ...recipe,
         read,
         log: (line) => {
           if (o.json) return;
@@ -117,7 +122,8 @@ export function register(program: Command): void {
         const run = { model: model.graph.name, backend: o.backend, device: model.device ?? null, images: data.train.n };
         const json = { ...run, epochs: losses.length, losses, seconds, imagesPerSecond: ips, trainAccuracy, valAccuracy };
         const saved = { saved: r.saved?.file ?? null, savedEpoch: r.saved?.epoch ?? null, log: runLog ?? null, curves };
-        process.stdout.write(JSON.stringify({ ...json, ...saved }, null, 2) + '\n');
+        const early = { stoppedEpoch: r.stoppedEpoch ?? null, best: r.best ?? null };
+        process.stdout.write(JSON.stringify({ ...json, ...saved, ...early }, null, 2) + '\n');
         return;
       }
       const on = model.device ? `, ${model.device}` : '';
@@ -125,6 +131,10 @@ export function register(program: Command): void {
         `Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`,
       );
       process.stdout.write(accuracyLines({ n: data.train.n, accuracy: r.trainAccuracy }, { n: data.val.n, accuracy: r.valAccuracy }));
+      if (r.best)
+        process.stdout.write(
+          `Best validation epoch ${r.best.epoch}: loss ${r.best.valLoss}, accuracy ${r.best.valAccuracy.toFixed(4)}${r.best.file ? `, saved to ${r.best.file}` : ''}\n`,
+        );
       if (r.saved)
         process.stdout.write(
           `Saved ${r.saved.file} (epoch ${r.saved.epoch})${runLog ? `, its log ${runLog} and curves ${curves.join(', ')}` : ''}\n`,

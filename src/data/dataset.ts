@@ -28,6 +28,9 @@ export interface RawSplits {
 export const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 export const shapeText = (s: readonly number[]): string => s.join('x');
 
+/** Whether item i of a list goes to validation when a fraction f is held out: every (1/f)-th, spread over the list. */
+export const heldOut = (i: number, f: number): boolean => Math.floor((i + 1) * f) > Math.floor(i * f);
+
 /** Joins image sets of one shape in order (e.g. the five CIFAR training batches). */
 export function concatRaw(parts: RawImages[]): RawImages {
   const shape = parts[0].shape;

@@ -8,7 +8,7 @@
 
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
-import { numel, type ImageShape, type RawImages, type RawSplits } from './dataset.ts';
+import { heldOut, numel, type ImageShape, type RawImages, type RawSplits } from './dataset.ts';
 import { checkImageShape, loadImageBytes } from './image-input.ts';
 
 const READABLE = new Set(['.png', '.jpg', '.jpeg']);
@@ -75,9 +75,6 @@ function read(files: string[][], shape: ImageShape): RawImages {
   });
   return { images, labels, shape: [...shape] };
 }
-
-/** Whether file i of n goes to validation: every (1/f)-th, spread over the list. */
-const heldOut = (i: number, f: number): boolean => Math.floor((i + 1) * f) > Math.floor(i * f);
 
 export function loadImageFolder(root: string, shape: ImageShape, valSplit = 0.2): RawSplits {
   if (!isDir(root)) throw new Error(`image folder not found: ${root}`);

@@ -3,7 +3,7 @@
 // per epoch when shuffling, and the last partial batch kept (drop_last=False).
 
 import type { Rng } from '../util/rng.ts';
-import { numel, type ImageShape, type RawImages } from './dataset.ts';
+import { heldOut, numel, type ImageShape, type RawImages } from './dataset.ts';
 import { normalize, type ChannelStats } from './transforms.ts';
 
 /** Normalised images (N*C*H*W, CHW) and their class indices. */
@@ -37,6 +37,30 @@ export function makeDataset(raw: RawImages, stats: ChannelStats): Dataset {
   }
   const x = n ? normalize(raw.images, stats, raw.shape) : new Float32Array(0);
   return { x, y: Int32Array.from(raw.labels), n, shape: [...raw.shape] };
+}
+
+/**
+ * Holds out `fraction` of each class of `ds` (every (1/f)-th image of the class,
+ * spread over it, as image folders split), for validation during training.
+ */
+export function holdOut(ds: Dataset, fraction: number): { train: Dataset; val: Dataset } {
+  if (!(fraction > 0 && fraction < 1)) throw new Error(`the held-out fraction must be in (0, 1), got ${fraction}`);
+  const seen = new Map<number, number>();
+  const keep: number[] = [];
+  const out: number[] = [];
+  for (let i = 0; i < ds.n; i++) {
+    const k = seen.get(ds.y[i]) ?? 0;
+    seen.set(ds.y[i], k + 1);
+    (heldOut(k, fraction) ? out : keep).push(i);
+  }
+  return { train: pick(ds, keep), val: pick(ds, out) };
+}
+
+function pick(ds: Dataset, rows: number[]): Dataset {
+  const per = numel(ds.shape);
+  const x = new Float32Array(rows.length * per);
+  rows.forEach((r, i) => x.set(ds.x.subarray(r * per, (r + 1) * per), i * per));
+  return { x, y: Int32Array.from(rows, (r) => ds.y[r]), n: rows.length, shape: [...ds.shape] };
 }
 
 /** A seeded permutation of 0..n-1: the visiting order of one shuffled epoch. */

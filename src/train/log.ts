@@ -31,6 +31,8 @@ export interface EpochRecord {
   imagesPerSecond: number;
   /** seconds of this epoch's steps */
   seconds: number;
+  /** eval-mode loss and accuracy on the run's validation set (gen train --val) after the epoch */
+  validation?: { loss: number; accuracy: number; images: number };
 }
 
 export interface RunLog {

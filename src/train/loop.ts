@@ -4,6 +4,8 @@ import type { Dataset } from '../data/loader.js';
 import type { TrainableModel } from './model.js';
 import { stepTerms, type EpochStepOptions, type StepOptions } from './rules.js';
 import { makeSchedule, type ScheduleFn, type ScheduleOptions } from './schedule.js';
+import type { Augment } from '../data/augment.js';
+import { crossEntropy, type LossOptions } from '../ops/loss.js';
 
 export interface FitOptions extends StepOptions {
   epochs: number;
@@ -16,8 +18,12 @@ export interface FitOptions extends StepOptions {
   schedule?: ScheduleOptions;
   /** the book's log lines: epoch 1 and every 10th */
   log?: (line: string) => void;
-  /** called after each epoch, e.g. to checkpoint; may be async */
-  onEpoch?: (epoch: number, loss: number, stats: EpochStats) => void | Promise<void>;
+  /** random crop and flip of every training batch (src/data/augment.ts); none by default, as the book */
+  augment?: Augment;
+  /** evaluated after every epoch in eval mode: its loss and accuracy go into EpochStats and the log lines */
+  val?: Dataset;
+  /** called after each epoch, e.g. to checkpoint; may be async; 'stop' ends training there (early stopping) */
+  onEpoch?: (epoch: number, loss: number, stats: EpochStats) => void | 'stop' | Promise<void | 'stop'>;
 }
 
 /** What one epoch measured besides its loss. */
@@ -29,6 +35,10 @@ export interface EpochStats {
   seconds: number;
   /** the learning rate of the epoch's last step */
   lr: number;
+  /** mean loss on FitOptions.val after the epoch, eval mode: the training loss's kind, no penalties (absent without val) */
+  valLoss?: number;
+  /** eval-mode accuracy on FitOptions.val after the epoch */
+  valAccuracy?: number;
 }
 
 export class NonFiniteLossError extends Error {
@@ -58,8 +68,8 @@ export async function fit(model: TrainableModel, data: Dataset, o: FitOptions): 
     const order = o.rng.permutation(data.n);
     const opts = epochOptions(o, at, perStep, epoch, steps);
     const t0 = performance.now();
-    const r = model.trainEpoch(data.x, data.y, order, o.batchSize, opts);
-    const stats = {
+    const r = model.trainEpoch(data.x, data.y, order, o.batchSize, opts, o.augment);
+    const stats: EpochStats = {
       trainAccuracy: data.n ? r.correct / data.n : 0,
       images: data.n,
       seconds: (performance.now() - t0) / 1000,
@@ -68,8 +78,9 @@ export async function fit(model: TrainableModel, data: Dataset, o: FitOptions): 
     const loss = r.lossSum / r.batches;
     if (!Number.isFinite(loss)) throw new NonFiniteLossError(epoch, loss);
     losses.push(loss);
-    if (epoch === 1 || epoch % 10 === 0) o.log?.(`${timestamp()} Epoch ${epoch}, Training loss ${loss}`);
-    await o.onEpoch?.(epoch, loss, stats);
+    if (o.val) Object.assign(stats, validate(model, o.val, o.loss));
+    if (epoch === 1 || epoch % 10 === 0) o.log?.(`${timestamp()} Epoch ${epoch}, Training loss ${loss}${valText(stats)}`);
+    if ((await o.onEpoch?.(epoch, loss, stats)) === 'stop') break;
   }
   return losses;
 }
@@ -83,6 +94,34 @@ function epochOptions(o: FitOptions, at: ScheduleFn | undefined, perStep: boolea
   const lrSteps = Float64Array.from(values, (v) => v.lr);
   if (values[0].momentum === undefined) return { ...step, lrSteps };
   return { ...step, lrSteps, momentumSteps: Float64Array.from(values, (v) => v.momentum!) };
+}
+
+/** `, Validation loss 0.41, accuracy 0.8125` when the epoch was validated. */
+function valText(s: EpochStats): string {
+  return s.valLoss === undefined ? '' : `, Validation loss ${s.valLoss}, accuracy ${s.valAccuracy?.toFixed(4)}`;
+}
+
+/** Mean loss (of the training loss's kind, without penalties) and accuracy of `data` in eval mode. */
+export function validate(
+  model: TrainableModel,
+  data: Dataset,
+  loss?: LossOptions,
+  batchSize = Math.min(256, model.maxBatch),
+): { valLoss: number; valAccuracy: number } {
+  if (!data.n) throw new Error('the validation set is empty');
+  model.eval();
+  const per = data.x.length / data.n;
+  let sum = 0;
+  let correct = 0;
+  for (let start = 0; start < data.n; start += batchSize) {
+    const size = Math.min(batchSize, data.n - start);
+    const logits = model.forward(data.x.subarray(start * per, (start + size) * per), size);
+    const y = data.y.subarray(start, start + size);
+    sum += crossEntropy(logits, y, size, logits.length / size, loss).loss * size;
+    const pred = argmax(logits, size);
+    for (let b = 0; b < size; b++) if (pred[b] === y[b]) correct++;
+  }
+  return { valLoss: sum / data.n, valAccuracy: correct / data.n };
 }
 
 /** The book's timestamp style: `2020-01-16 23:07:21.889707`. */
