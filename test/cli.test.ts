@@ -89,6 +89,50 @@ describe('gen itself', () => {
   });
 });
 
+describe('gen train recipes: --augment, --val, --patience, --save-best', () => {
+  const train = (...args: string[]) => gen('train', 'models/book.ts', '--model', 'Net', '--backend', 'interp', '--limit', '32', ...args);
+
+  it('validates every epoch, stops early, saves the best epoch, and says so', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-recipe-'));
+    const best = path.join(dir, 'best.safetensors');
+    // lr 0: no epoch beats the first, so patience 1 stops after epoch 2
+    const r = train('--epochs', '5', '--lr', '0', '--val', '0.25', '--patience', '1', '--save-best', best, '--augment', 'crop,flip');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/Epoch 1, Training loss [\d.]+, Validation loss [\d.]+, accuracy [\d.]+\n/);
+    expect(r.out).toMatch(/Early stop after epoch 2: validation loss has not improved for 1 epoch \(best: epoch 1, /);
+    expect(r.out).toMatch(/Trained 2 epochs on 25 images \(7 held out for validation\)/);
+    expect(r.out).toMatch(new RegExp(`Best validation epoch 1: loss [\\d.]+, accuracy [\\d.]+, saved to ${best}`));
+    expect(fs.existsSync(best)).toBe(true);
+    const j = JSON.parse(train('--epochs', '5', '--lr', '0', '--val', 'val', '--patience', '2', '--json').out);
+    expect(j.epochs).toBe(3);
+    expect(j.stoppedEpoch).toBe(3);
+    expect(j.best.epoch).toBe(1);
+  });
+
+  it('bad recipe flags are one clear line and exit 1, before anything is built', () => {
+    const err = (...a: string[]) => {
+      const r = train(...a);
+      expect(r.code).toBe(1);
+      return r.err;
+    };
+    expect(err('--patience', '3')).toMatch(/^gen: --patience need a validation set: add --val <fraction\|val>/);
+    expect(err('--save-best', 'b.safetensors')).toMatch(/--save-best need a validation set/);
+    expect(err('--val', '1.5')).toMatch(/--val must be a fraction in \(0, 1\) .* got '1\.5'/);
+    expect(err('--val', 'test')).toMatch(/--val must be a fraction/);
+    expect(err('--val', 'val', '--patience', '0')).toMatch(/--patience must be a positive integer, got 0/);
+    expect(err('--val', 'val', '--min-delta', '0.1')).toMatch(/--min-delta apply to --patience or --save-best/);
+    expect(err('--val', 'val', '--patience', '2', '--monitor', 'lr')).toMatch(/--monitor must be loss or accuracy, got 'lr'/);
+    expect(err('--val', 'val', '--patience', '2', '--min-delta', '-1')).toMatch(/--min-delta must be non-negative/);
+    expect(err('--augment', 'rotate')).toMatch(/--augment rotate: unknown 'rotate'; expected crop/);
+    const cuda = gen('train', 'models/book.ts', '--model', 'Net', '--backend', 'cuda-emu', '--augment', 'flip');
+    expect(cuda.code).toBe(1);
+    expect(cuda.err).toMatch(/--augment flip: augmentation is not implemented for the CUDA backend \(--backend cuda-emu\)/);
+    const f = path.join(os.tmpdir(), `tk-same-${process.pid}.safetensors`);
+    expect(err('--val', 'val', '--save', f, '--save-best', f)).toMatch(/saveBest and save are the same file/);
+  });
+});
+
 describe('gen check', () => {
   it('passes every golden case on the interpreter', () => {
     const r = gen('check', 'models/book.ts', '--golden', golden, '--backend', 'interp');

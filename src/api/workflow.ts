@@ -62,6 +62,10 @@ export interface TrainResult {
   valAccuracy: number;
   /** what o.save holds at the end (the initial state at epoch 0 when no epoch ran) */
   saved?: { file: string; epoch: number };
+  /** images trained on per epoch: data.train less a held-out validation fraction */
+  images: number;
+  /** images validated on after each epoch (absent without val) */
+  valImages?: number;
   /** the epoch early stopping ended training after (absent when it ran every epoch) */
   stoppedEpoch?: number;
   /** the best validation epoch of the run (with val), and the file o.saveBest holds it in */
@@ -193,7 +197,7 @@ async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptio
         stoppedEpoch = epoch;
         const { monitor = 'loss', patience } = tracker!.o;
         o.log?.(
-          `Early stop after epoch ${epoch}: validation ${monitor} has not improved for ${patience} epochs (best: epoch ${tracker!.state.bestEpoch}, ${tracker!.state.best})`,
+          `Early stop after epoch ${epoch}: validation ${monitor} has not improved for ${patience} epoch${patience === 1 ? '' : 's'} (best: epoch ${tracker!.state.bestEpoch}, ${tracker!.state.best})`,
         );
         return 'stop';
       },
@@ -211,6 +215,8 @@ async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptio
     losses,
     epochs: o.epochs,
     seconds,
+    images: split.train.n,
+    ...(split.val && { valImages: split.val.n }),
     trainAccuracy: accuracy(model, split.train),
     valAccuracy: accuracy(model, data.val),
     ...(o.save && { saved: { file: o.save, epoch: last } }),

@@ -116,10 +116,16 @@ export function register(program: Command): void {
       });
       bar?.stop();
       const curves = runLog ? await drawCurves(runLog) : [];
-      const ips = (r.losses.length * data.train.n) / r.seconds;
+      const ips = (r.losses.length * r.images) / r.seconds;
       if (o.json) {
         const { losses, seconds, trainAccuracy, valAccuracy } = r;
-        const run = { model: model.graph.name, backend: o.backend, device: model.device ?? null, images: data.train.n };
+        const run = {
+          model: model.graph.name,
+          backend: o.backend,
+          device: model.device ?? null,
+          images: r.images,
+          valImages: r.valImages ?? null,
+        };
         const json = { ...run, epochs: losses.length, losses, seconds, imagesPerSecond: ips, trainAccuracy, valAccuracy };
         const saved = { saved: r.saved?.file ?? null, savedEpoch: r.saved?.epoch ?? null, log: runLog ?? null, curves };
         const early = { stoppedEpoch: r.stoppedEpoch ?? null, best: r.best ?? null };
@@ -127,10 +133,11 @@ export function register(program: Command): void {
         return;
       }
       const on = model.device ? `, ${model.device}` : '';
+      const heldOut = typeof recipe.val === 'number' ? ` (${r.valImages} held out for validation)` : '';
       process.stdout.write(
-        `Trained ${r.losses.length} epochs on ${data.train.n} images in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`,
+        `Trained ${r.losses.length} epochs on ${r.images} images${heldOut} in ${r.seconds.toFixed(2)} s (${Math.round(ips)} img/s, backend ${o.backend}${on})\n`,
       );
-      process.stdout.write(accuracyLines({ n: data.train.n, accuracy: r.trainAccuracy }, { n: data.val.n, accuracy: r.valAccuracy }));
+      process.stdout.write(accuracyLines({ n: r.images, accuracy: r.trainAccuracy }, { n: data.val.n, accuracy: r.valAccuracy }));
       if (r.best)
         process.stdout.write(
           `Best validation epoch ${r.best.epoch}: loss ${r.best.valLoss}, accuracy ${r.best.valAccuracy.toFixed(4)}${r.best.file ? `, saved to ${r.best.file}` : ''}\n`,
