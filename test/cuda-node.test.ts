@@ -57,6 +57,33 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
     expect(c.valAccuracy).toBeCloseTo(i.valAccuracy, 2);
   });
 
+  it('augmented training (random crop, flip) equals the interpreter running the TS reference', { timeout: 1_200_000 }, async () => {
+    const augment = { crop: 4, flip: true };
+    const cuda = await fresh('cuda-emu');
+    const c = await train(cuda, data, { ...opts, epochs: 2, augment });
+    const interp = await fresh('interp');
+    const i = await train(interp, data, { ...opts, epochs: 2, augment });
+    const plain = await fresh('cuda-emu');
+    await train(plain, data, { ...opts, epochs: 2 });
+    for (let e = 0; e < 2; e++) expect(Math.abs(c.losses[e] - i.losses[e]), `epoch ${e + 1}`).toBeLessThan(1e-4);
+    const diff = (a: Map<string, HostTensor>, b: Map<string, HostTensor>) => {
+      let worst = 0;
+      for (const [k, t] of a)
+        if (t.dtype === 'F32')
+          for (let j = 0; j < t.data.length; j++) worst = Math.max(worst, Math.abs(Number(t.data[j]) - Number(b.get(k)!.data[j])));
+      return worst;
+    };
+    const same = diff(cuda.stateDict(), interp.stateDict());
+    expect(same).toBeLessThan(1e-4);
+    // augmentation did happen: without it the weights are far from both
+    expect(diff(cuda.stateDict(), plain.stateDict())).toBeGreaterThan(100 * same);
+    // and off again: the same model trains like the interpreter without it
+    const c2 = await train(cuda, data, { ...opts, seed: 6, epochs: 1 });
+    const i2 = await train(interp, data, { ...opts, seed: 6, epochs: 1 });
+    expect(Math.abs(c2.losses[0] - i2.losses[0])).toBeLessThan(1e-4);
+    expect(diff(cuda.stateDict(), interp.stateDict())).toBeLessThan(1e-4);
+  });
+
   it(
     'a resumed run (momentum buffers and step count through the checkpoint) equals an uninterrupted one, bit for bit',
     { timeout: 1_200_000 },
@@ -196,10 +223,9 @@ describe.skipIf(!gxx)('CUDA package in Node, kernels on the CPU emulator', () =>
       delete process.env.TK_EMU_DEVICES;
     }
     expect(m.eval().forward(new Float32Array(3072), 1)).toHaveLength(2);
-    // augmentation is CPU-only for now: asking the CUDA package for it is an error naming it, never ignored
-    expect(() => m.setAugment(4, true, new Float32Array(3))).toThrow(
-      /augmentation \(augment crop\/flip, gen train --augment\) is not implemented for the CUDA backend/,
-    );
+    expect(() => m.setAugment(200, true, new Float32Array(3))).toThrow(/augment crop padding must be in \[0, 127\], got 200/);
+    expect(() => m.setAugment(4, true, null)).toThrow(/a crop needs the fill values/);
+    expect(() => m.setAugment(4, true, new Float32Array(2))).toThrow(/augment fill must hold 3 values/);
     expect(() => m.setAugment(0, false, null)).not.toThrow();
   });
 });

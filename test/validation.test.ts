@@ -17,7 +17,7 @@ import { validate, type EpochStats } from '../src/train/loop.js';
 import { crossEntropy } from '../src/ops/loss.js';
 
 const outDir = path.join(os.tmpdir(), 'tensorkiln-test-packages');
-const stats = (valLoss: number, valAccuracy = 0): EpochStats => ({ trainAccuracy: 0, images: 1, seconds: 1, valLoss, valAccuracy });
+const stats = (valLoss: number, valAccuracy = 0): EpochStats => ({ trainAccuracy: 0, images: 1, seconds: 1, lr: 0.1, valLoss, valAccuracy });
 
 /** The epoch it stops after (undefined: never) and the best epoch, for scripted validation losses. */
 function run(losses: number[], o: ConstructorParameters<typeof EarlyStop>[0], accuracy = false) {
@@ -49,7 +49,7 @@ describe('early stopping rule (Keras EarlyStopping: better by more than minDelta
     expect(() => new EarlyStop({ patience: 0 })).toThrow(/patience must be a positive integer/);
     expect(() => new EarlyStop({ minDelta: -1 })).toThrow(/minDelta must be a non-negative/);
     expect(() => new EarlyStop({ monitor: 'lr' as 'loss' })).toThrow(/monitor must be/);
-    expect(() => new EarlyStop({}).update(1, { trainAccuracy: 0, images: 1, seconds: 1 })).toThrow(/need a validation set/);
+    expect(() => new EarlyStop({}).update(1, { trainAccuracy: 0, images: 1, seconds: 1, lr: 0.1 })).toThrow(/need a validation set/);
   });
 });
 

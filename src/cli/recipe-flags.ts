@@ -52,12 +52,8 @@ export function valFlag(text: string): number | 'val' {
 }
 
 /** Every recipe flag checked before anything is built or read; flags that need --val say so. */
-export function recipeFlags(o: RecipeCli, backend: string): Recipe {
+export function recipeFlags(o: RecipeCli): Recipe {
   const augment = o.augment === undefined ? undefined : parseAugment(o.augment);
-  if (augment && (augment.crop || augment.flip) && backend.startsWith('cuda'))
-    throw new Error(
-      `--augment ${o.augment}: augmentation is not implemented for the CUDA backend (--backend ${backend}); use --backend cpu`,
-    );
   const val = o.val === undefined ? undefined : valFlag(o.val);
   const needsVal = [o.patience !== undefined && '--patience', o.saveBest !== undefined && '--save-best'].filter(Boolean);
   if (val === undefined && needsVal.length) throw new Error(`${needsVal.join(' and ')} need a validation set: add --val <fraction|val>`);

@@ -86,7 +86,7 @@ export function register(program: Command): void {
       const batchSize = intFlag('batch-size', o.batchSize, { min: 1, max: 1 << 20 });
       const seed = seedFlag(o.seed);
       const sgd = optimizerFlags(o);
-      const recipe = recipeFlags(o, o.backend);
+      const recipe = recipeFlags(o);
       const n = o.limit === undefined ? undefined : intFlag('limit', o.limit, { min: 1 });
       const read = { allowNonfinite: o.allowNonfinite };
       const model = await openModel({ file, ...o }, { backend: o.backend, seed, maxBatch: Math.max(batchSize, 256) });

@@ -8,6 +8,7 @@
 // and the shuffle order live on the device; train_epoch runs every step of an
 // epoch with one host synchronisation at the end, each full-size step replayed
 // from a CUDA graph captured once per batch size.
+import { MAX_CROP_PADDING } from '../../data/augment.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -425,6 +426,7 @@ class Emitter implements CudaCtx {
     const trainUses = new Map([...this.convGrads.values()].map((c) => [c.name, c.useBlocks.length]));
     const evalGrad = this.wantInputGrad ? this.evalGradient(classes) : null;
     const gather = this.directInput ? '' : this.reg.get(K.gather(inN));
+    const augGather = this.reg.get(K.augmentGather(this.g.inputShape));
     const convs = [...this.convGrads.values()];
     for (const c of convs) this.alloc(c.name, c.useBlocks.length * c.stride * 4);
     const stepConvs = convs.map((c) => ({ ...c, useBlocks: c.useBlocks.slice(0, trainUses.get(c.name)) }));
@@ -434,6 +436,7 @@ class Emitter implements CudaCtx {
     // fixed allocations
     this.alloc('x', this.maxB * inN * 4);
     this.alloc('y', this.maxB * 4, 'int');
+    this.alloc('augfill', this.g.inputShape[0] * 4);
     this.alloc('P', this.pTotal * 4);
     this.alloc('G', this.pTotal * 4);
     this.alloc('M', this.pTotal * 4);
@@ -455,7 +458,7 @@ class Emitter implements CudaCtx {
     files.set(`${this.name}_cuda.h`, this.header());
     files.set(
       `${this.name}_cuda.cu`,
-      this.source(fwdTrain, fwdStep, fwdEval, bwd, { lossLaunch, gather, sgd, sgdArgs, sgdBlocks, inN, classes, evalGrad }),
+      this.source(fwdTrain, fwdStep, fwdEval, bwd, { lossLaunch, gather, augGather, sgd, sgdArgs, sgdBlocks, inN, classes, evalGrad }),
     );
     files.set('CMakeLists.txt', this.cmake());
     files.set('tk_cuda_emu.h', fs.readFileSync(path.join(TEMPLATES, 'tk_cuda_emu.h'), 'utf8'));
@@ -531,6 +534,7 @@ class Emitter implements CudaCtx {
     x: {
       lossLaunch: string;
       gather: string;
+      augGather: string;
       sgd: string;
       sgdArgs: string[];
       sgdBlocks: number;
@@ -556,14 +560,14 @@ class Emitter implements CudaCtx {
     const outValEval = this.val(this.g.output, false);
     const rows = this.stateRows();
     const step = (direct: string, plain: string) => (this.directInput ? direct : plain);
-    const gather = this.launch(x.gather, `dim3(tk_cdiv(B * ${x.inN % 4 === 0 ? x.inN / 4 : x.inN}, ${K.THREADS}))`, [
-      'm->data',
-      'm->labels',
-      'm->order',
-      'm->sc',
-      'm->x',
-      'm->y',
-      'B',
+    // both gathers read dataset rows in shuffle order into the step's batch
+    const gatherArgs = ['m->data', 'm->labels', 'm->order', 'm->sc', 'm->x', 'm->y', 'B'];
+    const gather = this.launch(x.gather, `dim3(tk_cdiv(B * ${x.inN % 4 === 0 ? x.inN / 4 : x.inN}, ${K.THREADS}))`, gatherArgs);
+    const augmentLaunch = this.launch(x.augGather, `dim3(tk_cdiv(B * ${x.inN}, ${K.THREADS}))`, [
+      ...gatherArgs,
+      'm->aug_crop',
+      'm->aug_flip',
+      'm->augfill',
     ]);
     return render('cuda/model.cu.hbs', {
       ...dropoutView(this.g),
@@ -595,6 +599,9 @@ class Emitter implements CudaCtx {
       stepInput: step('gather ? m->data : m->x', 'm->x'),
       stepLabels: step('gather ? m->labels : m->y', 'm->y'),
       stepRows: step('gather ? m->order : nullptr', 'nullptr'),
+      augmentLaunch,
+      inC: this.g.inputShape[0],
+      maxCropPadding: MAX_CROP_PADDING,
       gatherStep: step(
         '  // the convs reading the input and the loss read dataset rows through the order: no gather',
         `  if (gather)\n${gather}`,

@@ -14,6 +14,7 @@ import { actDef, type ActName, type ActParams } from '../../ops/activations.js';
 import { cArith } from '../../ops/expr.js';
 import { bnMath, bnStatsC } from '../../ops/batchnorm.js';
 import { hashC } from '../../ops/hash.js';
+import { AUGMENT_STREAM } from '../../data/augment.js';
 import { lossC } from '../../ops/loss.js';
 import { adamView, penaltyGrad, penaltyLoss, sgdStep, type StepTerms } from '../../train/rules.js';
 
@@ -1405,6 +1406,34 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ da
   return { kind: 'gather', code };
 }
 
+/**
+ * The gather with augmentation (src/data/augment.ts, as the CPU epoch's gather): sample b's window offset
+ * and flip hash (step seed, b); outside the image, fill[c]. One thread per value.
+ */
+export function augmentGather(shape: readonly number[]): KernelSrc {
+  const [C, H, W] = shape;
+  const n = C * H * W;
+  const code = `// gathers a batch of ${C}x${H}x${W} samples in shuffle order, randomly cropped (padding crop) and flipped
+__global__ void __launch_bounds__(${THREADS}) KNAME(const float* __restrict__ data, const int* __restrict__ labels, const unsigned* __restrict__ order,
+    const TkScalars* __restrict__ sc, float* __restrict__ x, int* __restrict__ y, int B, int crop, int flip, const float* __restrict__ fill) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * ${n}) return;
+  const int b = e / ${n}, i = e % ${n};
+  const int c = i / ${H * W}, yy = (i / ${W}) % ${H}, xx = i % ${W};
+  const unsigned row = order[sc->cursor + b];
+  const unsigned seed = tk_dropout_seed(sc);
+  const unsigned span = 2u * (unsigned)crop + 1u;
+  const int oy = crop ? (int)tk_hash_below(seed, ${AUGMENT_STREAM}u, 3u * b, span) - crop : 0;
+  const int ox = crop ? (int)tk_hash_below(seed, ${AUGMENT_STREAM}u, 3u * b + 1u, span) - crop : 0;
+  const bool fl = flip && tk_hash_below(seed, ${AUGMENT_STREAM}u, 3u * b + 2u, 2u) == 1u;
+  const int sy = yy + oy, sx = (fl ? ${W - 1} - xx : xx) + ox;
+  x[e] = sy >= 0 && sy < ${H} && sx >= 0 && sx < ${W} ? data[(size_t)row * ${n} + (c * ${H} + sy) * ${W} + sx] : fill[c];
+  if (i == 0) y[b] = labels[row];
+}
+`;
+  return { kind: 'augment_gather', code };
+}
+
 /** Mean cross-entropy, its logits gradient, correct count; one block, fixed-order sums. */
 /**
  * The loss of one sample from its K outputs z (max m, label) as statements:
@@ -1688,7 +1717,7 @@ struct TkScalars {
 };
 static_assert(sizeof(TkScalars) <= 256, "TkScalars outgrew its 256-byte allocation (src/codegen/cuda/emit.ts)");
 
-${hashC('__host__ __device__ __forceinline__', { mix: 'tk_mix32', bits: 'tk_hash', uniform: 'tk_hash_uniform', step: 'tk_step_seed' })}
+${hashC('__host__ __device__ __forceinline__', { mix: 'tk_mix32', bits: 'tk_hash', uniform: 'tk_hash_uniform', step: 'tk_step_seed', below: 'tk_hash_below' })}
 __device__ __forceinline__ unsigned tk_dropout_seed(const TkScalars* sc) {
   return sc->use_step_seed ? tk_step_seed(sc->seed_base, sc->first_step + (unsigned long long)sc->step) : sc->seed_base;
 }
