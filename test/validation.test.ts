@@ -17,7 +17,14 @@ import { validate, type EpochStats } from '../src/train/loop.js';
 import { crossEntropy } from '../src/ops/loss.js';
 
 const outDir = path.join(os.tmpdir(), 'tensorkiln-test-packages');
-const stats = (valLoss: number, valAccuracy = 0): EpochStats => ({ trainAccuracy: 0, images: 1, seconds: 1, lr: 0.1, valLoss, valAccuracy });
+const stats = (valLoss: number, valAccuracy = 0): EpochStats => ({
+  trainAccuracy: 0,
+  images: 1,
+  seconds: 1,
+  lr: 0.1,
+  valLoss,
+  valAccuracy,
+});
 
 /** The epoch it stops after (undefined: never) and the best epoch, for scripted validation losses. */
 function run(losses: number[], o: ConstructorParameters<typeof EarlyStop>[0], accuracy = false) {
