@@ -20,6 +20,7 @@
 #include <string.h>
 #include <math.h>
 #include <initializer_list>
+#include <type_traits>
 #include <utility>
 #ifdef _OPENMP
 #include <omp.h>
@@ -268,25 +269,68 @@ TK_INLINE vf vload_n(const float* p, int n) {
 // ------------------------------------------------------------ convolution
 
 /**
- * Geometry of a stride-1 convolution done as a register-blocked direct
- * convolution over a zero-padded copy of each input image.
- *   xp:  [CI][XH][XS]  padded input, valid data at (PH.., PW..)
- *   dzp: [CO][ZH][ZS]  padded output gradient, valid data at (ZPH.., ZPW..),
- *        so that the input gradient is a stride-1 convolution of dzp with the
- *        flipped, transposed weights.
+ * The input gradient of a strided convolution, along one axis, splits into SH
+ * phases: input positions S·i + p (i < n) take only the taps r, r + S, ...
+ * (k of them), each a stride-1 correlation with the output gradient at
+ * i + off + t (t < k, the taps reversed). Stride 1 has one phase: all taps,
+ * off = P − (K − 1).
  */
-template <int CI, int CO, int H, int W, int KH, int KW, int PH, int PW>
+struct ConvPhase {
+  int r, k, off, n;
+};
+constexpr ConvPhase conv_phase(int p, int S, int P, int K, int N) {
+  const int r = (p + P) % S;
+  const int k = r < K ? cdiv(K - r, S) : 0;
+  return {r, k, (p + P) / S - k + 1, N > p ? cdiv(N - p, S) : 0};
+}
+/** zeros the padded output gradient needs before its data so that every phase reads inside it */
+constexpr int dz_pad(int S, int P, int K, int N) {
+  int z = 0;
+  for (int p = 0; p < S; ++p) {
+    const ConvPhase f = conv_phase(p, S, P, K, N);
+    if (f.k > 0 && f.n > 0 && -f.off > z) z = -f.off;
+  }
+  return z;
+}
+/** extent of the padded output gradient: the data (VEC: whole vectors), and every phase's reads */
+constexpr int dz_extent(int S, int P, int K, int N, int ON, bool VEC) {
+  const int zp = dz_pad(S, P, K, N);
+  int z = zp + (VEC ? rup(ON, VW) : ON);
+  for (int p = 0; p < S; ++p) {
+    const ConvPhase f = conv_phase(p, S, P, K, N);
+    const int e = zp + f.off + (VEC ? rup(f.n, VW) : f.n) + f.k - 1;
+    if (f.k > 0 && f.n > 0 && e > z) z = e;
+  }
+  return z;
+}
+
+/**
+ * Geometry of one group (CG input, OG output channels) of a convolution with
+ * stride 1 or 2 done as a register-blocked direct convolution over a
+ * zero-padded copy of each input image.
+ *   xp:  [CG][XH][SW][XSQ] padded input, valid data at (PH.., PW..), each row's
+ *        columns split by phase mod SW (so a strided row of outputs reads
+ *        contiguous inputs); DIRECT: no copy, the input already has this layout
+ *        (1x1, no padding, stride 1, rows of whole vectors).
+ *   dz:  [G·OG][ZH][ZS] padded output gradient, valid data at (ZPH.., ZPW..), so
+ *        that each phase of the input gradient is a stride-1 convolution of dz
+ *        with the phase's taps, flipped and transposed (wt).
+ *   tmp: one phase of the input gradient of a strided conv, before it is
+ *        interleaved into dx.
+ */
+template <int CG, int OG, int G, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW>
 struct ConvGeo {
-  static constexpr int OH = H + 2 * PH - KH + 1, OW = W + 2 * PW - KW + 1;
-  static constexpr int NVO = cdiv(OW, VW), NVX = cdiv(W, VW);
-  static constexpr int XH = OH + KH - 1, XS = NVO * VW + KW - 1;
-  static constexpr int ZPH = KH - 1 - PH, ZPW = KW - 1 - PW;
-  static constexpr int ZH = OH + 2 * ZPH;
-  static constexpr int ZS = cmax(ZPW + NVO * VW, NVX * VW + KW - 1);
-  static constexpr size_t xp_floats = (size_t)rup(CI * XH * XS + VW, 16);
-  static constexpr size_t dz_floats = (size_t)rup(CO * ZH * ZS + VW, 16);
-  static constexpr size_t wt_floats = (size_t)rup(CI * CO * KH * KW, 16);
-  static constexpr size_t scratch_floats = xp_floats + dz_floats + wt_floats;
+  static constexpr int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
+  static constexpr int NVO = cdiv(OW, VW);
+  static constexpr int XH = (OH - 1) * SH + KH, XSQ = NVO * VW + (KW - 1) / SW, XS = SW * XSQ;
+  static constexpr bool DIRECT = PH == 0 && PW == 0 && SH == 1 && SW == 1 && XS == W && XH == H;
+  static constexpr int ZPH = dz_pad(SH, PH, KH, H), ZPW = dz_pad(SW, PW, KW, W);
+  static constexpr int ZH = dz_extent(SH, PH, KH, H, OH, false), ZS = dz_extent(SW, PW, KW, W, OW, true);
+  static constexpr size_t xp_floats = DIRECT ? 0 : (size_t)rup(CG * XH * XS + VW, 16);
+  static constexpr size_t dz_floats = (size_t)rup(G * OG * ZH * ZS + VW, 16);
+  static constexpr size_t wt_floats = (size_t)rup(G * CG * OG * KH * KW, 16);
+  static constexpr size_t tmp_floats = SH == 1 && SW == 1 ? 0 : (size_t)rup(CG * cdiv(H, SH) * cdiv(W, SW), 16);
+  static constexpr size_t scratch_floats = xp_floats + dz_floats + wt_floats + tmp_floats;
 };
 
 /** Scratch floats of a general (strided) convolution: none. */
@@ -301,8 +345,12 @@ struct NoScratch {
 /** accumulator vectors of a register tile (AVX-512 has 32 registers, AVX2 16) */
 constexpr int ACC_MAX = TK_ACC_MAX;
 
-/** One register tile: COB output channels x RB output rows (x NV vectors of the row), all input channels and taps. */
-template <int CI, int CO, int OH, int OW, int KH, int KW, int XH, int XS, class ACT, bool POOL, bool ACCUM, int COB, int RB>
+/**
+ * One register tile: COB output channels x RB output rows (x NV vectors of the row), all input channels and taps.
+ * Stride SH, SW: output row r reads padded rows SH·r + kh, and tap kw the column phase kw mod SW (XSQ floats each).
+ */
+template <int CI, int CO, int OH, int OW, int KH, int KW, int XH, int XS, class ACT, bool POOL, bool ACCUM, int COB, int RB,
+          int SH = 1, int SW = 1, int XSQ = XS>
 TK_INLINE void conv_tile(float* __restrict out, uint8_t* __restrict am, const float* __restrict xp, const float* __restrict w,
                          const float* __restrict bias, int co0, int oh0) {
   constexpr int NV = cdiv(OW, VW);
@@ -316,12 +364,12 @@ TK_INLINE void conv_tile(float* __restrict out, uint8_t* __restrict am, const fl
       }
       const float* wb = w + (size_t)co0 * CI * TAPS;
       for (int ci = 0; ci < CI; ++ci) {
-        const float* xc = xp + ((size_t)ci * XH + oh0) * XS;
+        const float* xc = xp + ((size_t)ci * XH + oh0 * SH) * XS;
         const float* wc = wb + ci * TAPS;
         TK_UNROLL for (int kh = 0; kh < KH; ++kh) TK_UNROLL for (int kw = 0; kw < KW; ++kw) {
           vf xv[RB][NV];
           TK_UNROLL for (int r = 0; r < RB; ++r) TK_UNROLL for (int v = 0; v < NV; ++v)
-            xv[r][v] = vload(xc + (r + kh) * XS + kw + v * VW);
+            xv[r][v] = vload(xc + (r * SH + kh) * XS + (kw % SW) * XSQ + kw / SW + v * VW);
           TK_UNROLL for (int c = 0; c < COB; ++c) {
             const float wv = wc[c * CI * TAPS + kh * KW + kw];
             TK_UNROLL for (int r = 0; r < RB; ++r) TK_UNROLL for (int v = 0; v < NV; ++v) acc[c][r][v] += xv[r][v] * wv;
@@ -363,7 +411,8 @@ TK_INLINE void conv_tile(float* __restrict out, uint8_t* __restrict am, const fl
  * maximum in row-major order on ties, as PyTorch). Register tiles of COB
  * channels x RB rows; remainders get smaller tiles.
  */
-template <int CI, int CO, int OH, int OW, int KH, int KW, int XH, int XS, class ACT, bool POOL, bool ACCUM>
+template <int CI, int CO, int OH, int OW, int KH, int KW, int XH, int XS, class ACT, bool POOL, bool ACCUM, int SH = 1, int SW = 1,
+          int XSQ = XS>
 TK_INLINE void conv_core(float* __restrict out, uint8_t* __restrict am, const float* __restrict xp,
                          const float* __restrict w, const float* __restrict bias) {
   constexpr int NV = cdiv(OW, VW);
@@ -373,24 +422,45 @@ TK_INLINE void conv_core(float* __restrict out, uint8_t* __restrict am, const fl
   constexpr int ROWS = POOL ? (OH / 2) * 2 : OH;
   constexpr int RM = (ROWS / RB) * RB, CM = (CO / COB) * COB;
   constexpr int RT = ROWS - RM, CT = CO - CM;
+  // one tile shape: COB' channels x RB' rows at (co0, oh0)
+  auto tile = [&](auto cob, auto rb, int co0, int oh0) {
+    conv_tile<CI, CO, OH, OW, KH, KW, XH, XS, ACT, POOL, ACCUM, decltype(cob)::value, decltype(rb)::value, SH, SW, XSQ>(out, am, xp, w,
+                                                                                                                   bias, co0, oh0);
+  };
+  using CB = std::integral_constant<int, COB>;
+  using RBc = std::integral_constant<int, RB>;
+  using CTc = std::integral_constant<int, (CT > 0 ? CT : 1)>;
+  using RTc = std::integral_constant<int, (RT > 0 ? RT : 1)>;
   for (int co0 = 0; co0 < CM; co0 += COB) {
-    for (int oh0 = 0; oh0 < RM; oh0 += RB)
-      conv_tile<CI, CO, OH, OW, KH, KW, XH, XS, ACT, POOL, ACCUM, COB, RB>(out, am, xp, w, bias, co0, oh0);
-    if constexpr (RT > 0) conv_tile<CI, CO, OH, OW, KH, KW, XH, XS, ACT, POOL, ACCUM, COB, (RT > 0 ? RT : 1)>(out, am, xp, w, bias, co0, RM);
+    for (int oh0 = 0; oh0 < RM; oh0 += RB) tile(CB{}, RBc{}, co0, oh0);
+    if constexpr (RT > 0) tile(CB{}, RTc{}, co0, RM);
   }
   if constexpr (CT > 0) {
-    for (int oh0 = 0; oh0 < RM; oh0 += RB)
-      conv_tile<CI, CO, OH, OW, KH, KW, XH, XS, ACT, POOL, ACCUM, (CT > 0 ? CT : 1), RB>(out, am, xp, w, bias, CM, oh0);
-    if constexpr (RT > 0)
-      conv_tile<CI, CO, OH, OW, KH, KW, XH, XS, ACT, POOL, ACCUM, (CT > 0 ? CT : 1), (RT > 0 ? RT : 1)>(out, am, xp, w, bias, CM, RM);
+    for (int oh0 = 0; oh0 < RM; oh0 += RB) tile(CTc{}, RBc{}, CM, oh0);
+    if constexpr (RT > 0) tile(CTc{}, RTc{}, CM, RM);
   }
 }
 
-/** Copies image x [C][H][W] into the padded layout [C][XH][XS] at (PH, PW); padding must already be zero. */
-template <int C, int H, int W, int XH, int XS, int PH, int PW>
+/**
+ * Copies image x [C][H][W] into the padded layout [C][XH][SW][XSQ] at (PH, PW), columns split by phase mod SW
+ * (rows and columns no output reads are left out); padding must already be zero.
+ */
+template <int C, int H, int W, int XH, int XSQ, int SW, int PH, int PW>
 TK_INLINE void pad_copy(float* __restrict xp, const float* __restrict x) {
+  constexpr int XS = SW * XSQ;
   for (int c = 0; c < C; ++c)
-    for (int h = 0; h < H; ++h) memcpy(xp + ((size_t)c * XH + h + PH) * XS + PW, x + ((size_t)c * H + h) * W, W * sizeof(float));
+    for (int h = 0; h < H && h + PH < XH; ++h) {
+      float* row = xp + ((size_t)c * XH + h + PH) * XS;
+      const float* src = x + ((size_t)c * H + h) * W;
+      if constexpr (SW == 1) {
+        memcpy(row + PW, src, W * sizeof(float));
+      } else {
+        for (int i = 0; i < W; ++i) {
+          const int col = i + PW;
+          if (col / SW < XSQ) row[(col % SW) * XSQ + col / SW] = src[i];
+        }
+      }
+    }
 }
 
 /** General convolution (any stride/padding), scalar; output before activation/pooling. */
@@ -416,33 +486,120 @@ TK_INLINE void conv_generic_img(float* __restrict out, const float* __restrict x
       }
 }
 
+/** The register-tiled path: stride 1 or 2, padding inside the kernel, any groups (cpuFastConv in src/ops/conv2d.ts says the same). */
 template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW>
 constexpr bool conv_fast() {
-  return SH == 1 && SW == 1 && PH <= KH - 1 && PW <= KW - 1;
+  return (SH == 1 || SH == 2) && (SW == 1 || SW == 2) && PH <= KH - 1 && PW <= KW - 1;
+}
+
+/**
+ * A 1x1 stride-1 unpadded conv is a GEMM over the pixels: its images [H][W]
+ * are taken as [H·W/VW][VW], so every lane works (an 8x8 image fills half of
+ * a 16-lane vector per row) and the input needs no padded copy.
+ */
+template <int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, bool POOL>
+constexpr bool conv_flat() {
+  return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && !POOL && (H * W) % VW == 0 && W != VW;
 }
 
 /**
  * Forward of conv (+bias) (+activation) (+2x2 max pool) for the batch slice.
  * out: [B][CO][OH][OW] (or pooled), am: argmax per pooled output (POOL only).
+ * G groups: group g maps input channels g·CI/G.. to output channels g·CO/G..
  */
-template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, class ACT, bool POOL>
+template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int G, class ACT, bool POOL>
 void conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* bias) {
   constexpr int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
   constexpr int ON = POOL ? CO * (OH / 2) * (OW / 2) : CO * OH * OW;
-  if constexpr (conv_fast<CI, CO, H, W, KH, KW, SH, SW, PH, PW>()) {
-    using G = ConvGeo<CI, CO, H, W, KH, KW, PH, PW>;
+  if constexpr (conv_flat<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
+    conv_fwd<CI, CO, H * W / VW, VW, 1, 1, 1, 1, 0, 0, G, ACT, false>(c, out, am, x, w, bias);
+  } else if constexpr (conv_fast<CI, CO, H, W, KH, KW, SH, SW, PH, PW>()) {
+    static_assert(!POOL || (G == 1 && SH == 1 && SW == 1), "pool fusion needs a stride-1 conv without groups");
+    constexpr int CG = CI / G, OG = CO / G;
+    using Geo = ConvGeo<CG, OG, G, H, W, KH, KW, SH, SW, PH, PW>;
     float* xp = c.scratch;
-    memset(xp, 0, G::xp_floats * sizeof(float));
-    for (int b = c.b0; b < c.b1; ++b) {
-      pad_copy<CI, H, W, G::XH, G::XS, PH, PW>(xp, x + (size_t)b * CI * H * W);
-      conv_core<CI, CO, OH, OW, KH, KW, G::XH, G::XS, ACT, POOL, false>(out + (size_t)b * ON, am ? am + (size_t)b * ON : nullptr,
-                                                                        xp, w, bias);
-    }
+    if constexpr (!Geo::DIRECT) memset(xp, 0, Geo::xp_floats * sizeof(float));
+    for (int b = c.b0; b < c.b1; ++b)
+      for (int g = 0; g < G; ++g) {
+        const float* xg = x + ((size_t)b * CI + g * CG) * H * W;
+        if constexpr (!Geo::DIRECT) pad_copy<CG, H, W, Geo::XH, Geo::XSQ, SW, PH, PW>(xp, xg);
+        const size_t o = (size_t)b * ON + (size_t)g * (ON / G);
+        conv_core<CG, OG, OH, OW, KH, KW, Geo::XH, Geo::XS, ACT, POOL, false, SH, SW, Geo::XSQ>(
+            out + o, am ? am + o : nullptr, Geo::DIRECT ? xg : xp, w + (size_t)g * OG * CG * KH * KW, bias ? bias + g * OG : nullptr);
+      }
   } else {
     static_assert(!POOL, "pool fusion needs the stride-1 path");
+    static_assert(G == 1, "the general path has no groups");
     for (int b = c.b0; b < c.b1; ++b)
       conv_generic_img<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT>(out + (size_t)b * ON, x + (size_t)b * CI * H * W, w, bias);
   }
+}
+
+/** wt's floats before phase (p, q) of one group (the phases in row-major order). */
+constexpr int phase_woff(int p, int q, int CG, int OG, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW) {
+  int n = 0;
+  for (int i = 0; i < SH * SW; ++i) {
+    if (i == p * SW + q) break;
+    n += conv_phase(i / SW, SH, PH, KH, H).k * conv_phase(i % SW, SW, PW, KW, W).k;
+  }
+  return n * CG * OG;
+}
+
+/**
+ * wt, per group, per input-gradient phase (p, q): the phase's taps flipped and transposed,
+ * [ci][co][t][u] = w[co][ci][rh + SH·(kh − 1 − t)][rw + SW·(kw − 1 − u)] (stride 1: all taps, flipped).
+ */
+template <int CG, int OG, int G, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW>
+TK_INLINE void conv_dx_weights(float* __restrict wt, const float* __restrict w) {
+  for (int g = 0; g < G; ++g) {
+    float* o = wt + (size_t)g * CG * OG * KH * KW;
+    for (int p = 0; p < SH; ++p)
+      for (int q = 0; q < SW; ++q) {
+        const ConvPhase fh = conv_phase(p, SH, PH, KH, H), fw = conv_phase(q, SW, PW, KW, W);
+        for (int ci = 0; ci < CG; ++ci)
+          for (int co = 0; co < OG; ++co)
+            for (int t = 0; t < fh.k; ++t)
+              for (int u = 0; u < fw.k; ++u)
+                *o++ = w[(((size_t)(g * OG + co) * CG + ci) * KH + fh.r + SH * (fh.k - 1 - t)) * KW + fw.r + SW * (fw.k - 1 - u)];
+      }
+  }
+}
+
+/**
+ * Phase PQ = p·SW + q of one group's input gradient (strided convs): the positions
+ * (SH·i + p, SW·j + q) of dxg (=|+=) a stride-1 convolution of dzg with the phase's
+ * taps, computed into tmp, then interleaved; a phase without taps gets zeros.
+ */
+template <int PQ, class Geo, int CG, int OG, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, bool ACCUM>
+TK_INLINE void conv_dx_phase(float* __restrict dxg, float* __restrict tmp, const float* __restrict dzg, const float* __restrict wtg) {
+  constexpr int p = PQ / SW, q = PQ % SW;
+  constexpr ConvPhase fh = conv_phase(p, SH, PH, KH, H), fw = conv_phase(q, SW, PW, KW, W);
+  if constexpr (fh.n > 0 && fw.n > 0) {
+    const float* src = tmp;
+    if constexpr (fh.k > 0 && fw.k > 0) {
+      const float* base = dzg + (Geo::ZPH + fh.off) * Geo::ZS + Geo::ZPW + fw.off;
+      conv_core<OG, CG, fh.n, fw.n, fh.k, fw.k, Geo::ZH, Geo::ZS, ActNone, false, false>(
+          tmp, nullptr, base, wtg + phase_woff(p, q, CG, OG, H, W, KH, KW, SH, SW, PH, PW), nullptr);
+    } else {
+      memset(tmp, 0, sizeof(float) * CG * fh.n * fw.n);
+    }
+    for (int ci = 0; ci < CG; ++ci)
+      for (int i = 0; i < fh.n; ++i) {
+        float* d = dxg + ((size_t)ci * H + SH * i + p) * W + q;
+        const float* s = src + ((size_t)ci * fh.n + i) * fw.n;
+        for (int j = 0; j < fw.n; ++j) d[SW * j] = ACCUM ? d[SW * j] + s[j] : s[j];
+      }
+  }
+}
+
+/** One group's input gradient dxg (=|+=) from its output gradient dzg (padded, Geo) and wtg (conv_dx_weights). */
+template <class Geo, int CG, int OG, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, bool ACCUM, int... PQ>
+TK_INLINE void conv_dx(float* __restrict dxg, float* __restrict tmp, const float* __restrict dzg, const float* __restrict wtg,
+                       std::integer_sequence<int, PQ...>) {
+  if constexpr (SH == 1 && SW == 1)
+    conv_core<OG, CG, H, W, KH, KW, Geo::ZH, Geo::ZS, ActNone, false, ACCUM>(dxg, nullptr, dzg, wtg, nullptr);
+  else
+    (conv_dx_phase<PQ, Geo, CG, OG, H, W, KH, KW, SH, SW, PH, PW, ACCUM>(dxg, tmp, dzg, wtg), ...);
 }
 
 /**
@@ -453,33 +610,33 @@ void conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float
  *   (summed over lanes and threads at the end of the step).
  *   dx (=|+=) input gradient when NEED_DX.
  */
-template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, class ACT, bool POOL, bool NEED_DX,
+template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int G, class ACT, bool POOL, bool NEED_DX,
           bool ACCUM_DX>
 void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am,
               const float* x, const float* w) {
   constexpr int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
   constexpr int TAPS = KH * KW;
   constexpr int ON = POOL ? CO * (OH / 2) * (OW / 2) : CO * OH * OW;
-  if constexpr (conv_fast<CI, CO, H, W, KH, KW, SH, SW, PH, PW>()) {
-    using G = ConvGeo<CI, CO, H, W, KH, KW, PH, PW>;
-    constexpr int NV = G::NVO;
+  if constexpr (conv_flat<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
+    conv_bwd<CI, CO, H * W / VW, VW, 1, 1, 1, 1, 0, 0, G, ACT, false, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+  } else if constexpr (conv_fast<CI, CO, H, W, KH, KW, SH, SW, PH, PW>()) {
+    static_assert(!POOL || (G == 1 && SH == 1 && SW == 1), "pool fusion needs a stride-1 conv without groups");
+    constexpr int CG = CI / G, OG = CO / G;
+    using Geo = ConvGeo<CG, OG, G, H, W, KH, KW, SH, SW, PH, PW>;
+    constexpr int NV = Geo::NVO;
     float* xp = c.scratch;
-    float* dz = xp + G::xp_floats;
-    float* wt = dz + G::dz_floats;
-    memset(xp, 0, G::xp_floats * sizeof(float));
-    memset(dz, 0, G::dz_floats * sizeof(float));
-    if constexpr (NEED_DX) {
-      // wt[ci][co][kh][kw] = w[co][ci][KH-1-kh][KW-1-kw]
-      for (int co = 0; co < CO; ++co)
-        for (int ci = 0; ci < CI; ++ci)
-          for (int t = 0; t < TAPS; ++t) wt[(ci * CO + co) * TAPS + t] = w[(co * CI + ci) * TAPS + (TAPS - 1 - t)];
-    }
+    float* dz = xp + Geo::xp_floats;
+    float* wt = dz + Geo::dz_floats;
+    float* tmp = wt + Geo::wt_floats;
+    if constexpr (!Geo::DIRECT) memset(xp, 0, Geo::xp_floats * sizeof(float));
+    memset(dz, 0, Geo::dz_floats * sizeof(float));
+    if constexpr (NEED_DX) conv_dx_weights<CG, OG, G, H, W, KH, KW, SH, SW, PH, PW>(wt, w);
     for (int b = c.b0; b < c.b1; ++b) {
       // 1. dz = d(loss)/d(conv output), in the padded layout.
       const float* g = gy + (size_t)b * ON;
       const float* yy = y ? y + (size_t)b * ON : nullptr;
       for (int co = 0; co < CO; ++co) {
-        float* dzc = dz + ((size_t)co * G::ZH + G::ZPH) * G::ZS + G::ZPW;
+        float* dzc = dz + ((size_t)co * Geo::ZH + Geo::ZPH) * Geo::ZS + Geo::ZPW;
         if constexpr (POOL) {
           constexpr int PH2 = OH / 2, PW2 = OW / 2;
           const uint8_t* a = am + (size_t)b * ON + (size_t)co * PH2 * PW2;
@@ -487,8 +644,8 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
           const float* yc = yy + (size_t)co * PH2 * PW2;
           constexpr int NP = cdiv(PW2, VW);
           for (int i = 0; i < PH2; ++i) {
-            float* r0 = dzc + (2 * i) * G::ZS;
-            float* r1 = r0 + G::ZS;
+            float* r0 = dzc + (2 * i) * Geo::ZS;
+            float* r1 = r0 + Geo::ZS;
             TK_UNROLL for (int p = 0; p < NP; ++p) {
               const int n = PW2 - p * VW < VW ? PW2 - p * VW : VW;
               const int q = i * PW2 + p * VW;
@@ -511,11 +668,11 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
             if constexpr (OW % 2) r0[OW - 1] = r1[OW - 1] = 0.0f;
           }
           if constexpr (OH % 2)
-            for (int j = 0; j < OW; ++j) dzc[(OH - 1) * G::ZS + j] = 0.0f;
+            for (int j = 0; j < OW; ++j) dzc[(OH - 1) * Geo::ZS + j] = 0.0f;
         } else {
           const float* gc = g + (size_t)co * OH * OW;
           for (int i = 0; i < OH; ++i) {
-            float* r = dzc + i * G::ZS;
+            float* r = dzc + i * Geo::ZS;
             if constexpr (ACT::none) {
               memcpy(r, gc + i * OW, OW * sizeof(float));
             } else {
@@ -529,44 +686,52 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
       if (gb) {
         for (int co = 0; co < CO; ++co) {
           vf a = vload(gb + co * VW);
-          const float* dzc = dz + ((size_t)co * G::ZH + G::ZPH) * G::ZS + G::ZPW;
-          for (int i = 0; i < OH; ++i) TK_UNROLL for (int v = 0; v < NV; ++v) a += vload(dzc + i * G::ZS + v * VW);
+          const float* dzc = dz + ((size_t)co * Geo::ZH + Geo::ZPH) * Geo::ZS + Geo::ZPW;
+          for (int i = 0; i < OH; ++i) TK_UNROLL for (int v = 0; v < NV; ++v) a += vload(dzc + i * Geo::ZS + v * VW);
           vstore(gb + co * VW, a);
         }
       }
-      pad_copy<CI, H, W, G::XH, G::XS, PH, PW>(xp, x + (size_t)b * CI * H * W);
 #ifndef TK_WGRAD_CB
 #define TK_WGRAD_CB 2
 #endif
-      constexpr int CB = (VW == 16 && CO % TK_WGRAD_CB == 0 && TAPS * TK_WGRAD_CB <= 24) ? TK_WGRAD_CB : 1;
-      for (int co0 = 0; co0 < CO; co0 += CB) {
-        for (int ci = 0; ci < CI; ++ci) {
-          vf acc[CB][TAPS];
-          TK_UNROLL for (int k = 0; k < CB; ++k) TK_UNROLL for (int t = 0; t < TAPS; ++t)
-            acc[k][t] = vload(gw + ((size_t)((co0 + k) * CI + ci) * TAPS + t) * VW);
-          const float* xc = xp + (size_t)ci * G::XH * G::XS;
-          for (int i = 0; i < OH; ++i) {
-            TK_UNROLL for (int v = 0; v < NV; ++v) {
-              vf d[CB];
-              TK_UNROLL for (int k = 0; k < CB; ++k)
-                d[k] = vload(dz + ((size_t)(co0 + k) * G::ZH + G::ZPH + i) * G::ZS + G::ZPW + v * VW);
-              TK_UNROLL for (int kh = 0; kh < KH; ++kh) TK_UNROLL for (int kw = 0; kw < KW; ++kw) {
-                const vf xv = vload(xc + (i + kh) * G::XS + kw + v * VW);
-                TK_UNROLL for (int k = 0; k < CB; ++k) acc[k][kh * KW + kw] += d[k] * xv;
+      constexpr int CB = (VW == 16 && OG % TK_WGRAD_CB == 0 && TAPS * TK_WGRAD_CB <= 24) ? TK_WGRAD_CB : 1;
+      for (int g = 0; g < G; ++g) {
+        const float* xg = x + ((size_t)b * CI + g * CG) * H * W;
+        if constexpr (!Geo::DIRECT) pad_copy<CG, H, W, Geo::XH, Geo::XSQ, SW, PH, PW>(xp, xg);
+        const float* src = Geo::DIRECT ? xg : xp;
+        const float* dzg = dz + (size_t)g * OG * Geo::ZH * Geo::ZS;
+        for (int co0 = 0; co0 < OG; co0 += CB) {
+          for (int ci = 0; ci < CG; ++ci) {
+            float* gwc = gw + (size_t)((g * OG + co0) * CG + ci) * TAPS * VW;  // channel co0 + k at + k·CG·TAPS·VW
+            vf acc[CB][TAPS];
+            TK_UNROLL for (int k = 0; k < CB; ++k) TK_UNROLL for (int t = 0; t < TAPS; ++t)
+              acc[k][t] = vload(gwc + ((size_t)k * CG * TAPS + t) * VW);
+            const float* xc = src + (size_t)ci * Geo::XH * Geo::XS;
+            for (int i = 0; i < OH; ++i) {
+              TK_UNROLL for (int v = 0; v < NV; ++v) {
+                vf d[CB];
+                TK_UNROLL for (int k = 0; k < CB; ++k)
+                  d[k] = vload(dzg + ((size_t)(co0 + k) * Geo::ZH + Geo::ZPH + i) * Geo::ZS + Geo::ZPW + v * VW);
+                TK_UNROLL for (int kh = 0; kh < KH; ++kh) TK_UNROLL for (int kw = 0; kw < KW; ++kw) {
+                  const vf xv = vload(xc + (i * SH + kh) * Geo::XS + (kw % SW) * Geo::XSQ + kw / SW + v * VW);
+                  TK_UNROLL for (int k = 0; k < CB; ++k) acc[k][kh * KW + kw] += d[k] * xv;
+                }
               }
             }
+            TK_UNROLL for (int k = 0; k < CB; ++k) TK_UNROLL for (int t = 0; t < TAPS; ++t)
+              vstore(gwc + ((size_t)k * CG * TAPS + t) * VW, acc[k][t]);
           }
-          TK_UNROLL for (int k = 0; k < CB; ++k) TK_UNROLL for (int t = 0; t < TAPS; ++t)
-            vstore(gw + ((size_t)((co0 + k) * CI + ci) * TAPS + t) * VW, acc[k][t]);
         }
+        // 3. input gradient: stride-1 convolution(s) of dz with the flipped, transposed weights.
+        if constexpr (NEED_DX)
+          conv_dx<Geo, CG, OG, H, W, KH, KW, SH, SW, PH, PW, ACCUM_DX>(dx + ((size_t)b * CI + g * CG) * H * W, tmp, dzg,
+                                                                         wt + (size_t)g * CG * OG * TAPS,
+                                                                         std::make_integer_sequence<int, SH * SW>{});
       }
-      // 3. input gradient: stride-1 convolution of dz with the flipped, transposed weights.
-      if constexpr (NEED_DX)
-        conv_core<CO, CI, H, W, KH, KW, G::ZH, G::ZS, ActNone, false, ACCUM_DX>(dx + (size_t)b * CI * H * W, nullptr, dz, wt,
-                                                                                  nullptr);
     }
   } else {
     static_assert(!POOL, "pool fusion needs the stride-1 path");
+    static_assert(G == 1, "the general path has no groups");
     for (int b = c.b0; b < c.b1; ++b) {
       const float* g = gy + (size_t)b * ON;
       const float* yy = y ? y + (size_t)b * ON : nullptr;
@@ -597,9 +762,9 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
 }
 
 /**
- * Grouped / dilated / unevenly padded convolution, direct (depthwise and
- * MobileNet blocks; the tuned kernels above take groups = 1, dilation = 1 and
- * the same padding on both sides; PH, PW pad before): out [B, CO, OH, OW] =
+ * Dilated / unevenly padded / strided-by-more-than-2 grouped convolution, direct
+ * (the tuned kernels above take dilation 1, the same padding on both sides and
+ * stride 1 or 2; PH, PW pad before): out [B, CO, OH, OW] =
  * act(bias + Σ w[co, ci, kh, kw] · x[g·CI/G + ci, oh·SH − PH + kh·DH, ow·SW − PW + kw·DW]).
  */
 template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int DH, int DW, int G, class ACT,

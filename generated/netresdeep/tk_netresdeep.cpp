@@ -78,9 +78,10 @@ struct Act_relu {
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
+  constexpr int G = 1;
   using ACT = Act_relu;
   constexpr bool POOL = true;
-  tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
+  tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, ACT, POOL>(c, out, am, x, w, b);
 }
 
 // Conv2d 32->32 3x3 stride 1,1 pad 1,1
@@ -97,9 +98,10 @@ struct Act_relu {
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
+  constexpr int G = 1;
   using ACT = tk::ActNone;
   constexpr bool POOL = false;
-  tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL>(c, out, am, x, w, b);
+  tk::conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, ACT, POOL>(c, out, am, x, w, b);
 }
 
 // train mode: BatchNorm(32) + relu + residual add
@@ -234,11 +236,12 @@ struct Act_relu {
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
+  constexpr int G = 1;
   using ACT = tk::ActNone;
   constexpr bool POOL = false;
   constexpr bool NEED_DX = true;
   constexpr bool ACCUM_DX = true;
-  tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+  tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
 }
 
 // backward of: Conv2d 3->32 3x3 stride 1,1 pad 1,1 + bias + relu + maxpool 2x2
@@ -255,11 +258,12 @@ struct Act_relu {
   constexpr int SW = 1;
   constexpr int PH = 1;
   constexpr int PW = 1;
+  constexpr int G = 1;
   using ACT = Act_relu;
   constexpr bool POOL = true;
   constexpr bool NEED_DX = false;
   constexpr bool ACCUM_DX = false;
-  tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+  tk::conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, ACT, POOL, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
 }
 
 // ---------------------------------------------------------------- state
@@ -306,7 +310,7 @@ constexpr size_t GP_FLOATS = GPT.o[NUM_PARAMS];
 /** Per-thread scratch floats for max batch mb. */
 size_t scratch_floats(size_t mb) {
   (void)mb;
-  return tk::smax({ (size_t)(tk::ConvGeo<3, 32, 32, 32, 3, 3, 1, 1>::scratch_floats), (size_t)(tk::ConvGeo<32, 32, 16, 16, 3, 3, 1, 1>::scratch_floats), (size_t)(tk::BnScratch<32>::scratch_floats), (size_t)((size_t)mb * 2), (size_t)((size_t)mb * 32), (size_t)16 }) + 16;
+  return tk::smax({ (size_t)(tk::ConvGeo<3, 32, 1, 32, 32, 3, 3, 1, 1, 1, 1>::scratch_floats), (size_t)(tk::ConvGeo<32, 32, 1, 16, 16, 3, 3, 1, 1, 1, 1>::scratch_floats), (size_t)(tk::BnScratch<32>::scratch_floats), (size_t)((size_t)mb * 2), (size_t)((size_t)mb * 32), (size_t)16 }) + 16;
 }
 
 }  // namespace

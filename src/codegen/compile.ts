@@ -7,11 +7,11 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { writeFileAtomic } from '../util/fs.js';
 import { withLock } from '../util/lock.js';
-import { hostIsa, type Isa } from './isa.js';
+import { hostIsa, MARCH, type Isa } from './isa.js';
 
 const require = createRequire(import.meta.url);
 
-export const MARCH = 'native';
+export { MARCH };
 /** Compiler flags of the kernels (templates/cmake), part of the cache key. */
 export const CXX_FLAGS = `-O3 -march=${MARCH} -std=c++17 -fopenmp`;
 

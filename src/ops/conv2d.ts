@@ -275,10 +275,22 @@ export function isPlainConv(n: Conv2dNode): boolean {
   return a.groups === 1 && a.dh === 1 && a.dw === 1 && a.ph2 === a.ph && a.pw2 === a.pw;
 }
 
-/** stride 1 and padding inside the kernel: the CPU's register-tiled path (else its general one). */
+/**
+ * The CPU's register-tiled path (tk_runtime's conv_fast): no dilation, the same padding on both sides and inside the
+ * kernel, stride 1 or 2, any groups (depthwise included). Else a plain conv takes the general path, others convg.
+ */
 export function cpuFastConv(n: Conv2dNode): boolean {
   const a = n.attrs;
-  return isPlainConv(n) && a.sh === 1 && a.sw === 1 && a.ph <= a.kh - 1 && a.pw <= a.kw - 1;
+  const strideOk = (s: number) => s === 1 || s === 2;
+  return (
+    a.dh === 1 && a.dw === 1 && a.ph2 === a.ph && a.pw2 === a.pw && strideOk(a.sh) && strideOk(a.sw) && a.ph <= a.kh - 1 && a.pw <= a.kw - 1
+  );
+}
+
+/** Whether the CPU fuses a following 2x2 max pool into the conv: the stride-1 dense convs of the tuned path. */
+export function cpuConvPools(n: Conv2dNode): boolean {
+  const a = n.attrs;
+  return cpuFastConv(n) && a.groups === 1 && a.sh === 1 && a.sw === 1;
 }
 
 function describe(n: Conv2dNode, g: Group): string {
@@ -295,9 +307,11 @@ function cpuPlan(g: Group<Conv2dNode>, c: CpuCtx) {
   const a = n.attrs;
   const inShape = c.shape(n.inputs[0]);
   const [, H, W] = inShape;
-  const plain = isPlainConv(n);
   const fast = cpuFastConv(n);
-  const geo = `${a.inC}, ${a.outC}, ${H}, ${W}, ${a.kh}, ${a.kw}, ${a.ph}, ${a.pw}`;
+  // the conv family: the tuned path and the general one for plain convs; convg the rest
+  const plain = fast || isPlainConv(n);
+  const G = a.groups;
+  const geo = `${a.inC / G}, ${a.outC / G}, ${G}, ${H}, ${W}, ${a.kh}, ${a.kw}, ${a.sh}, ${a.sw}, ${a.ph}, ${a.pw}`;
   const scratch = fast ? `tk::ConvGeo<${geo}>::scratch_floats` : '0';
   const act = c.act(g.act);
   const consts: [string, string | number][] = [
@@ -312,13 +326,13 @@ function cpuPlan(g: Group<Conv2dNode>, c: CpuCtx) {
     ['PH', a.ph],
     ['PW', a.pw],
     ...(plain
-      ? []
+      ? ([['G', G]] as [string, number][])
       : ([
           ['OH', n.shape[1]],
           ['OW', n.shape[2]],
           ['DH', a.dh],
           ['DW', a.dw],
-          ['G', a.groups],
+          ['G', G],
         ] as [string, number][])),
     ['ACT', act],
     ['POOL', String(!!g.pool)],

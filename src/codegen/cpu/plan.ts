@@ -10,7 +10,7 @@
 import { numel, type Graph, type Node, type PoolNode, type UnaryNode } from '../../graph/ir.js';
 import { actDef, describeAct } from '../../ops/activations.js';
 import { cArith, vecArith } from '../../ops/expr.js';
-import { cpuFastConv } from '../../ops/conv2d.js';
+import { cpuConvPools } from '../../ops/conv2d.js';
 import { opOf } from '../../ops/index.js';
 import type { Tap } from '../../graph/taps.js';
 import { fuse, fusableAct, GradFlow, monotoneAct, needsGrad, tapStorage, type FusionPolicy, type Group } from '../middle.js';
@@ -117,7 +117,7 @@ export const cpuPolicy: FusionPolicy = {
   act: (head, act) => (head.op === 'conv2d' || head.op === 'linear' || head.op === 'batchnorm') && fusableAct(act),
   pool(head, act, pool) {
     if (!isPool2(pool) || !monotoneAct(act)) return false;
-    if (head.op === 'conv2d') return cpuFastConv(head);
+    if (head.op === 'conv2d') return cpuConvPools(head);
     if (head.op === 'batchnorm') return head.shape.length === 3 && head.shape[1] % 2 === 0 && head.shape[2] % 2 === 0;
     return false;
   },
