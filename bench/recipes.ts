@@ -17,6 +17,7 @@ import { loadData, type ImageData } from '../src/api/data.js';
 import { openModule } from '../src/api/open.js';
 import { saveWeights, train, type TrainOptions } from '../src/api/workflow.js';
 import { accuracy } from '../src/train/loop.js';
+import { blackFill } from '../src/data/augment.js';
 import { LeNet5, ResNet20 } from '../models/zoo.js';
 import type { Module } from '../src/graph/module.js';
 
@@ -62,7 +63,7 @@ const recipes: Record<string, Recipe> = {
       weightDecay: 5e-4,
       schedule: { schedule: { kind: 'cosine' }, interval: 'step' },
       augment: { crop: 4, flip: true },
-    } as Recipe['train'],
+    },
     torch: { optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, wd: 5e-4 }, cosine_steps: true, augment: true },
     epochs: 3,
   },
@@ -96,7 +97,16 @@ async function run(key: string): Promise<void> {
     fs.writeFileSync(path.join(dir, `${split}_y.i32`), s.y);
   }
   const shape = [...model.graph.inputShape];
-  const cfg = { dir, model: r.torchModel, args: r.torchArgs ?? {}, shape, batch: 64, epochs, ...r.torch };
+  const cfg = {
+    dir,
+    model: r.torchModel,
+    args: r.torchArgs ?? {},
+    shape,
+    batch: 64,
+    epochs,
+    fill: blackFill(data.normalization),
+    ...r.torch,
+  };
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
 
   console.log(`\n${r.name}: ${data.train.n} train / ${data.val.n} val images of ${shape.join('x')}, batch 64, ${epochs} epochs`);

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import zoo_models  # noqa: E402
@@ -37,10 +36,13 @@ def load_safetensors(path):
     return out
 
 
-def augment(x, g):
-    """RandomCrop(size, padding=4) and RandomHorizontalFlip() per sample, as torchvision on tensors."""
-    b, _, h, w = x.shape
-    p = F.pad(x, (4, 4, 4, 4))
+def augment(x, g, fill):
+    """RandomCrop(size, padding=4) and RandomHorizontalFlip() per sample, as torchvision before
+    Normalize: the padding is a black pixel, `fill` per channel once normalised."""
+    b, c, h, w = x.shape
+    p = torch.empty(b, c, h + 8, w + 8)
+    p[:] = torch.tensor(fill).view(1, c, 1, 1)
+    p[:, :, 4 : 4 + h, 4 : 4 + w] = x
     dy = torch.randint(0, 9, (b,), generator=g)
     dx = torch.randint(0, 9, (b,), generator=g)
     flip = torch.rand(b, generator=g) < 0.5
@@ -86,7 +88,7 @@ def main():
             idx = order[s * bs : (s + 1) * bs]
             xb = xt[idx]
             if cfg.get("augment"):
-                xb = augment(xb, g)
+                xb = augment(xb, g, cfg["fill"])
             loss = loss_fn(model(xb), yt[idx])
             opt.zero_grad()
             loss.backward()

@@ -96,6 +96,8 @@ TK_INLINE uint32_t hash_bits(uint32_t seed, uint32_t stream, uint32_t index) { r
 TK_INLINE float hash_uniform(uint32_t seed, uint32_t stream, uint32_t index) { return (float)(hash_bits(seed, stream, index) >> 8) / 16777216.0f; }
 /** the dropout seed of training step `step` for base seed `base` */
 TK_INLINE uint32_t step_seed(uint32_t base, uint64_t step) { return mix32((base ^ mix32(((uint32_t)step ^ mix32(((uint32_t)(step >> 32) + 0x9e3779b9u)))))); }
+/** an integer in [0, n), n in 1..256 */
+TK_INLINE uint32_t hash_below(uint32_t seed, uint32_t stream, uint32_t index, uint32_t n) { return (((mix32((mix32((seed ^ mix32(stream))) ^ index)) >> 8) * n) >> 24); }
 
 // ------------------------------------------------------------ vector helpers
 

@@ -136,6 +136,7 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod("getGrad", &Model::GetGrad),
                            InstanceMethod("inputGrad", &Model::InputGrad),
                            InstanceMethod("setDropoutMask", &Model::SetDropoutMask),
+                           InstanceMethod("setAugment", &Model::SetAugment),
                            InstanceMethod("inputGradient", &Model::InputGradient),
                            InstanceMethod("tap", &Model::Tap),
                            InstanceMethod("resetOptimizer", &Model::ResetOptimizer),
@@ -356,6 +357,21 @@ class Model : public Napi::ObjectWrap<Model> {
     const int batch = integer(env, info[2], "batch");
     if (batch < 1 || a.ElementLength() % (size_t)batch != 0) throw Napi::RangeError::New(env, "dropout mask: its length must be batch x values per sample");
     Check(env, tk_netdropout_set_dropout_mask(m_, k, a.Data(), batch));
+    return env.Undefined();
+  }
+
+  // setAugment(cropPadding, flip, fill | null): trainEpoch's random crop and flip (fill: the padding per channel)
+  Napi::Value SetAugment(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int crop = integer(env, info[0], "augment crop padding");
+    const int flip = info[1].ToBoolean().Value() ? 1 : 0;
+    const float* fill = nullptr;
+    if (!info[2].IsNull() && !info[2].IsUndefined()) {
+      auto a = typed<Napi::Float32Array>(env, info[2], napi_float32_array, "augment fill", "Float32Array");
+      if (a.ElementLength() != 3) throw Napi::RangeError::New(env, "augment fill must hold 3 values, one per input channel");
+      fill = a.Data();
+    }
+    Check(env, tk_netdropout_set_augment(Live(env), crop, flip, fill));
     return env.Undefined();
   }
 

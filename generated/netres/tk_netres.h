@@ -140,6 +140,15 @@ int tk_netres_train_epoch(tk_netres* m, const float* x, const int32_t* labels, i
                           int batch_size, const tk_sgd_options* opts, uint32_t base_seed, uint64_t first_step,
                           double* loss_sum, int64_t* correct);
 
+/**
+ * Augmentation of train_epoch's batches (torchvision RandomCrop(padding) then
+ * RandomHorizontalFlip, as src/data/augment.ts): crop_padding 0 is no crop,
+ * flip 0 no flip; fill holds 3 values, the padding per channel (may be NULL
+ * without a crop). Each sample's choices hash (step seed, its place in the
+ * batch). Off until set; kept until set again.
+ */
+int tk_netres_set_augment(tk_netres* m, int crop_padding, int flip, const float* fill);
+
 /** The dropout seed of training step `step` (the runtime's rule). */
 uint32_t tk_netres_step_seed(uint32_t base_seed, uint64_t step);
 

@@ -148,6 +148,11 @@ export declare class Model {
     order: Uint32Array,
     opts: EpochOptions,
   ): { loss: number; correct: number; steps: number };
+  /**
+   * trainEpoch's augmentation from now on: torchvision RandomCrop(32, padding=crop) then RandomHorizontalFlip (crop 0,
+   * flip false: off, the default); fill holds the padding value of each of the 3 channels. The CUDA backend refuses any.
+   */
+  setAugment(crop: number, flip: boolean, fill?: Float32Array | null): void;
   /** Writes the state_dict under PyTorch names (trainingState: also the optimiser state under 'train.' keys), atomically. */
   save(file: string, options?: { trainingState?: boolean | undefined; metadata?: Record<string, string> | undefined }): void;
   /** Strict load of a safetensors state_dict or gen train checkpoint (its 'train.' entries restore the optimiser); returns the file's metadata. */

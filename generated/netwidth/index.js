@@ -261,6 +261,11 @@ export class Model {
     return { loss: r.loss, correct: r.correct, steps: r.steps };
   }
 
+  /** trainEpoch's random crop (padding crop; 0: none) and horizontal flip from now on; fill: the padding per channel. */
+  setAugment(crop, flip, fill = null) {
+    this._n.setAugment(crop, !!flip, fill);
+  }
+
   /** Class indices and softmax probabilities [batch, 2] of x, in eval mode (the mode is restored). */
   predict(x, batch) {
     const was = this.training;

@@ -25,6 +25,10 @@ namespace {
 using tk::Ctx;
 
 constexpr int IN_NUMEL = 3072;
+constexpr int IN_C = 3, IN_H = 32, IN_W = 32;
+// augmentation's hash stream and largest crop padding (AUGMENT_STREAM, MAX_CROP_PADDING of src/data/augment.ts)
+constexpr uint32_t AUGMENT_STREAM = 1635084032u;
+constexpr int MAX_CROP_PADDING = 127;
 constexpr int CLASSES = 2;
 constexpr int NUM_STATE = 8;
 constexpr int NUM_PARAMS = 8;
@@ -255,6 +259,9 @@ struct tk_netwidth {
   double* red;
   float* xb;  // staging for train_epoch batches
   int32_t* lb;
+  int aug_crop;           // train_epoch's random-crop padding (0: none)
+  int aug_flip;           // train_epoch's random horizontal flip
+  float aug_fill[IN_C];   // the padding's value per channel
   size_t bytes;  // heap bytes of the model (memory_bytes)
   void* block;   // the one mapping holding every buffer (see alloc_buffers)
   void* parts[NUM_BUFFERS];
@@ -707,6 +714,47 @@ int tk_netwidth_train_step(tk_netwidth* m, const float* x, const int32_t* labels
   return train_impl(m, x, labels, B, o, seed, res, logits);
 }
 
+/**
+ * Sample b of a step seeded `seed`, cropped and flipped as augmentSample of
+ * src/data/augment.ts: window offset (dy, dx) in [0, 2p] of the image padded by p,
+ * mirrored when the flip draw is 1; fill[c] outside the image.
+ */
+static void augment_sample(const tk_netwidth* m, const float* src, float* dst, uint32_t seed, uint32_t b) {
+  const int p = m->aug_crop;
+  const uint32_t span = (uint32_t)(2 * p + 1);
+  const int oy = p ? (int)tk::hash_below(seed, AUGMENT_STREAM, 3 * b, span) - p : 0;
+  const int ox = p ? (int)tk::hash_below(seed, AUGMENT_STREAM, 3 * b + 1, span) - p : 0;
+  const bool flip = m->aug_flip && tk::hash_below(seed, AUGMENT_STREAM, 3 * b + 2, 2) == 1;
+  for (int c = 0; c < IN_C; ++c)
+    for (int y = 0; y < IN_H; ++y) {
+      const int sy = y + oy;
+      float* d = dst + ((size_t)c * IN_H + y) * IN_W;
+      const float fill = m->aug_fill[c];
+      if (sy < 0 || sy >= IN_H) {
+        for (int x = 0; x < IN_W; ++x) d[x] = fill;
+        continue;
+      }
+      const float* s = src + ((size_t)c * IN_H + sy) * IN_W;
+      for (int x = 0; x < IN_W; ++x) {
+        const int sx = (flip ? IN_W - 1 - x : x) + ox;
+        d[x] = sx >= 0 && sx < IN_W ? s[sx] : fill;
+      }
+    }
+}
+
+int tk_netwidth_set_augment(tk_netwidth* m, int crop_padding, int flip, const float* fill) {
+  if (!m) return TK_EINVAL;
+  if (crop_padding < 0 || crop_padding > MAX_CROP_PADDING)
+    return fail(m, "augment crop padding must be in [0, %ld], got %ld", (long)MAX_CROP_PADDING, crop_padding);
+  if (crop_padding > 0 && !fill) return fail(m, "augment: a crop needs the fill values (one per channel)");
+  for (int c = 0; c < IN_C && fill; ++c)
+    if (!isfinite(fill[c])) return fail(m, "augment fill[%ld] must be finite", c);
+  m->aug_crop = crop_padding;
+  m->aug_flip = flip ? 1 : 0;
+  for (int c = 0; c < IN_C; ++c) m->aug_fill[c] = fill ? fill[c] : 0.0f;
+  return TK_OK;
+}
+
 int tk_netwidth_train_epoch(tk_netwidth* m, const float* x, const int32_t* labels, int n, const uint32_t* order, int n_order,
                           int batch_size, const tk_sgd_options* o, uint32_t base_seed, uint64_t first_step,
                           double* loss_sum, int64_t* correct) {
@@ -734,13 +782,18 @@ int tk_netwidth_train_epoch(tk_netwidth* m, const float* x, const int32_t* label
     if (o->lr_steps) os.lr = (float)o->lr_steps[i];
     if (o->momentum_steps) (o->optimizer == TK_OPT_SGD ? (void)(os.momentum = (float)o->momentum_steps[i]) : (void)(os.beta1 = o->momentum_steps[i]));
     const int B = n_order - s0 < batch_size ? n_order - s0 : batch_size;
+    const uint32_t seed = tk::step_seed(base_seed, step++);
+    const bool aug = m->aug_crop > 0 || m->aug_flip;
     for (int b = 0; b < B; ++b) {
       const uint32_t k = order[s0 + b];
-      memcpy(m->xb + (size_t)b * IN_NUMEL, x + (size_t)k * IN_NUMEL, sizeof(float) * IN_NUMEL);
+      const float* src = x + (size_t)k * IN_NUMEL;
+      float* dst = m->xb + (size_t)b * IN_NUMEL;
+      if (aug) augment_sample(m, src, dst, seed, (uint32_t)b);
+      else memcpy(dst, src, sizeof(float) * IN_NUMEL);
       m->lb[b] = labels[k];
     }
     tk_step_result r = { 0.0f, 0.0f, 0 };
-    train_impl(m, m->xb, m->lb, B, &os, tk::step_seed(base_seed, step++), &r, nullptr);
+    train_impl(m, m->xb, m->lb, B, &os, seed, &r, nullptr);
     ls += r.loss;
     ok += r.correct;
   }
