@@ -655,7 +655,9 @@ int tk_net_input_gradient(tk_net* m, const float* x, const int32_t* labels, int 
   if (!m) return TK_EINVAL;
   if (!x || !labels || !dst) return fail(m, "input_gradient: x, labels and dst must not be NULL");
   if (!input_grad_buf(m)) return fail(m, "input_gradient: this package was built without input gradients (build it with inputGrad)");
-  const tk_sgd_options o = { 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, loss_kind, label_smoothing };
+  tk_sgd_options o = {};
+  o.loss_kind = loss_kind;
+  o.label_smoothing = label_smoothing;
   if (check_batch(m, B) || check_opts(m, &o) || check_labels(m, labels, B)) return TK_EINVAL;
   // train mode updates the BatchNorm buffers: they are put back, as the weights are never touched
   const size_t fb = sizeof(float) * FBUF_FLOATS, ib = sizeof(int64_t) * IBUF_COUNT;

@@ -53,7 +53,12 @@ int main(int argc, char** argv) {
   std::vector<int32_t> labels(maxb);
   for (auto& v : x) v = frand();
   for (int b = 0; b < maxb; ++b) labels[b] = b % K;
-  tk_sgd_options o = { 0.01f, 0.9f, 1e-4f, 1e-5f, 1e-4f, TK_LOSS_CROSS_ENTROPY, 0.0f };
+  tk_sgd_options o = {};  // SGD, cross-entropy; the rest as set here
+  o.lr = 0.01f;
+  o.momentum = 0.9f;
+  o.weight_decay = 1e-4f;
+  o.l1 = 1e-5f;
+  o.l2 = 1e-4f;
   if (!strcmp(mode, "bench")) {
     const int steps = argc > 2 ? atoi(argv[2]) : 100, B = argc > 3 ? atoi(argv[3]) : 64;
     tk_step_result r;

@@ -1638,16 +1638,21 @@ __global__ void __launch_bounds__(${THREADS}) KNAME(float* __restrict__ P, float
   const float h_mom = kind == TK_OPT_SGD ? (float)mom : 0.f, h_wd = sc->weight_decay, h_l1 = sc->l1, h_l2 = sc->l2;
   const float h_nes = sc->nesterov, h_b1 = (float)mom, h_b2 = (float)sc->beta2, h_eps = sc->eps;
   const float first = sc->momentum_started ? 0.f : 1.f;
-  // Adam's step scalars for t = adam_steps + 1, in double as PyTorch
-  const double dlr = (double)h_lr, db1 = mom, db2 = sc->beta2, dwd = (double)h_wd;
-  const double t = (double)(sc->adam_steps + 1), b1t = pow(db1, t), b2t = pow(db2, t);
-  struct { float step_size, bc2_sqrt, omb1, omb2, decay, decoupled; } s;
-  s.step_size = (float)(${adam.adamStepSize});
-  s.bc2_sqrt = (float)(${adam.adamBc2Sqrt});
-  s.omb1 = (float)(${adam.adamOmb1});
-  s.omb2 = (float)(${adam.adamOmb2});
-  s.decay = (float)(${adam.adamDecay});
-  s.decoupled = kind == TK_OPT_ADAMW ? 1.f : 0.f;
+  // Adam's step scalars for t = adam_steps + 1, in double as PyTorch; one thread computes them
+  // (the double pow in every thread spilled registers in the largest kernels)
+  struct AdamS { float step_size, bc2_sqrt, omb1, omb2, decay, decoupled; };
+  __shared__ AdamS s;
+  if (threadIdx.x == 0) {
+    const double dlr = (double)h_lr, db1 = mom, db2 = sc->beta2, dwd = (double)h_wd;
+    const double t = (double)(sc->adam_steps + 1), b1t = pow(db1, t), b2t = pow(db2, t);
+    s.step_size = (float)(${adam.adamStepSize});
+    s.bc2_sqrt = (float)(${adam.adamBc2Sqrt});
+    s.omb1 = (float)(${adam.adamOmb1});
+    s.omb2 = (float)(${adam.adamOmb2});
+    s.decay = (float)(${adam.adamDecay});
+    s.decoupled = kind == TK_OPT_ADAMW ? 1.f : 0.f;
+  }
+  __syncthreads();
   (void)h_nes; (void)h_b1; (void)h_b2; (void)h_eps;
   double v[1] = {0.0};
   const int base = blockIdx.x * blockDim.x * ${SGD_ITEMS} + threadIdx.x;
