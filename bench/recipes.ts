@@ -87,7 +87,7 @@ async function run(key: string): Promise<void> {
   const data = limit(r.data(), opt('limit'));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tk-recipe-${key}-`));
   manualSeed(0);
-  const model = await openModule(r.model(), { backend: 'cpu', maxBatch: 256 });
+  const model = await openModule(r.model(), { backend: 'cpu', maxBatch: 256, outDir: path.join(os.tmpdir(), 'tk-recipe-packages') });
   saveWeights(model, path.join(dir, 'init.safetensors'));
   for (const [split, s] of [
     ['train', data.train],

@@ -100,6 +100,8 @@ describe('training recipes', () => {
       const m = await fresh(backend);
       const x = d.train.x.subarray(0, 8 * 3072);
       const y = d.train.y.subarray(0, 8);
+      // an SGD option given to Adam is refused, not ignored
+      expect(() => m.trainStep(x, y, 8, { lr: 1e-3, optimizer: 'adam', momentum: 0.9 }), backend).toThrow(/SGD options/);
       m.trainStep(x, y, 8, { lr: 1e-3, optimizer: 'adam' });
       expect(() => m.trainStep(x, y, 8, { lr: 1e-2, momentum: 0.9 }), backend).toThrow(/Adam moments|Adam buffers|holds Adam/);
       m.loadTrainingState(new Map([['step', m.trainingState().get('step')!]]));
@@ -135,7 +137,6 @@ describe('schedules', () => {
       l1: '0',
       l2: '0',
       labelSmoothing: '0',
-      scheduleInterval: 'epoch',
     };
     expect(() => optimizerFlags({ ...base, betas: '0.9,0.99' })).toThrow(/--betas and --eps are Adam\/AdamW flags/);
     expect(() => optimizerFlags({ ...base, nesterov: true })).toThrow(/--nesterov needs a --momentum/);
@@ -143,7 +144,8 @@ describe('schedules', () => {
     expect(() => optimizerFlags({ ...base, optimizer: 'adam', betas: '0.9,1' })).toThrow(/\[0, 1\)/);
     expect(() => optimizerFlags({ ...base, optimizer: 'adam', momentum: '0.9' })).toThrow(/SGD flags/);
     expect(() => optimizerFlags({ ...base, optimizer: 'rmsprop' })).toThrow(/--optimizer must be one of sgd, adam, adamw/);
-    expect(() => optimizerFlags({ ...base, scheduleInterval: 'batch' })).toThrow(/--schedule-interval/);
+    expect(() => optimizerFlags({ ...base, schedule: 'cosine', scheduleInterval: 'batch' })).toThrow(/--schedule-interval must be/);
+    expect(() => optimizerFlags({ ...base, scheduleInterval: 'step' })).toThrow(/applies to --schedule or --warmup/);
     expect(optimizerFlags({ ...base, optimizer: 'adamw', schedule: 'cosine', warmup: '2', labelSmoothing: '0.1' })).toEqual({
       lr: 0.01,
       optimizer: 'adamw',

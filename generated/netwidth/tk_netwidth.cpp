@@ -436,6 +436,7 @@ int check_opts(tk_netwidth* m, const tk_sgd_options* o) {
     if (o->nesterov && !(o->momentum > 0.0f)) return fail(m, "nesterov needs a momentum above 0");
     if (m->adam_steps > 0) return fail(m, "the optimizer state holds Adam moments: reset the optimizer before training with SGD");
   } else {
+    if (o->momentum != 0.0f || o->nesterov) return fail(m, "momentum and nesterov are SGD options; Adam uses beta1 and beta2");
     if (!(o->beta1 >= 0.0 && o->beta1 < 1.0) || !(o->beta2 >= 0.0 && o->beta2 < 1.0)) return fail(m, "Adam betas must be in [0, 1)");
     if (!(o->eps >= 0.0) || !isfinite(o->eps)) return fail(m, "Adam eps must be a finite number >= 0");
     if (m->has_momentum) return fail(m, "the optimizer state holds SGD momentum buffers: reset the optimizer before training with Adam");

@@ -17,7 +17,7 @@ import { camelArgs, loadModel } from '../graph/load.js';
 import { canonicalState, expandState } from '../graph/state.js';
 import { trace } from '../graph/trace.js';
 import { loadSafetensors, saveSafetensors, type Tensor } from '../io/safetensors.js';
-import type { OptimizerKind, StepOptions } from '../train/rules.js';
+import { stepOfEpoch, type OptimizerKind, type StepOptions } from '../train/rules.js';
 import { makeSchedule, type Schedule, type ScheduleOptions } from '../train/schedule.js';
 import { resolveTaps } from '../graph/taps.js';
 import type { LossOptions } from '../ops/loss.js';
@@ -317,13 +317,13 @@ export async function runGoldenCase(caseDir: string, factory: BackendFactory, op
           [steps],
           SCHEDULE_TOLERANCE,
         );
+      // each step's options by the training loop's own rule (rules.ts stepOfEpoch)
+      const momentumSteps = plan[0].momentum === undefined ? undefined : Float64Array.from(plan, (v) => v.momentum!);
+      const scheduled = { ...step, lrSteps: Float64Array.from(plan, (v) => v.lr), ...(momentumSteps && { momentumSteps }) };
       const losses: number[] = [];
       for (let s = 0; s < steps; s++) {
         if (replay) backend.replayDropout!(masksOf(s));
-        const m = plan[s].momentum;
-        const cycled =
-          m === undefined ? {} : step.optimizer === 'sgd' || !step.optimizer ? { momentum: m } : { betas: [m, step.betas![1]] as const };
-        const r = backend.trainStep(xData, labels, batch, { ...step, lr: plan[s].lr, ...cycled });
+        const r = backend.trainStep(xData, labels, batch, stepOfEpoch(scheduled, s));
         losses.push(r.loss);
         if (s > 0) continue;
         check('logits_train', r.logits, logitsShape, tol.logits, skipTrain);

@@ -69,7 +69,7 @@ export interface OptimizerCli {
   labelSmoothing: string;
   schedule?: string;
   warmup?: string;
-  scheduleInterval: string;
+  scheduleInterval?: string;
 }
 
 /** torch.optim's ranges: a non-negative learning rate, momentum, betas in [0, 1), eps and weight decay; non-negative penalties. */
@@ -84,8 +84,10 @@ export function optimizerFlags(o: OptimizerCli): StepOptions & { schedule?: Sche
     throw new Error('--betas and --eps are Adam/AdamW flags (--optimizer adam or adamw)');
   if (o.nesterov && momentum === 0) throw new Error('--nesterov needs a --momentum above 0');
   const labelSmoothing = float32Flag('label-smoothing', o.labelSmoothing, { min: 0, max: 1 });
-  const interval = o.scheduleInterval;
+  const interval = o.scheduleInterval ?? 'epoch';
   if (interval !== 'step' && interval !== 'epoch') throw new Error(`--schedule-interval must be step or epoch, got '${interval}'`);
+  if (o.scheduleInterval !== undefined && o.schedule === undefined && o.warmup === undefined)
+    throw new Error('--schedule-interval applies to --schedule or --warmup; give one of them');
   const warmup = o.warmup === undefined ? undefined : { iters: intFlag('warmup', o.warmup, { min: 1 }) };
   const schedule: ScheduleOptions | undefined =
     o.schedule !== undefined || warmup ? { schedule: parseSchedule(o.schedule ?? 'constant'), interval, warmup } : undefined;

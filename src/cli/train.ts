@@ -68,7 +68,7 @@ export function register(program: Command): void {
       '--schedule <spec>',
       'lr schedule: constant, step:SIZE[:GAMMA], multistep:M1,M2[:GAMMA], cosine[:T[:ETA_MIN]], linear[:START[:END[:N]]], onecycle[:MAX_LR]',
     )
-    .option('--schedule-interval <unit>', 'what the schedule counts: epoch or step', 'epoch')
+    .option('--schedule-interval <unit>', 'what the schedule counts: epoch (default) or step')
     .option('--warmup <n>', 'linear warm-up over the first n epochs or steps (from lr/3), then the schedule')
     .option('--label-smoothing <x>', 'cross-entropy label smoothing in [0, 1]', '0')
     .option('--l1 <x>', 'L1 penalty λ added to the loss', '0')
