@@ -32,6 +32,8 @@ export interface Buffer {
   name: string;
   /** bytes per sample (rounded to 64), the arena holds maxBatch samples */
   bytes: number;
+  /** bytes from one sample to the next: the unrounded size, as the kernels index */
+  stride: number;
   elem: 'float' | 'uint8_t';
   first: number;
   last: number;
@@ -441,16 +443,18 @@ export function plan(graph: Graph, o: PlanOptions = {}): Plan {
   const buffers: Buffer[] = [...p.bufs].map(([name, b]) => ({
     name,
     bytes: Math.ceil(b.bytes / 64) * 64,
+    stride: b.bytes,
     elem: b.elem,
     first: life.get(name)?.[0] ?? lossStep,
     last: life.get(name)?.[1] ?? lossStep,
     offset: 0,
   }));
   const arenaBytesPerSample = allocate(buffers);
-  // Threads own batch slices; sample b of a buffer lives at offset·maxBatch + b·bytes.
-  // When a buffer reuses memory of a dead one with another offset or size, a
+  // Threads own batch slices; sample b of a buffer lives at offset·maxBatch + b·stride.
+  // When a buffer reuses memory of a dead one with another offset or stride, a
   // thread could write its slice of the new buffer over another thread's slice
-  // of the old one still in use: a barrier must separate them.
+  // of the old one still in use: a barrier must separate them. The stride is the
+  // unrounded size: two buffers of one rounded size still place samples apart.
   const barrierAt = new Set<number>();
   for (const x of buffers)
     for (const y of buffers)
@@ -459,7 +463,7 @@ export function plan(graph: Graph, o: PlanOptions = {}): Plan {
         y.last < x.first &&
         x.offset < y.offset + y.bytes &&
         y.offset < x.offset + x.bytes &&
-        (x.offset !== y.offset || x.bytes !== y.bytes)
+        (x.offset !== y.offset || x.stride !== y.stride)
       )
         barrierAt.add(x.first);
   const flagged = (c: Call, t: number): Call => (barrierAt.has(t) ? { ...c, barrier: true } : c);
