@@ -6,7 +6,8 @@
 //   lenet:    LeNet-5 on Fashion-MNIST (Debian's dataset-fashion-mnist), Adam lr 1e-3, batch 64, 10 epochs
 //   resnet20: ResNet-20 on CIFAR-format data (../shared/data/cifar10, the book's airplanes and birds),
 //             random crop (padding 4) + flip, SGD-Nesterov lr 0.1 momentum 0.9 wd 5e-4, cosine per step, batch 64, 3 epochs
-// Prints per epoch the training loss, the validation accuracy and img/s of both.
+// Prints per epoch the training loss, the validation accuracy and img/s of both; PyTorch
+// runs twice (seeds 0 and 1: other shuffles and augmentation draws), its spread is the noise.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -107,7 +108,6 @@ async function run(key: string): Promise<void> {
     fill: blackFill(data.normalization),
     ...r.torch,
   };
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
 
   console.log(`\n${r.name}: ${data.train.n} train / ${data.val.n} val images of ${shape.join('x')}, batch 64, ${epochs} epochs`);
   const ours: { loss: number; valAccuracy: number; seconds: number }[] = [];
@@ -120,26 +120,35 @@ async function run(key: string): Promise<void> {
       ours.push({ loss, valAccuracy: accuracy(model, data.val), seconds: s.seconds });
     },
   });
-  const py = spawnSync('/usr/bin/python3', [path.join(root, 'bench/torch_recipe.py'), path.join(dir, 'config.json')], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 26,
+  // PyTorch twice, with other shuffles and augmentation draws: the spread of its losses is the run-to-run noise
+  const theirs = [0, 1].map((seed) => {
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, seed }));
+    const py = spawnSync('/usr/bin/python3', [path.join(root, 'bench/torch_recipe.py'), path.join(dir, 'config.json')], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 26,
+    });
+    if (py.status !== 0) throw new Error(`PyTorch side failed: ${py.stderr}`);
+    return (JSON.parse(py.stdout.trim().split('\n').pop()!) as { epochs: typeof ours }).epochs;
   });
-  if (py.status !== 0) throw new Error(`PyTorch side failed: ${py.stderr}`);
-  const theirs = (JSON.parse(py.stdout.trim().split('\n').pop()!) as { epochs: typeof ours }).epochs;
-  console.log('| epoch | loss tensorkiln | loss PyTorch | val acc tensorkiln | val acc PyTorch | img/s tensorkiln | img/s PyTorch |');
+  console.log(
+    '| epoch | loss tensorkiln | loss PyTorch (seed 0, 1) | val acc tensorkiln | val acc PyTorch (seed 0, 1) | img/s tensorkiln | img/s PyTorch |',
+  );
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  const ips = (s: number) => Math.round(data.train.n / s);
   for (let e = 0; e < epochs; e++) {
     const a = ours[e];
-    const b = theirs[e];
-    const ips = (s: number) => Math.round(data.train.n / s);
+    const [b, c] = theirs.map((t) => t[e]);
     console.log(
-      `| ${e + 1} | ${a.loss.toFixed(4)} | ${b.loss.toFixed(4)} | ${a.valAccuracy.toFixed(4)} | ${b.valAccuracy.toFixed(4)} | ${ips(a.seconds)} | ${ips(b.seconds)} |`,
+      `| ${e + 1} | ${a.loss.toFixed(4)} | ${b.loss.toFixed(4)}, ${c.loss.toFixed(4)} | ${a.valAccuracy.toFixed(4)} | ` +
+        `${b.valAccuracy.toFixed(4)}, ${c.valAccuracy.toFixed(4)} | ${ips(a.seconds)} | ${ips((b.seconds + c.seconds) / 2)} |`,
     );
   }
   const sum = (xs: { seconds: number }[]) => xs.reduce((s, x) => s + x.seconds, 0);
+  const torchTime = (sum(theirs[0]) + sum(theirs[1])) / 2;
   console.log(
-    `final val accuracy: tensorkiln ${t.valAccuracy.toFixed(4)}, PyTorch ${theirs[epochs - 1].valAccuracy.toFixed(4)}; ` +
-      `training time ${sum(ours).toFixed(1)} s vs ${sum(theirs).toFixed(1)} s (${(sum(theirs) / sum(ours)).toFixed(2)}x); load ${os.loadavg()[0].toFixed(1)}`,
+    `final val accuracy: tensorkiln ${t.valAccuracy.toFixed(4)}, PyTorch ${theirs.map((x) => x[epochs - 1].valAccuracy.toFixed(4)).join(', ')}; ` +
+      `training time ${sum(ours).toFixed(1)} s vs ${torchTime.toFixed(1)} s (mean of PyTorch's two runs, ${(torchTime / sum(ours)).toFixed(2)}x); ` +
+      `load ${os.loadavg()[0].toFixed(1)}`,
   );
   fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -28,7 +28,8 @@ def load_safetensors(path):
         body = f.read()
     out = {}
     for k, v in header.items():
-        if k == "__metadata__":
+        # tensorkiln's training state ("train.step", optimizer buffers) is not a module's state
+        if k == "__metadata__" or k.startswith("train."):
             continue
         a, b = v["data_offsets"]
         dt = {"F32": np.float32, "I64": np.int64}[v["dtype"]]
@@ -78,7 +79,7 @@ def main():
     if cfg.get("cosine_steps"):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
     loss_fn = torch.nn.CrossEntropyLoss()
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(cfg.get("seed", 0))
     out = []
     for e in range(epochs):
         model.train()
