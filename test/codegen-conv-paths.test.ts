@@ -7,7 +7,8 @@
 // shortcut). Each conv under test reads the output of a stem conv, so its input
 // gradient reaches the stem's weight and bias gradients; forward, weight and
 // bias gradients are compared directly. Batches 1, 5 and 17 (not a multiple of
-// any vector width, so threads get uneven slices).
+// any vector width, so threads get uneven slices). Rows shorter than a vector
+// are packed several to a vector (Packed).
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import type { HostTensor } from '../src/graph/ir.js';
 import { trace } from '../src/graph/trace.js';
 import { Interpreter } from '../src/interp/index.js';
 import { plan } from '../src/codegen/cpu/plan.js';
+import { MARCH } from '../src/codegen/isa.js';
 import { cpuFastConv } from '../src/ops/conv2d.js';
 import { compiledBackend } from '../src/runtime/backend.js';
 import { stepSeed } from '../src/train/rules.js';
@@ -76,7 +78,31 @@ class Down extends nn.Module {
   }
 }
 
-const models = { Strided, Pointwise, Down } as const;
+/**
+ * Rows shorter than a vector, packed (conv_packed): 8x8 and 4x4 "same" convs with
+ * bias or none, an activation or none, 3x3, 1x3 and 5x5 kernels, depthwise, and
+ * an input gradient that accumulates (a value read by two packed convs).
+ */
+class Packed extends nn.Module {
+  static inputShape = [3, 8, 8];
+  stem = new nn.Conv2d(3, 8, { kernelSize: 3, padding: 1 });
+  a = new nn.Conv2d(8, 8, { kernelSize: 3, padding: 1, bias: false });
+  wide = new nn.Conv2d(8, 8, { kernelSize: [1, 3], padding: [0, 1] });
+  dw = new nn.Conv2d(8, 8, { kernelSize: 3, padding: 1, groups: 8 });
+  down = new nn.Conv2d(8, 8, { kernelSize: 3, stride: 2, padding: 1, bias: false });
+  small = new nn.Conv2d(8, 6, { kernelSize: 3, padding: 1 });
+  big = new nn.Conv2d(6, 4, { kernelSize: 5, padding: 2, bias: false });
+  fc = new nn.Linear(4 * 4 * 4, 3);
+
+  forward(x: Tensor): Tensor {
+    const s = torch.relu(this.stem(x)); // [8, 8, 8]
+    const o = torch.add(torch.tanh(this.a(s)), this.wide(s)); // [8, 8, 8]
+    const d = torch.relu(this.down(torch.relu(this.dw(o)))); // [8, 4, 4]
+    return this.fc(torch.flatten(this.big(torch.tanh(this.small(d))))); // [4, 4, 4]
+  }
+}
+
+const models = { Strided, Pointwise, Down, Packed } as const;
 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;
@@ -104,7 +130,9 @@ describe('compiled CPU == interpreter on the strided, 1x1 and depthwise conv pat
       const graph = trace(model);
       const state = model.stateDict() as Map<string, HostTensor>;
       const interp = new Interpreter(graph, state);
-      const comp = await compiledBackend(graph, { outRoot: path.join(os.tmpdir(), 'tk-test-conv-paths'), maxBatch: 17 });
+      // a folder per -march: the AVX2 run of these checks (codegen-conv-paths-avx2) may run beside this one
+      const outRoot = path.join(os.tmpdir(), `tk-test-conv-paths-${MARCH}`);
+      const comp = await compiledBackend(graph, { outRoot, maxBatch: 17 });
       comp.loadState(state);
       const rng = new Rng(batch + 100 * name.length);
       const x = Float32Array.from({ length: batch * C * H * W }, () => rng.normal());

@@ -307,6 +307,62 @@ constexpr int dz_extent(int S, int P, int K, int N, int ON, bool VEC) {
 }
 
 /**
+ * Row packing: a stride-1 "same" conv whose rows are shorter than a vector
+ * (an 8x8 image in 16 lanes) would leave lanes idle. Its padded input is copied
+ * once per kernel column kw as rows of exactly W floats (copy kw, row h holds
+ * padded columns kw..kw+W-1), so R = VW/W consecutive rows of one copy are one
+ * vector, and tap (kh, kw) of output rows R·r.. is one load. The output's R rows
+ * are contiguous too: every lane works, in the forward, the input gradient
+ * (the same packing of dz) and the weight gradient.
+ */
+template <int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, bool POOL>
+constexpr bool conv_packed() {
+  return SH == 1 && SW == 1 && !POOL && W < VW && VW % W == 0 && H % (VW / W) == 0 && 2 * PH == KH - 1 && 2 * PW == KW - 1;
+}
+
+/**
+ * Scratch of a packed conv's backward, NB images at a time (one group at a time):
+ *   xk: NB x [CG][KW][XH][W] packed input; dz: NB x [G·OG][H·W] output gradient
+ *   times the activation's derivative; dk: [OG][KW][XH][W] packed dz (padding
+ *   K−1−P); wt: flipped, transposed weights (conv_dx_weights). A small image
+ *   has few pixels: the weight gradient's accumulators stay in registers over
+ *   NB images (about 256 KiB of xk and dz, inside L2) instead of one.
+ */
+template <int CG, int OG, int G, int H, int W, int KH, int KW>
+struct PackGeo {
+  static constexpr int R = VW / W, XH = H + KH - 1;
+  static constexpr int XK = rup(CG * KW * XH * W, 16), DZ = rup(G * OG * H * W, 16);
+  static constexpr int NB_FIT = 65536 / (XK + DZ);
+  static constexpr int NB = NB_FIT < 1 ? 1 : NB_FIT > 8 ? 8 : NB_FIT;
+  static constexpr size_t xk_floats = (size_t)NB * XK;
+  static constexpr size_t dz_floats = (size_t)NB * DZ;
+  static constexpr size_t dk_floats = (size_t)rup(OG * KW * XH * W, 16);
+  static constexpr size_t wt_floats = (size_t)rup(G * CG * OG * KH * KW, 16);
+  static constexpr size_t scratch_floats = xk_floats + dz_floats + dk_floats + wt_floats;
+};
+
+/** Packs image x [C][H][W] (zero padding PH, PW) into xk [C][KW][H + KH − 1][W], every float written. */
+template <int C, int H, int W, int KH, int KW, int PH, int PW>
+TK_INLINE void pack_rows(float* __restrict xk, const float* __restrict x) {
+  constexpr int XH = H + KH - 1;
+  for (int c = 0; c < C; ++c)
+    for (int kw = 0; kw < KW; ++kw)
+      for (int h = 0; h < XH; ++h) {
+        float* row = xk + ((size_t)(c * KW + kw) * XH + h) * W;
+        const int ih = h - PH;
+        if (ih < 0 || ih >= H) {
+          memset(row, 0, W * sizeof(float));
+          continue;
+        }
+        const float* src = x + ((size_t)c * H + ih) * W;
+        for (int j = 0; j < W; ++j) {
+          const int iw = j + kw - PW;
+          row[j] = iw >= 0 && iw < W ? src[iw] : 0.0f;
+        }
+      }
+}
+
+/**
  * Geometry of one group (CG input, OG output channels) of a convolution with
  * stride 1 or 2 done as a register-blocked direct convolution over a
  * zero-padded copy of each input image.
@@ -332,7 +388,11 @@ struct ConvGeo {
   static constexpr size_t dz_floats = (size_t)rup(G * OG * ZH * ZS + VW, 16);
   static constexpr size_t wt_floats = (size_t)rup(G * CG * OG * KH * KW, 16);
   static constexpr size_t tmp_floats = SH == 1 && SW == 1 ? 0 : (size_t)rup(CG * cdiv(H, SH) * cdiv(W, SW), 16);
-  static constexpr size_t scratch_floats = xp_floats + dz_floats + wt_floats + tmp_floats;
+  static constexpr size_t own_floats = xp_floats + dz_floats + wt_floats + tmp_floats;
+  static constexpr size_t scratch_floats =
+      conv_packed<H, W, KH, KW, SH, SW, PH, PW, false>() && PackGeo<CG, OG, G, H, W, KH, KW>::scratch_floats > own_floats
+          ? PackGeo<CG, OG, G, H, W, KH, KW>::scratch_floats
+          : own_floats;
 };
 
 /** Scratch floats of a general (strided) convolution: none. */
@@ -444,6 +504,20 @@ TK_INLINE void conv_core(float* __restrict out, uint8_t* __restrict am, const fl
 }
 
 /**
+ * One group of a packed conv: out [CO][H·W] (=|+=) act(bias + conv(xk, w)),
+ * xk from pack_rows. conv_tile's strides map onto the packing: a tile row is R
+ * image rows (one vector, rows of XS = W floats), a kernel row is one image
+ * row, and kernel column kw picks copy kw (SW = KW, XSQ = XH·W) of a channel
+ * that is KW·XH rows long.
+ */
+template <int CI, int CO, int H, int W, int KH, int KW, class ACT, bool ACCUM>
+TK_INLINE void conv_packed_core(float* __restrict out, const float* __restrict xk, const float* __restrict w,
+                                const float* __restrict bias) {
+  constexpr int R = VW / W, XH = H + KH - 1;
+  conv_core<CI, CO, H / R, VW, KH, KW, KW * XH, W, ACT, false, ACCUM, R, KW, XH * W>(out, nullptr, xk, w, bias);
+}
+
+/**
  * Copies image x [C][H][W] into the padded layout [C][XH][SW][XSQ] at (PH, PW), columns split by phase mod SW
  * (rows and columns no output reads are left out); padding must already be zero.
  */
@@ -515,6 +589,15 @@ void conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float
   constexpr int ON = POOL ? CO * (OH / 2) * (OW / 2) : CO * OH * OW;
   if constexpr (conv_flat<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
     conv_fwd<CI, CO, H * W / VW, VW, 1, 1, 1, 1, 0, 0, G, ACT, false>(c, out, am, x, w, bias);
+  } else if constexpr (conv_packed<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
+    constexpr int CG = CI / G, OG = CO / G;
+    float* xk = c.scratch;
+    for (int b = c.b0; b < c.b1; ++b)
+      for (int g = 0; g < G; ++g) {
+        pack_rows<CG, H, W, KH, KW, PH, PW>(xk, x + ((size_t)b * CI + g * CG) * H * W);
+        conv_packed_core<CG, OG, H, W, KH, KW, ACT, false>(out + (size_t)b * ON + (size_t)g * OG * H * W, xk,
+                                                           w + (size_t)g * OG * CG * KH * KW, bias ? bias + g * OG : nullptr);
+      }
   } else if constexpr (conv_fast<CI, CO, H, W, KH, KW, SH, SW, PH, PW>()) {
     static_assert(!POOL || (G == 1 && SH == 1 && SW == 1), "pool fusion needs a stride-1 conv without groups");
     constexpr int CG = CI / G, OG = CO / G;
@@ -604,6 +687,74 @@ TK_INLINE void conv_dx(float* __restrict dxg, float* __restrict tmp, const float
     (conv_dx_phase<PQ, Geo, CG, OG, H, W, KH, KW, SH, SW, PH, PW, ACCUM>(dxg, tmp, dzg, wtg), ...);
 }
 
+/** conv_bwd of a packed conv (conv_packed): the same outputs, every lane working. */
+template <int CI, int CO, int H, int W, int KH, int KW, int PH, int PW, int G, class ACT, bool NEED_DX, bool ACCUM_DX>
+void conv_bwd_packed(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x,
+                     const float* w) {
+  constexpr int CG = CI / G, OG = CO / G, TAPS = KH * KW, HW = H * W, NV = HW / VW;
+  using P = PackGeo<CG, OG, G, H, W, KH, KW>;
+  constexpr int R = P::R, XH = P::XH;
+  float* xk = c.scratch;
+  float* dz = xk + P::xk_floats;
+  float* dk = dz + P::dz_floats;
+  float* wt = dk + P::dk_floats;
+  if constexpr (NEED_DX) conv_dx_weights<CG, OG, G, H, W, KH, KW, 1, 1, PH, PW>(wt, w);
+  for (int b0 = c.b0; b0 < c.b1; b0 += P::NB) {
+    const int nb = c.b1 - b0 < P::NB ? c.b1 - b0 : P::NB;
+    // 1. dz = d(loss)/d(conv output), unpadded: image j at dz + j·DZ, [CO][H·W]
+    for (int j = 0; j < nb; ++j) {
+      const float* g = gy + (size_t)(b0 + j) * CO * HW;
+      float* dzj = dz + (size_t)j * P::DZ;
+      if constexpr (ACT::none) {
+        memcpy(dzj, g, sizeof(float) * CO * HW);
+      } else {
+        const float* yy = y + (size_t)(b0 + j) * CO * HW;
+        for (int i = 0; i < CO * HW; ++i) dzj[i] = g[i] * dact1<ACT>(yy[i]);
+      }
+      // 2a. bias gradient (vector partials, lanes summed later)
+      if (gb)
+        for (int co = 0; co < CO; ++co) {
+          vf a = vload(gb + co * VW);
+          TK_UNROLL for (int v = 0; v < NV; ++v) a += vload(dzj + co * HW + v * VW);
+          vstore(gb + co * VW, a);
+        }
+    }
+    constexpr int CB = (OG % 2 == 0 && TAPS * 2 <= 24) ? 2 : 1;
+    for (int gi = 0; gi < G; ++gi) {
+      for (int j = 0; j < nb; ++j) pack_rows<CG, H, W, KH, KW, PH, PW>(xk + (size_t)j * P::XK, x + ((size_t)(b0 + j) * CI + gi * CG) * HW);
+      // 2b. weight gradient over the nb images
+      for (int co0 = 0; co0 < OG; co0 += CB)
+        for (int ci = 0; ci < CG; ++ci) {
+          float* gwc = gw + (size_t)((gi * OG + co0) * CG + ci) * TAPS * VW;  // channel co0 + k at + k·CG·TAPS·VW
+          vf acc[CB][TAPS];
+          TK_UNROLL for (int k = 0; k < CB; ++k) TK_UNROLL for (int t = 0; t < TAPS; ++t)
+            acc[k][t] = vload(gwc + ((size_t)k * CG * TAPS + t) * VW);
+          for (int j = 0; j < nb; ++j) {
+            const float* xc = xk + (size_t)j * P::XK + (size_t)ci * KW * XH * W;
+            const float* dzg = dz + (size_t)j * P::DZ + (size_t)(gi * OG + co0) * HW;
+            TK_UNROLL for (int v = 0; v < NV; ++v) {
+              vf d[CB];
+              TK_UNROLL for (int k = 0; k < CB; ++k) d[k] = vload(dzg + (size_t)k * HW + v * VW);
+              TK_UNROLL for (int kh = 0; kh < KH; ++kh) TK_UNROLL for (int kw = 0; kw < KW; ++kw) {
+                const vf xv = vload(xc + ((size_t)kw * XH + v * R + kh) * W);
+                TK_UNROLL for (int k = 0; k < CB; ++k) acc[k][kh * KW + kw] += d[k] * xv;
+              }
+            }
+          }
+          TK_UNROLL for (int k = 0; k < CB; ++k) TK_UNROLL for (int t = 0; t < TAPS; ++t)
+            vstore(gwc + ((size_t)k * CG * TAPS + t) * VW, acc[k][t]);
+        }
+      // 3. input gradient: the packed conv of dz (padding K−1−P) with the flipped, transposed weights
+      if constexpr (NEED_DX)
+        for (int j = 0; j < nb; ++j) {
+          pack_rows<OG, H, W, KH, KW, KH - 1 - PH, KW - 1 - PW>(dk, dz + (size_t)j * P::DZ + (size_t)gi * OG * HW);
+          conv_packed_core<OG, CG, H, W, KH, KW, ActNone, ACCUM_DX>(dx + ((size_t)(b0 + j) * CI + gi * CG) * HW, dk,
+                                                                    wt + (size_t)gi * CG * OG * TAPS, nullptr);
+        }
+    }
+  }
+}
+
 /**
  * Backward of conv (+bias) (+activation) (+2x2 max pool) for the batch slice.
  *   gy: gradient of the group output; y: the group output (activation values,
@@ -621,6 +772,8 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
   constexpr int ON = POOL ? CO * (OH / 2) * (OW / 2) : CO * OH * OW;
   if constexpr (conv_flat<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
     conv_bwd<CI, CO, H * W / VW, VW, 1, 1, 1, 1, 0, 0, G, ACT, false, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+  } else if constexpr (conv_packed<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
+    conv_bwd_packed<CI, CO, H, W, KH, KW, PH, PW, G, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
   } else if constexpr (conv_fast<CI, CO, H, W, KH, KW, SH, SW, PH, PW>()) {
     static_assert(!POOL || (G == 1 && SH == 1 && SW == 1), "pool fusion needs a stride-1 conv without groups");
     constexpr int CG = CI / G, OG = CO / G;
