@@ -102,7 +102,28 @@ class Packed extends nn.Module {
   }
 }
 
-const models = { Strided, Pointwise, Down, Packed } as const;
+/**
+ * Winograd F(2x2, 3x3) (conv_wino: stride 1, padding 1, 64 channels or more in whole vectors): with bias
+ * and a fused activation or neither, 80 output channels (an odd number of 16-lane vectors, an even number
+ * of 8-lane ones), and an input gradient that accumulates.
+ */
+class Wino extends nn.Module {
+  static inputShape = [3, 8, 8];
+  stem = new nn.Conv2d(3, 64, { kernelSize: 3, padding: 1 });
+  a = new nn.Conv2d(64, 64, { kernelSize: 3, padding: 1 });
+  b = new nn.Conv2d(64, 80, { kernelSize: 3, padding: 1, bias: false });
+  c = new nn.Conv2d(64, 80, { kernelSize: 3, padding: 1 });
+  pool = new nn.MaxPool2d(2);
+  fc = new nn.Linear(80 * 4 * 4, 3);
+
+  forward(x: Tensor): Tensor {
+    const s = torch.relu(this.stem(x)); // [64, 8, 8]
+    const o = torch.add(torch.tanh(this.b(torch.relu(this.a(s)))), this.c(s)); // [80, 8, 8]
+    return this.fc(torch.flatten(this.pool(o))); // [80, 4, 4]
+  }
+}
+
+const models = { Strided, Pointwise, Down, Packed, Wino } as const;
 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;

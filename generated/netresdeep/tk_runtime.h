@@ -362,6 +362,44 @@ TK_INLINE void pack_rows(float* __restrict xk, const float* __restrict x) {
       }
 }
 
+/** tiles per register block of the Winograd GEMMs, by vectors of channels (16 accumulators with AVX-512, 8 with AVX2) */
+constexpr int WINO_TB = TK_VW == 16 ? 8 : 4;
+constexpr int wino_cv(int C2) { return (C2 / VW) % 2 == 0 ? 2 : 1; }
+constexpr int wino_tb(int C2) { return 2 * WINO_TB / wino_cv(C2); }
+
+/**
+ * Winograd's F(2x2, 3x3) (Lavin and Gray, 2015) for stride-1 3x3 convs with
+ * padding 1: each 2x2 block of outputs from a 4x4 input tile with 16
+ * multiplies per channel pair instead of 36. Channels run along the lanes, so
+ * both channel counts must fill whole vectors; the tiles must fill whole
+ * register blocks. Its cost beyond the multiplies (channel-last copies, tile
+ * transforms) grows with the channels, the saving with their product: measured
+ * on this project's machine with AVX-512 and AVX2 (two 3x3 convs, batch 64), it
+ * trains 1.26-1.35x faster at 64 channels on 8x8, about even at 32 on 16x16
+ * (evaluation 0.9x), and slower at 16 on 32x32; hence 64 channels or more.
+ */
+template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int G, bool POOL>
+constexpr bool conv_wino() {
+  return KH == 3 && KW == 3 && SH == 1 && SW == 1 && PH == 1 && PW == 1 && G == 1 && !POOL && CI >= 64 && CO >= 64 && CI % VW == 0 && CO % VW == 0 &&
+         H % 2 == 0 && W % 2 == 0 && (H / 2) * (W / 2) % (2 * WINO_TB) == 0;
+}
+
+/**
+ * Scratch of a Winograd conv, per thread:
+ *   xt, dzt: [H+2][W+2][C] channel-last zero-padded input / output gradient;
+ *   v: [16][T][C] transformed input tiles; m: [16][T][C] their products (or
+ *   the transformed output gradient); u, ud: [16][C1][C2] transformed kernels
+ *   of the forward and of the input gradient; du: [16][CI][CO] the weight
+ *   gradient before its transform; dz: [CO][H][W] output gradient.
+ */
+template <int CI, int CO, int H, int W>
+struct WinoGeo {
+  static constexpr int T = (H / 2) * (W / 2), XH = H + 2, XW = W + 2, CM = CI > CO ? CI : CO;
+  static constexpr size_t xt_floats = (size_t)rup(XH * XW * CI, 16), dzt_floats = (size_t)rup(XH * XW * CO, 16);
+  static constexpr size_t v_floats = (size_t)16 * T * CM, u_floats = (size_t)16 * CI * CO, dz_floats = (size_t)rup(CO * H * W, 16);
+  static constexpr size_t scratch_floats = xt_floats + dzt_floats + 2 * v_floats + 3 * u_floats + dz_floats;
+};
+
 /**
  * Geometry of one group (CG input, OG output channels) of a convolution with
  * stride 1 or 2 done as a register-blocked direct convolution over a
@@ -389,10 +427,11 @@ struct ConvGeo {
   static constexpr size_t wt_floats = (size_t)rup(G * CG * OG * KH * KW, 16);
   static constexpr size_t tmp_floats = SH == 1 && SW == 1 ? 0 : (size_t)rup(CG * cdiv(H, SH) * cdiv(W, SW), 16);
   static constexpr size_t own_floats = xp_floats + dz_floats + wt_floats + tmp_floats;
+  static constexpr size_t pack_floats = conv_packed<H, W, KH, KW, SH, SW, PH, PW, false>() ? PackGeo<CG, OG, G, H, W, KH, KW>::scratch_floats : 0;
+  static constexpr size_t wino_floats =
+      conv_wino<CG * G, OG * G, H, W, KH, KW, SH, SW, PH, PW, G, false>() ? WinoGeo<CG * G, OG * G, H, W>::scratch_floats : 0;
   static constexpr size_t scratch_floats =
-      conv_packed<H, W, KH, KW, SH, SW, PH, PW, false>() && PackGeo<CG, OG, G, H, W, KH, KW>::scratch_floats > own_floats
-          ? PackGeo<CG, OG, G, H, W, KH, KW>::scratch_floats
-          : own_floats;
+      own_floats > pack_floats ? (own_floats > wino_floats ? own_floats : wino_floats) : (pack_floats > wino_floats ? pack_floats : wino_floats);
 };
 
 /** Scratch floats of a general (strided) convolution: none. */
@@ -578,6 +617,296 @@ constexpr bool conv_flat() {
   return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && !POOL && (H * W) % VW == 0 && W != VW;
 }
 
+// ------------------------------------------------------------ Winograd F(2x2, 3x3)
+//
+// With d a 4x4 input tile, g a 3x3 kernel and dy a 2x2 block of the output gradient:
+//   forward            y  = A^T [(G g G^T) ⊙ (B^T d B)] A
+//   weight gradient    dg = G^T [Σ over tiles (A dy A^T) ⊙ (B^T d B)] G   (the adjoint of the forward)
+//   input gradient     the forward again, of dy padded by 1, with the flipped, transposed kernel
+// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1], A^T = [1 1 1 0; 0 1 -1 -1].
+
+/** B^T d B of a 4x4 tile d (row-major, vectors over channels). */
+TK_INLINE void wino_in(vf* __restrict v, const vf* __restrict d) {
+  vf t[16];
+  TK_UNROLL for (int j = 0; j < 4; ++j) {
+    t[j] = d[j] - d[8 + j];
+    t[4 + j] = d[4 + j] + d[8 + j];
+    t[8 + j] = d[8 + j] - d[4 + j];
+    t[12 + j] = d[4 + j] - d[12 + j];
+  }
+  TK_UNROLL for (int i = 0; i < 4; ++i) {
+    v[4 * i] = t[4 * i] - t[4 * i + 2];
+    v[4 * i + 1] = t[4 * i + 1] + t[4 * i + 2];
+    v[4 * i + 2] = t[4 * i + 2] - t[4 * i + 1];
+    v[4 * i + 3] = t[4 * i + 1] - t[4 * i + 3];
+  }
+}
+
+/** A^T m A: the 2x2 outputs (row-major) of a tile's 16 products. */
+TK_INLINE void wino_out(vf* __restrict y, const vf* __restrict m) {
+  vf t[8];
+  TK_UNROLL for (int j = 0; j < 4; ++j) {
+    t[j] = m[j] + m[4 + j] + m[8 + j];
+    t[4 + j] = m[4 + j] - m[8 + j] - m[12 + j];
+  }
+  TK_UNROLL for (int i = 0; i < 2; ++i) {
+    y[2 * i] = t[4 * i] + t[4 * i + 1] + t[4 * i + 2];
+    y[2 * i + 1] = t[4 * i + 1] - t[4 * i + 2] - t[4 * i + 3];
+  }
+}
+
+/** A dy A^T: a 2x2 block of the output gradient (row-major) as 16 tile values. */
+TK_INLINE void wino_dout(vf* __restrict z, const vf* __restrict dy) {
+  vf t[8];
+  TK_UNROLL for (int j = 0; j < 2; ++j) {
+    t[j] = dy[j];
+    t[2 + j] = dy[j] + dy[2 + j];
+    t[4 + j] = dy[j] - dy[2 + j];
+    t[6 + j] = -dy[2 + j];
+  }
+  TK_UNROLL for (int i = 0; i < 4; ++i) {
+    z[4 * i] = t[2 * i];
+    z[4 * i + 1] = t[2 * i] + t[2 * i + 1];
+    z[4 * i + 2] = t[2 * i] - t[2 * i + 1];
+    z[4 * i + 3] = -t[2 * i + 1];
+  }
+}
+
+/** G g G^T of a 3x3 kernel g (row-major). */
+TK_INLINE void wino_kernel(float* __restrict u, const float* __restrict g) {
+  float t[12];
+  for (int j = 0; j < 3; ++j) {
+    t[j] = g[j];
+    t[3 + j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+    t[6 + j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+    t[9 + j] = g[6 + j];
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = t[3 * i];
+    u[4 * i + 1] = 0.5f * (t[3 * i] + t[3 * i + 1] + t[3 * i + 2]);
+    u[4 * i + 2] = 0.5f * (t[3 * i] - t[3 * i + 1] + t[3 * i + 2]);
+    u[4 * i + 3] = t[3 * i + 2];
+  }
+}
+
+/** G^T D G: the 3x3 kernel gradient of 16 tile values D (row-major). */
+TK_INLINE void wino_dkernel(float* __restrict dg, const float* __restrict D) {
+  float t[12];
+  for (int j = 0; j < 4; ++j) {
+    t[j] = D[j] + 0.5f * (D[4 + j] + D[8 + j]);
+    t[4 + j] = 0.5f * (D[4 + j] - D[8 + j]);
+    t[8 + j] = 0.5f * (D[4 + j] + D[8 + j]) + D[12 + j];
+  }
+  for (int i = 0; i < 3; ++i) {
+    dg[3 * i] = t[4 * i] + 0.5f * (t[4 * i + 1] + t[4 * i + 2]);
+    dg[3 * i + 1] = 0.5f * (t[4 * i + 1] - t[4 * i + 2]);
+    dg[3 * i + 2] = 0.5f * (t[4 * i + 1] + t[4 * i + 2]) + t[4 * i + 3];
+  }
+}
+
+/**
+ * u [16][C1][C2]: the transformed kernels from input channel c1 to output channel c2. Forward: w is [C2][C1][3][3].
+ * FLIP (the input gradient): w is the forward weight [C1][C2][3][3] (its output channels are this conv's inputs), flipped.
+ */
+template <int C1, int C2, bool FLIP>
+TK_INLINE void wino_weights(float* __restrict u, const float* __restrict w) {
+  for (int c1 = 0; c1 < C1; ++c1)
+    for (int c2 = 0; c2 < C2; ++c2) {
+      float g[9], t[16];
+      for (int k = 0; k < 9; ++k) g[k] = FLIP ? w[((size_t)c1 * C2 + c2) * 9 + 8 - k] : w[((size_t)c2 * C1 + c1) * 9 + k];
+      wino_kernel(t, g);
+      for (int k = 0; k < 16; ++k) u[((size_t)k * C1 + c1) * C2 + c2] = t[k];
+    }
+}
+
+/** xt [H+2][W+2][C] (the border already zero) from image x [C][H][W]. */
+template <int C, int H, int W>
+TK_INLINE void wino_hwc(float* __restrict xt, const float* __restrict x) {
+  for (int h = 0; h < H; ++h)
+    for (int w = 0; w < W; ++w) {
+      float* o = xt + ((size_t)(h + 1) * (W + 2) + w + 1) * C;
+      for (int c = 0; c < C; ++c) o[c] = x[((size_t)c * H + h) * W + w];
+    }
+}
+
+/** v [16][T][C] = B^T d B of every tile of xt (tile (ty, tx) reads rows 2ty.., columns 2tx.. of the padded image). */
+template <int C, int H, int W>
+TK_INLINE void wino_tiles(float* __restrict v, const float* __restrict xt) {
+  constexpr int T = (H / 2) * (W / 2), XW = W + 2;
+  for (int ty = 0; ty < H / 2; ++ty)
+    for (int tx = 0; tx < W / 2; ++tx)
+      for (int cv = 0; cv < C / VW; ++cv) {
+        vf d[16], r[16];
+        TK_UNROLL for (int i = 0; i < 4; ++i) TK_UNROLL for (int j = 0; j < 4; ++j)
+          d[4 * i + j] = vload(xt + ((size_t)(2 * ty + i) * XW + 2 * tx + j) * C + cv * VW);
+        wino_in(r, d);
+        const int t = ty * (W / 2) + tx;
+        TK_UNROLL for (int k = 0; k < 16; ++k) vstore(v + ((size_t)k * T + t) * C + cv * VW, r[k]);
+      }
+}
+
+/** z [16][T][C] = A dy A^T of every 2x2 block of the output gradient dzt (padded channel-last, as wino_hwc). */
+template <int C, int H, int W>
+TK_INLINE void wino_dtiles(float* __restrict z, const float* __restrict dzt) {
+  constexpr int T = (H / 2) * (W / 2), XW = W + 2;
+  for (int ty = 0; ty < H / 2; ++ty)
+    for (int tx = 0; tx < W / 2; ++tx)
+      for (int cv = 0; cv < C / VW; ++cv) {
+        vf dy[4], r[16];
+        TK_UNROLL for (int i = 0; i < 2; ++i) TK_UNROLL for (int j = 0; j < 2; ++j)
+          dy[2 * i + j] = vload(dzt + ((size_t)(2 * ty + 1 + i) * XW + 2 * tx + 1 + j) * C + cv * VW);
+        wino_dout(r, dy);
+        const int t = ty * (W / 2) + tx;
+        TK_UNROLL for (int k = 0; k < 16; ++k) vstore(z + ((size_t)k * T + t) * C + cv * VW, r[k]);
+      }
+}
+
+/** m [16][T][C2] = v [16][T][C1] · u [16][C1][C2]: 16 GEMMs, register blocks of WINO_TB tiles x CV vectors of channels. */
+template <int C1, int C2, int T>
+TK_INLINE void wino_gemm(float* __restrict m, const float* __restrict v, const float* __restrict u) {
+  constexpr int CV = wino_cv(C2), TB = wino_tb(C2);
+  for (int k = 0; k < 16; ++k) {
+    const float* vk = v + (size_t)k * T * C1;
+    const float* uk = u + (size_t)k * C1 * C2;
+    float* mk = m + (size_t)k * T * C2;
+    for (int t0 = 0; t0 < T; t0 += TB)
+      for (int c0 = 0; c0 < C2; c0 += CV * VW) {
+        vf acc[TB][CV] = {};
+        for (int c1 = 0; c1 < C1; ++c1) {
+          vf b[CV];
+          TK_UNROLL for (int q = 0; q < CV; ++q) b[q] = vload(uk + (size_t)c1 * C2 + c0 + q * VW);
+          TK_UNROLL for (int r = 0; r < TB; ++r) {
+            const float a = vk[(size_t)(t0 + r) * C1 + c1];  // vector x scalar: one broadcast
+            TK_UNROLL for (int q = 0; q < CV; ++q) acc[r][q] += b[q] * a;
+          }
+        }
+        TK_UNROLL for (int r = 0; r < TB; ++r) TK_UNROLL for (int q = 0; q < CV; ++q)
+          vstore(mk + (size_t)(t0 + r) * C2 + c0 + q * VW, acc[r][q]);
+      }
+  }
+}
+
+/** du [16][C1][C2] += Σ over tiles v [16][T][C1] ⊗ z [16][T][C2]: the weight gradient's 16 GEMMs over the tiles. */
+template <int C1, int C2, int T>
+TK_INLINE void wino_gemm_dw(float* __restrict du, const float* __restrict v, const float* __restrict z) {
+  constexpr int CV = wino_cv(C2), TB = wino_tb(C2);
+  for (int k = 0; k < 16; ++k) {
+    const float* vk = v + (size_t)k * T * C1;
+    const float* zk = z + (size_t)k * T * C2;
+    float* dk = du + (size_t)k * C1 * C2;
+    for (int a0 = 0; a0 < C1; a0 += TB)
+      for (int c0 = 0; c0 < C2; c0 += CV * VW) {
+        vf acc[TB][CV];
+        TK_UNROLL for (int r = 0; r < TB; ++r) TK_UNROLL for (int q = 0; q < CV; ++q)
+          acc[r][q] = vload(dk + (size_t)(a0 + r) * C2 + c0 + q * VW);
+        for (int t = 0; t < T; ++t) {
+          vf b[CV];
+          TK_UNROLL for (int q = 0; q < CV; ++q) b[q] = vload(zk + (size_t)t * C2 + c0 + q * VW);
+          TK_UNROLL for (int r = 0; r < TB; ++r) {
+            const float a = vk[(size_t)t * C1 + a0 + r];
+            TK_UNROLL for (int q = 0; q < CV; ++q) acc[r][q] += b[q] * a;
+          }
+        }
+        TK_UNROLL for (int r = 0; r < TB; ++r) TK_UNROLL for (int q = 0; q < CV; ++q)
+          vstore(dk + (size_t)(a0 + r) * C2 + c0 + q * VW, acc[r][q]);
+      }
+  }
+}
+
+/** out [C][H][W] (=|+=) act(bias + A^T m A) of every tile (m [16][T][C] from wino_gemm). */
+template <int C, int H, int W, class ACT, bool ACCUM>
+TK_INLINE void wino_store(float* __restrict out, const float* __restrict m, const float* __restrict bias) {
+  constexpr int T = (H / 2) * (W / 2);
+  for (int ty = 0; ty < H / 2; ++ty)
+    for (int tx = 0; tx < W / 2; ++tx)
+      for (int cv = 0; cv < C / VW; ++cv) {
+        const int t = ty * (W / 2) + tx;
+        vf mm[16], y[4];
+        TK_UNROLL for (int k = 0; k < 16; ++k) mm[k] = vload(m + ((size_t)k * T + t) * C + cv * VW);
+        wino_out(y, mm);
+        const vf b = bias ? vload(bias + cv * VW) : vf{};
+        float o[4][VW];
+        TK_UNROLL for (int q = 0; q < 4; ++q) vstore(o[q], ACT::f(y[q] + b));
+        for (int l = 0; l < VW; ++l) {
+          float* dst = out + ((size_t)(cv * VW + l) * H + 2 * ty) * W + 2 * tx;
+          TK_UNROLL for (int q = 0; q < 4; ++q) {
+            float* p = dst + (q / 2) * W + q % 2;
+            *p = ACCUM ? *p + o[q][l] : o[q][l];
+          }
+        }
+      }
+}
+
+/** conv_fwd of a Winograd conv (conv_wino): out [B][CO][H][W] for the batch slice. */
+template <int CI, int CO, int H, int W, class ACT>
+void wino_fwd(const Ctx& c, float* out, const float* x, const float* w, const float* bias) {
+  using Geo = WinoGeo<CI, CO, H, W>;
+  float* xt = c.scratch;
+  float* v = xt + Geo::xt_floats + Geo::dzt_floats;
+  float* m = v + Geo::v_floats;
+  float* u = m + Geo::v_floats;
+  memset(xt, 0, Geo::xt_floats * sizeof(float));
+  wino_weights<CI, CO, false>(u, w);
+  for (int b = c.b0; b < c.b1; ++b) {
+    wino_hwc<CI, H, W>(xt, x + (size_t)b * CI * H * W);
+    wino_tiles<CI, H, W>(v, xt);
+    wino_gemm<CI, CO, Geo::T>(m, v, u);
+    wino_store<CO, H, W, ACT, false>(out + (size_t)b * CO * H * W, m, bias);
+  }
+}
+
+/** conv_bwd of a Winograd conv: gw (lane 0 of this thread's partials, +=), gb (vector partials), dx (=|+=, NEED_DX). */
+template <int CI, int CO, int H, int W, class ACT, bool NEED_DX, bool ACCUM_DX>
+void wino_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const float* x, const float* w) {
+  using Geo = WinoGeo<CI, CO, H, W>;
+  constexpr int HW = H * W, T = Geo::T;
+  float* xt = c.scratch;
+  float* dzt = xt + Geo::xt_floats;
+  float* v = dzt + Geo::dzt_floats;
+  float* m = v + Geo::v_floats;
+  float* ud = m + Geo::v_floats;
+  float* du = ud + Geo::u_floats;
+  float* dz = du + Geo::u_floats;
+  memset(xt, 0, (Geo::xt_floats + Geo::dzt_floats) * sizeof(float));
+  memset(du, 0, Geo::u_floats * sizeof(float));
+  if constexpr (NEED_DX) wino_weights<CO, CI, true>(ud, w);
+  for (int b = c.b0; b < c.b1; ++b) {
+    // dz = d(loss)/d(conv output) [CO][H][W], its bias gradient, and its channel-last padded copy
+    const float* g = gy + (size_t)b * CO * HW;
+    if constexpr (ACT::none) {
+      memcpy(dz, g, sizeof(float) * CO * HW);
+    } else {
+      const float* yy = y + (size_t)b * CO * HW;
+      for (int i = 0; i < CO * HW; ++i) dz[i] = g[i] * dact1<ACT>(yy[i]);
+    }
+    if (gb)
+      for (int co = 0; co < CO; ++co) {
+        float s = 0.0f;
+        for (int i = 0; i < HW; ++i) s += dz[co * HW + i];
+        gb[co * VW] += s;
+      }
+    wino_hwc<CO, H, W>(dzt, dz);
+    // weight gradient: Σ (A dy A^T) ⊙ (B^T d B), transformed at the end
+    wino_hwc<CI, H, W>(xt, x + (size_t)b * CI * HW);
+    wino_tiles<CI, H, W>(v, xt);
+    wino_dtiles<CO, H, W>(m, dzt);
+    wino_gemm_dw<CI, CO, T>(du, v, m);
+    // input gradient: the forward of dz with the flipped, transposed kernel
+    if constexpr (NEED_DX) {
+      wino_tiles<CO, H, W>(v, dzt);
+      wino_gemm<CO, CI, T>(m, v, ud);
+      wino_store<CI, H, W, ActNone, ACCUM_DX>(dx + (size_t)b * CI * HW, m, nullptr);
+    }
+  }
+  for (int co = 0; co < CO; ++co)
+    for (int ci = 0; ci < CI; ++ci) {
+      float D[16], dg[9];
+      for (int k = 0; k < 16; ++k) D[k] = du[((size_t)k * CI + ci) * CO + co];
+      wino_dkernel(dg, D);
+      for (int k = 0; k < 9; ++k) gw[(((size_t)co * CI + ci) * 9 + k) * VW] += dg[k];
+    }
+}
+
 /**
  * Forward of conv (+bias) (+activation) (+2x2 max pool) for the batch slice.
  * out: [B][CO][OH][OW] (or pooled), am: argmax per pooled output (POOL only).
@@ -589,6 +918,8 @@ void conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float
   constexpr int ON = POOL ? CO * (OH / 2) * (OW / 2) : CO * OH * OW;
   if constexpr (conv_flat<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
     conv_fwd<CI, CO, H * W / VW, VW, 1, 1, 1, 1, 0, 0, G, ACT, false>(c, out, am, x, w, bias);
+  } else if constexpr (conv_wino<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, POOL>()) {
+    wino_fwd<CI, CO, H, W, ACT>(c, out, x, w, bias);
   } else if constexpr (conv_packed<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
     constexpr int CG = CI / G, OG = CO / G;
     float* xk = c.scratch;
@@ -772,6 +1103,8 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
   constexpr int ON = POOL ? CO * (OH / 2) * (OW / 2) : CO * OH * OW;
   if constexpr (conv_flat<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
     conv_bwd<CI, CO, H * W / VW, VW, 1, 1, 1, 1, 0, 0, G, ACT, false, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
+  } else if constexpr (conv_wino<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, POOL>()) {
+    wino_bwd<CI, CO, H, W, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
   } else if constexpr (conv_packed<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
     conv_bwd_packed<CI, CO, H, W, KH, KW, PH, PW, G, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
   } else if constexpr (conv_fast<CI, CO, H, W, KH, KW, SH, SW, PH, PW>()) {
