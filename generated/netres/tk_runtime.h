@@ -364,6 +364,8 @@ TK_INLINE void pack_rows(float* __restrict xk, const float* __restrict x) {
 
 /** tiles per register block of the Winograd GEMMs, by vectors of channels (16 accumulators with AVX-512, 8 with AVX2) */
 constexpr int WINO_TB = TK_VW == 16 ? 8 : 4;
+/** fewer images per thread take the direct kernels: the kernel transforms, redone every call, would cost more than they save (batch-1 latency) */
+constexpr int WINO_MIN_IMAGES = 4;
 constexpr int wino_cv(int C2) { return (C2 / VW) % 2 == 0 ? 2 : 1; }
 constexpr int wino_tb(int C2) { return 2 * WINO_TB / wino_cv(C2); }
 
@@ -912,14 +914,17 @@ void wino_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
  * out: [B][CO][OH][OW] (or pooled), am: argmax per pooled output (POOL only).
  * G groups: group g maps input channels g·CI/G.. to output channels g·CO/G..
  */
-template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int G, class ACT, bool POOL>
+template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int G, class ACT, bool POOL, bool WINO = true>
 void conv_fwd(const Ctx& c, float* out, uint8_t* am, const float* x, const float* w, const float* bias) {
   constexpr int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
   constexpr int ON = POOL ? CO * (OH / 2) * (OW / 2) : CO * OH * OW;
   if constexpr (conv_flat<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
     conv_fwd<CI, CO, H * W / VW, VW, 1, 1, 1, 1, 0, 0, G, ACT, false>(c, out, am, x, w, bias);
-  } else if constexpr (conv_wino<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, POOL>()) {
-    wino_fwd<CI, CO, H, W, ACT>(c, out, x, w, bias);
+  } else if constexpr (WINO && conv_wino<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, POOL>()) {
+    if (c.b1 - c.b0 >= WINO_MIN_IMAGES)
+      wino_fwd<CI, CO, H, W, ACT>(c, out, x, w, bias);
+    else
+      conv_fwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, ACT, POOL, false>(c, out, am, x, w, bias);
   } else if constexpr (conv_packed<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
     constexpr int CG = CI / G, OG = CO / G;
     float* xk = c.scratch;
@@ -1095,7 +1100,7 @@ void conv_bwd_packed(const Ctx& c, float* dx, float* gw, float* gb, const float*
  *   dx (=|+=) input gradient when NEED_DX.
  */
 template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int G, class ACT, bool POOL, bool NEED_DX,
-          bool ACCUM_DX>
+          bool ACCUM_DX, bool WINO = true>
 void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, const float* y, const uint8_t* am,
               const float* x, const float* w) {
   constexpr int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
@@ -1103,8 +1108,11 @@ void conv_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
   constexpr int ON = POOL ? CO * (OH / 2) * (OW / 2) : CO * OH * OW;
   if constexpr (conv_flat<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
     conv_bwd<CI, CO, H * W / VW, VW, 1, 1, 1, 1, 0, 0, G, ACT, false, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, am, x, w);
-  } else if constexpr (conv_wino<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, POOL>()) {
-    wino_bwd<CI, CO, H, W, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
+  } else if constexpr (WINO && conv_wino<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, POOL>()) {
+    if (c.b1 - c.b0 >= WINO_MIN_IMAGES)
+      wino_bwd<CI, CO, H, W, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
+    else
+      conv_bwd<CI, CO, H, W, KH, KW, SH, SW, PH, PW, G, ACT, POOL, NEED_DX, ACCUM_DX, false>(c, dx, gw, gb, gy, y, am, x, w);
   } else if constexpr (conv_packed<H, W, KH, KW, SH, SW, PH, PW, POOL>()) {
     conv_bwd_packed<CI, CO, H, W, KH, KW, PH, PW, G, ACT, NEED_DX, ACCUM_DX>(c, dx, gw, gb, gy, y, x, w);
   } else if constexpr (conv_fast<CI, CO, H, W, KH, KW, SH, SW, PH, PW>()) {
