@@ -79,6 +79,12 @@ describe('training recipes', () => {
     const log = readRunLog(runLog.file);
     expect(log.epochs.map((e) => e.lr)).toEqual([4, 9, 14].map((k) => lr(k).lr));
     expect(log.run.options).toMatchObject({ optimizer: 'adamw', beta1: 0.85, schedule: 'cosine (per step, warm-up 3)' });
+    // its cosine spans the 3 epochs: resuming with another --epochs would bend the curve, so it is refused, the checkpoint kept
+    const before = fs.readFileSync(ck);
+    await expect(train(await fresh('cpu'), data, { ...adamw, epochs: 5, resume: ck, save: ck })).rejects.toThrow(
+      /schedule spanning --epochs 3 .*resume it with --epochs 3/,
+    );
+    expect(fs.readFileSync(ck).equals(before)).toBe(true);
   });
 
   it(

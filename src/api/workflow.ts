@@ -21,7 +21,7 @@ import { checkEarlyStop, EarlyStop, type EarlyStopOptions, type EarlyStopState }
 import { readRunLog, writeRunLog, type EpochRecord, type RunInfo } from '../train/log.js';
 import type { TrainableModel } from '../train/model.js';
 import type { StepOptions } from '../train/rules.js';
-import { describeSchedule, type ScheduleOptions } from '../train/schedule.js';
+import { describeSchedule, scheduleUsesLength, type ScheduleOptions } from '../train/schedule.js';
 import { Rng } from '../util/rng.js';
 import { checkFits, modelClasses, modelInput, type DataInfo, type ImageData } from './data.js';
 
@@ -136,6 +136,13 @@ async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptio
         throw new Error(
           `${o.resume} was trained with ${flag} ${String(saved[k] ?? 'none')}; resume it with the same (got ${now ?? 'none'})`,
         );
+    // a schedule spanning the run (cosine's T, one-cycle's length) would bend to another --epochs
+    const span = saved.scheduleEpochs;
+    if (span !== undefined && scheduleUsesLength(o.schedule) && span !== o.epochs)
+      throw new Error(
+        `${o.resume} was trained with a schedule spanning --epochs ${String(span)} (${describeSchedule(o.schedule)} takes its length from the run): ` +
+          `resume it with --epochs ${String(span)}, or give the schedule its length (cosine:T, onecycle's total steps)`,
+      );
     if (ck.meta.classes && ck.meta.classes.join('\n') !== data.classes.join('\n'))
       throw new Error(`${o.resume} was trained on classes ${ck.meta.classes.join(', ')}, not ${data.classes.join(', ')}`);
     applyCheckpoint(ck, o.resume, model, true);
@@ -154,6 +161,7 @@ async function trainLocked(model: TrainableModel, data: ImageData, o: TrainOptio
     ...(aug && { augment: augmentKey(o.augment) }),
     ...(o.val !== undefined && { val: valKey(o.val) }),
     ...(tracker && { earlyStop: tracker.state }),
+    ...(scheduleUsesLength(o.schedule) && { scheduleEpochs: o.epochs }),
   });
   // the epoch o.save holds, for the message if training diverges
   let saved = o.resume && o.save && path.resolve(o.resume) === path.resolve(o.save) ? startEpoch - 1 : undefined;

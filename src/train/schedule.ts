@@ -45,6 +45,14 @@ export type ScheduleFn = (k: number) => ScheduledValue;
 
 const cosAnneal = (start: number, end: number, pct: number) => end + ((start - end) / 2) * (Math.cos(Math.PI * pct) + 1);
 
+/** Whether the schedule's values depend on the run's length (cosine without T, one-cycle without total steps, any warm-up). */
+export function scheduleUsesLength(o: ScheduleOptions | undefined): boolean {
+  const s = o?.schedule;
+  if (!s) return false;
+  if (o?.warmup) return s.kind !== 'constant';
+  return (s.kind === 'cosine' && s.tMax === undefined) || (s.kind === 'onecycle' && s.totalSteps === undefined);
+}
+
 /**
  * The schedule over a run of `length` steps or epochs (what defaults such as
  * cosine's T refer to), for base learning rate `lr`. An error names a bad option.
