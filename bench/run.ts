@@ -14,8 +14,9 @@
 // change is measured against its base under the same load.
 //
 // The ISA: builds use -march=native, or TK_MARCH from the environment
-// (TK_MARCH=x86-64-v3 measures the AVX2 kernels on an AVX-512 machine); the
-// output names the vectors the kernels used.
+// (TK_MARCH=x86-64-v3 measures the AVX2 kernels on an AVX-512 machine, and then
+// PyTorch's oneDNN and ATen are capped at AVX2 as well); the output names the
+// vectors the kernels used.
 //
 // Roofline: achieved FLOP/s (2 per multiply-add of the convolutions and linear
 // layers; a train step counts the forward, the weight gradient and, where the
@@ -195,12 +196,21 @@ async function timeAll(ms: Loaded[], x: Float32Array, y: Int32Array, n: number, 
   });
 }
 
+/**
+ * PyTorch's vector ISA held to ours: when our kernels are built for AVX2 (TK_MARCH=x86-64-v3 on an
+ * AVX-512 machine), oneDNN (PyTorch's convolutions) and ATen are capped at AVX2 too, as on an AVX2-only machine.
+ */
+function torchIsaEnv(): Record<string, string> {
+  return kernelSimd().lanes === 16 ? {} : { ONEDNN_MAX_CPU_ISA: 'AVX2', DNNL_MAX_CPU_ISA: 'AVX2', ATEN_CPU_CAPABILITY: 'avx2' };
+}
+
 /** PyTorch 1.13 on the same batches: one JSON line per model (bench/torch_bench.py). */
 function torchTimings(specs: { model: string; file: string; shape: number[] }[], n: number, threads: number): Map<string, Timing> {
   const spec = path.join(os.tmpdir(), 'tk-bench-torch.json');
   fs.writeFileSync(spec, JSON.stringify(specs));
   const r = spawnSync('/usr/bin/python3', [path.join(root, 'bench/torch_bench.py'), spec, String(n), String(reps), String(threads)], {
     encoding: 'utf8',
+    env: { ...process.env, ...torchIsaEnv() },
   });
   if (r.status !== 0) process.stderr.write(`PyTorch comparator (${threads} threads) failed:\n${r.stderr}\n`);
   const out = new Map<string, Timing>();
@@ -293,7 +303,15 @@ async function main(): Promise<void> {
   const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}x` : '-');
   const pct = (g: number) => `${((100 * g * 1e9) / peak.measured).toFixed(0)}%`;
   const lines = [
-    `compiled CPU (${threads} threads, ${simd.name}: ${simd.lanes}-lane vectors${simd.fma ? ' + FMA' : ''}, -march=${MARCH}) vs PyTorch 1.13 (1 and 2 threads)` +
+    `compiled CPU (${threads} threads, ${simd.name}: ${simd.lanes}-lane vectors${simd.fma ? ' + FMA' : ''}, -march=${MARCH}) vs PyTorch 1.13 (1 and 2 threads` +
+      `${
+        Object.keys(torchIsaEnv()).length
+          ? ', capped at AVX2: ' +
+            Object.entries(torchIsaEnv())
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ')
+          : ''
+      })` +
       `${before ? ` vs ${before} (before)` : ''}; CIFAR-2 batches; medians of ${reps} runs`,
     `peak: measured ${(peak.measured / 1e9).toFixed(0)} GFLOP/s (bench/fma_peak.cpp, ${threads} threads); nominal ${(peak.nominal / 1e9).toFixed(0)} GFLOP/s ` +
       `(${threads} cores x 2 FMA pipes x ${peak.lanes} lanes x 2 x ${peak.ghz.toFixed(2)} GHz from /proc/cpuinfo); % peak is of the measured`,
