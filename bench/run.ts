@@ -200,8 +200,17 @@ async function timeAll(ms: Loaded[], x: Float32Array, y: Int32Array, n: number, 
  * PyTorch's vector ISA held to ours: when our kernels are built for AVX2 (TK_MARCH=x86-64-v3 on an
  * AVX-512 machine), oneDNN (PyTorch's convolutions) and ATen are capped at AVX2 too, as on an AVX2-only machine.
  */
+let isaEnv: Record<string, string> | undefined;
 function torchIsaEnv(): Record<string, string> {
-  return kernelSimd().lanes === 16 ? {} : { ONEDNN_MAX_CPU_ISA: 'AVX2', DNNL_MAX_CPU_ISA: 'AVX2', ATEN_CPU_CAPABILITY: 'avx2' };
+  // kernelSimd asks gcc: once
+  isaEnv ??= kernelSimd().lanes === 16 ? {} : { ONEDNN_MAX_CPU_ISA: 'AVX2', DNNL_MAX_CPU_ISA: 'AVX2', ATEN_CPU_CAPABILITY: 'avx2' };
+  return isaEnv;
+}
+
+/** How the header names PyTorch's ISA cap ('' when uncapped). */
+function torchIsaNote(): string {
+  const e = Object.entries(torchIsaEnv());
+  return e.length ? `, capped at AVX2: ${e.map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
 }
 
 /** PyTorch 1.13 on the same batches: one JSON line per model (bench/torch_bench.py). */
@@ -303,15 +312,7 @@ async function main(): Promise<void> {
   const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}x` : '-');
   const pct = (g: number) => `${((100 * g * 1e9) / peak.measured).toFixed(0)}%`;
   const lines = [
-    `compiled CPU (${threads} threads, ${simd.name}: ${simd.lanes}-lane vectors${simd.fma ? ' + FMA' : ''}, -march=${MARCH}) vs PyTorch 1.13 (1 and 2 threads` +
-      `${
-        Object.keys(torchIsaEnv()).length
-          ? ', capped at AVX2: ' +
-            Object.entries(torchIsaEnv())
-              .map(([k, v]) => `${k}=${v}`)
-              .join(' ')
-          : ''
-      })` +
+    `compiled CPU (${threads} threads, ${simd.name}: ${simd.lanes}-lane vectors${simd.fma ? ' + FMA' : ''}, -march=${MARCH}) vs PyTorch 1.13 (1 and 2 threads${torchIsaNote()})` +
       `${before ? ` vs ${before} (before)` : ''}; CIFAR-2 batches; medians of ${reps} runs`,
     `peak: measured ${(peak.measured / 1e9).toFixed(0)} GFLOP/s (bench/fma_peak.cpp, ${threads} threads); nominal ${(peak.nominal / 1e9).toFixed(0)} GFLOP/s ` +
       `(${threads} cores x 2 FMA pipes x ${peak.lanes} lanes x 2 x ${peak.ghz.toFixed(2)} GHz from /proc/cpuinfo); % peak is of the measured`,

@@ -11,7 +11,7 @@ import { openModule } from '../src/api/open.js';
 import { cifar2Data, type ImageData } from '../src/api/data.js';
 import { train, type TrainOptions } from '../src/api/workflow.js';
 import { readRunLog } from '../src/train/log.js';
-import { makeSchedule, parseSchedule } from '../src/train/schedule.js';
+import { makeSchedule, parseSchedule, scheduleUsesLength } from '../src/train/schedule.js';
 import { optimizerFlags } from '../src/cli/flags.js';
 
 const outDir = path.join(os.tmpdir(), 'tensorkiln-test-packages');
@@ -85,6 +85,13 @@ describe('training recipes', () => {
       /schedule spanning --epochs 3 .*resume it with --epochs 3/,
     );
     expect(fs.readFileSync(ck).equals(before)).toBe(true);
+    // which schedules take their length from the run (a warm-up only shifts the main one)
+    expect(scheduleUsesLength({ schedule: { kind: 'cosine', tMax: 9 } })).toBe(false);
+    expect(scheduleUsesLength({ schedule: { kind: 'step', stepSize: 2 }, warmup: { iters: 3 } })).toBe(false);
+    expect(scheduleUsesLength({ schedule: { kind: 'onecycle' } })).toBe(true);
+    expect(makeSchedule({ schedule: { kind: 'step', stepSize: 2 }, warmup: { iters: 3 } }, 1, 10)(7).lr).toBe(
+      makeSchedule({ schedule: { kind: 'step', stepSize: 2 }, warmup: { iters: 3 } }, 1, 50)(7).lr,
+    );
   });
 
   it(

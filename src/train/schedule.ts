@@ -45,12 +45,13 @@ export type ScheduleFn = (k: number) => ScheduledValue;
 
 const cosAnneal = (start: number, end: number, pct: number) => end + ((start - end) / 2) * (Math.cos(Math.PI * pct) + 1);
 
-/** Whether the schedule's values depend on the run's length (cosine without T, one-cycle without total steps, any warm-up). */
+/**
+ * Whether the schedule's values depend on the run's length: cosine without T, one-cycle without total steps
+ * (a warm-up only shifts the main schedule, so it depends on the length exactly when the main one does).
+ */
 export function scheduleUsesLength(o: ScheduleOptions | undefined): boolean {
   const s = o?.schedule;
-  if (!s) return false;
-  if (o?.warmup) return s.kind !== 'constant';
-  return (s.kind === 'cosine' && s.tMax === undefined) || (s.kind === 'onecycle' && s.totalSteps === undefined);
+  return (s?.kind === 'cosine' && s.tMax === undefined) || (s?.kind === 'onecycle' && s.totalSteps === undefined);
 }
 
 /**
