@@ -103,23 +103,27 @@ class Packed extends nn.Module {
 }
 
 /**
- * Winograd F(2x2, 3x3) (conv_wino: stride 1, padding 1, 64 channels or more in whole vectors): with bias
- * and a fused activation or neither, 80 output channels (an odd number of 16-lane vectors, an even number
- * of 8-lane ones), and an input gradient that accumulates.
+ * Winograd F(2x2, 3x3) (conv_wino: stride 1, padding 1, 32 channels or more in whole vectors): with bias
+ * and a fused activation or neither, 80 channels (an odd number of 16-lane vectors, an even number of
+ * 8-lane ones), an input gradient that accumulates, rows of whole vectors (16x16: transposed in
+ * registers) and shorter ones (8x8 with 16 lanes). Batch 17 gives each thread 8 images or more (Winograd),
+ * batches 1 and 5 take the direct kernels.
  */
 class Wino extends nn.Module {
-  static inputShape = [3, 8, 8];
+  static inputShape = [3, 16, 16];
   stem = new nn.Conv2d(3, 64, { kernelSize: 3, padding: 1 });
   a = new nn.Conv2d(64, 64, { kernelSize: 3, padding: 1 });
   b = new nn.Conv2d(64, 80, { kernelSize: 3, padding: 1, bias: false });
   c = new nn.Conv2d(64, 80, { kernelSize: 3, padding: 1 });
+  d = new nn.Conv2d(80, 64, { kernelSize: 3, padding: 1 });
   pool = new nn.MaxPool2d(2);
-  fc = new nn.Linear(80 * 4 * 4, 3);
+  fc = new nn.Linear(64 * 4 * 4, 3);
 
   forward(x: Tensor): Tensor {
-    const s = torch.relu(this.stem(x)); // [64, 8, 8]
-    const o = torch.add(torch.tanh(this.b(torch.relu(this.a(s)))), this.c(s)); // [80, 8, 8]
-    return this.fc(torch.flatten(this.pool(o))); // [80, 4, 4]
+    const s = torch.relu(this.stem(x)); // [64, 16, 16]
+    const o = torch.add(torch.tanh(this.b(torch.relu(this.a(s)))), this.c(s)); // [80, 16, 16]
+    const p = torch.relu(this.d(this.pool(o))); // [64, 8, 8]
+    return this.fc(torch.flatten(this.pool(p))); // [64, 4, 4]
   }
 }
 
