@@ -106,8 +106,9 @@ class Packed extends nn.Module {
  * Winograd F(2x2, 3x3) (conv_wino: stride 1, padding 1, 32 channels or more in whole vectors): with bias
  * and a fused activation or neither, 80 channels (an odd number of 16-lane vectors, an even number of
  * 8-lane ones), an input gradient that accumulates, rows of whole vectors (16x16: transposed in
- * registers) and shorter ones (8x8 with 16 lanes). Batch 17 gives each thread 8 images or more (Winograd),
- * batches 1 and 5 take the direct kernels.
+ * registers) and shorter ones (8x8 with 16 lanes), 32 channels (d). Batch 17 gives each thread 8 images
+ * or more (Winograd), batches 1 and 5 take the direct kernels, and batch 7 splits 4/3 between two threads:
+ * one takes Winograd, the other the direct kernels, in the same call (their partial gradients meet).
  */
 class Wino extends nn.Module {
   static inputShape = [3, 16, 16];
@@ -115,15 +116,15 @@ class Wino extends nn.Module {
   a = new nn.Conv2d(64, 64, { kernelSize: 3, padding: 1 });
   b = new nn.Conv2d(64, 80, { kernelSize: 3, padding: 1, bias: false });
   c = new nn.Conv2d(64, 80, { kernelSize: 3, padding: 1 });
-  d = new nn.Conv2d(80, 64, { kernelSize: 3, padding: 1 });
+  d = new nn.Conv2d(80, 32, { kernelSize: 3, padding: 1 });
   pool = new nn.MaxPool2d(2);
-  fc = new nn.Linear(64 * 4 * 4, 3);
+  fc = new nn.Linear(32 * 4 * 4, 3);
 
   forward(x: Tensor): Tensor {
     const s = torch.relu(this.stem(x)); // [64, 16, 16]
     const o = torch.add(torch.tanh(this.b(torch.relu(this.a(s)))), this.c(s)); // [80, 16, 16]
-    const p = torch.relu(this.d(this.pool(o))); // [64, 8, 8]
-    return this.fc(torch.flatten(this.pool(p))); // [64, 4, 4]
+    const p = torch.relu(this.d(this.pool(o))); // [32, 8, 8]
+    return this.fc(torch.flatten(this.pool(p))); // [32, 4, 4]
   }
 }
 
@@ -147,7 +148,7 @@ describe('compiled CPU == interpreter on the strided, 1x1 and depthwise conv pat
     expect(kinds.filter((k) => k.startsWith('conv'))).not.toContain('convg_fwd');
   });
 
-  it.each((Object.keys(models) as (keyof typeof models)[]).flatMap((n) => [1, 5, 17].map((b) => [n, b] as const)))(
+  it.each((Object.keys(models) as (keyof typeof models)[]).flatMap((n) => [1, 5, 7, 17].map((b) => [n, b] as const)))(
     '%s, batch %i',
     async (name, batch) => {
       const model = new models[name]();
