@@ -103,12 +103,12 @@ class Packed extends nn.Module {
 }
 
 /**
- * Winograd F(2x2, 3x3) (conv_wino: stride 1, padding 1, 32 channels or more in whole vectors): with bias
+ * Winograd F(2x2, 3x3) (conv_wino: stride 1, padding 1, 64 channels or more in whole vectors): with bias
  * and a fused activation or neither, 80 channels (an odd number of 16-lane vectors, an even number of
- * 8-lane ones), an input gradient that accumulates, rows of whole vectors (16x16: transposed in
- * registers) and shorter ones (8x8 with 16 lanes), 32 channels (d). Batch 17 gives each thread 8 images
- * or more (Winograd), batches 1 and 5 take the direct kernels, and batch 7 splits 4/3 between two threads:
- * one takes Winograd, the other the direct kernels, in the same call (their partial gradients meet).
+ * 8-lane ones), an input gradient that accumulates, and d (32 channels: below the rule, direct) between
+ * them and the head. Batch 17 gives each thread 8 images or more (Winograd), batches 1 and 5 take the
+ * direct kernels, and batch 7 splits 4/3 between two threads: one takes Winograd, the other the direct
+ * kernels, in the same call (their partial gradients meet).
  */
 class Wino extends nn.Module {
   static inputShape = [3, 16, 16];

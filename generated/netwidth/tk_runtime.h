@@ -376,14 +376,13 @@ constexpr int wino_tb(int C2) { return 2 * WINO_TB / wino_cv(C2); }
  * both channel counts must fill whole vectors; the tiles must fill whole
  * register blocks. Its cost beyond the multiplies (channel-last copies, tile
  * transforms) grows with the channels, the saving with their product: measured
- * on this project's machine with AVX-512 and AVX2 (two 3x3 convs, batch 64,
- * against the direct kernels), it trains 1.3x faster at 64 channels on 8x8 and
- * 1.13x at 32 on 16x16 (evaluation even), and slower at 16 on 32x32 (0.88x);
- * hence 32 channels or more.
+ * on this project's machine with AVX-512 and AVX2 (two 3x3 convs, batch 64), it
+ * trains 1.26-1.35x faster at 64 channels on 8x8, about even at 32 on 16x16
+ * (evaluation 0.9x), and slower at 16 on 32x32; hence 64 channels or more.
  */
 template <int CI, int CO, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int G, bool POOL>
 constexpr bool conv_wino() {
-  return KH == 3 && KW == 3 && SH == 1 && SW == 1 && PH == 1 && PW == 1 && G == 1 && !POOL && CI >= 32 && CO >= 32 && CI % VW == 0 && CO % VW == 0 &&
+  return KH == 3 && KW == 3 && SH == 1 && SW == 1 && PH == 1 && PW == 1 && G == 1 && !POOL && CI >= 64 && CO >= 64 && CI % VW == 0 && CO % VW == 0 &&
          H % 2 == 0 && W % 2 == 0 && (H / 2) * (W / 2) % (2 * WINO_TB) == 0;
 }
 
@@ -393,16 +392,14 @@ constexpr bool conv_wino() {
  *   v: [16][T][C] transformed input tiles; m: [16][T][C] their products (or
  *   the transformed output gradient); u, ud: [16][C1][C2] transformed kernels
  *   of the forward and of the input gradient; du: [16][CI][CO] the weight
- *   gradient before its transform; dz: [CO][H][W] output gradient; yt:
- *   [H][W][C] channel-last outputs before their transpose.
+ *   gradient before its transform; dz: [CO][H][W] output gradient.
  */
 template <int CI, int CO, int H, int W>
 struct WinoGeo {
   static constexpr int T = (H / 2) * (W / 2), XH = H + 2, XW = W + 2, CM = CI > CO ? CI : CO;
   static constexpr size_t xt_floats = (size_t)rup(XH * XW * CI, 16), dzt_floats = (size_t)rup(XH * XW * CO, 16);
   static constexpr size_t v_floats = (size_t)16 * T * CM, u_floats = (size_t)16 * CI * CO, dz_floats = (size_t)rup(CO * H * W, 16);
-  static constexpr size_t yt_floats = (size_t)rup(H * W * CM, 16);
-  static constexpr size_t scratch_floats = xt_floats + dzt_floats + 2 * v_floats + 3 * u_floats + dz_floats + yt_floats;
+  static constexpr size_t scratch_floats = xt_floats + dzt_floats + 2 * v_floats + 3 * u_floats + dz_floats;
 };
 
 /**
@@ -622,23 +619,6 @@ constexpr bool conv_flat() {
   return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && !POOL && (H * W) % VW == 0 && W != VW;
 }
 
-/** Transposes VW rows of VW floats in registers: log2(VW) butterfly stages, each swapping bit b of the row and the lane index. */
-TK_INLINE void vtranspose(vf* r) {
-  TK_UNROLL for (int b = 1; b < VW; b *= 2) {
-    vi lo, hi;
-    TK_UNROLL for (int l = 0; l < VW; ++l) {
-      lo[l] = (l & b) ? VW + l - b : l;
-      hi[l] = (l & b) ? VW + l : l + b;
-    }
-    TK_UNROLL for (int i = 0; i < VW; ++i)
-      if (!(i & b)) {
-        const vf a = r[i], c = r[i + b];
-        r[i] = __builtin_shuffle(a, c, lo);
-        r[i + b] = __builtin_shuffle(a, c, hi);
-      }
-  }
-}
-
 // ------------------------------------------------------------ Winograd F(2x2, 3x3)
 //
 // With d a 4x4 input tile, g a 3x3 kernel and dy a 2x2 block of the output gradient:
@@ -741,25 +721,14 @@ TK_INLINE void wino_weights(float* __restrict u, const float* __restrict w) {
     }
 }
 
-/** xt [H+2][W+2][C] (the border already zero) from image x [C][H][W]: VW x VW blocks transposed in registers. */
+/** xt [H+2][W+2][C] (the border already zero) from image x [C][H][W]. */
 template <int C, int H, int W>
 TK_INLINE void wino_hwc(float* __restrict xt, const float* __restrict x) {
-  if constexpr (W % VW == 0) {
-    for (int c0 = 0; c0 < C; c0 += VW)
-      for (int h = 0; h < H; ++h)
-        for (int w0 = 0; w0 < W; w0 += VW) {
-          vf r[VW];
-          TK_UNROLL for (int l = 0; l < VW; ++l) r[l] = vload(x + ((size_t)(c0 + l) * H + h) * W + w0);
-          vtranspose(r);
-          TK_UNROLL for (int j = 0; j < VW; ++j) vstore(xt + ((size_t)(h + 1) * (W + 2) + w0 + j + 1) * C + c0, r[j]);
-        }
-  } else {
-    for (int h = 0; h < H; ++h)
-      for (int w = 0; w < W; ++w) {
-        float* o = xt + ((size_t)(h + 1) * (W + 2) + w + 1) * C;
-        for (int c = 0; c < C; ++c) o[c] = x[((size_t)c * H + h) * W + w];
-      }
-  }
+  for (int h = 0; h < H; ++h)
+    for (int w = 0; w < W; ++w) {
+      float* o = xt + ((size_t)(h + 1) * (W + 2) + w + 1) * C;
+      for (int c = 0; c < C; ++c) o[c] = x[((size_t)c * H + h) * W + w];
+    }
 }
 
 /** v [16][T][C] = B^T d B of every tile of xt (tile (ty, tx) reads rows 2ty.., columns 2tx.. of the padded image). */
@@ -846,12 +815,9 @@ TK_INLINE void wino_gemm_dw(float* __restrict du, const float* __restrict v, con
   }
 }
 
-/**
- * out [C][H][W] (=|+=) act(bias + A^T m A) of every tile (m [16][T][C] from wino_gemm), through yt [H][W][C]
- * (channel-last, at least H·W·C floats of scratch) and VW x VW register transposes.
- */
+/** out [C][H][W] (=|+=) act(bias + A^T m A) of every tile (m [16][T][C] from wino_gemm). */
 template <int C, int H, int W, class ACT, bool ACCUM>
-TK_INLINE void wino_store(float* __restrict out, float* __restrict yt, const float* __restrict m, const float* __restrict bias) {
+TK_INLINE void wino_store(float* __restrict out, const float* __restrict m, const float* __restrict bias) {
   constexpr int T = (H / 2) * (W / 2);
   for (int ty = 0; ty < H / 2; ++ty)
     for (int tx = 0; tx < W / 2; ++tx)
@@ -861,28 +827,16 @@ TK_INLINE void wino_store(float* __restrict out, float* __restrict yt, const flo
         TK_UNROLL for (int k = 0; k < 16; ++k) mm[k] = vload(m + ((size_t)k * T + t) * C + cv * VW);
         wino_out(y, mm);
         const vf b = bias ? vload(bias + cv * VW) : vf{};
-        TK_UNROLL for (int q = 0; q < 4; ++q)
-          vstore(yt + ((size_t)(2 * ty + q / 2) * W + 2 * tx + q % 2) * C + cv * VW, ACT::f(y[q] + b));
-      }
-  if constexpr (W % VW == 0) {
-    for (int c0 = 0; c0 < C; c0 += VW)
-      for (int h = 0; h < H; ++h)
-        for (int w0 = 0; w0 < W; w0 += VW) {
-          vf r[VW];
-          TK_UNROLL for (int j = 0; j < VW; ++j) r[j] = vload(yt + ((size_t)h * W + w0 + j) * C + c0);
-          vtranspose(r);
-          TK_UNROLL for (int l = 0; l < VW; ++l) {
-            float* dst = out + ((size_t)(c0 + l) * H + h) * W + w0;
-            vstore(dst, ACCUM ? r[l] + vload(dst) : r[l]);
+        float o[4][VW];
+        TK_UNROLL for (int q = 0; q < 4; ++q) vstore(o[q], ACT::f(y[q] + b));
+        for (int l = 0; l < VW; ++l) {
+          float* dst = out + ((size_t)(cv * VW + l) * H + 2 * ty) * W + 2 * tx;
+          TK_UNROLL for (int q = 0; q < 4; ++q) {
+            float* p = dst + (q / 2) * W + q % 2;
+            *p = ACCUM ? *p + o[q][l] : o[q][l];
           }
         }
-  } else {
-    for (int c = 0; c < C; ++c)
-      for (int p = 0; p < H * W; ++p) {
-        float* dst = out + (size_t)c * H * W + p;
-        *dst = ACCUM ? *dst + yt[(size_t)p * C + c] : yt[(size_t)p * C + c];
       }
-  }
 }
 
 /** conv_fwd of a Winograd conv (conv_wino): out [B][CO][H][W] for the batch slice. */
@@ -893,14 +847,13 @@ void wino_fwd(const Ctx& c, float* out, const float* x, const float* w, const fl
   float* v = xt + Geo::xt_floats + Geo::dzt_floats;
   float* m = v + Geo::v_floats;
   float* u = m + Geo::v_floats;
-  float* yt = u + 3 * Geo::u_floats + Geo::dz_floats;
   memset(xt, 0, Geo::xt_floats * sizeof(float));
   wino_weights<CI, CO, false>(u, w);
   for (int b = c.b0; b < c.b1; ++b) {
     wino_hwc<CI, H, W>(xt, x + (size_t)b * CI * H * W);
     wino_tiles<CI, H, W>(v, xt);
     wino_gemm<CI, CO, Geo::T>(m, v, u);
-    wino_store<CO, H, W, ACT, false>(out + (size_t)b * CO * H * W, yt, m, bias);
+    wino_store<CO, H, W, ACT, false>(out + (size_t)b * CO * H * W, m, bias);
   }
 }
 
@@ -916,7 +869,6 @@ void wino_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
   float* ud = m + Geo::v_floats;
   float* du = ud + Geo::u_floats;
   float* dz = du + Geo::u_floats;
-  float* yt = dz + Geo::dz_floats;
   memset(xt, 0, (Geo::xt_floats + Geo::dzt_floats) * sizeof(float));
   memset(du, 0, Geo::u_floats * sizeof(float));
   if constexpr (NEED_DX) wino_weights<CO, CI, true>(ud, w);
@@ -945,7 +897,7 @@ void wino_bwd(const Ctx& c, float* dx, float* gw, float* gb, const float* gy, co
     if constexpr (NEED_DX) {
       wino_tiles<CO, H, W>(v, dzt);
       wino_gemm<CO, CI, T>(m, v, ud);
-      wino_store<CI, H, W, ActNone, ACCUM_DX>(dx + (size_t)b * CI * HW, yt, m, nullptr);
+      wino_store<CI, H, W, ActNone, ACCUM_DX>(dx + (size_t)b * CI * HW, m, nullptr);
     }
   }
   for (int co = 0; co < CO; ++co)
