@@ -9,3 +9,9 @@ export { BatchNorm1d, BatchNorm2d } from './ops/batchnorm.js';
 export { Dropout, Dropout2d } from './ops/dropout.js';
 export { Flatten, Identity } from './ops/reshape.js';
 export { Softmax, LogSoftmax } from './ops/softmax.js';
+
+// One instance per process: tsx compiles what a CommonJS model.ts requires, this package's ES
+// modules too, into a second copy with its own tracer and nn.Module class. require('tensorkiln')
+// (cjs/index.cjs) returns this instance once any ES import has loaded it.
+import * as self from './index.js';
+(globalThis as Record<symbol, unknown>)[Symbol.for('tensorkiln')] ??= self;

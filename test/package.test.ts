@@ -222,6 +222,24 @@ export function step(file: string): number {
     expect(r.classes).toHaveLength(2);
   });
 
+  // npm init's "type": "commonjs" makes model.ts a CommonJS module under tsx while an .mts script is an ES
+  // module: imported after tensorkiln, the model meets the script's copy (one tracer, one nn.Module) and trains;
+  // imported before, tsx gives it a copy of its own, and the trace says so instead of "only while tracing".
+  it('an .mts script of a CommonJS project traces and trains its model.ts; importing the model first is named', () => {
+    const dir = path.join(app, 'mixed');
+    write(path.join(dir, 'model.ts'), MODEL);
+    const script = api.replace("import { Net } from './model.js';", "import { Net } from './model.ts';") + 'await main();\n';
+    write(path.join(dir, 'main.mts'), script);
+    const [names, json] = node(dir, '--import', 'tsx', 'main.mts').trim().split('\n');
+    expect(JSON.parse(names)).toEqual(JSON.parse(fs.readFileSync(path.join(golden, 'case.json'), 'utf8')).param_names);
+    expect(JSON.parse(json).val).toBeGreaterThan(0.7);
+    write(path.join(dir, 'first.mts'), "import { Net } from './model.ts';\n" + script.replace("import { Net } from './model.ts';\n", ''));
+    const r = run(dir, process.execPath, ['--import', 'tsx', 'first.mts']);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toContain("this model's tensorkiln is another copy than the one tracing it");
+    expect(r.err).toContain("import 'tensorkiln' first");
+  });
+
   // tsc --init's verbatimModuleSyntax leaves import syntax to ES modules: such a project is "type": "module".
   it("TypeScript under tsc --init's defaults, skipLibCheck off: compiles (declarations too) and runs in plain node", () => {
     const dir = path.join(app, 'ts-init');

@@ -33,3 +33,7 @@ export { selectClasses, type ImageShape, type RawImages, type RawSplits } from '
 export { makeDataset, batches, type Dataset } from '../data/loader.js';
 export { channelStats, normalize, type ChannelStats } from '../data/transforms.js';
 export type { TrainableModel } from '../train/model.js';
+
+// One instance per process, as src/index.ts: require('tensorkiln/api') (cjs/api.cjs) returns this one.
+import * as self from './index.js';
+(globalThis as Record<symbol, unknown>)[Symbol.for('tensorkiln/api')] ??= self;

@@ -133,12 +133,12 @@ function tsxRequire(file: string): Promise<NodeJS.Require> {
 
 /**
  * tsx compiles whatever a CommonJS file requires, tensorkiln's ES modules too: a second copy
- * with its own nn.Module class. The package's require entries (cjs/*.cjs) return these instead.
+ * with its own nn.Module class. Loading the ES entries registers them for the package's require
+ * entries (cjs/*.cjs) to return instead.
  */
 async function shareLibrary(): Promise<void> {
-  const g = globalThis as Record<symbol, unknown>;
-  g[Symbol.for('tensorkiln')] ??= await import('../index.js');
-  g[Symbol.for('tensorkiln/api')] ??= await import('../api/index.js');
+  await import('../index.js');
+  await import('../api/index.js');
 }
 
 /** Parses `--input C,H,W`. */

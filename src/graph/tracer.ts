@@ -104,10 +104,17 @@ export class Tracer {
 }
 
 let active: Tracer | null = null;
+// Set while any copy of tensorkiln in the process traces: a model built on another copy then gets a message that names it.
+const tracingKey = Symbol.for('tensorkiln.tracing');
+const shared = globalThis as Record<symbol, number | undefined>;
 
 export function currentTracer(): Tracer {
-  if (!active) throw new Error('tensor ops run only while tracing: call trace(model) or gen build, not forward() directly');
-  return active;
+  if (active) return active;
+  if (shared[tracingKey])
+    throw new Error(
+      'this model\'s tensorkiln is another copy than the one tracing it: under tsx, a CommonJS model file (.cts, or .ts in a package without "type": "module") imported by an ES module before that module imports tensorkiln gets a copy of its own; import \'tensorkiln\' first, or name the model file .mts',
+    );
+  throw new Error('tensor ops run only while tracing: call trace(model) or gen build, not forward() directly');
 }
 
 export function isTracing(): boolean {
@@ -117,9 +124,11 @@ export function isTracing(): boolean {
 export function withTracer<T>(tracer: Tracer, fn: () => T): T {
   if (active) throw new Error('trace() is not re-entrant');
   active = tracer;
+  shared[tracingKey] = (shared[tracingKey] ?? 0) + 1;
   try {
     return fn();
   } finally {
     active = null;
+    shared[tracingKey]! -= 1;
   }
 }
